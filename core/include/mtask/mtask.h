@@ -1,0 +1,152 @@
+/* mtask/mtask.h: embedding mtask in a C program.
+ *
+ * Start a worker (seed 001's Worker.start(queue_names)):
+ *
+ *   const char *queues[] = {"general", "glavstroy", NULL};
+ *   mt_worker_config_t config;
+ *   bson_error_t error;
+ *
+ *   mt_worker_config_init (&config);
+ *   config.db = "tasks";
+ *   config.queue_names = queues;
+ *   if (!mt_worker_start (&config, &error))
+ *      fprintf (stderr, "worker: %s\n", error.message);
+ *
+ * Enqueue a task:
+ *
+ *   bson_oid_t id;
+ *   if (!mt_enqueue (client, "tasks", "general", "echo", params, NULL, &id, &error))
+ *      ...
+ *
+ * Link with $(pkg-config --cflags --libs mtask-embed).
+ */
+#ifndef MTASK_MTASK_H
+#define MTASK_MTASK_H
+
+#include <mongoc/mongoc.h>
+#include <mtask/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MT_EXPORT __attribute__ ((visibility ("default")))
+#else
+#define MT_EXPORT
+#endif
+
+#define MT_VERSION_STRING "0.1.0"
+
+/* Codes in MT_ERROR_CONFIG. */
+typedef enum {
+   MT_CONFIG_ERROR_INVALID = 1, /* a value is missing or out of range */
+   MT_CONFIG_ERROR_OPTION,      /* an option key that does not exist */
+   MT_CONFIG_ERROR_URI,         /* a MongoDB URI that does not parse */
+} mt_config_error_code_t;
+
+/* Codes in MT_ERROR_STORE. */
+typedef enum {
+   MT_STORE_ERROR_WRITE = 1, /* a write was refused or not acknowledged */
+   MT_STORE_ERROR_LOST,      /* the task is no longer ours */
+   MT_STORE_ERROR_NOT_FOUND, /* no task with that id */
+} mt_store_error_code_t;
+
+typedef void (*mt_log_func_t) (mt_log_level_t level, const char *message, void *data);
+
+/* Worker configuration. Always call mt_worker_config_init() first: it sets
+ * struct_size and the defaults, so that fields added in later versions keep
+ * their defaults in programs built against this one. */
+typedef struct {
+   uint32_t struct_size;
+
+   /* Connection: `uri` wins when set; otherwise host and port. */
+   const char *uri;  /* default NULL */
+   const char *host; /* default "localhost" */
+   int port;         /* default 27017 */
+   const char *db;   /* required */
+
+   /* NULL-terminated list of queue names; required, at least one. */
+   const char *const *queue_names;
+
+   /* The worker's id, stored in `worker_pid`; default a UUID version 1. */
+   const char *worker_id;
+
+   /* NULL-terminated list of directories; every *.so in each is loaded.
+    * Default: the installed plugin directory (mt_default_plugin_dir()). */
+   const char *const *plugin_dirs;
+
+   int concurrency;          /* threads running tasks; default 1 */
+   int64_t poll_interval_ms; /* idle wait between claims; default 1000 */
+   bool once;                /* process what is due, then return */
+
+   /* Where the worker's log lines go; default: nowhere. Called from any
+    * thread; must be thread-safe. */
+   mt_log_func_t log_func;
+   void *log_data;
+   mt_log_level_t log_level; /* default MT_LOG_INFO */
+
+   /* Built-in task types registered without a shared object (e.g. plugins
+    * compiled into the embedding program). NULL-terminated; may be NULL. */
+   const mt_plugin_t *const *builtin_plugins;
+} mt_worker_config_t;
+
+typedef struct _mt_worker_t mt_worker_t;
+
+MT_EXPORT void mt_worker_config_init (mt_worker_config_t *config);
+
+/* Checks the configuration, connects (lazily), loads the plugins. */
+MT_EXPORT mt_worker_t *mt_worker_new (const mt_worker_config_t *config, bson_error_t *error);
+
+/* Ensures indexes, then claims and runs tasks until mt_worker_stop() or,
+ * with `once`, until nothing is due. Returns false only when the worker could
+ * not run at all (e.g. the database refused the index build). */
+MT_EXPORT bool mt_worker_run (mt_worker_t *worker, bson_error_t *error);
+
+/* Stop claiming; running tasks finish, then mt_worker_run() returns.
+ * Async-signal-safe: may be called from a signal handler. */
+MT_EXPORT void mt_worker_stop (mt_worker_t *worker);
+
+MT_EXPORT const char *mt_worker_id (const mt_worker_t *worker);
+
+/* Task types this worker serves, NULL-terminated; owned by the worker. */
+MT_EXPORT const char *const *mt_worker_types (const mt_worker_t *worker);
+
+MT_EXPORT void mt_worker_destroy (mt_worker_t *worker);
+
+/* new + run + destroy. */
+MT_EXPORT bool mt_worker_start (const mt_worker_config_t *config, bson_error_t *error);
+
+/* The directory the worker loads plugins from when none is given. */
+MT_EXPORT const char *mt_default_plugin_dir (void);
+
+/* Builds a MongoDB URI from either a full `uri` or `host` and `port`
+ * (NULL host = "localhost", port 0 = 27017). Free with mongoc_uri_destroy. */
+MT_EXPORT mongoc_uri_t *mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error);
+
+/* Inserts a task: status CREATED, created now, priority 0, attempts 0.
+ * `params` may be NULL (empty). `opts` may be NULL or hold:
+ *   delay         number  seconds from now before it may start
+ *   priority      int32   higher first (default 0)
+ *   max_attempts  int32   the retry budget
+ * Any other key fails with "Invalid option 'key'". `id` may be NULL. */
+MT_EXPORT bool mt_enqueue (mongoc_client_t *client,
+                           const char *db,
+                           const char *queue,
+                           const char *type,
+                           const bson_t *params,
+                           const bson_t *opts,
+                           bson_oid_t *id,
+                           bson_error_t *error);
+
+/* Creates the indexes of the tasks collection; idempotent. */
+MT_EXPORT bool mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
+
+/* The name of a log level: "error", "warning", "info", "debug". */
+MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MTASK_MTASK_H */

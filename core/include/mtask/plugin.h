@@ -1,0 +1,255 @@
+/* mtask/plugin.h: the task plugin ABI.
+ *
+ * A plugin is a shared object that exports one function, mt_plugin_entry(),
+ * returning a pointer to a static const mt_plugin_t. Write it with
+ * MT_PLUGIN_DEFINE:
+ *
+ *   #include <mtask/plugin.h>
+ *
+ *   static bool
+ *   hello_process (mt_task_t *task, void *state, bson_error_t *error)
+ *   {
+ *      mt_task_log (task, MT_LOG_INFO, "hello from task %s", mt_task_id (task));
+ *      return mt_task_set_result (task, mt_task_params (task), error);
+ *   }
+ *
+ *   MT_PLUGIN_DEFINE (.type = "hello", .process = hello_process)
+ *
+ * and build it with
+ *   cc -shared -fPIC hello.c -o hello.so $(pkg-config --cflags --libs mtask)
+ *
+ * A plugin links libbson and nothing of mtask's: everything the host offers
+ * reaches it through the mt_host_api_t table that every mt_task_t carries.
+ *
+ * Compatibility rules (they are the contract):
+ * - MT_PLUGIN_ABI_VERSION changes only when a change breaks old plugins. The
+ *   loader checks it first and refuses a mismatch.
+ * - mt_plugin_t and mt_host_api_t only ever grow at the end. Both carry
+ *   struct_size, so a host reads only what a plugin provides and a plugin can
+ *   test whether the host offers a newer entry (MT_HOST_HAS).
+ */
+#ifndef MTASK_PLUGIN_H
+#define MTASK_PLUGIN_H
+
+#include <bson/bson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MT_PLUGIN_ABI_VERSION 1u
+#define MT_PLUGIN_ENTRY_SYMBOL "mt_plugin_entry"
+
+#if defined(__GNUC__)
+#define MT_PLUGIN_EXPORT __attribute__ ((visibility ("default")))
+#else
+#define MT_PLUGIN_EXPORT
+#endif
+
+/* Task statuses: strings stored in the tasks collection's `status` field. */
+#define MT_STATUS_CREATED "CREATED"
+#define MT_STATUS_WORK_IN_PROGRESS "WORK_IN_PROGRESS"
+#define MT_STATUS_FINISHED "FINISHED"
+#define MT_STATUS_FAILED "FAILED"
+#define MT_STATUS_CANCELLED "CANCELLED"
+#define MT_STATUS_WAITING "WAITING"
+
+/* Error domains of mtask; codes are per domain. Driver errors (mongoc's own
+ * domains, all below 1000) pass through unchanged. */
+typedef enum {
+   MT_ERROR_STORE = 1000,  /* the tasks collection: claims, writes, queries */
+   MT_ERROR_PLUGIN = 1001, /* loading or running a plugin */
+   MT_ERROR_TASK = 1002,   /* a task document, or a task's own failure */
+   MT_ERROR_CONFIG = 1003, /* options, flags, configuration */
+   MT_ERROR_LOCK = 1004,   /* account locks */
+} mt_error_domain_t;
+
+typedef enum {
+   /* MT_ERROR_PLUGIN */
+   MT_PLUGIN_ERROR_OPEN = 1,        /* dlopen failed */
+   MT_PLUGIN_ERROR_NO_ENTRY,        /* no mt_plugin_entry symbol */
+   MT_PLUGIN_ERROR_ABI,             /* wrong abi_version */
+   MT_PLUGIN_ERROR_SIZE,            /* struct_size too small */
+   MT_PLUGIN_ERROR_INVALID,         /* missing type or process */
+   MT_PLUGIN_ERROR_DUPLICATE,       /* two plugins for one task type */
+   MT_PLUGIN_ERROR_INIT,            /* init callback failed */
+   MT_PLUGIN_ERROR_DIR,             /* a plugin directory cannot be read */
+   MT_PLUGIN_ERROR_PROCESS,         /* process() failed without saying why */
+   MT_PLUGIN_ERROR_API,             /* a host API call was misused */
+} mt_plugin_error_code_t;
+
+typedef enum {
+   /* MT_ERROR_TASK */
+   MT_TASK_ERROR_MALFORMED = 1, /* a field is missing or has the wrong type */
+   MT_TASK_ERROR_FAILED,        /* the plugin reported a failure */
+   MT_TASK_ERROR_BAD_STATUS,    /* a status string mtask does not know */
+} mt_task_error_code_t;
+
+typedef enum {
+   MT_LOG_ERROR = 0,
+   MT_LOG_WARNING = 1,
+   MT_LOG_INFO = 2,
+   MT_LOG_DEBUG = 3,
+} mt_log_level_t;
+
+typedef struct _mt_host_api_t mt_host_api_t;
+
+/* The running task, as a plugin sees it. Only `host` is public; the host
+ * keeps its own state after it. A handle is valid during process() only. */
+typedef struct _mt_task_t {
+   const mt_host_api_t *host;
+} mt_task_t;
+
+/* What the host offers a plugin. Entries are appended, never reordered. */
+struct _mt_host_api_t {
+   uint32_t abi_version;
+   uint32_t struct_size;
+
+   /* The task: its id as 24 hex digits, type, queue, params (an empty
+    * document when the task has none) and attempt number (1 on the first
+    * claim). Pointers stay valid during process(). */
+   const char *(*task_id) (const mt_task_t *task);
+   const char *(*task_type) (const mt_task_t *task);
+   const char *(*task_queue) (const mt_task_t *task);
+   const bson_t *(*task_params) (const mt_task_t *task);
+   int32_t (*task_attempt) (const mt_task_t *task);
+
+   /* Outcome, written when process() returns: `result`, and a status that
+    * wins over the default (FINISHED on success, FAILED on error). Allowed:
+    * FINISHED, FAILED, CANCELLED. */
+   bool (*set_result) (mt_task_t *task, const bson_t *result, bson_error_t *error);
+   bool (*set_status) (mt_task_t *task, const char *status, bson_error_t *error);
+
+   /* Written to the task document at once, for whoever is watching. */
+   bool (*set_status_message) (mt_task_t *task, const char *message, bson_error_t *error);
+
+   /* Not now: when process() returns, the task goes back to CREATED with
+    * `delayed` = now + seconds (seed 001's _set_delay). Not a failure. */
+   bool (*delay) (mt_task_t *task, double seconds, bson_error_t *error);
+
+   /* A line in the worker's log, tagged with the task. */
+   void (*log) (mt_task_t *task, mt_log_level_t level, const char *message);
+};
+
+/* True when the host's table includes `member` (for entries added later). */
+#define MT_HOST_HAS(host, member) \
+   ((host)->struct_size >= offsetof (mt_host_api_t, member) + sizeof ((host)->member))
+
+/* The descriptor a plugin returns. Entries are appended, never reordered. */
+typedef struct _mt_plugin_t {
+   uint32_t abi_version; /* MT_PLUGIN_ABI_VERSION */
+   uint32_t struct_size; /* sizeof (mt_plugin_t) */
+
+   const char *type;        /* required: the task type this plugin runs */
+   const char *description; /* optional: one line for logs and --help */
+
+   /* Optional: called once when the worker loads the plugin, before any
+    * task. `*state` is the plugin's own; it is passed back to process() and
+    * fini(). Return false with `error` set to refuse to load. */
+   bool (*init) (const mt_host_api_t *host, void **state, bson_error_t *error);
+
+   /* Optional: called once when the worker unloads the plugin. */
+   void (*fini) (void *state);
+
+   /* Required: run one task. May block as long as it needs; other tasks run
+    * on other threads. Return false with `error` set when the task failed. It
+    * may be called from several threads at once. */
+   bool (*process) (mt_task_t *task, void *state, bson_error_t *error);
+} mt_plugin_t;
+
+typedef const mt_plugin_t *(*mt_plugin_entry_fn) (void);
+
+#define MT_PLUGIN_DEFINE(...)                                           \
+   MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void);          \
+   MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void)           \
+   {                                                                    \
+      static const mt_plugin_t descriptor = {                           \
+         .abi_version = MT_PLUGIN_ABI_VERSION,                          \
+         .struct_size = (uint32_t) sizeof (mt_plugin_t),                \
+         __VA_ARGS__};                                                  \
+      return &descriptor;                                               \
+   }
+
+/* Convenience wrappers over task->host. */
+static inline const char *
+mt_task_id (const mt_task_t *task)
+{
+   return task->host->task_id (task);
+}
+
+static inline const char *
+mt_task_type (const mt_task_t *task)
+{
+   return task->host->task_type (task);
+}
+
+static inline const char *
+mt_task_queue (const mt_task_t *task)
+{
+   return task->host->task_queue (task);
+}
+
+static inline const bson_t *
+mt_task_params (const mt_task_t *task)
+{
+   return task->host->task_params (task);
+}
+
+static inline int32_t
+mt_task_attempt (const mt_task_t *task)
+{
+   return task->host->task_attempt (task);
+}
+
+static inline bool
+mt_task_set_result (mt_task_t *task, const bson_t *result, bson_error_t *error)
+{
+   return task->host->set_result (task, result, error);
+}
+
+static inline bool
+mt_task_set_status (mt_task_t *task, const char *status, bson_error_t *error)
+{
+   return task->host->set_status (task, status, error);
+}
+
+static inline bool
+mt_task_set_status_message (mt_task_t *task, const char *message, bson_error_t *error)
+{
+   return task->host->set_status_message (task, message, error);
+}
+
+static inline bool
+mt_task_delay (mt_task_t *task, double seconds, bson_error_t *error)
+{
+   return task->host->delay (task, seconds, error);
+}
+
+static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
+#if defined(__GNUC__)
+   __attribute__ ((format (printf, 3, 4)))
+#endif
+   ;
+
+static inline void
+mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
+{
+   char message[1024];
+   va_list args;
+
+   va_start (args, format);
+   vsnprintf (message, sizeof message, format, args);
+   va_end (args);
+   task->host->log (task, level, message);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MTASK_PLUGIN_H */

@@ -1,0 +1,93 @@
+/* Private to libmtask: shared between its sources and its unit tests. */
+#ifndef MTASK_PRIVATE_H
+#define MTASK_PRIVATE_H
+
+#include <mtask/mtask.h>
+
+#define MT_TASKS_COLLECTION "tasks"
+
+/* ---- task documents (task.c) ------------------------------------------ */
+
+/* The fields of a claimed task document the worker relies on, validated.
+ * Strings point into `doc`, which must outlive this struct. */
+typedef struct {
+   bson_value_t id; /* _id, any BSON type (ObjectId when mtask made it) */
+   char id_str[64]; /* printable _id: 24 hex digits for an ObjectId */
+   const char *queue;
+   const char *type;
+   bson_t params; /* static view into doc; empty when absent or null */
+   int32_t attempts;
+   const char *worker_pid; /* NULL when null or absent */
+} mt_task_doc_t;
+
+/* Validates and extracts. On a malformed document, fails with
+ * MT_ERROR_TASK / MT_TASK_ERROR_MALFORMED and a message naming the field;
+ * `out->id` and `out->id_str` are still filled when `_id` exists, so the
+ * caller can mark that very document FAILED. */
+bool mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error);
+
+/* The claim filter's one source of truth, for the claim and for the sweep
+ * that finds what the claim can never take. */
+void mt_task_doc_malformed_filter (bson_t *filter_or);
+
+/* Human name of a BSON type, for error messages: "string", "document"... */
+const char *mt_bson_type_name (bson_type_t type);
+
+/* ---- plugins (plugin.c) ------------------------------------------------- */
+
+typedef struct _mt_plugin_set_t mt_plugin_set_t;
+
+typedef struct {
+   const mt_plugin_t *descriptor;
+   void *state;
+   char *path; /* "(built-in)" for built-ins */
+   void *handle;
+   bool initialized;
+} mt_plugin_entry_t;
+
+mt_plugin_set_t *mt_plugin_set_new (const mt_host_api_t *host);
+bool mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *error);
+bool mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *error);
+bool mt_plugin_set_add_builtin (mt_plugin_set_t *set, const mt_plugin_t *plugin, bson_error_t *error);
+const mt_plugin_entry_t *mt_plugin_set_find (const mt_plugin_set_t *set, const char *type);
+size_t mt_plugin_set_count (const mt_plugin_set_t *set);
+const mt_plugin_entry_t *mt_plugin_set_at (const mt_plugin_set_t *set, size_t i);
+void mt_plugin_set_destroy (mt_plugin_set_t *set);
+
+/* Checks a descriptor the way the loader does; `origin` names the file. */
+bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_t *error);
+
+/* ---- the store (store.c) ----------------------------------------------- */
+
+/* Atomically claims the next due task of `queues` and `types` (BSON arrays
+ * of strings): status CREATED, delayed unset or past, highest priority,
+ * then oldest. On success `*claimed` is false when nothing was due, else
+ * `task` holds the claimed document (already WORK_IN_PROGRESS). */
+bool mt_store_claim (mongoc_collection_t *tasks,
+                     const char *worker_id,
+                     const bson_t *queues,
+                     const bson_t *types,
+                     bson_t *task,
+                     bool *claimed,
+                     bson_error_t *error);
+
+/* Applies `update` to the task only while this worker still holds the claim
+ * it made (`worker_pid` and `attempts`). Fails with MT_STORE_ERROR_LOST when
+ * the claim is gone. */
+bool mt_store_update_claimed (mongoc_collection_t *tasks,
+                              const mt_task_doc_t *task,
+                              const char *worker_id,
+                              const bson_t *update,
+                              bson_error_t *error);
+
+/* Marks CREATED documents of `queues` that no worker could ever claim (no
+ * type, mistyped fields) FAILED with an error naming the field, and fills
+ * the defaults of documents inserted without them. Returns how many were
+ * marked, or -1 on error. */
+int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error);
+
+/* Whether an error means the server could not be reached (retry later)
+ * rather than that it refused the operation. */
+bool mt_error_is_network (const bson_error_t *error);
+
+#endif /* MTASK_PRIVATE_H */

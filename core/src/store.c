@@ -1,0 +1,425 @@
+/* The tasks collection: the claim, fenced writes, the sweep of documents no
+ * claim can take, indexes, enqueue. Every function returns the driver's
+ * error untouched when the driver fails. */
+#include "mtask-private.h"
+
+#include <string.h>
+
+bool
+mt_error_is_network (const bson_error_t *error)
+{
+   return error->domain == MONGOC_ERROR_STREAM || error->domain == MONGOC_ERROR_SERVER_SELECTION;
+}
+
+static int64_t
+now_ms (void)
+{
+   struct timeval tv;
+
+   bson_gettimeofday (&tv);
+   return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+bool
+mt_store_claim (mongoc_collection_t *tasks,
+                const char *worker_id,
+                const bson_t *queues,
+                const bson_t *types,
+                bson_t *task,
+                bool *claimed,
+                bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, update = BSON_INITIALIZER, reply;
+   bson_t child, or, clause, cmp;
+   mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new ();
+   struct timeval tv;
+   bson_iter_t iter;
+   bool ok = false;
+
+   *claimed = false;
+   bson_init (task);
+   bson_gettimeofday (&tv);
+
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+   BSON_APPEND_ARRAY (&child, "$in", queues);
+   bson_append_document_end (&filter, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "type", &child);
+   BSON_APPEND_ARRAY (&child, "$in", types);
+   bson_append_document_end (&filter, &child);
+   BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
+   BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &clause);
+   BSON_APPEND_NULL (&clause, "delayed");
+   bson_append_document_end (&or, &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "delayed", &cmp);
+   BSON_APPEND_TIMEVAL (&cmp, "$lte", &tv);
+   bson_append_document_end (&clause, &cmp);
+   bson_append_document_end (&or, &clause);
+   bson_append_array_end (&filter, &or);
+
+   BSON_APPEND_INT32 (&sort, "priority", -1);
+   BSON_APPEND_INT32 (&sort, "created", 1);
+
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
+   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_WORK_IN_PROGRESS);
+   BSON_APPEND_UTF8 (&child, "worker_pid", worker_id);
+   bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
+   BSON_APPEND_BOOL (&child, "started", true);
+   bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "attempts", 1);
+   bson_append_document_end (&update, &child);
+
+   mongoc_find_and_modify_opts_set_sort (opts, &sort);
+   mongoc_find_and_modify_opts_set_update (opts, &update);
+   mongoc_find_and_modify_opts_set_flags (opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+
+   if (!mongoc_collection_find_and_modify_with_opts (tasks, &filter, opts, &reply, error)) {
+      goto cleanup;
+   }
+   if (bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      const uint8_t *data;
+      uint32_t len;
+      bson_t value;
+
+      bson_iter_document (&iter, &len, &data);
+      if (bson_init_static (&value, data, len)) {
+         bson_destroy (task);
+         bson_copy_to (&value, task);
+         *claimed = true;
+      }
+   }
+   ok = true;
+   bson_destroy (&reply);
+
+cleanup:
+   mongoc_find_and_modify_opts_destroy (opts);
+   bson_destroy (&filter);
+   bson_destroy (&sort);
+   bson_destroy (&update);
+   return ok;
+}
+
+bool
+mt_store_update_claimed (mongoc_collection_t *tasks,
+                         const mt_task_doc_t *task,
+                         const char *worker_id,
+                         const bson_t *update,
+                         bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, reply;
+   bson_iter_t iter;
+   bool ok = false;
+
+   BSON_APPEND_VALUE (&filter, "_id", &task->id);
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+   BSON_APPEND_UTF8 (&filter, "worker_pid", worker_id);
+   BSON_APPEND_INT32 (&filter, "attempts", task->attempts);
+
+   if (!mongoc_collection_update_one (tasks, &filter, update, NULL, &reply, error)) {
+      goto cleanup;
+   }
+   if (bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
+      bson_set_error (error,
+                      MT_ERROR_STORE,
+                      MT_STORE_ERROR_LOST,
+                      "task %s is no longer held by worker '%s' at attempt %" PRId32
+                      "; another worker or an operator changed it",
+                      task->id_str,
+                      worker_id,
+                      task->attempts);
+      goto cleanup;
+   }
+   ok = true;
+
+cleanup:
+   bson_destroy (&reply);
+   bson_destroy (&filter);
+   return ok;
+}
+
+/* Fills the defaults of CREATED documents written by other clients without
+ * them, so that sort order and counters behave as the schema promises. */
+static bool
+fill_default (mongoc_collection_t *tasks, const bson_t *queues, const char *field, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, child;
+   bool ok;
+
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+   BSON_APPEND_ARRAY (&child, "$in", queues);
+   bson_append_document_end (&filter, &child);
+   BSON_APPEND_NULL (&filter, field); /* matches absent and null */
+
+   if (!strcmp (field, "created")) {
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
+      BSON_APPEND_BOOL (&child, field, true);
+   } else {
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
+      BSON_APPEND_INT32 (&child, field, 0);
+   }
+   bson_append_document_end (&update, &child);
+
+   ok = mongoc_collection_update_many (tasks, &filter, &update, NULL, NULL, error);
+   bson_destroy (&filter);
+   bson_destroy (&update);
+   return ok;
+}
+
+int64_t
+mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, child, or;
+   mongoc_cursor_t *cursor = NULL;
+   const bson_t *doc;
+   int64_t marked = -1, n = 0;
+
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+   BSON_APPEND_ARRAY (&child, "$in", queues);
+   bson_append_document_end (&filter, &child);
+   BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
+   mt_task_doc_malformed_filter (&or);
+   bson_append_array_end (&filter, &or);
+
+   cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      mt_task_doc_t parsed;
+      bson_error_t why;
+      bson_t mark = BSON_INITIALIZER, update = BSON_INITIALIZER, set, err, reply;
+      bson_iter_t iter;
+
+      if (mt_task_doc_parse (doc, &parsed, &why) || parsed.id.value_type == BSON_TYPE_EOD) {
+         continue;
+      }
+      BSON_APPEND_VALUE (&mark, "_id", &parsed.id);
+      BSON_APPEND_UTF8 (&mark, "status", MT_STATUS_CREATED);
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
+      BSON_APPEND_UTF8 (&set, "status", MT_STATUS_FAILED);
+      BSON_APPEND_NULL (&set, "worker_pid");
+      BSON_APPEND_DOCUMENT_BEGIN (&set, "error", &err);
+      BSON_APPEND_INT32 (&err, "domain", (int32_t) why.domain);
+      BSON_APPEND_INT32 (&err, "code", (int32_t) why.code);
+      BSON_APPEND_UTF8 (&err, "message", why.message);
+      bson_append_document_end (&set, &err);
+      bson_append_document_end (&update, &set);
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &set);
+      BSON_APPEND_BOOL (&set, "finished", true);
+      bson_append_document_end (&update, &set);
+
+      bool ok = mongoc_collection_update_one (tasks, &mark, &update, NULL, &reply, error);
+      if (ok && bson_iter_init_find (&iter, &reply, "modifiedCount")) {
+         n += bson_iter_as_int64 (&iter);
+      }
+      bson_destroy (&reply);
+      bson_destroy (&mark);
+      bson_destroy (&update);
+      if (!ok) {
+         goto cleanup;
+      }
+   }
+   if (mongoc_cursor_error (cursor, error)) {
+      goto cleanup;
+   }
+   if (!fill_default (tasks, queues, "priority", error) || !fill_default (tasks, queues, "attempts", error) ||
+       !fill_default (tasks, queues, "created", error)) {
+      goto cleanup;
+   }
+   marked = n;
+
+cleanup:
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (&filter);
+   return marked;
+}
+
+/* The indexes, and why (README "Indexes" repeats this list):
+ * - mtask_claim: the claim's equality on status and queue, then its sort
+ *   (priority desc, created asc); also serves "what is pending in queue X".
+ * - mtask_type: counts by status and type ("which types wait unserved").
+ * - mtask_worker: "what is worker X running", and recovery of a dead one.
+ * - mtask_finished: "what failed recently" (status, then newest first). */
+bool
+mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
+{
+   static const struct {
+      const char *name;
+      const char *keys_json;
+   } indexes[] = {
+      {"mtask_claim", "{\"status\": 1, \"queue\": 1, \"priority\": -1, \"created\": 1}"},
+      {"mtask_type", "{\"status\": 1, \"type\": 1}"},
+      {"mtask_worker", "{\"worker_pid\": 1}"},
+      {"mtask_finished", "{\"status\": 1, \"finished\": -1}"},
+   };
+   mongoc_database_t *database = mongoc_client_get_database (client, db);
+   bson_t cmd = BSON_INITIALIZER, list, reply;
+   bool ok = false;
+
+   BSON_APPEND_UTF8 (&cmd, "createIndexes", MT_TASKS_COLLECTION);
+   BSON_APPEND_ARRAY_BEGIN (&cmd, "indexes", &list);
+   for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+      char key[16];
+      const char *k;
+      bson_t index, *keys = bson_new_from_json ((const uint8_t *) indexes[i].keys_json, -1, error);
+
+      if (!keys) {
+         bson_append_array_end (&cmd, &list);
+         goto cleanup;
+      }
+      bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+      BSON_APPEND_DOCUMENT_BEGIN (&list, k, &index);
+      BSON_APPEND_DOCUMENT (&index, "key", keys);
+      BSON_APPEND_UTF8 (&index, "name", indexes[i].name);
+      bson_append_document_end (&list, &index);
+      bson_destroy (keys);
+   }
+   bson_append_array_end (&cmd, &list);
+
+   ok = mongoc_database_write_command_with_opts (database, &cmd, NULL, &reply, error);
+   bson_destroy (&reply);
+
+cleanup:
+   bson_destroy (&cmd);
+   mongoc_database_destroy (database);
+   return ok;
+}
+
+static bool
+invalid_option (bson_error_t *error, const char *key, const char *why)
+{
+   if (why) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option '%s' %s", key, why);
+   } else {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_OPTION, "Invalid option '%s'", key);
+   }
+   return false;
+}
+
+bool
+mt_enqueue (mongoc_client_t *client,
+            const char *db,
+            const char *queue,
+            const char *type,
+            const bson_t *params,
+            const bson_t *opts,
+            bson_oid_t *id,
+            bson_error_t *error)
+{
+   bson_t doc = BSON_INITIALIZER;
+   bson_oid_t oid;
+   bson_iter_t iter;
+   int32_t priority = 0, max_attempts = 0;
+   double delay = 0;
+   mongoc_collection_t *tasks = NULL;
+   bool ok = false;
+
+   if (!queue || !queue[0] || !type || !type[0]) {
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_INVALID,
+                      "enqueue needs a queue and a task type, got queue '%s' and type '%s'",
+                      queue ? queue : "",
+                      type ? type : "");
+      goto cleanup;
+   }
+   if (opts && bson_iter_init (&iter, opts)) {
+      while (bson_iter_next (&iter)) {
+         const char *key = bson_iter_key (&iter);
+
+         if (!strcmp (key, "delay")) {
+            if (!BSON_ITER_HOLDS_NUMBER (&iter) || bson_iter_as_double (&iter) < 0) {
+               invalid_option (error, key, "must be a number of seconds, 0 or more");
+               goto cleanup;
+            }
+            delay = bson_iter_as_double (&iter);
+         } else if (!strcmp (key, "priority")) {
+            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) != (int32_t) bson_iter_as_int64 (&iter)) {
+               invalid_option (error, key, "must be a 32-bit integer");
+               goto cleanup;
+            }
+            priority = (int32_t) bson_iter_as_int64 (&iter);
+         } else if (!strcmp (key, "max_attempts")) {
+            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) < 1 ||
+                bson_iter_as_int64 (&iter) > INT32_MAX) {
+               invalid_option (error, key, "must be an integer, 1 or more");
+               goto cleanup;
+            }
+            max_attempts = (int32_t) bson_iter_as_int64 (&iter);
+         } else {
+            invalid_option (error, key, NULL);
+            goto cleanup;
+         }
+      }
+   }
+
+   bson_oid_init (&oid, NULL);
+   BSON_APPEND_OID (&doc, "_id", &oid);
+   BSON_APPEND_UTF8 (&doc, "queue", queue);
+   BSON_APPEND_UTF8 (&doc, "type", type);
+   BSON_APPEND_UTF8 (&doc, "status", MT_STATUS_CREATED);
+   if (params) {
+      BSON_APPEND_DOCUMENT (&doc, "params", params);
+   } else {
+      bson_t empty = BSON_INITIALIZER;
+      BSON_APPEND_DOCUMENT (&doc, "params", &empty);
+   }
+   BSON_APPEND_DATE_TIME (&doc, "created", now_ms ());
+   if (delay > 0) {
+      BSON_APPEND_DATE_TIME (&doc, "delayed", now_ms () + (int64_t) (delay * 1000.0));
+   } else {
+      BSON_APPEND_NULL (&doc, "delayed");
+   }
+   BSON_APPEND_INT32 (&doc, "priority", priority);
+   BSON_APPEND_NULL (&doc, "worker_pid");
+   BSON_APPEND_INT32 (&doc, "attempts", 0);
+   if (max_attempts) {
+      BSON_APPEND_INT32 (&doc, "max_attempts", max_attempts);
+   }
+
+   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   if (!mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error)) {
+      goto cleanup;
+   }
+   if (id) {
+      bson_oid_copy (&oid, id);
+   }
+   ok = true;
+
+cleanup:
+   mongoc_collection_destroy (tasks);
+   bson_destroy (&doc);
+   return ok;
+}
+
+mongoc_uri_t *
+mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
+{
+   mongoc_uri_t *result;
+   char *built = NULL;
+
+   if (uri && uri[0]) {
+      result = mongoc_uri_new_with_error (uri, error);
+   } else {
+      if (port < 0 || port > 65535) {
+         bson_set_error (
+            error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "port %d is out of range; give a port from 1 to 65535", port);
+         return NULL;
+      }
+      built = bson_strdup_printf ("mongodb://%s:%d/", host && host[0] ? host : "localhost", port ? port : 27017);
+      result = mongoc_uri_new_with_error (built, error);
+   }
+   if (!result) {
+      bson_error_t cause = *error;
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_URI,
+                      "cannot use MongoDB address '%s': %s",
+                      uri && uri[0] ? uri : built,
+                      cause.message);
+   }
+   bson_free (built);
+   return result;
+}

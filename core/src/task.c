@@ -1,0 +1,244 @@
+/* Task documents: what a claimed document must hold, and the words that
+ * explain what it lacks. */
+#include "mtask-private.h"
+
+#include <string.h>
+
+const char *
+mt_bson_type_name (bson_type_t type)
+{
+   switch (type) {
+   case BSON_TYPE_DOUBLE:
+      return "double";
+   case BSON_TYPE_UTF8:
+      return "string";
+   case BSON_TYPE_DOCUMENT:
+      return "document";
+   case BSON_TYPE_ARRAY:
+      return "array";
+   case BSON_TYPE_BINARY:
+      return "binary";
+   case BSON_TYPE_UNDEFINED:
+      return "undefined";
+   case BSON_TYPE_OID:
+      return "ObjectId";
+   case BSON_TYPE_BOOL:
+      return "bool";
+   case BSON_TYPE_DATE_TIME:
+      return "date";
+   case BSON_TYPE_NULL:
+      return "null";
+   case BSON_TYPE_REGEX:
+      return "regex";
+   case BSON_TYPE_INT32:
+      return "int32";
+   case BSON_TYPE_INT64:
+      return "int64";
+   case BSON_TYPE_TIMESTAMP:
+      return "timestamp";
+   case BSON_TYPE_DECIMAL128:
+      return "decimal128";
+   default:
+      return "unsupported type";
+   }
+}
+
+static void
+id_to_string (const bson_value_t *id, char *out, size_t size)
+{
+   switch (id->value_type) {
+   case BSON_TYPE_OID:
+      bson_oid_to_string (&id->value.v_oid, out);
+      break;
+   case BSON_TYPE_UTF8:
+      bson_snprintf (out, size, "%.*s", (int) BSON_MIN (id->value.v_utf8.len, size - 1), id->value.v_utf8.str);
+      break;
+   case BSON_TYPE_INT32:
+      bson_snprintf (out, size, "%" PRId32, id->value.v_int32);
+      break;
+   case BSON_TYPE_INT64:
+      bson_snprintf (out, size, "%" PRId64, id->value.v_int64);
+      break;
+   default:
+      bson_snprintf (out, size, "(%s _id)", mt_bson_type_name (id->value_type));
+      break;
+   }
+}
+
+static bool
+malformed (bson_error_t *error, const char *field, const char *expected, const bson_iter_t *iter)
+{
+   if (iter) {
+      bson_set_error (error,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_MALFORMED,
+                      "malformed task: field '%s' must be %s, found %s",
+                      field,
+                      expected,
+                      mt_bson_type_name (bson_iter_type (iter)));
+   } else {
+      bson_set_error (
+         error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field '%s' is required (%s)", field, expected);
+   }
+   return false;
+}
+
+bool
+mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+   bool has_queue = false, has_type = false;
+
+   memset (out, 0, sizeof *out);
+   out->id.value_type = BSON_TYPE_EOD;
+   bson_init (&out->params);
+   bson_strncpy (out->id_str, "(no _id)", sizeof out->id_str);
+
+   if (!bson_iter_init (&iter, doc)) {
+      bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: invalid BSON");
+      return false;
+   }
+
+   /* One pass finds every field; the checks below report the first problem in
+    * a fixed order so the message is the same whatever the field order. */
+   bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker;
+   bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false;
+
+   while (bson_iter_next (&iter)) {
+      const char *key = bson_iter_key (&iter);
+
+      if (!strcmp (key, "_id")) {
+         /* Points into doc, so no copy to free. */
+         out->id = *bson_iter_value (&iter);
+         id_to_string (&out->id, out->id_str, sizeof out->id_str);
+      } else if (!strcmp (key, "queue")) {
+         it_queue = iter;
+         has_queue = true;
+      } else if (!strcmp (key, "type")) {
+         it_type = iter;
+         has_type = true;
+      } else if (!strcmp (key, "params")) {
+         it_params = iter;
+         has_params = true;
+      } else if (!strcmp (key, "delayed")) {
+         it_delayed = iter;
+         has_delayed = true;
+      } else if (!strcmp (key, "attempts")) {
+         it_attempts = iter;
+         has_attempts = true;
+      } else if (!strcmp (key, "worker_pid")) {
+         it_worker = iter;
+         has_worker = true;
+      }
+   }
+
+   if (out->id.value_type == BSON_TYPE_EOD) {
+      bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field '_id' is required");
+      return false;
+   }
+   if (!has_queue || !BSON_ITER_HOLDS_UTF8 (&it_queue)) {
+      return malformed (error, "queue", "a string", has_queue ? &it_queue : NULL);
+   }
+   out->queue = bson_iter_utf8 (&it_queue, NULL);
+
+   if (!has_type || !BSON_ITER_HOLDS_UTF8 (&it_type)) {
+      return malformed (error, "type", "a string naming a task type", has_type ? &it_type : NULL);
+   }
+   out->type = bson_iter_utf8 (&it_type, NULL);
+   if (!out->type[0]) {
+      bson_set_error (
+         error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field 'type' must not be empty");
+      return false;
+   }
+
+   if (has_params && !BSON_ITER_HOLDS_NULL (&it_params)) {
+      const uint8_t *data;
+      uint32_t len;
+
+      if (!BSON_ITER_HOLDS_DOCUMENT (&it_params)) {
+         return malformed (error, "params", "a document", &it_params);
+      }
+      bson_iter_document (&it_params, &len, &data);
+      if (!bson_init_static (&out->params, data, len)) {
+         return malformed (error, "params", "a valid document", &it_params);
+      }
+   }
+
+   if (has_delayed && !BSON_ITER_HOLDS_NULL (&it_delayed) && !BSON_ITER_HOLDS_DATE_TIME (&it_delayed)) {
+      return malformed (error, "delayed", "a date or null", &it_delayed);
+   }
+
+   if (has_attempts) {
+      if (BSON_ITER_HOLDS_INT32 (&it_attempts) || BSON_ITER_HOLDS_INT64 (&it_attempts) ||
+          BSON_ITER_HOLDS_DOUBLE (&it_attempts)) {
+         int64_t n = bson_iter_as_int64 (&it_attempts);
+         out->attempts = (int32_t) BSON_MAX (0, BSON_MIN (n, INT32_MAX));
+      } else if (!BSON_ITER_HOLDS_NULL (&it_attempts)) {
+         return malformed (error, "attempts", "a number", &it_attempts);
+      }
+   }
+
+   if (has_worker && BSON_ITER_HOLDS_UTF8 (&it_worker)) {
+      out->worker_pid = bson_iter_utf8 (&it_worker, NULL);
+   }
+
+   return true;
+}
+
+void
+mt_task_doc_malformed_filter (bson_t *or_array)
+{
+   /* Each clause matches a document the claim query can never take, or
+    * could take only to fail on it. Keep in step with mt_task_doc_parse. */
+   bson_t clause, field, not, types;
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "0", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "type", &field);
+   BSON_APPEND_DOCUMENT_BEGIN (&field, "$not", &not);
+   BSON_APPEND_UTF8 (&not, "$type", "string");
+   bson_append_document_end (&field, &not);
+   bson_append_document_end (&clause, &field);
+   bson_append_document_end (or_array, &clause);
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "1", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "delayed", &field);
+   BSON_APPEND_BOOL (&field, "$exists", true);
+   BSON_APPEND_DOCUMENT_BEGIN (&field, "$not", &not);
+   BSON_APPEND_ARRAY_BEGIN (&not, "$type", &types);
+   BSON_APPEND_UTF8 (&types, "0", "date");
+   BSON_APPEND_UTF8 (&types, "1", "null");
+   bson_append_array_end (&not, &types);
+   bson_append_document_end (&field, &not);
+   bson_append_document_end (&clause, &field);
+   bson_append_document_end (or_array, &clause);
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "2", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "params", &field);
+   BSON_APPEND_BOOL (&field, "$exists", true);
+   BSON_APPEND_DOCUMENT_BEGIN (&field, "$not", &not);
+   BSON_APPEND_ARRAY_BEGIN (&not, "$type", &types);
+   BSON_APPEND_UTF8 (&types, "0", "object");
+   BSON_APPEND_UTF8 (&types, "1", "null");
+   bson_append_array_end (&not, &types);
+   bson_append_document_end (&field, &not);
+   bson_append_document_end (&clause, &field);
+   bson_append_document_end (or_array, &clause);
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "3", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "attempts", &field);
+   BSON_APPEND_BOOL (&field, "$exists", true);
+   BSON_APPEND_DOCUMENT_BEGIN (&field, "$not", &not);
+   BSON_APPEND_ARRAY_BEGIN (&not, "$type", &types);
+   BSON_APPEND_UTF8 (&types, "0", "int");
+   BSON_APPEND_UTF8 (&types, "1", "long");
+   BSON_APPEND_UTF8 (&types, "2", "double");
+   BSON_APPEND_UTF8 (&types, "3", "null");
+   bson_append_array_end (&not, &types);
+   bson_append_document_end (&field, &not);
+   bson_append_document_end (&clause, &field);
+   bson_append_document_end (or_array, &clause);
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "4", &clause);
+   BSON_APPEND_UTF8 (&clause, "type", "");
+   bson_append_document_end (or_array, &clause);
+}

@@ -1,0 +1,316 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+mt_cli_usage (FILE *out)
+{
+   fprintf (out,
+            "Usage: mtask-worker --db NAME --queues QUEUE [QUEUE...] [options]\n"
+            "\n"
+            "Claims due tasks from the MongoDB collection NAME.tasks and runs each one\n"
+            "through the task plugin named by its 'type' field.\n"
+            "\n"
+            "Required:\n"
+            "  --db NAME              database holding the 'tasks' collection\n"
+            "  --queues Q [Q...]      queues to serve: names separated by spaces or commas\n"
+            "                         (--queues general glavstroy, --queues general,glavstroy)\n"
+            "\n"
+            "Connection:\n"
+            "  --host HOST            MongoDB host (default: localhost)\n"
+            "  --port PORT            MongoDB port (default: 27017)\n"
+            "  --uri URI              a full MongoDB URI instead of --host/--port, for replica\n"
+            "                         sets, authentication and TLS; its database is used when\n"
+            "                         --db is not given\n"
+            "\n"
+            "Worker:\n"
+            "  --pid ID               this worker's id, stored in each task's 'worker_pid'\n"
+            "                         (default: a generated UUID version 1)\n"
+            "  --plugins DIR          load every *.so in DIR; repeat for more directories\n"
+            "                         (default: %s)\n"
+            "  --concurrency N        tasks run at once, one thread each (default: 1)\n"
+            "  --poll-interval SECS   wait between claims when nothing is due (default: 1)\n"
+            "  --once                 process every task that is due, then exit\n"
+            "\n"
+            "Logging (to stderr):\n"
+            "  --log-format FORMAT    'text' (default) or 'json', one object per line\n"
+            "  --log-level LEVEL      error, warning, info (default) or debug\n"
+            "\n"
+            "  --help                 show this help\n"
+            "  --version              show the version\n"
+            "\n"
+            "SIGTERM or SIGINT stops claiming, lets running tasks finish, and exits 0.\n"
+            "Exit status: 0 stopped or done; 1 the worker failed while running;\n"
+            "2 bad arguments, or a plugin that would not load.\n"
+            "\n"
+            "Example:\n"
+            "  mtask-worker --db tasks --queues general --host db1.example --port 27017 --pid WORKER-1\n",
+            mt_default_plugin_dir ());
+}
+
+static bool fail (bson_error_t *error, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
+
+static bool
+fail (bson_error_t *error, const char *format, ...)
+{
+   va_list args;
+
+   error->domain = MT_ERROR_CONFIG;
+   error->code = MT_CONFIG_ERROR_INVALID;
+   va_start (args, format);
+   bson_vsnprintf (error->message, sizeof error->message, format, args);
+   va_end (args);
+   return false;
+}
+
+static void
+strv_push (char ***strv, const char *value)
+{
+   size_t n = 0;
+
+   while (*strv && (*strv)[n]) {
+      n++;
+   }
+   *strv = bson_realloc (*strv, (n + 2) * sizeof **strv);
+   (*strv)[n] = bson_strdup (value);
+   (*strv)[n + 1] = NULL;
+}
+
+static bool
+strv_contains (char **strv, const char *value)
+{
+   for (size_t i = 0; strv && strv[i]; i++) {
+      if (!strcmp (strv[i], value)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* Adds the queue names in `value`, separated by commas or spaces. */
+static bool
+add_queues (mt_cli_t *cli, const char *value, bson_error_t *error)
+{
+   char *copy = bson_strdup (value), *save = NULL;
+   bool any = false;
+
+   for (char *name = strtok_r (copy, ", \t", &save); name; name = strtok_r (NULL, ", \t", &save)) {
+      if (!strv_contains (cli->queues, name)) {
+         strv_push (&cli->queues, name);
+      }
+      any = true;
+   }
+   bson_free (copy);
+   if (!any) {
+      return fail (error, "--queues: '%s' names no queue", value);
+   }
+   return true;
+}
+
+static bool
+parse_int (const char *flag, const char *value, long min, long max, int *out, bson_error_t *error)
+{
+   char *end;
+   long n;
+
+   errno = 0;
+   n = strtol (value, &end, 10);
+   if (errno || end == value || *end || n < min || n > max) {
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_INVALID,
+                      "%s: '%s' is not a whole number from %ld to %ld",
+                      flag,
+                      value,
+                      min,
+                      max);
+      return false;
+   }
+   *out = (int) n;
+   return true;
+}
+
+bool
+mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
+{
+   bool has_host = false, has_port = false;
+
+   memset (cli, 0, sizeof *cli);
+   cli->host = "localhost";
+   cli->port = 27017;
+   cli->concurrency = 1;
+   cli->poll_interval = 1.0;
+   cli->log_format = MT_LOG_FORMAT_TEXT;
+   cli->log_level = MT_LOG_INFO;
+
+   for (int i = 1; i < argc; i++) {
+      const char *arg = argv[i];
+      const char *value = NULL;
+      char flag[64];
+      const char *eq;
+
+      if (strncmp (arg, "--", 2) != 0) {
+         return fail (error, "unexpected argument '%s'; flags start with --", arg);
+      }
+      /* --flag=value or --flag value */
+      eq = strchr (arg, '=');
+      bson_strncpy (flag, arg, BSON_MIN (sizeof flag, eq ? (size_t) (eq - arg) + 1 : sizeof flag));
+      if (eq) {
+         value = eq + 1;
+      }
+
+      if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once")) {
+         if (value) {
+            return fail (error, "%s takes no value, got '%s'", flag, value);
+         }
+         if (!strcmp (flag, "--help")) {
+            cli->help = true;
+         } else if (!strcmp (flag, "--version")) {
+            cli->version = true;
+         } else {
+            cli->once = true;
+         }
+         continue;
+      }
+
+      if (!strcmp (flag, "--queues")) {
+         bool any = false;
+
+         if (value) {
+            if (!add_queues (cli, value, error)) {
+               return false;
+            }
+            any = true;
+         }
+         /* Space separated, as in seed 001: every following word up to the
+          * next flag. */
+         while (i + 1 < argc && strncmp (argv[i + 1], "--", 2) != 0) {
+            if (!add_queues (cli, argv[++i], error)) {
+               return false;
+            }
+            any = true;
+         }
+         if (!any) {
+            return fail (error, "--queues needs at least one queue name");
+         }
+         continue;
+      }
+
+      if (!value) {
+         if (i + 1 >= argc || (strncmp (argv[i + 1], "--", 2) == 0 && argv[i + 1][2] != '\0')) {
+            static const char *const known[] = {"--db",
+                                                "--host",
+                                                "--port",
+                                                "--uri",
+                                                "--pid",
+                                                "--plugins",
+                                                "--concurrency",
+                                                "--poll-interval",
+                                                "--log-format",
+                                                "--log-level",
+                                                NULL};
+            for (size_t k = 0; known[k]; k++) {
+               if (!strcmp (flag, known[k])) {
+                  return fail (error, "%s needs a value", flag);
+               }
+            }
+            return fail (error, "unknown flag '%s'", flag);
+         }
+         value = argv[++i];
+      }
+
+      if (!strcmp (flag, "--db")) {
+         if (!value[0]) {
+            return fail (error, "--db needs a database name");
+         }
+         cli->db = value;
+      } else if (!strcmp (flag, "--host")) {
+         if (!value[0]) {
+            return fail (error, "--host needs a host name");
+         }
+         cli->host = value;
+         has_host = true;
+      } else if (!strcmp (flag, "--port")) {
+         if (!parse_int ("--port", value, 1, 65535, &cli->port, error)) {
+            return false;
+         }
+         has_port = true;
+      } else if (!strcmp (flag, "--uri")) {
+         cli->uri = value;
+      } else if (!strcmp (flag, "--pid")) {
+         if (!value[0]) {
+            return fail (error, "--pid needs a worker id");
+         }
+         cli->worker_id = value;
+      } else if (!strcmp (flag, "--plugins")) {
+         strv_push (&cli->plugin_dirs, value);
+      } else if (!strcmp (flag, "--concurrency")) {
+         if (!parse_int ("--concurrency", value, 1, 1024, &cli->concurrency, error)) {
+            return false;
+         }
+      } else if (!strcmp (flag, "--poll-interval")) {
+         char *end;
+         double secs = strtod (value, &end);
+
+         if (end == value || *end || !isfinite (secs) || secs < 0.001 || secs > 3600) {
+            return fail (error, "--poll-interval: '%s' is not a number of seconds from 0.001 to 3600", value);
+         }
+         cli->poll_interval = secs;
+      } else if (!strcmp (flag, "--log-format")) {
+         if (!strcmp (value, "text")) {
+            cli->log_format = MT_LOG_FORMAT_TEXT;
+         } else if (!strcmp (value, "json")) {
+            cli->log_format = MT_LOG_FORMAT_JSON;
+         } else {
+            return fail (error, "--log-format: '%s' is not 'text' or 'json'", value);
+         }
+      } else if (!strcmp (flag, "--log-level")) {
+         static const mt_log_level_t levels[] = {MT_LOG_ERROR, MT_LOG_WARNING, MT_LOG_INFO, MT_LOG_DEBUG};
+         bool found = false;
+
+         for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
+            if (!strcmp (value, mt_log_level_name (levels[k]))) {
+               cli->log_level = levels[k];
+               found = true;
+            }
+         }
+         if (!found) {
+            return fail (error, "--log-level: '%s' is not error, warning, info or debug", value);
+         }
+      } else {
+         return fail (error, "unknown flag '%s'", flag);
+      }
+   }
+
+   if (cli->help || cli->version) {
+      return true;
+   }
+   if (cli->uri && (has_host || has_port)) {
+      return fail (error, "give either --uri or --host/--port, not both");
+   }
+   if (!cli->db && !cli->uri) {
+      return fail (error, "--db is required: the database holding the 'tasks' collection");
+   }
+   if (!cli->queues) {
+      return fail (error, "--queues is required: one or more queue names to serve");
+   }
+   return true;
+}
+
+void
+mt_cli_destroy (mt_cli_t *cli)
+{
+   for (size_t i = 0; cli->queues && cli->queues[i]; i++) {
+      bson_free (cli->queues[i]);
+   }
+   bson_free (cli->queues);
+   for (size_t i = 0; cli->plugin_dirs && cli->plugin_dirs[i]; i++) {
+      bson_free (cli->plugin_dirs[i]);
+   }
+   bson_free (cli->plugin_dirs);
+   memset (cli, 0, sizeof *cli);
+}

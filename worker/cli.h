@@ -1,0 +1,36 @@
+/* mtask-worker's command line, apart from main() so unit tests can drive it. */
+#ifndef MTASK_WORKER_CLI_H
+#define MTASK_WORKER_CLI_H
+
+#include <mtask/mtask.h>
+#include <stdio.h>
+
+typedef enum {
+   MT_LOG_FORMAT_TEXT,
+   MT_LOG_FORMAT_JSON,
+} mt_log_format_t;
+
+typedef struct {
+   const char *db;
+   const char *host;
+   int port;
+   const char *uri;
+   const char *worker_id;
+   char **queues;      /* NULL-terminated; names split on spaces/commas */
+   char **plugin_dirs; /* NULL-terminated; NULL when none was given */
+   int concurrency;
+   double poll_interval; /* seconds */
+   bool once;
+   mt_log_format_t log_format;
+   mt_log_level_t log_level;
+   bool help;
+   bool version;
+} mt_cli_t;
+
+/* Parses argv (argv[0] is skipped). On failure `error` says which flag and
+ * why; the caller prints it with a hint to --help and exits 2. */
+bool mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error);
+void mt_cli_destroy (mt_cli_t *cli);
+void mt_cli_usage (FILE *out);
+
+#endif

@@ -1,0 +1,154 @@
+/* mtask-worker: the command-line face of mt_worker_t. It parses flags, owns
+ * the log output and the signals, and leaves the work to libmtask. */
+#include "cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static mt_worker_t *the_worker;
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char log_worker_id[256];
+
+static void
+on_signal (int signo)
+{
+   (void) signo;
+   mt_worker_stop (the_worker); /* a write(2) to the worker's pipe */
+}
+
+static void
+timestamp (char *out, size_t size)
+{
+   struct timespec ts;
+   struct tm tm;
+   char base[24];
+
+   clock_gettime (CLOCK_REALTIME, &ts);
+   gmtime_r (&ts.tv_sec, &tm);
+   strftime (base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+   snprintf (out, size, "%s.%03dZ", base, (int) (ts.tv_nsec / 1000000L) % 1000);
+}
+
+static void
+log_text (mt_log_level_t level, const char *message, void *data)
+{
+   char ts[40];
+
+   (void) data;
+   timestamp (ts, sizeof ts);
+   pthread_mutex_lock (&log_mutex);
+   fprintf (stderr, "%s %-7s %s\n", ts, mt_log_level_name (level), message);
+   fflush (stderr);
+   pthread_mutex_unlock (&log_mutex);
+}
+
+static void
+log_json (mt_log_level_t level, const char *message, void *data)
+{
+   const char *worker_id = data; /* log_worker_id */
+   char ts[40];
+   bson_t doc = BSON_INITIALIZER;
+   char *json;
+
+   timestamp (ts, sizeof ts);
+   BSON_APPEND_UTF8 (&doc, "ts", ts);
+   BSON_APPEND_UTF8 (&doc, "level", mt_log_level_name (level));
+   BSON_APPEND_UTF8 (&doc, "worker", worker_id);
+   BSON_APPEND_UTF8 (&doc, "msg", message);
+   json = bson_as_relaxed_extended_json (&doc, NULL);
+   pthread_mutex_lock (&log_mutex);
+   fprintf (stderr, "%s\n", json);
+   fflush (stderr);
+   pthread_mutex_unlock (&log_mutex);
+   bson_free (json);
+   bson_destroy (&doc);
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_cli_t cli;
+   mt_worker_config_t config;
+   bson_error_t error;
+   struct sigaction sa;
+   mongoc_uri_t *uri = NULL;
+   int status = 0;
+
+   if (!mt_cli_parse (&cli, argc, argv, &error)) {
+      fprintf (stderr, "mtask-worker: %s\nTry 'mtask-worker --help'.\n", error.message);
+      mt_cli_destroy (&cli);
+      return 2;
+   }
+   if (cli.help) {
+      mt_cli_usage (stdout);
+      mt_cli_destroy (&cli);
+      return 0;
+   }
+   if (cli.version) {
+      printf ("mtask-worker %s (plugin ABI %u)\n", MT_VERSION_STRING, MT_PLUGIN_ABI_VERSION);
+      mt_cli_destroy (&cli);
+      return 0;
+   }
+
+   mongoc_init ();
+   mt_worker_config_init (&config);
+   config.uri = cli.uri;
+   config.host = cli.host;
+   config.port = cli.port;
+   config.db = cli.db;
+   if (!config.db) {
+      /* --uri mongodb://host/tasks names the database itself. */
+      uri = mt_uri_new (cli.uri, NULL, 0, &error);
+      config.db = uri ? mongoc_uri_get_database (uri) : NULL;
+      if (!config.db) {
+         fprintf (stderr,
+                  "mtask-worker: --db is required: the database holding the 'tasks' collection\n"
+                  "Try 'mtask-worker --help'.\n");
+         status = 2;
+         goto cleanup;
+      }
+   }
+   config.queue_names = (const char *const *) cli.queues;
+   config.worker_id = cli.worker_id;
+   config.plugin_dirs = (const char *const *) cli.plugin_dirs;
+   config.concurrency = cli.concurrency;
+   config.poll_interval_ms = (int64_t) (cli.poll_interval * 1000.0 + 0.5);
+   if (config.poll_interval_ms < 1) {
+      config.poll_interval_ms = 1;
+   }
+   config.once = cli.once;
+   config.log_level = cli.log_level;
+   config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;
+   config.log_data = log_worker_id;
+
+   the_worker = mt_worker_new (&config, &error);
+   if (!the_worker) {
+      fprintf (stderr, "mtask-worker: %s\n", error.message);
+      status = 2;
+      goto cleanup;
+   }
+   /* The id is known only now: it may have been generated. */
+   bson_strncpy (log_worker_id, mt_worker_id (the_worker), sizeof log_worker_id);
+
+   memset (&sa, 0, sizeof sa);
+   sa.sa_handler = on_signal;
+   sigemptyset (&sa.sa_mask);
+   sigaction (SIGTERM, &sa, NULL);
+   sigaction (SIGINT, &sa, NULL);
+   signal (SIGPIPE, SIG_IGN);
+
+   if (!mt_worker_run (the_worker, &error)) {
+      fprintf (stderr, "mtask-worker: %s\n", error.message);
+      status = 1;
+   }
+
+cleanup:
+   mt_worker_destroy (the_worker);
+   the_worker = NULL;
+   mongoc_uri_destroy (uri);
+   mt_cli_destroy (&cli);
+   mongoc_cleanup ();
+   return status;
+}
