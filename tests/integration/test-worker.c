@@ -1,0 +1,534 @@
+/* mtask-worker against a real server: the lifecycle of seed 001, field by
+ * field, and what a worker does with what it is given. */
+#include "mt-test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static int
+exit_code (int status)
+{
+   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* Runs a worker with --once and the given queues; asserts it exits 0. */
+static void
+run_once (const char *const *extra)
+{
+   const char *argv[32];
+   size_t n = 0;
+   pid_t pid;
+   int status;
+
+   argv[n++] = "--once";
+   argv[n++] = "--pid";
+   argv[n++] = "W-ONCE";
+   for (size_t i = 0; extra[i]; i++) {
+      argv[n++] = extra[i];
+   }
+   argv[n] = NULL;
+   pid = mt_test_worker (argv);
+   status = mt_test_wait_exit (pid, 60000);
+   if (exit_code (status) != 0) {
+      char *out = mt_test_output (pid);
+      printf ("# worker output:\n%s\n", out);
+      bson_free (out);
+   }
+   ASSERT_CMPINT (exit_code (status), ==, 0);
+}
+
+static bool
+status_is (const bson_oid_t *id, const char *status)
+{
+   char *s = mt_test_status (id);
+   bool same = !strcmp (s, status);
+
+   bson_free (s);
+   return same;
+}
+
+static void
+test_lifecycle_fields (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "echo", "{'greeting': 'privet', 'n': 3}", NULL);
+   bson_t *doc;
+
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 0);
+   ASSERT_CMPINT (mt_test_int (doc, "priority"), ==, 0);
+   bson_destroy (doc);
+
+   run_once (W ("--queues", "general"));
+
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
+   ASSERT_CMPSTR (mt_test_str (doc, "result.greeting"), "privet");
+   ASSERT_CMPINT (mt_test_int (doc, "result.n"), ==, 3);
+   ASSERT_CMPINT (mt_test_date (doc, "started"), >=, mt_test_date (doc, "created") - 1000);
+   ASSERT_CMPINT (mt_test_date (doc, "finished"), >=, mt_test_date (doc, "started"));
+   ASSERT (!mt_test_has (doc, "error"));
+   bson_destroy (doc);
+}
+
+static void
+test_lifecycle_while_running (void)
+{
+   /* While process() runs: WORK_IN_PROGRESS, worker_pid, started already
+    * saved. Afterwards worker_pid is null. */
+   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'sleep_ms': 1500, 'status_message': 'half way'}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--pid", "WORKER-1", "--poll-interval", "0.05"));
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
+   ASSERT (mt_test_has (doc, "started"));
+   ASSERT_CMPINT (mt_test_date (doc, "started"), >, 0);
+   ASSERT (!mt_test_has (doc, "finished"));
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
+   bson_destroy (doc);
+
+   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "half way");
+   ASSERT_CMPINT (mt_test_date (doc, "finished") - mt_test_date (doc, "started"), >=, 1500);
+   bson_destroy (doc);
+
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+}
+
+static void
+test_delayed_not_started_early (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "echo", NULL, "{'delay': 2}");
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPINT (mt_test_date (doc, "started"), >=, mt_test_date (doc, "delayed"));
+   ASSERT_CMPINT (mt_test_date (doc, "started") - mt_test_date (doc, "created"), >=, 2000);
+   bson_destroy (doc);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+}
+
+static void
+test_once_leaves_future_alone (void)
+{
+   bson_oid_t later = mt_test_enqueue ("general", "echo", NULL, "{'delay': 3600}");
+   bson_oid_t now = mt_test_enqueue ("general", "echo", NULL, NULL);
+
+   run_once (W ("--queues", "general"));
+   ASSERT (status_is (&now, "FINISHED"));
+   ASSERT (status_is (&later, "CREATED"));
+}
+
+static void
+test_other_queues_left_alone (void)
+{
+   bson_oid_t mine = mt_test_enqueue ("general", "echo", NULL, NULL);
+   bson_oid_t also = mt_test_enqueue ("glavstroy", "echo", NULL, NULL);
+   bson_oid_t other = mt_test_enqueue ("reports", "echo", NULL, NULL);
+
+   run_once (W ("--queues", "general", "glavstroy"));
+   ASSERT (status_is (&mine, "FINISHED"));
+   ASSERT (status_is (&also, "FINISHED"));
+   ASSERT (status_is (&other, "CREATED"));
+}
+
+static void
+test_unserved_type_left_alone (void)
+{
+   bson_oid_t nobody = mt_test_enqueue ("general", "report_pdf", NULL, NULL);
+   bson_oid_t echo = mt_test_enqueue ("general", "echo", NULL, NULL);
+   bson_t *doc;
+
+   run_once (W ("--queues", "general"));
+   ASSERT (status_is (&echo, "FINISHED"));
+   doc = mt_test_task (&nobody);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 0);
+   bson_destroy (doc);
+}
+
+static void
+test_priority_then_fifo (void)
+{
+   /* One thread runs them in claim order; each sleeps 50 ms so `started`
+    * orders them. */
+   const char *p = "{'seconds': 0.05}";
+   bson_oid_t low1 = mt_test_enqueue ("general", "sleep", p, NULL);
+   bson_oid_t high = mt_test_enqueue ("general", "sleep", p, "{'priority': 10}");
+   bson_oid_t low2 = mt_test_enqueue ("general", "sleep", p, NULL);
+   bson_oid_t mid = mt_test_enqueue ("general", "sleep", p, "{'priority': 5}");
+   bson_oid_t neg = mt_test_enqueue ("general", "sleep", p, "{'priority': -1}");
+   const bson_oid_t *expected[] = {&high, &mid, &low1, &low2, &neg};
+   int64_t last = 0;
+
+   run_once (W ("--queues", "general"));
+   for (size_t i = 0; i < 5; i++) {
+      bson_t *doc = mt_test_task (expected[i]);
+      int64_t started = mt_test_date (doc, "started");
+
+      ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+      ASSERT_CMPINT (started, >, last);
+      last = started;
+      bson_destroy (doc);
+   }
+}
+
+static bson_oid_t
+insert_raw (const char *json)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_t *doc = mt_test_bson (json);
+   bson_error_t error;
+   bson_oid_t id;
+
+   bson_oid_init (&id, NULL);
+   BSON_APPEND_OID (doc, "_id", &id);
+   bool ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
+   bson_destroy (doc);
+   mongoc_collection_destroy (tasks);
+   ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+static void
+test_raw_insert_minimal (void)
+{
+   /* Another client, another language: only queue, type and status. */
+   bson_oid_t id = insert_raw ("{'queue': 'general', 'type': 'echo', 'status': 'CREATED'}");
+   bson_t *doc;
+
+   run_once (W ("--queues", "general"));
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT (mt_test_has (doc, "started"));
+   ASSERT (mt_test_has (doc, "finished"));
+   bson_destroy (doc);
+}
+
+static void
+expect_failed_naming (const bson_oid_t *id, const char *fragment)
+{
+   bson_t *doc = mt_test_task (id);
+
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "error.domain"), ==, MT_ERROR_TASK);
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_MALFORMED);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), fragment);
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   bson_destroy (doc);
+}
+
+static void
+test_malformed_documents (void)
+{
+   bson_oid_t no_type = insert_raw ("{'queue': 'general', 'status': 'CREATED'}");
+   bson_oid_t int_type = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 42}");
+   bson_oid_t bad_params = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'params': 'x=1'}");
+   bson_oid_t bad_delayed = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'delayed': 'tomorrow'}");
+   bson_oid_t bad_attempts = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'attempts': 'two'}");
+   bson_oid_t other_queue = insert_raw ("{'queue': 'elsewhere', 'status': 'CREATED'}");
+   bson_oid_t good = mt_test_enqueue ("general", "echo", "{'ok': true}", NULL);
+
+   run_once (W ("--queues", "general"));
+   expect_failed_naming (&no_type, "field 'type' is required");
+   expect_failed_naming (&int_type, "field 'type' must be a string naming a task type, found int32");
+   expect_failed_naming (&bad_params, "field 'params' must be a document, found string");
+   expect_failed_naming (&bad_delayed, "field 'delayed' must be a date or null, found string");
+   expect_failed_naming (&bad_attempts, "field 'attempts' must be a number, found string");
+   ASSERT (status_is (&other_queue, "CREATED"));
+   ASSERT (status_is (&good, "FINISHED"));
+}
+
+static void
+test_plugin_failure (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'upstream said 503'}", NULL);
+   bson_t *doc;
+
+   run_once (W ("--queues", "general"));
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "error.domain"), ==, MT_ERROR_TASK);
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_FAILED);
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "upstream said 503");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT (mt_test_has (doc, "finished"));
+   bson_destroy (doc);
+}
+
+static void
+test_plugin_own_status (void)
+{
+   bson_oid_t cancelled = mt_test_enqueue ("general", "probe", "{'status': 'CANCELLED', 'result': {'why': 'obsolete'}}", NULL);
+   bson_oid_t failed_ok = mt_test_enqueue ("general", "probe", "{'status': 'FAILED'}", NULL);
+   bson_oid_t finished_err = mt_test_enqueue ("general", "probe", "{'status': 'FINISHED', 'fail': 'but done'}", NULL);
+   bson_oid_t bogus = mt_test_enqueue ("general", "probe", "{'status': 'DONE'}", NULL);
+   bson_oid_t info = mt_test_enqueue ("general", "probe", "{'echo_info': true}", NULL);
+   bson_t *doc;
+   char id_hex[25];
+
+   run_once (W ("--queues", "general"));
+
+   doc = mt_test_task (&cancelled);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CANCELLED");
+   ASSERT_CMPSTR (mt_test_str (doc, "result.why"), "obsolete");
+   bson_destroy (doc);
+
+   ASSERT (status_is (&failed_ok, "FAILED"));
+
+   doc = mt_test_task (&finished_err);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED"); /* the plugin's status wins */
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "but done");
+   bson_destroy (doc);
+
+   doc = mt_test_task (&bogus);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "'DONE' is not a status a plugin can set");
+   bson_destroy (doc);
+
+   doc = mt_test_task (&info);
+   bson_oid_to_string (&info, id_hex);
+   ASSERT_CMPSTR (mt_test_str (doc, "result.id"), id_hex);
+   ASSERT_CMPSTR (mt_test_str (doc, "result.type"), "probe");
+   ASSERT_CMPSTR (mt_test_str (doc, "result.queue"), "general");
+   ASSERT_CMPINT (mt_test_int (doc, "result.attempt"), ==, 1);
+   bson_destroy (doc);
+}
+
+static void
+test_plugin_delays_itself (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'delay': 600}", NULL);
+   bson_t *doc;
+   int64_t before = (int64_t) time (NULL) * 1000;
+
+   run_once (W ("--queues", "general"));
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT (!mt_test_has (doc, "error"));
+   ASSERT (!mt_test_has (doc, "finished"));
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), >=, before + 590 * 1000);
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
+   bson_destroy (doc);
+}
+
+static void
+test_sigterm_lets_task_finish (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "sleep", "{'seconds': 1.5}", NULL);
+   bson_oid_t queued = mt_test_enqueue ("general", "echo", NULL, "{'priority': -1}");
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
+   char *out;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (status_is (&id, "FINISHED"));
+   ASSERT (status_is (&queued, "CREATED")); /* no new claims after SIGTERM */
+   out = mt_test_output (pid);
+   ASSERT_CONTAINS (out, "stopping");
+   bson_free (out);
+}
+
+static bool
+output_contains (pid_t pid, const char *needle)
+{
+   char *out = mt_test_output (pid);
+   bool found = strstr (out, needle) != NULL;
+
+   bson_free (out);
+   return found;
+}
+
+static void
+test_sigint_idle (void)
+{
+   pid_t pid = mt_test_worker (W ("--queues", "general"));
+
+   /* Its signal handlers are in place once it says it started. */
+   WAIT_UNTIL (output_contains (pid, "' started: db '"), 20000);
+   kill (pid, SIGINT);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (output_contains (pid, "stopped"));
+}
+
+static void
+test_bad_plugin_dir_refuses_to_start (void)
+{
+   const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", "x", "--queues", "q", "--uri", mt_test_uri (),
+                         "--plugins", mt_test_env ("MTASK_BAD_PLUGIN_DIR"), NULL};
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (argv, 20000, &out), ==, 2);
+   ASSERT_CONTAINS (out, "mtask-worker: plugin 'bad_abi.so': ABI version 2, this worker speaks 1");
+   bson_free (out);
+}
+
+static void
+test_bad_flags (void)
+{
+   const char *no_db[] = {mt_test_env ("MTASK_WORKER"), "--queues", "q", NULL};
+   const char *bad_port[] = {mt_test_env ("MTASK_WORKER"), "--db", "d", "--queues", "q", "--port", "http", NULL};
+   const char *help[] = {mt_test_env ("MTASK_WORKER"), "--help", NULL};
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (no_db, 10000, &out), ==, 2);
+   ASSERT_CONTAINS (out, "--db is required");
+   ASSERT_CONTAINS (out, "Try 'mtask-worker --help'");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (bad_port, 10000, &out), ==, 2);
+   ASSERT_CONTAINS (out, "--port: 'http'");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (help, 10000, &out), ==, 0);
+   ASSERT_CONTAINS (out, "--queues Q [Q...]");
+   ASSERT_CONTAINS (out, "--plugins DIR");
+   bson_free (out);
+}
+
+static void
+test_seed_line_two_verbatim (void)
+{
+   /* `--db tasks --queues general --host H --port P --pid WORKER-1`, with
+    * the test server's address. */
+   bson_oid_t id;
+   const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", mt_test_db (), "--queues", "general", "--host", "127.0.0.1",
+                         "--port", mt_test_port (), "--pid", "WORKER-1", "--plugins", mt_test_env ("MTASK_PLUGIN_DIR"), NULL};
+   pid_t pid;
+   bson_t *doc;
+
+   id = mt_test_enqueue ("general", "sleep", "{'seconds': 0.5}", NULL);
+   pid = mt_test_spawn (argv);
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
+   bson_destroy (doc);
+   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+}
+
+static void
+test_default_worker_id_is_uuid1 (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'sleep_ms': 800}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
+   const char *worker_pid;
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   doc = mt_test_task (&id);
+   worker_pid = mt_test_str (doc, "worker_pid");
+   ASSERT (worker_pid);
+   ASSERT_CMPINT (strlen (worker_pid), ==, 36);
+   ASSERT (worker_pid[14] == '1'); /* the version digit of a UUID v1 */
+   bson_destroy (doc);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+}
+
+static void
+test_indexes_created (void)
+{
+   mongoc_collection_t *tasks;
+   mongoc_cursor_t *cursor;
+   const bson_t *index;
+   bson_error_t error;
+   int found = 0;
+
+   mt_test_enqueue ("general", "echo", NULL, NULL);
+   run_once (W ("--queues", "general"));
+   run_once (W ("--queues", "general")); /* idempotent */
+   tasks = mt_test_tasks ();
+   cursor = mongoc_collection_find_indexes_with_opts (tasks, NULL);
+   while (mongoc_cursor_next (cursor, &index)) {
+      const char *name = mt_test_str (index, "name");
+      found += name && !strncmp (name, "mtask_", 6);
+   }
+   ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (tasks);
+   ASSERT_CMPINT (found, ==, 4);
+}
+
+static void
+test_exactly_once_under_load (void)
+{
+   /* 3 processes x 4 threads over 3000 echo tasks: each task claimed once. */
+   enum { N = 3000 };
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts (tasks, NULL);
+   bson_error_t error;
+   pid_t pids[3];
+
+   for (int i = 0; i < N; i++) {
+      bson_t doc = BSON_INITIALIZER, params;
+
+      BSON_APPEND_UTF8 (&doc, "queue", "general");
+      BSON_APPEND_UTF8 (&doc, "type", "echo");
+      BSON_APPEND_UTF8 (&doc, "status", "CREATED");
+      BSON_APPEND_DOCUMENT_BEGIN (&doc, "params", &params);
+      BSON_APPEND_INT32 (&params, "i", i);
+      bson_append_document_end (&doc, &params);
+      BSON_APPEND_DATE_TIME (&doc, "created", (int64_t) time (NULL) * 1000);
+      BSON_APPEND_INT32 (&doc, "priority", 0);
+      BSON_APPEND_INT32 (&doc, "attempts", 0);
+      mongoc_bulk_operation_insert (bulk, &doc);
+      bson_destroy (&doc);
+   }
+   bool ok = mongoc_bulk_operation_execute (bulk, NULL, &error);
+   mongoc_bulk_operation_destroy (bulk);
+   mongoc_collection_destroy (tasks);
+   ASSERT_OR_PRINT (ok, error);
+
+   for (int i = 0; i < 3; i++) {
+      pids[i] = mt_test_worker (W ("--queues", "general", "--concurrency", "4", "--once"));
+   }
+   for (int i = 0; i < 3; i++) {
+      int status = mt_test_wait_exit (pids[i], 240000);
+      ASSERT_CMPINT (exit_code (status), ==, 0);
+   }
+   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'attempts': 1, 'worker_pid': null}"), ==, N);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, N);
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_test_add ("/worker/lifecycle/fields", test_lifecycle_fields);
+   mt_test_add ("/worker/lifecycle/while_running", test_lifecycle_while_running);
+   mt_test_add ("/worker/claim/delayed_not_started_early", test_delayed_not_started_early);
+   mt_test_add ("/worker/claim/once_leaves_future_alone", test_once_leaves_future_alone);
+   mt_test_add ("/worker/claim/other_queues_left_alone", test_other_queues_left_alone);
+   mt_test_add ("/worker/claim/unserved_type_left_alone", test_unserved_type_left_alone);
+   mt_test_add ("/worker/claim/priority_then_fifo", test_priority_then_fifo);
+   mt_test_add ("/worker/claim/raw_insert_minimal", test_raw_insert_minimal);
+   mt_test_add ("/worker/malformed/each_field", test_malformed_documents);
+   mt_test_add ("/worker/plugin/failure", test_plugin_failure);
+   mt_test_add ("/worker/plugin/own_status", test_plugin_own_status);
+   mt_test_add ("/worker/plugin/delays_itself", test_plugin_delays_itself);
+   mt_test_add ("/worker/signal/sigterm_lets_task_finish", test_sigterm_lets_task_finish);
+   mt_test_add ("/worker/signal/sigint_idle", test_sigint_idle);
+   mt_test_add ("/worker/cli/bad_plugin_dir", test_bad_plugin_dir_refuses_to_start);
+   mt_test_add ("/worker/cli/bad_flags", test_bad_flags);
+   mt_test_add ("/worker/cli/seed_line_two_verbatim", test_seed_line_two_verbatim);
+   mt_test_add ("/worker/cli/default_worker_id_is_uuid1", test_default_worker_id_is_uuid1);
+   mt_test_add ("/worker/indexes", test_indexes_created);
+   mt_test_add ("/worker/load/exactly_once_3x4_3000", test_exactly_once_under_load);
+   return mt_test_main (argc, argv);
+}

@@ -1,0 +1,127 @@
+/* A small test harness: path-named tests, TAP output, assertions that print
+ * the bson_error_t, and helpers for integration tests against a real server
+ * (tools/devdb) and real worker processes. */
+#ifndef MT_TEST_H
+#define MT_TEST_H
+
+#include <mtask/mtask.h>
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+typedef void (*mt_test_fn) (void);
+
+void mt_test_add (const char *path, mt_test_fn fn);
+/* Runs every test (or those whose path starts with argv[1]) and prints TAP.
+ * Exit status 0 when all passed. */
+int mt_test_main (int argc, char **argv);
+
+/* Failing an assertion ends the current test. */
+void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNUC_PRINTF (3, 4);
+
+#define ASSERT(cond)                                                  \
+   do {                                                               \
+      if (!(cond)) {                                                  \
+         mt_test_fail (__FILE__, __LINE__, "assertion failed: %s", #cond); \
+      }                                                               \
+   } while (0)
+
+#define ASSERT_OR_PRINT(cond, err)                                                            \
+   do {                                                                                       \
+      if (!(cond)) {                                                                          \
+         mt_test_fail (__FILE__,                                                              \
+                       __LINE__,                                                              \
+                       "assertion failed: %s: error %" PRIu32 ".%" PRIu32 ": %s",            \
+                       #cond,                                                                 \
+                       (err).domain,                                                          \
+                       (err).code,                                                            \
+                       (err).message);                                                        \
+      }                                                                                       \
+   } while (0)
+
+#define ASSERT_CMPINT(a, op, b)                                                                    \
+   do {                                                                                            \
+      int64_t _a = (int64_t) (a), _b = (int64_t) (b);                                              \
+      if (!(_a op _b)) {                                                                           \
+         mt_test_fail (__FILE__, __LINE__, "%s %s %s: %" PRId64 " %s %" PRId64, #a, #op, #b, _a, #op, _b); \
+      }                                                                                            \
+   } while (0)
+
+#define ASSERT_CMPSTR(a, b)                                                                          \
+   do {                                                                                              \
+      const char *_a = (a), *_b = (b);                                                               \
+      if (!_a || !_b || strcmp (_a, _b) != 0) {                                                      \
+         mt_test_fail (__FILE__, __LINE__, "%s == %s: '%s' != '%s'", #a, #b, _a ? _a : "(null)", _b ? _b : "(null)"); \
+      }                                                                                              \
+   } while (0)
+
+#define ASSERT_CONTAINS(haystack, needle)                                                                 \
+   do {                                                                                                   \
+      const char *_h = (haystack), *_n = (needle);                                                        \
+      if (!_h || !strstr (_h, _n)) {                                                                      \
+         mt_test_fail (__FILE__, __LINE__, "%s does not contain '%s': '%s'", #haystack, _n, _h ? _h : "(null)"); \
+      }                                                                                                   \
+   } while (0)
+
+/* Polls `cond` every 20 ms until it holds or `timeout_ms` passes; then fails
+ * the test naming the condition. Never a bare sleep. */
+#define WAIT_UNTIL(cond, timeout_ms)                                                             \
+   do {                                                                                          \
+      int64_t _deadline = bson_get_monotonic_time () + (int64_t) (timeout_ms) * 1000;            \
+      while (!(cond)) {                                                                          \
+         if (bson_get_monotonic_time () > _deadline) {                                           \
+            mt_test_fail (__FILE__, __LINE__, "timed out after %d ms waiting for %s", (int) (timeout_ms), #cond); \
+         }                                                                                       \
+         mt_test_nap_ms (20);                                                                    \
+      }                                                                                          \
+   } while (0)
+
+void mt_test_nap_ms (int ms);
+
+/* Environment set by tests/meson.build. */
+const char *mt_test_env (const char *name);
+
+/* ---- integration ------------------------------------------------------- */
+
+/* The server's URI: $MTASK_TEST_URI (one server for the whole run, started
+ * by tests/run), or a devdb this process starts once and stops at exit. */
+const char *mt_test_uri (void);
+/* Host and port of mt_test_uri (), for --host/--port command lines. */
+const char *mt_test_port (void);
+mongoc_client_t *mt_test_client (void);
+/* A database name unique to this test. */
+const char *mt_test_db (void);
+mongoc_collection_t *mt_test_tasks (void);
+
+/* Parses `json` (single quotes allowed, turned into double quotes). */
+bson_t *mt_test_bson (const char *json);
+int64_t mt_test_count (const char *json_filter);
+/* The task's document, or fails the test. Free with bson_destroy. */
+bson_t *mt_test_task (const bson_oid_t *id);
+const char *mt_test_str (const bson_t *doc, const char *dotted);
+int64_t mt_test_int (const bson_t *doc, const char *dotted);
+int64_t mt_test_date (const bson_t *doc, const char *dotted);
+bool mt_test_has (const bson_t *doc, const char *dotted);
+bool mt_test_is_null (const bson_t *doc, const char *dotted);
+bson_oid_t mt_test_enqueue (const char *queue, const char *type, const char *params_json, const char *opts_json);
+char *mt_test_status (const bson_oid_t *id); /* bson_free it */
+
+/* Starts a process with stdout and stderr captured to a file; NULL-ended
+ * argv. */
+pid_t mt_test_spawn (const char *const *argv);
+/* Waits for it to exit; fails the test after `timeout_ms`. Returns the
+ * wait status. */
+int mt_test_wait_exit (pid_t pid, int timeout_ms);
+/* Its captured output so far (bson_free it). */
+char *mt_test_output (pid_t pid);
+/* Runs to completion and returns the exit code; output in *out. */
+int mt_test_run (const char *const *argv, int timeout_ms, char **out);
+
+/* mtask-worker with --uri to the test server, --db mt_test_db(), the
+ * shipped and test plugin directories, and `extra` flags (NULL-ended). */
+pid_t mt_test_worker (const char *const *extra);
+
+#endif
