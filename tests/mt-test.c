@@ -471,6 +471,15 @@ run_one (mt_test_fn fn)
    return false;
 }
 
+static void
+quiet_mongoc_log (mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+   (void) data;
+   if (level <= MONGOC_LOG_LEVEL_WARNING) {
+      printf ("# mongoc %s: %s\n", domain, message);
+   }
+}
+
 int
 mt_test_main (int argc, char **argv)
 {
@@ -479,6 +488,7 @@ mt_test_main (int argc, char **argv)
    int failed = 0, number = 0;
 
    signal (SIGPIPE, SIG_IGN);
+   mongoc_log_set_handler (quiet_mongoc_log, NULL);
    mongoc_init ();
    for (size_t i = 0; i < n_tests; i++) {
       if (!filter || !strncmp (tests[i].path, filter, strlen (filter))) {

@@ -66,6 +66,42 @@ log_json (mt_log_level_t level, const char *message, void *data)
    bson_destroy (&doc);
 }
 
+/* libmongoc's own messages join ours, at our level; its debug and trace
+ * chatter only with --log-level debug. */
+static void
+on_mongoc_log (mongoc_log_level_t mongoc_level, const char *domain, const char *message, void *data)
+{
+   const mt_cli_t *cli = data;
+   mt_log_level_t level;
+   char line[2048];
+
+   switch (mongoc_level) {
+   case MONGOC_LOG_LEVEL_ERROR:
+   case MONGOC_LOG_LEVEL_CRITICAL:
+      level = MT_LOG_ERROR;
+      break;
+   case MONGOC_LOG_LEVEL_WARNING:
+      level = MT_LOG_WARNING;
+      break;
+   case MONGOC_LOG_LEVEL_MESSAGE:
+   case MONGOC_LOG_LEVEL_INFO:
+      level = MT_LOG_INFO;
+      break;
+   default:
+      level = MT_LOG_DEBUG;
+      break;
+   }
+   if (level > cli->log_level || (level == MT_LOG_DEBUG && mongoc_level == MONGOC_LOG_LEVEL_TRACE)) {
+      return;
+   }
+   snprintf (line, sizeof line, "%s: %s", domain, message);
+   if (cli->log_format == MT_LOG_FORMAT_JSON) {
+      log_json (level, line, log_worker_id);
+   } else {
+      log_text (level, line, NULL);
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -92,6 +128,7 @@ main (int argc, char **argv)
       return 0;
    }
 
+   mongoc_log_set_handler (on_mongoc_log, &cli);
    mongoc_init ();
    mt_worker_config_init (&config);
    config.uri = cli.uri;

@@ -23,6 +23,7 @@
 #define MT_SWEEP_INTERVAL_US (5 * 1000 * 1000)
 #define MT_RETRY_MAX_MS 5000
 #define MT_OUTCOME_RETRY_LIMIT_MS (60 * 1000)
+#define MT_SERVER_SELECTION_MS 5000
 
 struct _mt_worker_t {
    mongoc_uri_t *uri;
@@ -48,6 +49,8 @@ struct _mt_worker_t {
    bool stopping;      /* under mutex */
    int running_threads; /* under mutex */
    int64_t last_sweep_us; /* under mutex */
+   bool failed;           /* under mutex: a --once run gave up */
+   bson_error_t failure;  /* under mutex: why */
 };
 
 /* The running task behind the plugin's mt_task_t. */
@@ -410,6 +413,11 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    strings_to_array (worker->queues, &worker->queues_array);
    strings_to_array (worker->types, &worker->types_array);
 
+   /* The worker retries on its own, so the driver need not wait 30 s before
+    * it reports an unreachable server; a URI may still say otherwise. */
+   if (!mongoc_uri_has_option (worker->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (worker->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MT_SERVER_SELECTION_MS);
+   }
    worker->pool = mongoc_client_pool_new_with_error (worker->uri, error);
    if (!worker->pool) {
       goto fail;
@@ -739,7 +747,7 @@ thread_main (void *data)
    mt_worker_t *worker = data;
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
-   int64_t backoff = 0;
+   int64_t backoff = 0, failing_since = 0;
 
    while (!is_stopping (worker)) {
       bson_error_t error;
@@ -751,6 +759,17 @@ thread_main (void *data)
          bson_destroy (&doc);
          backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);
          if (mt_error_is_network (&error)) {
+            int64_t now = bson_get_monotonic_time ();
+
+            failing_since = failing_since ? failing_since : now;
+            if (worker->once && now - failing_since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000) {
+               /* A --once run (say, from cron) must end: give up. */
+               pthread_mutex_lock (&worker->mutex);
+               worker->failed = true;
+               worker->failure = error;
+               pthread_mutex_unlock (&worker->mutex);
+               break;
+            }
             worker_log (worker, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
          } else {
             /* A document the claim trips on (e.g. a mistyped field): the
@@ -764,6 +783,7 @@ thread_main (void *data)
          continue;
       }
       backoff = 0;
+      failing_since = 0;
       if (claimed) {
          run_task (worker, tasks, &doc);
          continue;
@@ -801,7 +821,7 @@ prepare (mt_worker_t *worker, bson_error_t *error)
    while (!(ok = mt_indexes_ensure (client, worker->db, error))) {
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
 
-      if (!mt_error_is_network (error)) {
+      if (!mt_error_is_network (error) || worker->once) {
          break;
       }
       worker_log (worker, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error->message, backoff);
@@ -823,11 +843,17 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    bool ok = true;
 
    if (!prepare (worker, error)) {
-      if (mt_error_is_network (error)) {
+      bson_error_t cause = *error;
+
+      if (mt_error_is_network (error) && !worker->once) {
          return true; /* stopped while waiting for the server */
       }
-      bson_error_t cause = *error;
-      bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_WRITE, "cannot create the indexes of '%s.tasks': %s", worker->db, cause.message);
+      bson_set_error (error,
+                      MT_ERROR_STORE,
+                      MT_STORE_ERROR_WRITE,
+                      "cannot prepare '%s.tasks' (create its indexes): %s",
+                      worker->db,
+                      cause.message);
       return false;
    }
 
@@ -890,6 +916,17 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    /* Drain what is left so the next run starts clean. */
    for (char c; read (worker->wake_pipe[0], &c, 1) == 1;) {
    }
+   pthread_mutex_lock (&worker->mutex);
+   if (worker->failed) {
+      bson_set_error (error,
+                      MT_ERROR_STORE,
+                      MT_STORE_ERROR_WRITE,
+                      "gave up after a minute without the database: %s",
+                      worker->failure.message);
+      worker->failed = false;
+      ok = false;
+   }
+   pthread_mutex_unlock (&worker->mutex);
    worker_log (worker, MT_LOG_INFO, "worker '%s' stopped", worker->worker_id);
    return ok;
 }

@@ -402,6 +402,21 @@ test_bad_flags (void)
 }
 
 static void
+test_unreachable_database_once (void)
+{
+   /* Nothing listens on port 1. A --once run must end, saying where it
+    * looked, instead of waiting forever. */
+   const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", "d", "--queues", "q", "--once", "--host", "127.0.0.1",
+                         "--port", "1", "--plugins", mt_test_env ("MTASK_PLUGIN_DIR"), NULL};
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (argv, 30000, &out), ==, 1);
+   ASSERT_CONTAINS (out, "cannot prepare 'd.tasks'");
+   ASSERT_CONTAINS (out, "127.0.0.1:1");
+   bson_free (out);
+}
+
+static void
 test_seed_line_two_verbatim (void)
 {
    /* `--db tasks --queues general --host H --port P --pid WORKER-1`, with
@@ -526,6 +541,7 @@ main (int argc, char **argv)
    mt_test_add ("/worker/signal/sigint_idle", test_sigint_idle);
    mt_test_add ("/worker/cli/bad_plugin_dir", test_bad_plugin_dir_refuses_to_start);
    mt_test_add ("/worker/cli/bad_flags", test_bad_flags);
+   mt_test_add ("/worker/cli/unreachable_database_once", test_unreachable_database_once);
    mt_test_add ("/worker/cli/seed_line_two_verbatim", test_seed_line_two_verbatim);
    mt_test_add ("/worker/cli/default_worker_id_is_uuid1", test_default_worker_id_is_uuid1);
    mt_test_add ("/worker/indexes", test_indexes_created);
