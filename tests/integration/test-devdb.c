@@ -1,0 +1,185 @@
+/* tools/devdb, the development database: the READY line, memory and H2 file
+ * backends, the oplog, clean stops. Each test starts its own instances. */
+#include "mt-test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static bool
+has_ready (pid_t pid)
+{
+   char *out = mt_test_output (pid);
+   bool ready = strstr (out, "READY ") != NULL;
+
+   bson_free (out);
+   return ready;
+}
+
+/* Starts devdb with `args` and returns its URI (bson_free it). */
+static char *
+start (const char *const *args, pid_t *pid)
+{
+   const char *argv[16];
+   size_t n = 0;
+   char *out, *line, *end, *uri;
+
+   argv[n++] = mt_test_env ("MTASK_DEVDB");
+   for (size_t i = 0; args[i]; i++) {
+      argv[n++] = args[i];
+   }
+   argv[n] = NULL;
+   *pid = mt_test_spawn (argv);
+   WAIT_UNTIL (has_ready (*pid), 120000);
+   out = mt_test_output (*pid);
+   line = strstr (out, "READY ") + 6;
+   end = strchr (line, '\n');
+   ASSERT (end);
+   *end = '\0';
+   ASSERT (!strncmp (line, "mongodb://127.0.0.1:", 20));
+   ASSERT (end[-1] == '/');
+   uri = bson_strdup (line);
+   bson_free (out);
+   return uri;
+}
+
+static void
+stop (pid_t pid)
+{
+   int status;
+
+   kill (pid, SIGTERM);
+   status = mt_test_wait_exit (pid, 30000);
+   ASSERT (WIFEXITED (status));
+   ASSERT_CMPINT (WEXITSTATUS (status), ==, 0);
+}
+
+static mongoc_client_t *
+connect_to (const char *uri)
+{
+   bson_error_t error;
+   mongoc_client_t *client = mongoc_client_new (uri);
+
+   ASSERT (client);
+   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   ASSERT_OR_PRINT (mt_indexes_ensure (client, "devdb_test", &error), error);
+   return client;
+}
+
+static int64_t
+count_tasks (mongoc_client_t *client)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
+   bson_t filter = BSON_INITIALIZER;
+   bson_error_t error;
+   int64_t n = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, &error);
+
+   mongoc_collection_destroy (tasks);
+   ASSERT_OR_PRINT (n >= 0, error);
+   return n;
+}
+
+static void
+test_memory (void)
+{
+   pid_t pid;
+   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   mongoc_client_t *client = connect_to (uri);
+   bson_error_t error;
+
+   ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
+   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   mongoc_client_destroy (client);
+   stop (pid);
+   bson_free (uri);
+}
+
+static void
+test_data_file_persists (void)
+{
+   char path[] = "/tmp/mtask-devdb-XXXXXX";
+   char *file;
+   pid_t pid;
+   char *uri;
+   mongoc_client_t *client;
+   bson_error_t error;
+   int fd = mkstemp (path);
+
+   ASSERT (fd >= 0);
+   close (fd);
+   unlink (path);
+   file = bson_strdup_printf ("%s.mv", path);
+
+   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   client = connect_to (uri);
+   ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
+   mongoc_client_destroy (client);
+   stop (pid);
+   bson_free (uri);
+
+   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   client = connect_to (uri);
+   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   mongoc_client_destroy (client);
+   stop (pid);
+   bson_free (uri);
+   unlink (file);
+   bson_free (file);
+}
+
+static void
+test_oplog_change_stream (void)
+{
+   pid_t pid;
+   char *uri = start ((const char *const[]){"--port", "0", "--memory", "--oplog", NULL}, &pid);
+   mongoc_client_t *client = connect_to (uri);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
+   bson_t pipeline = BSON_INITIALIZER;
+   mongoc_change_stream_t *stream = mongoc_collection_watch (tasks, &pipeline, NULL);
+   const bson_t *event = NULL;
+   const bson_t *reply;
+   bson_error_t error;
+   int64_t deadline = bson_get_monotonic_time () + 20 * 1000 * 1000;
+
+   ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, &reply), error);
+   ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
+   while (!event && bson_get_monotonic_time () < deadline) {
+      if (!mongoc_change_stream_next (stream, &event)) {
+         ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, &reply), error);
+      }
+   }
+   ASSERT (event);
+   ASSERT_CMPSTR (mt_test_str (event, "operationType"), "insert");
+   ASSERT_CMPSTR (mt_test_str (event, "fullDocument.type"), "echo");
+   mongoc_change_stream_destroy (stream);
+   bson_destroy (&pipeline);
+   mongoc_collection_destroy (tasks);
+   mongoc_client_destroy (client);
+   stop (pid);
+   bson_free (uri);
+}
+
+static void
+test_bad_option (void)
+{
+   const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", "0", "--memroy", NULL};
+   const char *both[] = {mt_test_env ("MTASK_DEVDB"), "--memory", "--data", "/tmp/x.mv", NULL};
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (argv, 60000, &out), ==, 2);
+   ASSERT_CONTAINS (out, "unknown option '--memroy'");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (both, 60000, &out), ==, 2);
+   ASSERT_CONTAINS (out, "not both");
+   bson_free (out);
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_test_add ("/devdb/memory", test_memory);
+   mt_test_add ("/devdb/data_file_persists", test_data_file_persists);
+   mt_test_add ("/devdb/oplog_change_stream", test_oplog_change_stream);
+   mt_test_add ("/devdb/bad_option", test_bad_option);
+   return mt_test_main (argc, argv);
+}
