@@ -19,6 +19,7 @@ typedef struct {
 static test_t tests[256];
 static size_t n_tests;
 static jmp_buf test_jump;
+static char skip_reason[256];
 static const char *current;
 static int db_counter;
 static char db_name[128];
@@ -55,6 +56,13 @@ mt_test_fail (const char *file, int line, const char *format, ...)
    fprintf (stdout, "\n");
    fflush (stdout);
    longjmp (test_jump, 1);
+}
+
+void
+mt_test_skip (const char *reason)
+{
+   bson_strncpy (skip_reason, reason, sizeof skip_reason);
+   longjmp (test_jump, 2);
 }
 
 void
@@ -460,15 +468,17 @@ mt_test_worker (const char *const *extra)
    return mt_test_spawn (argv);
 }
 
-/* Alone in its frame, so that longjmp clobbers nothing of the caller's. */
-static bool
+/* Alone in its frame, so that longjmp clobbers nothing of the caller's.
+ * Returns 0 passed, 1 failed, 2 skipped. */
+static int
 run_one (mt_test_fn fn)
 {
-   if (setjmp (test_jump) == 0) {
+   int jumped = setjmp (test_jump);
+
+   if (jumped == 0) {
       fn ();
-      return true;
    }
-   return false;
+   return jumped;
 }
 
 static void
@@ -498,7 +508,7 @@ mt_test_main (int argc, char **argv)
    printf ("1..%zu\n", planned);
    fflush (stdout);
    for (size_t i = 0; i < n_tests; i++) {
-      bool ok;
+      int result;
       int64_t start;
 
       if (filter && strncmp (tests[i].path, filter, strlen (filter))) {
@@ -507,15 +517,19 @@ mt_test_main (int argc, char **argv)
       current = tests[i].path;
       snprintf (db_name, sizeof db_name, "t%d_%d", (int) getpid (), ++db_counter);
       start = bson_get_monotonic_time ();
-      ok = run_one (tests[i].fn);
+      result = run_one (tests[i].fn);
       reap_children ();
-      printf ("%s %d %s # %.2fs\n",
-              ok ? "ok" : "not ok",
-              ++number,
-              current,
-              (double) (bson_get_monotonic_time () - start) / 1e6);
+      if (result == 2) {
+         printf ("ok %d %s # SKIP %s\n", ++number, current, skip_reason);
+      } else {
+         printf ("%s %d %s # %.2fs\n",
+                 result == 0 ? "ok" : "not ok",
+                 ++number,
+                 current,
+                 (double) (bson_get_monotonic_time () - start) / 1e6);
+      }
       fflush (stdout);
-      failed += !ok;
+      failed += result == 1;
    }
    if (client) {
       mongoc_client_destroy (client);

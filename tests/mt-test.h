@@ -81,6 +81,9 @@ void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNU
 
 void mt_test_nap_ms (int ms);
 
+/* Ends the current test as skipped, saying why (TAP "# SKIP"). */
+void mt_test_skip (const char *reason);
+
 /* Environment set by tests/meson.build. */
 const char *mt_test_env (const char *name);
 

@@ -31,7 +31,8 @@ mt_cli_usage (FILE *out)
             "  --pid ID               this worker's id, stored in each task's 'worker_pid'\n"
             "                         (default: a generated UUID version 1)\n"
             "  --plugins DIR          load every *.so in DIR; repeat for more directories\n"
-            "                         (default: %s)\n"
+            "                         (default: $MTASK_PLUGINS, a colon-separated list of\n"
+            "                         directories, or else %s)\n"
             "  --concurrency N        tasks run at once, one thread each (default: 1)\n"
             "  --poll-interval SECS   wait between claims when nothing is due (default: 1)\n"
             "  --once                 process every task that is due, then exit\n"
@@ -286,6 +287,16 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
       }
    }
 
+   if (!cli->plugin_dirs) {
+      /* Like PATH: colon-separated directories, used when no --plugins. */
+      const char *env = getenv ("MTASK_PLUGINS");
+      char *copy = bson_strdup (env ? env : ""), *save = NULL;
+
+      for (char *dir = strtok_r (copy, ":", &save); dir; dir = strtok_r (NULL, ":", &save)) {
+         strv_push (&cli->plugin_dirs, dir);
+      }
+      bson_free (copy);
+   }
    if (cli->help || cli->version) {
       return true;
    }

@@ -3,6 +3,7 @@
 #include "mt-test.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -416,6 +417,57 @@ test_unreachable_database_once (void)
    bson_free (out);
 }
 
+static int64_t
+count_in (mongoc_client_t *client, const char *db, const char *json)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, "tasks");
+   bson_t *filter = mt_test_bson (json);
+   int64_t n = mongoc_collection_count_documents (tasks, filter, NULL, NULL, NULL, NULL);
+
+   bson_destroy (filter);
+   mongoc_collection_destroy (tasks);
+   return n;
+}
+
+static void
+test_seed_line_one_verbatim (void)
+{
+   /* `mtask-worker --db tasks --queues general glavstroy`, word for word:
+    * so localhost:27017. This test starts its own devdb there, and skips
+    * when it cannot have that port. Plugins come from $MTASK_PLUGINS. */
+   const char *devdb_argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", "27017", "--memory", NULL};
+   const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", "tasks", "--queues", "general", "glavstroy", NULL};
+   mongoc_client_t *client;
+   bson_error_t error;
+   pid_t devdb, pid;
+   int status;
+
+   devdb = mt_test_spawn (devdb_argv);
+   for (int i = 0; !output_contains (devdb, "READY "); i++) {
+      if (waitpid (devdb, &status, WNOHANG) == devdb) {
+         mt_test_skip ("port 27017 is in use here");
+      }
+      ASSERT (i < 3000);
+      mt_test_nap_ms (20);
+   }
+   client = mongoc_client_new ("mongodb://127.0.0.1:27017/");
+   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   ASSERT_OR_PRINT (mt_enqueue (client, "tasks", "general", "echo", NULL, NULL, NULL, &error), error);
+   ASSERT_OR_PRINT (mt_enqueue (client, "tasks", "glavstroy", "echo", NULL, NULL, NULL, &error), error);
+   ASSERT_OR_PRINT (mt_enqueue (client, "tasks", "other", "echo", NULL, NULL, NULL, &error), error);
+
+   setenv ("MTASK_PLUGINS", mt_test_env ("MTASK_PLUGIN_DIR"), 1);
+   pid = mt_test_spawn (argv);
+   unsetenv ("MTASK_PLUGINS");
+   WAIT_UNTIL (count_in (client, "tasks", "{'status': 'FINISHED', 'attempts': 1}") == 2, 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (count_in (client, "tasks", "{'queue': 'other', 'status': 'CREATED'}"), ==, 1);
+   mongoc_client_destroy (client);
+   kill (devdb, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (devdb, 20000)), ==, 0);
+}
+
 static void
 test_seed_line_two_verbatim (void)
 {
@@ -423,12 +475,14 @@ test_seed_line_two_verbatim (void)
     * the test server's address. */
    bson_oid_t id;
    const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", mt_test_db (), "--queues", "general", "--host", "127.0.0.1",
-                         "--port", mt_test_port (), "--pid", "WORKER-1", "--plugins", mt_test_env ("MTASK_PLUGIN_DIR"), NULL};
+                         "--port", mt_test_port (), "--pid", "WORKER-1", NULL};
    pid_t pid;
    bson_t *doc;
 
    id = mt_test_enqueue ("general", "sleep", "{'seconds': 0.5}", NULL);
+   setenv ("MTASK_PLUGINS", mt_test_env ("MTASK_PLUGIN_DIR"), 1);
    pid = mt_test_spawn (argv);
+   unsetenv ("MTASK_PLUGINS");
    WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
@@ -542,6 +596,7 @@ main (int argc, char **argv)
    mt_test_add ("/worker/cli/bad_plugin_dir", test_bad_plugin_dir_refuses_to_start);
    mt_test_add ("/worker/cli/bad_flags", test_bad_flags);
    mt_test_add ("/worker/cli/unreachable_database_once", test_unreachable_database_once);
+   mt_test_add ("/worker/cli/seed_line_one_verbatim", test_seed_line_one_verbatim);
    mt_test_add ("/worker/cli/seed_line_two_verbatim", test_seed_line_two_verbatim);
    mt_test_add ("/worker/cli/default_worker_id_is_uuid1", test_default_worker_id_is_uuid1);
    mt_test_add ("/worker/indexes", test_indexes_created);

@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "mt-test.h"
 
+#include <stdlib.h>
+
 static void
 parse_ok (mt_cli_t *cli, const char *const *argv)
 {
@@ -131,6 +133,31 @@ test_errors (void)
 }
 
 static void
+test_plugins_env (void)
+{
+   const char *plain[] = {"w", "--db", "d", "--queues", "q", NULL};
+   const char *given[] = {"w", "--db", "d", "--queues", "q", "--plugins", "/given", NULL};
+   mt_cli_t cli;
+
+   setenv ("MTASK_PLUGINS", "/one:/two", 1);
+   parse_ok (&cli, plain);
+   ASSERT_CMPSTR (cli.plugin_dirs[0], "/one");
+   ASSERT_CMPSTR (cli.plugin_dirs[1], "/two");
+   ASSERT (cli.plugin_dirs[2] == NULL);
+   mt_cli_destroy (&cli);
+
+   parse_ok (&cli, given); /* --plugins wins */
+   ASSERT_CMPSTR (cli.plugin_dirs[0], "/given");
+   ASSERT (cli.plugin_dirs[1] == NULL);
+   mt_cli_destroy (&cli);
+   unsetenv ("MTASK_PLUGINS");
+
+   parse_ok (&cli, plain);
+   ASSERT (cli.plugin_dirs == NULL); /* the worker's default directory */
+   mt_cli_destroy (&cli);
+}
+
+static void
 test_help_alone (void)
 {
    const char *argv[] = {"w", "--help", NULL};
@@ -149,6 +176,7 @@ main (int argc, char **argv)
    mt_test_add ("/cli/queues/forms", test_queue_forms);
    mt_test_add ("/cli/options", test_options);
    mt_test_add ("/cli/errors", test_errors);
+   mt_test_add ("/cli/plugins_env", test_plugins_env);
    mt_test_add ("/cli/help_alone", test_help_alone);
    return mt_test_main (argc, argv);
 }
