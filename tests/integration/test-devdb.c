@@ -160,6 +160,25 @@ test_oplog_change_stream (void)
 }
 
 static void
+test_port_in_use (void)
+{
+   pid_t pid;
+   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   const char *port = strrchr (uri, ':') + 1;
+   char *port_only = bson_strndup (port, strlen (port) - 1);
+   const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", port_only, NULL};
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (argv, 60000, &out), ==, 1);
+   ASSERT_CONTAINS (out, "cannot listen on 127.0.0.1:");
+   ASSERT_CONTAINS (out, "Address already in use");
+   bson_free (out);
+   bson_free (port_only);
+   stop (pid);
+   bson_free (uri);
+}
+
+static void
 test_bad_option (void)
 {
    const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", "0", "--memroy", NULL};
@@ -180,6 +199,7 @@ main (int argc, char **argv)
    mt_test_add ("/devdb/memory", test_memory);
    mt_test_add ("/devdb/data_file_persists", test_data_file_persists);
    mt_test_add ("/devdb/oplog_change_stream", test_oplog_change_stream);
+   mt_test_add ("/devdb/port_in_use", test_port_in_use);
    mt_test_add ("/devdb/bad_option", test_bad_option);
    return mt_test_main (argc, argv);
 }

@@ -82,9 +82,9 @@ public final class DevDb {
         MongoServer server = new MongoServer(backend);
         try {
             server.bind("127.0.0.1", port);
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
+            // Netty rethrows a BindException, checked or not, from here.
             System.err.println("devdb: cannot listen on 127.0.0.1:" + port + ": " + e.getMessage());
-            backend.close();
             System.exit(1);
         }
         InetSocketAddress address = server.getLocalAddress();
