@@ -536,6 +536,54 @@ test_indexes_created (void)
 }
 
 static void
+test_blocking_task_blocks_nothing_else (void)
+{
+   /* process() may block as long as it likes (seed 001's tornsync): with
+    * two threads, twenty quick tasks finish while one task sleeps. */
+   bson_oid_t slow = mt_test_enqueue ("general", "sleep", "{'seconds': 3}", "{'priority': 1}");
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--concurrency", "2", "--poll-interval", "0.05"));
+
+   WAIT_UNTIL (status_is (&slow, "WORK_IN_PROGRESS"), 20000);
+   for (int i = 0; i < 20; i++) {
+      mt_test_enqueue ("general", "echo", NULL, NULL);
+   }
+   WAIT_UNTIL (mt_test_count ("{'type': 'echo', 'status': 'FINISHED'}") == 20, 20000);
+   ASSERT (status_is (&slow, "WORK_IN_PROGRESS"));
+   WAIT_UNTIL (status_is (&slow, "FINISHED"), 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+}
+
+static void
+test_json_log (void)
+{
+   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'say \\\"why\\\"'}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--once", "--pid", "JSON-1", "--log-format", "json"));
+   char *out, *line, *save = NULL;
+   int lines = 0;
+
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT (status_is (&id, "FAILED"));
+   out = mt_test_output (pid);
+   for (line = strtok_r (out, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
+      bson_error_t error;
+      bson_t *doc = bson_new_from_json ((const uint8_t *) line, -1, &error);
+
+      ASSERT_OR_PRINT (doc, error);
+      ASSERT_CMPSTR (mt_test_str (doc, "worker"), "JSON-1");
+      ASSERT (mt_test_str (doc, "ts") && mt_test_str (doc, "level") && mt_test_str (doc, "msg"));
+      if (strstr (mt_test_str (doc, "msg"), "failed")) {
+         ASSERT_CONTAINS (mt_test_str (doc, "msg"), "say \"why\"");
+         ASSERT_CMPSTR (mt_test_str (doc, "level"), "warning");
+      }
+      bson_destroy (doc);
+      lines++;
+   }
+   ASSERT_CMPINT (lines, >=, 3);
+   bson_free (out);
+}
+
+static void
 test_exactly_once_under_load (void)
 {
    /* 3 processes x 4 threads over 3000 echo tasks: each task claimed once. */
@@ -600,6 +648,8 @@ main (int argc, char **argv)
    mt_test_add ("/worker/cli/seed_line_two_verbatim", test_seed_line_two_verbatim);
    mt_test_add ("/worker/cli/default_worker_id_is_uuid1", test_default_worker_id_is_uuid1);
    mt_test_add ("/worker/indexes", test_indexes_created);
+   mt_test_add ("/worker/concurrency/blocking_task_blocks_nothing_else", test_blocking_task_blocks_nothing_else);
+   mt_test_add ("/worker/log/json", test_json_log);
    mt_test_add ("/worker/load/exactly_once_3x4_3000", test_exactly_once_under_load);
    return mt_test_main (argc, argv);
 }
