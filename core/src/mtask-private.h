@@ -86,6 +86,9 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
  * marked, or -1 on error. */
 int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error);
 
+/* Wall-clock milliseconds since the epoch, as BSON dates count them. */
+int64_t mt_now_ms (void);
+
 /* Whether an error means the server could not be reached (retry later)
  * rather than that it refused the operation. */
 bool mt_error_is_network (const bson_error_t *error);

@@ -11,8 +11,8 @@ mt_error_is_network (const bson_error_t *error)
    return error->domain == MONGOC_ERROR_STREAM || error->domain == MONGOC_ERROR_SERVER_SELECTION;
 }
 
-static int64_t
-now_ms (void)
+int64_t
+mt_now_ms (void)
 {
    struct timeval tv;
 
@@ -366,9 +366,9 @@ mt_enqueue (mongoc_client_t *client,
       bson_t empty = BSON_INITIALIZER;
       BSON_APPEND_DOCUMENT (&doc, "params", &empty);
    }
-   BSON_APPEND_DATE_TIME (&doc, "created", now_ms ());
+   BSON_APPEND_DATE_TIME (&doc, "created", mt_now_ms ());
    if (delay > 0) {
-      BSON_APPEND_DATE_TIME (&doc, "delayed", now_ms () + (int64_t) (delay * 1000.0));
+      BSON_APPEND_DATE_TIME (&doc, "delayed", mt_now_ms () + (int64_t) (delay * 1000.0));
    } else {
       BSON_APPEND_NULL (&doc, "delayed");
    }

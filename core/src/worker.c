@@ -529,15 +529,6 @@ idle_wait (mt_worker_t *worker, int64_t ms)
    return !stopping;
 }
 
-static int64_t
-now_ms (void)
-{
-   struct timeval tv;
-
-   bson_gettimeofday (&tv);
-   return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void
 append_error (bson_t *doc, const char *key, const bson_error_t *error)
 {
@@ -568,7 +559,7 @@ outcome_update (mt_running_t *run, bool ok, const bson_error_t *failure, bson_t 
    }
    if (run->delayed) {
       BSON_APPEND_UTF8 (&set, "status", MT_STATUS_CREATED);
-      BSON_APPEND_DATE_TIME (&set, "delayed", now_ms () + (int64_t) (run->delay_seconds * 1000.0));
+      BSON_APPEND_DATE_TIME (&set, "delayed", mt_now_ms () + (int64_t) (run->delay_seconds * 1000.0));
       bson_append_document_end (update, &set);
       return;
    }
@@ -618,7 +609,7 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
 
 /* Fails a claimed document that cannot be run (malformed). */
 static void
-fail_claimed (mt_worker_t *worker, mongoc_collection_t *tasks, mt_running_t *run, const bson_error_t *why)
+fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
 {
    bson_t update = BSON_INITIALIZER, set, date;
 
@@ -631,7 +622,6 @@ fail_claimed (mt_worker_t *worker, mongoc_collection_t *tasks, mt_running_t *run
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
    BSON_APPEND_BOOL (&date, "finished", true);
    bson_append_document_end (&update, &date);
-   run->tasks = tasks;
    write_outcome (worker, run, &update);
    bson_destroy (&update);
 }
@@ -659,7 +649,7 @@ run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
          if (bson_iter_init_find (&iter, &run.doc, "attempts") && BSON_ITER_HOLDS_NUMBER (&iter)) {
             run.parsed.attempts = (int32_t) bson_iter_as_int64 (&iter);
          }
-         fail_claimed (worker, tasks, &run, &failure);
+         fail_claimed (worker, &run, &failure);
       }
       goto cleanup;
    }
@@ -672,7 +662,7 @@ run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
                       "worker '%s' claimed task type '%s' it has no plugin for",
                       worker->worker_id,
                       run.parsed.type);
-      fail_claimed (worker, tasks, &run, &failure);
+      fail_claimed (worker, &run, &failure);
       goto cleanup;
    }
 
