@@ -321,7 +321,7 @@ check_values (ctl_t *ctl)
 
    for (int f = 0; f < N_FLAGS; f++) {
       if (ctl->seen[f] && !(flags[f].cmds & ctl->cmd)) {
-         fail ("%s does not take %s; see 'mtaskctl %s --help'", ctl->command_name, flags[f].name, ctl->command_name);
+         fail ("%s does not take %s", ctl->command_name, flags[f].name);
          goto cleanup;
       }
    }

@@ -273,6 +273,42 @@ test_plugin_failure (void)
 }
 
 static void
+test_shipped_plugins_bad_params (void)
+{
+   bson_oid_t sleep_bad = mt_test_enqueue ("general", "sleep", "{'seconds': 'soon'}", NULL);
+   bson_oid_t fail_default = mt_test_enqueue ("general", "fail", NULL, NULL);
+   bson_t *doc;
+
+   run_once (W ("--queues", "general"));
+   doc = mt_test_task (&sleep_bad);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "sleep: params.seconds must be a number, 0 or more");
+   bson_destroy (doc);
+   doc = mt_test_task (&fail_default);
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "failed on purpose");
+   bson_destroy (doc);
+}
+
+static void
+test_crash_takes_worker_down (void)
+{
+   /* Without isolation a crashing plugin takes its worker with it (the
+    * README says so); the task is left as the crash found it, claimed and
+    * started, for an operator or recovery to see. */
+   bson_oid_t id = mt_test_enqueue ("general", "crash", NULL, NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "general", "--once", "--pid", "DOOMED"));
+   int status = mt_test_wait_exit (pid, 30000);
+   bson_t *doc;
+
+   ASSERT (exit_code (status) != 0);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "WORK_IN_PROGRESS");
+   ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "DOOMED");
+   ASSERT (mt_test_has (doc, "started"));
+   bson_destroy (doc);
+}
+
+static void
 test_plugin_own_status (void)
 {
    bson_oid_t cancelled = mt_test_enqueue ("general", "probe", "{'status': 'CANCELLED', 'result': {'why': 'obsolete'}}", NULL);
@@ -638,6 +674,8 @@ main (int argc, char **argv)
    mt_test_add ("/worker/malformed/each_field", test_malformed_documents);
    mt_test_add ("/worker/plugin/failure", test_plugin_failure);
    mt_test_add ("/worker/plugin/own_status", test_plugin_own_status);
+   mt_test_add ("/worker/plugin/shipped_bad_params", test_shipped_plugins_bad_params);
+   mt_test_add ("/worker/plugin/crash_takes_worker_down", test_crash_takes_worker_down);
    mt_test_add ("/worker/plugin/delays_itself", test_plugin_delays_itself);
    mt_test_add ("/worker/signal/sigterm_lets_task_finish", test_sigterm_lets_task_finish);
    mt_test_add ("/worker/signal/sigint_idle", test_sigint_idle);
