@@ -18,6 +18,7 @@ typedef struct {
    bson_t params; /* static view into doc; empty when absent or null */
    int32_t attempts;
    const char *worker_pid; /* NULL when null or absent */
+   bson_t accounts;        /* static view: the array of accounts to lock; empty when absent */
 } mt_task_doc_t;
 
 /* Validates and extracts. On a malformed document, fails with
@@ -88,6 +89,27 @@ int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_e
 
 /* Wall-clock milliseconds since the epoch, as BSON dates count them. */
 int64_t mt_now_ms (void);
+
+/* ---- account locks (lock.c) --------------------------------------------- */
+
+#define MT_LOCKS_COLLECTION "locks"
+
+/* A sorted copy of `accounts` without duplicates, NULL-terminated; fails with
+ * MT_LOCK_ERROR_INVALID on an empty or oversized name. */
+char **mt_accounts_normalize (const char *const *accounts, size_t n_accounts, bson_error_t *error);
+void mt_strv_free (char **strv);
+size_t mt_strv_len (char *const *strv);
+/* strcmp for qsort over an array of char *. */
+int mt_strcmp_ptr (const void *a, const void *b);
+
+/* Locks the sorted accounts, all or nothing; `newly` (may be NULL) gets the
+ * ones this call took, NULL-terminated. */
+bool mt_locks_acquire_sorted (mongoc_client_t *client,
+                              const char *db,
+                              const mt_lock_owner_t *owner,
+                              char *const *accounts,
+                              char ***newly,
+                              bson_error_t *error);
 
 /* Whether an error means the server could not be reached (retry later)
  * rather than that it refused the operation. */

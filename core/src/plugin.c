@@ -166,12 +166,6 @@ mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *e
    return true;
 }
 
-static int
-compare_names (const void *a, const void *b)
-{
-   return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 bool
 mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *error)
 {
@@ -206,7 +200,7 @@ mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *err
    /* A fixed order, so that which of two duplicates wins never depends on
     * the file system. */
    if (count) {
-      qsort (names, count, sizeof *names, compare_names);
+      qsort (names, count, sizeof *names, mt_strcmp_ptr);
    }
    for (size_t i = 0; i < count; i++) {
       if (ok && !mt_plugin_set_load_file (set, names[i], error)) {

@@ -280,6 +280,29 @@ mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
 
    ok = mongoc_database_write_command_with_opts (database, &cmd, NULL, &reply, error);
    bson_destroy (&reply);
+   if (ok) {
+      /* locks: _id is the account (unique by itself); releasing everything a
+       * run holds looks up its owner. */
+      bson_t *locks_cmd = BCON_NEW ("createIndexes",
+                                    MT_LOCKS_COLLECTION,
+                                    "indexes",
+                                    "[",
+                                    "{",
+                                    "key",
+                                    "{",
+                                    "task",
+                                    BCON_INT32 (1),
+                                    "attempt",
+                                    BCON_INT32 (1),
+                                    "}",
+                                    "name",
+                                    "mtask_lock_owner",
+                                    "}",
+                                    "]");
+      ok = mongoc_database_write_command_with_opts (database, locks_cmd, NULL, &reply, error);
+      bson_destroy (&reply);
+      bson_destroy (locks_cmd);
+   }
 
 cleanup:
    bson_destroy (&cmd);

@@ -92,6 +92,7 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
    memset (out, 0, sizeof *out);
    out->id.value_type = BSON_TYPE_EOD;
    bson_init (&out->params);
+   bson_init (&out->accounts);
    bson_strncpy (out->id_str, "(no _id)", sizeof out->id_str);
 
    if (!bson_iter_init (&iter, doc)) {
@@ -101,8 +102,8 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
 
    /* One pass finds every field; the checks below report the first problem in
     * a fixed order so the message is the same whatever the field order. */
-   bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker;
-   bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false;
+   bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker, it_accounts;
+   bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false, has_accounts = false;
 
    while (bson_iter_next (&iter)) {
       const char *key = bson_iter_key (&iter);
@@ -129,6 +130,9 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       } else if (!strcmp (key, "worker_pid")) {
          it_worker = iter;
          has_worker = true;
+      } else if (!strcmp (key, "accounts")) {
+         it_accounts = iter;
+         has_accounts = true;
       }
    }
 
@@ -175,6 +179,31 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
          out->attempts = (int32_t) BSON_MAX (0, BSON_MIN (n, INT32_MAX));
       } else if (!BSON_ITER_HOLDS_NULL (&it_attempts)) {
          return malformed (error, "attempts", "a number", &it_attempts);
+      }
+   }
+
+   if (has_accounts && !BSON_ITER_HOLDS_NULL (&it_accounts)) {
+      const uint8_t *data;
+      uint32_t len;
+      bson_iter_t item;
+
+      if (!BSON_ITER_HOLDS_ARRAY (&it_accounts)) {
+         return malformed (error, "accounts", "an array of account names", &it_accounts);
+      }
+      bson_iter_array (&it_accounts, &len, &data);
+      if (!bson_init_static (&out->accounts, data, len) || !bson_iter_init (&item, &out->accounts)) {
+         return malformed (error, "accounts", "a valid array", &it_accounts);
+      }
+      while (bson_iter_next (&item)) {
+         if (!BSON_ITER_HOLDS_UTF8 (&item) || bson_iter_utf8 (&item, NULL)[0] == '\0') {
+            bson_set_error (error,
+                            MT_ERROR_TASK,
+                            MT_TASK_ERROR_MALFORMED,
+                            "malformed task: field 'accounts' must hold non-empty strings, found %s at index %s",
+                            BSON_ITER_HOLDS_UTF8 (&item) ? "an empty string" : mt_bson_type_name (bson_iter_type (&item)),
+                            bson_iter_key (&item));
+            return false;
+         }
       }
    }
 
@@ -240,5 +269,17 @@ mt_task_doc_malformed_filter (bson_t *or_array)
 
    BSON_APPEND_DOCUMENT_BEGIN (or_array, "4", &clause);
    BSON_APPEND_UTF8 (&clause, "type", "");
+   bson_append_document_end (or_array, &clause);
+
+   BSON_APPEND_DOCUMENT_BEGIN (or_array, "5", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "accounts", &field);
+   BSON_APPEND_BOOL (&field, "$exists", true);
+   BSON_APPEND_DOCUMENT_BEGIN (&field, "$not", &not);
+   BSON_APPEND_ARRAY_BEGIN (&not, "$type", &types);
+   BSON_APPEND_UTF8 (&types, "0", "array");
+   BSON_APPEND_UTF8 (&types, "1", "null");
+   bson_append_array_end (&not, &types);
+   bson_append_document_end (&field, &not);
+   bson_append_document_end (&clause, &field);
    bson_append_document_end (or_array, &clause);
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #define MT_RETRY_MAX_MS 5000
 #define MT_OUTCOME_RETRY_LIMIT_MS (60 * 1000)
 #define MT_SERVER_SELECTION_MS 5000
+#define MT_BUSY_DELAY_S 1.0 /* a task whose account is busy waits about this long */
 
 struct _mt_worker_t {
    mongoc_uri_t *uri;
@@ -57,6 +59,7 @@ struct _mt_worker_t {
 typedef struct {
    mt_task_t base; /* first: the plugin's handle points here */
    mt_worker_t *worker;
+   mongoc_client_t *client;
    mongoc_collection_t *tasks;
    bson_t doc;
    mt_task_doc_t parsed;
@@ -65,6 +68,9 @@ typedef struct {
    const char *status; /* a static string, or NULL */
    bool delayed;
    double delay_seconds;
+   char **held;     /* accounts locked now, sorted, NULL-terminated */
+   char **declared; /* the task's own `accounts`, taken at claim */
+   bool in_scope;   /* inside with_accounts() */
 } mt_running_t;
 
 static void
@@ -225,6 +231,172 @@ host_log (mt_task_t *task, mt_log_level_t level, const char *message)
    worker_log (run->worker, level, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, message);
 }
 
+static mt_lock_owner_t
+owner_of (const mt_running_t *run)
+{
+   mt_lock_owner_t owner = {.task_id = &run->parsed.id, .worker_id = run->worker->worker_id, .attempt = run->parsed.attempts};
+   return owner;
+}
+
+static bool
+contains (char *const *strv, const char *s)
+{
+   for (size_t i = 0; strv && strv[i]; i++) {
+      if (!strcmp (strv[i], s)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* held := held + add (add_sorted) or held - remove, kept sorted. */
+static void
+held_update (mt_running_t *run, char *const *accounts, bool add)
+{
+   size_t n = 0, m = 0;
+   char **next;
+
+   while (run->held && run->held[n]) {
+      n++;
+   }
+   while (accounts && accounts[m]) {
+      m++;
+   }
+   next = bson_malloc0 ((n + m + 1) * sizeof *next);
+   n = 0;
+   for (size_t i = 0; run->held && run->held[i]; i++) {
+      if (add || !contains (accounts, run->held[i])) {
+         next[n++] = bson_strdup (run->held[i]);
+      }
+   }
+   for (size_t i = 0; add && accounts && accounts[i]; i++) {
+      if (!contains (run->held, accounts[i])) {
+         next[n++] = bson_strdup (accounts[i]);
+      }
+   }
+   next[n] = NULL;
+   qsort (next, n, sizeof *next, mt_strcmp_ptr);
+   mt_strv_free (run->held);
+   run->held = next;
+}
+
+static bool
+host_lock_accounts (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error)
+{
+   mt_running_t *run = running (task);
+   mt_lock_owner_t owner = owner_of (run);
+   char **sorted = mt_accounts_normalize (accounts, n_accounts, error);
+   bool ok;
+
+   if (!sorted) {
+      return false;
+   }
+   ok = mt_locks_acquire_sorted (run->client, run->worker->db, &owner, sorted, NULL, error);
+   if (ok) {
+      held_update (run, sorted, true);
+   }
+   mt_strv_free (sorted);
+   return ok;
+}
+
+static bool
+host_unlock_accounts (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error)
+{
+   mt_running_t *run = running (task);
+   mt_lock_owner_t owner = owner_of (run);
+   char **sorted = mt_accounts_normalize (accounts, n_accounts, error);
+   bool ok;
+
+   if (!sorted) {
+      return false;
+   }
+   ok = mt_locks_release (run->client, run->worker->db, &owner, (const char *const *) sorted, mt_strv_len (sorted), error);
+   if (ok) {
+      held_update (run, sorted, false);
+   }
+   mt_strv_free (sorted);
+   return ok;
+}
+
+static const char *const *
+host_held_accounts (mt_task_t *task)
+{
+   mt_running_t *run = running (task);
+
+   if (!run->held) {
+      run->held = bson_malloc0 (sizeof *run->held);
+   }
+   return (const char *const *) run->held;
+}
+
+static bool
+host_with_accounts (mt_task_t *task,
+                    const char *const *accounts,
+                    size_t n_accounts,
+                    bool (*fn) (mt_task_t *task, void *data, bson_error_t *error),
+                    void *data,
+                    bson_error_t *error)
+{
+   mt_running_t *run = running (task);
+   mt_lock_owner_t owner = owner_of (run);
+   char **sorted, **newly = NULL;
+   bson_error_t release_error;
+   bool ok;
+
+   if (run->in_scope) {
+      bson_set_error (error,
+                      MT_ERROR_LOCK,
+                      MT_LOCK_ERROR_NESTED,
+                      "with_accounts: task %s is already inside a scoped lock; a nested one would release the "
+                      "outer one's accounts early, so lock everything in the outer one",
+                      run->parsed.id_str);
+      return false;
+   }
+   if (!fn) {
+      bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_API, "with_accounts: fn must not be NULL");
+      return false;
+   }
+   sorted = mt_accounts_normalize (accounts, n_accounts, error);
+   if (!sorted) {
+      return false;
+   }
+   ok = mt_locks_acquire_sorted (run->client, run->worker->db, &owner, sorted, &newly, error);
+   mt_strv_free (sorted);
+   if (!ok) {
+      return false;
+   }
+   held_update (run, newly, true);
+   run->in_scope = true;
+   ok = fn (task, data, error);
+   run->in_scope = false;
+   /* Release what this scope took, whatever fn returned. */
+   if (newly[0]) {
+      if (mt_locks_release (run->client, run->worker->db, &owner, (const char *const *) newly, mt_strv_len (newly), &release_error)) {
+         held_update (run, newly, false);
+      } else {
+         worker_log (run->worker,
+                     MT_LOG_WARNING,
+                     "task %s: cannot release its scoped locks yet (%s); they go when the task ends",
+                     run->parsed.id_str,
+                     release_error.message);
+      }
+   }
+   mt_strv_free (newly);
+   return ok;
+}
+
+static void *
+host_mongoc_client (mt_task_t *task)
+{
+   return running (task)->client;
+}
+
+static const char *
+host_db_name (mt_task_t *task)
+{
+   return running (task)->worker->db;
+}
+
 static const mt_host_api_t host_api = {
    .abi_version = MT_PLUGIN_ABI_VERSION,
    .struct_size = sizeof (mt_host_api_t),
@@ -238,6 +410,12 @@ static const mt_host_api_t host_api = {
    .set_status_message = host_set_status_message,
    .delay = host_delay,
    .log = host_log,
+   .lock_accounts = host_lock_accounts,
+   .unlock_accounts = host_unlock_accounts,
+   .held_accounts = host_held_accounts,
+   .with_accounts = host_with_accounts,
+   .mongoc_client = host_mongoc_client,
+   .db_name = host_db_name,
 };
 
 /* ---- configuration ----------------------------------------------------- */
@@ -268,15 +446,6 @@ strv_copy (const char *const *strv)
       copy[i] = bson_strdup (strv[i]);
    }
    return copy;
-}
-
-static void
-strv_free (char **strv)
-{
-   for (size_t i = 0; strv && strv[i]; i++) {
-      bson_free (strv[i]);
-   }
-   bson_free (strv);
 }
 
 static bool
@@ -481,8 +650,8 @@ mt_worker_destroy (mt_worker_t *worker)
    }
    bson_destroy (&worker->queues_array);
    bson_destroy (&worker->types_array);
-   strv_free (worker->types);
-   strv_free (worker->queues);
+   mt_strv_free (worker->types);
+   mt_strv_free (worker->queues);
    bson_free (worker->worker_id);
    bson_free (worker->db);
    pthread_cond_destroy (&worker->cond);
@@ -626,8 +795,118 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    bson_destroy (&update);
 }
 
+/* Puts a claimed task back as it was before the claim, not counting the
+ * attempt, to be tried again after `seconds`. */
 static void
-run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
+give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *why)
+{
+   bson_t update = BSON_INITIALIZER, child;
+
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
+   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
+   BSON_APPEND_NULL (&child, "worker_pid");
+   BSON_APPEND_DATE_TIME (&child, "delayed", mt_now_ms () + (int64_t) (seconds * 1000.0));
+   bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "attempts", -1);
+   bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
+   BSON_APPEND_UTF8 (&child, "started", "");
+   bson_append_document_end (&update, &child);
+   worker_log (worker, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
+   write_outcome (worker, run, &update);
+   bson_destroy (&update);
+}
+
+/* A short wait with jitter, so tasks waiting on one account do not all come
+ * back at the same moment. */
+static double
+busy_delay (void)
+{
+   return MT_BUSY_DELAY_S * (0.5 + (double) (rand () % 1000) / 1000.0);
+}
+
+/* Takes the task's declared `accounts` for this run. False means the task
+ * must not run now (it has been given back or failed). */
+static bool
+take_declared_accounts (mt_worker_t *worker, mt_running_t *run)
+{
+   mt_lock_owner_t owner = owner_of (run);
+   size_t n = (size_t) bson_count_keys (&run->parsed.accounts), i = 0;
+   const char **names;
+   bson_iter_t iter;
+   bson_error_t error;
+   char **sorted;
+   bool ok;
+
+   if (n == 0) {
+      return true;
+   }
+   names = bson_malloc0 ((n + 1) * sizeof *names);
+   if (bson_iter_init (&iter, &run->parsed.accounts)) {
+      while (bson_iter_next (&iter) && i < n) {
+         names[i++] = bson_iter_utf8 (&iter, NULL); /* checked by the parser */
+      }
+   }
+   sorted = mt_accounts_normalize (names, i, &error);
+   bson_free (names);
+   if (!sorted) {
+      bson_error_t why;
+
+      bson_set_error (&why, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field 'accounts': %s", error.message);
+      fail_claimed (worker, run, &why);
+      return false;
+   }
+   ok = mt_locks_acquire_sorted (run->client, worker->db, &owner, sorted, NULL, &error);
+   if (ok) {
+      run->declared = sorted;
+      held_update (run, sorted, true);
+      return true;
+   }
+   mt_strv_free (sorted);
+   if (error.domain != MT_ERROR_LOCK) {
+      worker_log (worker, MT_LOG_WARNING, "task %s: cannot take its accounts: %s", run->parsed.id_str, error.message);
+   }
+   give_back (worker, run, busy_delay (), error.message);
+   return false;
+}
+
+/* Releases whatever the run still holds; warns about what the plugin took
+ * and forgot. */
+static void
+release_leftovers (mt_worker_t *worker, mt_running_t *run)
+{
+   mt_lock_owner_t owner = owner_of (run);
+   bson_error_t error;
+   char forgotten[512] = "";
+
+   for (size_t i = 0; run->held && run->held[i]; i++) {
+      if (!contains (run->declared, run->held[i])) {
+         size_t len = strlen (forgotten);
+         bson_snprintf (forgotten + len, sizeof forgotten - len, "%s'%s'", len ? ", " : "", run->held[i]);
+      }
+   }
+   if (forgotten[0]) {
+      worker_log (worker,
+                  MT_LOG_WARNING,
+                  "task %s (%s) still held account lock(s) %s when process() returned; released them",
+                  run->parsed.id_str,
+                  run->parsed.type,
+                  forgotten);
+   }
+   if (run->held && run->held[0] && mt_locks_release_all (run->client, worker->db, &owner, &error) < 0) {
+      /* Not a lock any more once the run is over: the next taker takes it
+       * over. Say so and go on. */
+      worker_log (worker,
+                  MT_LOG_WARNING,
+                  "task %s: cannot release its account locks (%s); they lapse now that the task has ended",
+                  run->parsed.id_str,
+                  error.message);
+   }
+}
+
+static void
+run_task (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc)
 {
    mt_running_t run;
    const mt_plugin_entry_t *plugin;
@@ -638,6 +917,7 @@ run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
    memset (&run, 0, sizeof run);
    run.base.host = &host_api;
    run.worker = worker;
+   run.client = client;
    run.tasks = tasks;
    bson_init (&run.result);
    bson_steal (&run.doc, doc);
@@ -663,6 +943,10 @@ run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
                       worker->worker_id,
                       run.parsed.type);
       fail_claimed (worker, &run, &failure);
+      goto cleanup;
+   }
+
+   if (!take_declared_accounts (worker, &run)) {
       goto cleanup;
    }
 
@@ -699,8 +983,11 @@ run_task (mt_worker_t *worker, mongoc_collection_t *tasks, bson_t *doc)
    outcome_update (&run, ok, &failure, &update);
    write_outcome (worker, &run, &update);
    bson_destroy (&update);
+   release_leftovers (worker, &run);
 
 cleanup:
+   mt_strv_free (run.held);
+   mt_strv_free (run.declared);
    bson_destroy (&run.result);
    bson_destroy (&run.doc);
 }
@@ -775,7 +1062,7 @@ thread_main (void *data)
       backoff = 0;
       failing_since = 0;
       if (claimed) {
-         run_task (worker, tasks, &doc);
+         run_task (worker, client, tasks, &doc);
          continue;
       }
       bson_destroy (&doc);

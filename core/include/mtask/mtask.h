@@ -139,8 +139,46 @@ MT_EXPORT bool mt_enqueue (mongoc_client_t *client,
                            bson_oid_t *id,
                            bson_error_t *error);
 
-/* Creates the indexes of the tasks collection; idempotent. */
+/* Creates the indexes of the tasks and locks collections; idempotent. */
 MT_EXPORT bool mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
+
+/* ---- account locks (seed 001), for code outside a plugin ------------------
+ *
+ * A lock document in `locks` per account: {_id: account, task, worker_pid,
+ * attempt, acquired}. The owner is one run of one task: its _id, the worker
+ * holding it and the attempt number of that claim. A lock whose run is over
+ * (the task is no longer WORK_IN_PROGRESS with that worker and attempt) is
+ * not a lock: the next acquirer takes it over atomically. */
+typedef struct {
+   const bson_value_t *task_id;
+   const char *worker_id;
+   int32_t attempt;
+} mt_lock_owner_t;
+
+/* Locks `accounts` for `owner`, all or nothing (see lock_accounts in
+ * mtask/plugin.h). On success `held`, when not NULL, is initialized to an
+ * array of every account the owner holds. */
+MT_EXPORT bool mt_locks_acquire (mongoc_client_t *client,
+                                 const char *db,
+                                 const mt_lock_owner_t *owner,
+                                 const char *const *accounts,
+                                 size_t n_accounts,
+                                 bson_t *held,
+                                 bson_error_t *error);
+
+/* Releases these accounts if `owner` holds them. */
+MT_EXPORT bool mt_locks_release (mongoc_client_t *client,
+                                 const char *db,
+                                 const mt_lock_owner_t *owner,
+                                 const char *const *accounts,
+                                 size_t n_accounts,
+                                 bson_error_t *error);
+
+/* Releases every lock of `owner`; returns how many, or -1 on error. */
+MT_EXPORT int64_t mt_locks_release_all (mongoc_client_t *client,
+                                        const char *db,
+                                        const mt_lock_owner_t *owner,
+                                        bson_error_t *error);
 
 /* The name of a log level: "error", "warning", "info", "debug". */
 MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);

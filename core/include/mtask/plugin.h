@@ -91,6 +91,13 @@ typedef enum {
 } mt_task_error_code_t;
 
 typedef enum {
+   /* MT_ERROR_LOCK */
+   MT_LOCK_ERROR_BUSY = 1, /* another running task holds an account */
+   MT_LOCK_ERROR_NESTED,   /* a scoped lock inside another of the same task */
+   MT_LOCK_ERROR_INVALID,  /* an account name that cannot be locked */
+} mt_lock_error_code_t;
+
+typedef enum {
    MT_LOG_ERROR = 0,
    MT_LOG_WARNING = 1,
    MT_LOG_INFO = 2,
@@ -134,6 +141,33 @@ struct _mt_host_api_t {
 
    /* A line in the worker's log, tagged with the task. */
    void (*log) (mt_task_t *task, mt_log_level_t level, const char *message);
+
+   /* ---- added in 0.2: account locks (seed 001) ---- */
+
+   /* Locks the accounts for this task, all or nothing: it succeeds when no
+    * other running task holds any of them (accounts this task already holds
+    * are fine) and fails with MT_LOCK_ERROR_BUSY otherwise, leaving nothing
+    * newly taken. Accounts are taken in a fixed order. */
+   bool (*lock_accounts) (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error);
+   /* Releases accounts this task holds (others are ignored). */
+   bool (*unlock_accounts) (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error);
+   /* Every account the task holds now, sorted, NULL-terminated; valid until
+    * the next lock call. */
+   const char *const *(*held_accounts) (mt_task_t *task);
+   /* The scoped form (seed 001's AccountLockContext): locks, calls `fn`,
+    * releases what it took, and returns what `fn` returned. Refused with
+    * MT_LOCK_ERROR_NESTED inside another scoped lock of the same task. */
+   bool (*with_accounts) (mt_task_t *task,
+                          const char *const *accounts,
+                          size_t n_accounts,
+                          bool (*fn) (mt_task_t *task, void *data, bson_error_t *error),
+                          void *data,
+                          bson_error_t *error);
+
+   /* The worker thread's database connection, a mongoc_client_t * (cast it;
+    * do not destroy it), and the database name. Valid during process(). */
+   void *(*mongoc_client) (mt_task_t *task);
+   const char *(*db_name) (mt_task_t *task);
 };
 
 /* True when the host's table includes `member` (for entries added later). */
@@ -228,6 +262,47 @@ static inline bool
 mt_task_delay (mt_task_t *task, double seconds, bson_error_t *error)
 {
    return task->host->delay (task, seconds, error);
+}
+
+static inline bool
+mt_task_lock_accounts (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error)
+{
+   return task->host->lock_accounts (task, accounts, n_accounts, error);
+}
+
+static inline bool
+mt_task_unlock_accounts (mt_task_t *task, const char *const *accounts, size_t n_accounts, bson_error_t *error)
+{
+   return task->host->unlock_accounts (task, accounts, n_accounts, error);
+}
+
+static inline const char *const *
+mt_task_held_accounts (mt_task_t *task)
+{
+   return task->host->held_accounts (task);
+}
+
+static inline bool
+mt_task_with_accounts (mt_task_t *task,
+                       const char *const *accounts,
+                       size_t n_accounts,
+                       bool (*fn) (mt_task_t *task, void *data, bson_error_t *error),
+                       void *data,
+                       bson_error_t *error)
+{
+   return task->host->with_accounts (task, accounts, n_accounts, fn, data, error);
+}
+
+static inline void *
+mt_task_mongoc_client (mt_task_t *task)
+{
+   return task->host->mongoc_client (task);
+}
+
+static inline const char *
+mt_task_db_name (mt_task_t *task)
+{
+   return task->host->db_name (task);
 }
 
 static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
