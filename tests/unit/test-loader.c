@@ -110,7 +110,8 @@ test_shipped_dir (void)
    bson_error_t error;
 
    ASSERT_OR_PRINT (mt_plugin_set_load_dir (set, mt_test_env ("MTASK_PLUGIN_DIR"), &error), error);
-   ASSERT_CMPINT (mt_plugin_set_count (set), ==, 4);
+   ASSERT_CMPINT (mt_plugin_set_count (set), ==, 5);
+   ASSERT (mt_plugin_set_find (set, "transfer"));
    ASSERT (mt_plugin_set_find (set, "echo"));
    ASSERT (mt_plugin_set_find (set, "sleep"));
    ASSERT (mt_plugin_set_find (set, "fail"));
