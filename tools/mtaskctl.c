@@ -28,9 +28,10 @@ typedef enum {
    CMD_LS = 1 << 1,
    CMD_SHOW = 1 << 2,
    CMD_STATS = 1 << 3,
+   CMD_LOCKS = 1 << 4,
 } ctl_cmd_t;
 
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS)
+#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS)
 
 static const struct {
    const char *name;
@@ -40,6 +41,7 @@ static const struct {
    {"ls", CMD_LS},
    {"show", CMD_SHOW},
    {"stats", CMD_STATS},
+   {"locks", CMD_LOCKS},
 };
 
 typedef enum {
@@ -167,6 +169,20 @@ usage (FILE *out, ctl_cmd_t cmd)
                "Example:\n"
                "  mtaskctl --db tasks show 6553f1c2a4e0b1d2c3f40a17\n");
       break;
+   case CMD_LOCKS:
+      fprintf (out,
+               "Usage: mtaskctl [connection] locks [--json]\n"
+               "\n"
+               "Lists the account locks in DB.locks, by account: the task holding each one,\n"
+               "its worker and attempt, since when, and whether that run is still going on.\n"
+               "A 'stale' lock belongs to a run that is over: the next task to lock the\n"
+               "account takes it over.\n"
+               "\n"
+               "  --json   one lock document per line, with \"state\": \"held\" or \"stale\"\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks locks\n");
+      break;
    case CMD_STATS:
       fprintf (out,
                "Usage: mtaskctl [connection] stats [--json]\n"
@@ -191,6 +207,7 @@ usage (FILE *out, ctl_cmd_t cmd)
                "  ls        list tasks, newest first\n"
                "  show ID   one task as JSON\n"
                "  stats     counts by queue and status, and waiting tasks by type\n"
+               "  locks     account locks: who holds what, since when\n"
                "\n"
                "Connection (as mtask-worker's; before or after the command):\n"
                "  --db NAME    database holding the 'tasks' collection; required unless\n"
@@ -478,6 +495,94 @@ format_field (const bson_t *doc, const char *key, char *buf, size_t size)
    default:
       return "?";
    }
+}
+
+/* Whether the run a lock names is still going on: its task is
+ * WORK_IN_PROGRESS with that worker and attempt. */
+static bool
+lock_held (mongoc_collection_t *tasks, const bson_t *lock, bool *held, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER;
+   bson_iter_t iter;
+   int64_t n;
+
+   if (!bson_iter_init_find (&iter, lock, "task")) {
+      *held = false;
+      bson_destroy (&filter);
+      return true;
+   }
+   BSON_APPEND_VALUE (&filter, "_id", bson_iter_value (&iter));
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+   if (bson_iter_init_find (&iter, lock, "worker_pid")) {
+      BSON_APPEND_VALUE (&filter, "worker_pid", bson_iter_value (&iter));
+   }
+   if (bson_iter_init_find (&iter, lock, "attempt")) {
+      BSON_APPEND_VALUE (&filter, "attempts", bson_iter_value (&iter));
+   }
+   n = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, error);
+   bson_destroy (&filter);
+   *held = n > 0;
+   return n >= 0;
+}
+
+static int
+cmd_locks (const ctl_t *ctl, mongoc_client_t *client, mongoc_collection_t *tasks, const char *db)
+{
+   mongoc_collection_t *locks = mongoc_client_get_collection (client, db, "locks");
+   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+   mongoc_cursor_t *cursor;
+   const bson_t *lock;
+   bson_error_t error;
+   bool header = false;
+   int status = 0;
+
+   BSON_APPEND_DOCUMENT_BEGIN (&opts, "sort", &sort);
+   BSON_APPEND_INT32 (&sort, "_id", 1);
+   bson_append_document_end (&opts, &sort);
+   cursor = mongoc_collection_find_with_opts (locks, &filter, &opts, NULL);
+   while (mongoc_cursor_next (cursor, &lock)) {
+      char account[64], task[64], worker[128], attempt[32], since[40];
+      bool held;
+
+      if (!lock_held (tasks, lock, &held, &error)) {
+         fprintf (stderr, "mtaskctl: cannot check the tasks holding locks in %s.tasks: %s\n", db, error.message);
+         status = EXIT_RUNTIME;
+         goto cleanup;
+      }
+      if (ctl->seen[F_JSON]) {
+         bson_t out;
+
+         bson_copy_to (lock, &out);
+         BSON_APPEND_UTF8 (&out, "state", held ? "held" : "stale");
+         print_json (&out);
+         bson_destroy (&out);
+         continue;
+      }
+      if (!header) {
+         printf ("%-20s  %-24s  %-24s  %7s  %-20s  %s\n", "ACCOUNT", "TASK", "WORKER", "ATTEMPT", "SINCE", "STATE");
+         header = true;
+      }
+      printf ("%-20s  %-24s  %-24s  %7s  %-20s  %s\n",
+              format_field (lock, "_id", account, sizeof account),
+              format_field (lock, "task", task, sizeof task),
+              format_field (lock, "worker_pid", worker, sizeof worker),
+              format_field (lock, "attempt", attempt, sizeof attempt),
+              format_date (lock, "acquired", since, sizeof since),
+              held ? "held" : "stale");
+   }
+   if (mongoc_cursor_error (cursor, &error)) {
+      fprintf (stderr, "mtaskctl: cannot list locks in %s.locks: %s\n", db, error.message);
+      status = EXIT_RUNTIME;
+   } else if (!header && !ctl->seen[F_JSON]) {
+      printf ("no account locks in %s.locks\n", db);
+   }
+
+cleanup:
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (locks);
+   bson_destroy (&filter);
+   bson_destroy (&opts);
+   return status;
 }
 
 static int
@@ -973,6 +1078,9 @@ main (int argc, char **argv)
       break;
    case CMD_SHOW:
       status = cmd_show (&ctl, tasks, db);
+      break;
+   case CMD_LOCKS:
+      status = cmd_locks (&ctl, client, tasks, db);
       break;
    case CMD_STATS:
    default:

@@ -148,6 +148,60 @@ test_errors (void)
 }
 
 static void
+test_locks (void)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_oid_t running_id, done_id;
+   bson_value_t running_value = {.value_type = BSON_TYPE_OID}, done_value = {.value_type = BSON_TYPE_OID};
+   mt_lock_owner_t running = {.task_id = &running_value, .worker_id = "W-LIVE", .attempt = 1};
+   mt_lock_owner_t done = {.task_id = &done_value, .worker_id = "W-GONE", .attempt = 1};
+   const char *a[] = {"acct-a"}, *b[] = {"acct-b"};
+   bson_error_t error;
+   char *out;
+   bson_t *doc;
+
+   ASSERT_CMPINT (CTL (&out, "locks"), ==, 0);
+   ASSERT_CONTAINS (out, "no account locks in ");
+   bson_free (out);
+
+   bson_oid_init (&running_id, NULL);
+   bson_oid_init (&done_id, NULL);
+   bson_oid_copy (&running_id, &running_value.value.v_oid);
+   bson_oid_copy (&done_id, &done_value.value.v_oid);
+   doc = BCON_NEW ("_id", BCON_OID (&running_id), "queue", "q", "type", "t", "status", "WORK_IN_PROGRESS", "worker_pid", "W-LIVE", "attempts", BCON_INT32 (1));
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   bson_destroy (doc);
+   doc = BCON_NEW ("_id", BCON_OID (&done_id), "queue", "q", "type", "t", "status", "WORK_IN_PROGRESS", "worker_pid", "W-GONE", "attempts", BCON_INT32 (1));
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   bson_destroy (doc);
+   ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &running, a, 1, NULL, &error), error);
+   ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &done, b, 1, NULL, &error), error);
+   {
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&done_id));
+      bson_t *update = BCON_NEW ("$set", "{", "status", "FINISHED", "}");
+      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+   }
+   mongoc_collection_destroy (tasks);
+
+   ASSERT_CMPINT (CTL (&out, "locks"), ==, 0);
+   ASSERT_CONTAINS (out, "ACCOUNT");
+   ASSERT_CONTAINS (out, "acct-a");
+   ASSERT_CONTAINS (out, "W-LIVE");
+   ASSERT_CONTAINS (out, "held");
+   ASSERT_CONTAINS (out, "acct-b");
+   ASSERT_CONTAINS (out, "stale");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "locks", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"_id\" : \"acct-a\"");
+   ASSERT_CONTAINS (out, "\"state\" : \"held\"");
+   ASSERT_CONTAINS (out, "\"state\" : \"stale\"");
+   bson_free (out);
+}
+
+static void
 test_unreachable (void)
 {
    const char *argv[] = {mt_test_env ("MTASK_CTL"), "--db", "d", "--host", "127.0.0.1", "--port", "1", "ls", NULL};
@@ -178,6 +232,7 @@ main (int argc, char **argv)
    mt_test_add ("/ctl/ls_filters", test_ls_filters);
    mt_test_add ("/ctl/stats", test_stats);
    mt_test_add ("/ctl/errors", test_errors);
+   mt_test_add ("/ctl/locks", test_locks);
    mt_test_add ("/ctl/unreachable", test_unreachable);
    mt_test_add ("/ctl/help", test_help);
    return mt_test_main (argc, argv);
