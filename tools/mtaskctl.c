@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CTL_TASKS "tasks" /* the collection, as in SPEC.md */
 #define CTL_SERVER_SELECTION_TIMEOUT_MS 5000
 #define CTL_MAX_DELAY 315576000.0 /* ten years, in seconds */
 
@@ -528,7 +527,7 @@ lock_held (mongoc_collection_t *tasks, const bson_t *lock, bool *held, bson_erro
 static int
 cmd_locks (const ctl_t *ctl, mongoc_client_t *client, mongoc_collection_t *tasks, const char *db)
 {
-   mongoc_collection_t *locks = mongoc_client_get_collection (client, db, "locks");
+   mongoc_collection_t *locks = mongoc_client_get_collection (client, db, MT_LOCKS_COLLECTION);
    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
    mongoc_cursor_t *cursor;
    const bson_t *lock;
@@ -608,7 +607,7 @@ cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db)
          fail ("cannot enqueue: %s", error.message);
          status = EXIT_USAGE;
       } else {
-         fprintf (stderr, "mtaskctl: cannot enqueue into %s.%s: %s\n", db, CTL_TASKS, error.message);
+         fprintf (stderr, "mtaskctl: cannot enqueue into %s.%s: %s\n", db, MT_TASKS_COLLECTION, error.message);
       }
       goto cleanup;
    }
@@ -690,7 +689,7 @@ cmd_ls (const ctl_t *ctl, mongoc_collection_t *tasks, const char *db)
    }
    if (mongoc_cursor_error (cursor, &error)) {
       fflush (stdout);
-      fprintf (stderr, "mtaskctl: cannot list tasks in %s.%s: %s\n", db, CTL_TASKS, error.message);
+      fprintf (stderr, "mtaskctl: cannot list tasks in %s.%s: %s\n", db, MT_TASKS_COLLECTION, error.message);
       status = EXIT_RUNTIME;
    } else if (!header && !ctl->seen[F_JSON]) {
       ls_header (); /* an empty table still says what it would hold */
@@ -719,9 +718,9 @@ cmd_show (const ctl_t *ctl, mongoc_collection_t *tasks, const char *db)
       print_json (doc);
       status = 0;
    } else if (mongoc_cursor_error (cursor, &error)) {
-      fprintf (stderr, "mtaskctl: cannot read task %s from %s.%s: %s\n", ctl->id, db, CTL_TASKS, error.message);
+      fprintf (stderr, "mtaskctl: cannot read task %s from %s.%s: %s\n", ctl->id, db, MT_TASKS_COLLECTION, error.message);
    } else {
-      fprintf (stderr, "mtaskctl: no task with id %s in %s.%s\n", ctl->id, db, CTL_TASKS);
+      fprintf (stderr, "mtaskctl: no task with id %s in %s.%s\n", ctl->id, db, MT_TASKS_COLLECTION);
    }
    mongoc_cursor_destroy (cursor);
    bson_destroy (&filter);
@@ -977,7 +976,7 @@ cmd_stats (const ctl_t *ctl, mongoc_collection_t *tasks, const char *db)
                   false,
                   &by_type,
                   &error)) {
-      fprintf (stderr, "mtaskctl: cannot count tasks in %s.%s: %s\n", db, CTL_TASKS, error.message);
+      fprintf (stderr, "mtaskctl: cannot count tasks in %s.%s: %s\n", db, MT_TASKS_COLLECTION, error.message);
       goto cleanup;
    }
    if (ctl->seen[F_JSON]) {
@@ -1067,7 +1066,7 @@ main (int argc, char **argv)
    }
    mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
    mongoc_client_set_appname (client, "mtaskctl");
-   tasks = mongoc_client_get_collection (client, db, CTL_TASKS);
+   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
 
    switch (ctl.cmd) {
    case CMD_ENQUEUE:

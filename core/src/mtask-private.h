@@ -4,7 +4,7 @@
 
 #include <mtask/mtask.h>
 
-#define MT_TASKS_COLLECTION "tasks"
+#define MT_DELAY_MAX_S (3650.0 * 24 * 3600) /* ten years */
 
 /* ---- task documents (task.c) ------------------------------------------ */
 
@@ -91,8 +91,6 @@ int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_e
 int64_t mt_now_ms (void);
 
 /* ---- account locks (lock.c) --------------------------------------------- */
-
-#define MT_LOCKS_COLLECTION "locks"
 
 /* A sorted copy of `accounts` without duplicates, NULL-terminated; fails with
  * MT_LOCK_ERROR_INVALID on an empty or oversized name. */

@@ -336,6 +336,7 @@ mt_enqueue (mongoc_client_t *client,
    bson_iter_t iter;
    int32_t priority = 0, max_attempts = 0;
    double delay = 0;
+   int64_t now;
    mongoc_collection_t *tasks = NULL;
    bool ok = false;
 
@@ -353,8 +354,10 @@ mt_enqueue (mongoc_client_t *client,
          const char *key = bson_iter_key (&iter);
 
          if (!strcmp (key, "delay")) {
-            if (!BSON_ITER_HOLDS_NUMBER (&iter) || bson_iter_as_double (&iter) < 0) {
-               invalid_option (error, key, "must be a number of seconds, 0 or more");
+            /* !(x >= 0 && x <= max) also refuses NaN. */
+            if (!BSON_ITER_HOLDS_NUMBER (&iter) ||
+                !(bson_iter_as_double (&iter) >= 0 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S)) {
+               invalid_option (error, key, "must be a number of seconds from 0 to ten years");
                goto cleanup;
             }
             delay = bson_iter_as_double (&iter);
@@ -389,9 +392,10 @@ mt_enqueue (mongoc_client_t *client,
       bson_t empty = BSON_INITIALIZER;
       BSON_APPEND_DOCUMENT (&doc, "params", &empty);
    }
-   BSON_APPEND_DATE_TIME (&doc, "created", mt_now_ms ());
+   now = mt_now_ms ();
+   BSON_APPEND_DATE_TIME (&doc, "created", now);
    if (delay > 0) {
-      BSON_APPEND_DATE_TIME (&doc, "delayed", mt_now_ms () + (int64_t) (delay * 1000.0));
+      BSON_APPEND_DATE_TIME (&doc, "delayed", now + (int64_t) (delay * 1000.0));
    } else {
       BSON_APPEND_NULL (&doc, "delayed");
    }
@@ -417,6 +421,15 @@ cleanup:
    return ok;
 }
 
+/* An IPv6 address such as ::1 or fe80::1, written without brackets. */
+static bool
+is_ipv6 (const char *host)
+{
+   const char *first = strchr (host, ':');
+
+   return first && strchr (first + 1, ':') && strspn (host, "0123456789abcdefABCDEF:.") == strlen (host);
+}
+
 mongoc_uri_t *
 mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
 {
@@ -426,12 +439,23 @@ mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
    if (uri && uri[0]) {
       result = mongoc_uri_new_with_error (uri, error);
    } else {
+      if (host && host[0] && strpbrk (host, "/?@,[]:") && !is_ipv6 (host)) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_URI,
+                         "host '%s' is not a host name or address; give the port with --port, and anything "
+                         "more (several hosts, options) with --uri",
+                         host);
+         return NULL;
+      }
       if (port < 0 || port > 65535) {
          bson_set_error (
             error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "port %d is out of range; give a port from 1 to 65535", port);
          return NULL;
       }
-      built = bson_strdup_printf ("mongodb://%s:%d/", host && host[0] ? host : "localhost", port ? port : 27017);
+      built = bson_strdup_printf (host && is_ipv6 (host) ? "mongodb://[%s]:%d/" : "mongodb://%s:%d/",
+                                  host && host[0] ? host : "localhost",
+                                  port ? port : 27017);
       result = mongoc_uri_new_with_error (built, error);
    }
    if (!result) {

@@ -2,6 +2,7 @@
  * enqueue, against a real server. */
 #include "mt-test.h"
 
+#include <math.h>
 #include <pthread.h>
 
 static int processed;
@@ -151,10 +152,36 @@ test_config_errors (void)
    ASSERT_CONTAINS (error.message, "concurrency 0 is out of range");
 
    config.concurrency = 1;
+   config.host = "db1:27018";
+   ASSERT (!mt_worker_new (&config, &error));
+   ASSERT_CMPINT (error.domain, ==, MT_ERROR_CONFIG);
+   ASSERT_CONTAINS (error.message, "host 'db1:27018' is not a host name or address; give the port with --port");
+
+   config.host = "localhost";
    config.uri = "http://nope";
    ASSERT (!mt_worker_new (&config, &error));
    ASSERT_CMPINT (error.domain, ==, MT_ERROR_CONFIG);
    ASSERT_CONTAINS (error.message, "cannot use MongoDB address 'http://nope'");
+}
+
+static void
+test_uri_forms (void)
+{
+   bson_error_t error;
+   mongoc_uri_t *uri;
+
+   uri = mt_uri_new (NULL, "::1", 27018, &error);
+   ASSERT_OR_PRINT (uri, error);
+   ASSERT_CMPSTR (mongoc_uri_get_string (uri), "mongodb://[::1]:27018/");
+   mongoc_uri_destroy (uri);
+   uri = mt_uri_new (NULL, NULL, 0, &error);
+   ASSERT_OR_PRINT (uri, error);
+   ASSERT_CMPSTR (mongoc_uri_get_string (uri), "mongodb://localhost:27017/");
+   mongoc_uri_destroy (uri);
+   ASSERT (!mt_uri_new (NULL, "db1/admin", 1, &error));
+   ASSERT (!mt_uri_new (NULL, "user@db1", 1, &error));
+   ASSERT (!mt_uri_new (NULL, "db1", 70000, &error));
+   ASSERT_CONTAINS (error.message, "port 70000 is out of range");
 }
 
 static void
@@ -179,6 +206,16 @@ test_enqueue_options (void)
    ASSERT_CMPSTR (error.message, "Invalid option 'priorty'");
    ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, bad_type, NULL, &error));
    ASSERT_CONTAINS (error.message, "option 'priority' must be a 32-bit integer");
+   {
+      bson_t *nan_delay = BCON_NEW ("delay", BCON_DOUBLE (NAN));
+      bson_t *inf_delay = BCON_NEW ("delay", BCON_DOUBLE (INFINITY));
+
+      ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, nan_delay, NULL, &error));
+      ASSERT_CONTAINS (error.message, "option 'delay' must be a number of seconds from 0 to ten years");
+      ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, inf_delay, NULL, &error));
+      bson_destroy (nan_delay);
+      bson_destroy (inf_delay);
+   }
    ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "", "echo", NULL, NULL, NULL, &error));
    ASSERT_CONTAINS (error.message, "needs a queue and a task type");
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
@@ -194,5 +231,6 @@ main (int argc, char **argv)
    mt_test_add ("/api/worker/stop_from_another_thread", test_worker_stop_from_another_thread);
    mt_test_add ("/api/worker/config_errors", test_config_errors);
    mt_test_add ("/api/enqueue/options", test_enqueue_options);
+   mt_test_add ("/api/uri_forms", test_uri_forms);
    return mt_test_main (argc, argv);
 }

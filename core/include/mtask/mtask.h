@@ -38,6 +38,10 @@ extern "C" {
 
 #define MT_VERSION_STRING "0.1.0"
 
+/* The collections mtask keeps in its database. */
+#define MT_TASKS_COLLECTION "tasks"
+#define MT_LOCKS_COLLECTION "locks"
+
 /* Codes in MT_ERROR_CONFIG. */
 typedef enum {
    MT_CONFIG_ERROR_INVALID = 1, /* a value is missing or out of range */
@@ -126,7 +130,7 @@ MT_EXPORT mongoc_uri_t *mt_uri_new (const char *uri, const char *host, int port,
 
 /* Inserts a task: status CREATED, created now, priority 0, attempts 0.
  * `params` may be NULL (empty). `opts` may be NULL or hold:
- *   delay         number  seconds from now before it may start
+ *   delay         number  seconds from now before it may start (0 to ten years)
  *   priority      int32   higher first (default 0)
  *   max_attempts  int32   the retry budget
  * Any other key fails with "Invalid option 'key'". `id` may be NULL. */
