@@ -20,6 +20,17 @@ mt_strcmp_ptr (const void *a, const void *b)
    return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
+bool
+mt_strv_contains (char *const *strv, const char *s)
+{
+   for (size_t i = 0; strv && strv[i]; i++) {
+      if (!strcmp (strv[i], s)) {
+         return true;
+      }
+   }
+   return false;
+}
+
 size_t
 mt_strv_len (char *const *strv)
 {

@@ -97,6 +97,7 @@ int64_t mt_now_ms (void);
 char **mt_accounts_normalize (const char *const *accounts, size_t n_accounts, bson_error_t *error);
 void mt_strv_free (char **strv);
 size_t mt_strv_len (char *const *strv);
+bool mt_strv_contains (char *const *strv, const char *s);
 /* strcmp for qsort over an array of char *. */
 int mt_strcmp_ptr (const void *a, const void *b);
 
