@@ -37,6 +37,18 @@ mt_cli_usage (FILE *out)
             "  --poll-interval SECS   wait between claims when nothing is due (default: 1)\n"
             "  --once                 process every task that is due, then exit\n"
             "\n"
+            "Reliability:\n"
+            "  --lease SECS           a task whose worker is silent this long is taken back\n"
+            "                         by another worker (default: 30)\n"
+            "  --grace SECS           on SIGTERM/SIGINT, how long running tasks may finish\n"
+            "                         before they are given back (default: 30)\n"
+            "  --max-attempts N       retry budget of tasks that set none, nor their plugin\n"
+            "                         (default: 3)\n"
+            "  --retry-backoff SECS   wait before retry n: SECS * 2^(n-1), +-25%% (default: 2)\n"
+            "  --isolate MODE         'none' (default): process() on the worker's threads;\n"
+            "                         'fork': each task in a child process, so a crash or a\n"
+            "                         task's `timeout` costs one attempt, not the worker\n"
+            "\n"
             "Logging (to stderr):\n"
             "  --log-format FORMAT    'text' (default) or 'json', one object per line\n"
             "  --log-level LEVEL      error, warning, info (default) or debug\n"
@@ -44,7 +56,9 @@ mt_cli_usage (FILE *out)
             "  --help                 show this help\n"
             "  --version              show the version\n"
             "\n"
-            "SIGTERM or SIGINT stops claiming, lets running tasks finish, and exits 0.\n"
+            "SIGTERM or SIGINT stops claiming and lets running tasks finish within --grace;\n"
+            "then, or at a second signal, gives the rest back (CREATED, attempt not\n"
+            "counted) and exits 0.\n"
             "Exit status: 0 stopped or done; 1 the worker failed while running;\n"
             "2 bad arguments, or a plugin that would not load.\n"
             "\n"
@@ -147,6 +161,11 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
    cli->poll_interval = 1.0;
    cli->log_format = MT_LOG_FORMAT_TEXT;
    cli->log_level = MT_LOG_INFO;
+   cli->lease = 30;
+   cli->grace = 30;
+   cli->max_attempts = 3;
+   cli->retry_backoff = 2;
+   cli->isolate = MT_ISOLATE_NONE;
 
    for (int i = 1; i < argc; i++) {
       const char *arg = argv[i];
@@ -213,6 +232,11 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
                                                 "--poll-interval",
                                                 "--log-format",
                                                 "--log-level",
+                                                "--lease",
+                                                "--grace",
+                                                "--max-attempts",
+                                                "--retry-backoff",
+                                                "--isolate",
                                                 NULL};
             for (size_t k = 0; known[k]; k++) {
                if (!strcmp (flag, known[k])) {
@@ -261,6 +285,33 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
             return fail (error, "--poll-interval: '%s' is not a number of seconds from 0.001 to 3600", value);
          }
          cli->poll_interval = secs;
+      } else if (!strcmp (flag, "--lease") || !strcmp (flag, "--grace") || !strcmp (flag, "--retry-backoff")) {
+         double min = !strcmp (flag, "--lease") ? 1 : 0, max = !strcmp (flag, "--retry-backoff") ? 3600 : 86400;
+         char *end;
+         double secs = strtod (value, &end);
+
+         if (end == value || *end || !isfinite (secs) || secs < min || secs > max) {
+            return fail (error, "%s: '%s' is not a number of seconds from %g to %g", flag, value, min, max);
+         }
+         if (!strcmp (flag, "--lease")) {
+            cli->lease = secs;
+         } else if (!strcmp (flag, "--grace")) {
+            cli->grace = secs;
+         } else {
+            cli->retry_backoff = secs;
+         }
+      } else if (!strcmp (flag, "--max-attempts")) {
+         if (!parse_int ("--max-attempts", value, 1, 1000000, &cli->max_attempts, error)) {
+            return false;
+         }
+      } else if (!strcmp (flag, "--isolate")) {
+         if (!strcmp (value, "none")) {
+            cli->isolate = MT_ISOLATE_NONE;
+         } else if (!strcmp (value, "fork")) {
+            cli->isolate = MT_ISOLATE_FORK;
+         } else {
+            return fail (error, "--isolate: '%s' is not 'none' or 'fork'", value);
+         }
       } else if (!strcmp (flag, "--log-format")) {
          if (!strcmp (value, "text")) {
             cli->log_format = MT_LOG_FORMAT_TEXT;

@@ -21,6 +21,11 @@ typedef struct {
    int concurrency;
    double poll_interval; /* seconds */
    bool once;
+   double lease;         /* seconds */
+   double grace;         /* seconds */
+   int max_attempts;
+   double retry_backoff; /* seconds */
+   mt_isolate_t isolate;
    mt_log_format_t log_format;
    mt_log_level_t log_level;
    bool help;

@@ -6,10 +6,25 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static mt_worker_t *the_worker;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char log_worker_id[256];
+
+/* A child forked for --isolate fork must not inherit the log lock held by
+ * another thread: take it around fork(). */
+static void
+before_fork (void)
+{
+   pthread_mutex_lock (&log_mutex);
+}
+
+static void
+after_fork (void)
+{
+   pthread_mutex_unlock (&log_mutex);
+}
 
 static void
 on_signal (int signo)
@@ -128,6 +143,7 @@ main (int argc, char **argv)
       return 0;
    }
 
+   pthread_atfork (before_fork, after_fork, after_fork);
    mongoc_log_set_handler (on_mongoc_log, &cli);
    mongoc_init ();
    mt_worker_config_init (&config);
@@ -156,6 +172,11 @@ main (int argc, char **argv)
       config.poll_interval_ms = 1;
    }
    config.once = cli.once;
+   config.lease_ms = (int64_t) (cli.lease * 1000.0);
+   config.grace_ms = (int64_t) (cli.grace * 1000.0);
+   config.max_attempts = cli.max_attempts;
+   config.retry_backoff_ms = (int64_t) (cli.retry_backoff * 1000.0);
+   config.isolate = cli.isolate;
    config.log_level = cli.log_level;
    config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;
    config.log_data = log_worker_id;
@@ -179,6 +200,13 @@ main (int argc, char **argv)
    if (!mt_worker_run (the_worker, &error)) {
       fprintf (stderr, "mtask-worker: %s\n", error.message);
       status = 1;
+   }
+   if (mt_worker_abandoned (the_worker)) {
+      /* Tasks given back are still inside process() on other threads,
+       * which nothing can stop: end here, without running them down. */
+      fflush (stdout);
+      fflush (stderr);
+      _exit (status);
    }
 
 cleanup:

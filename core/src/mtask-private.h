@@ -19,6 +19,8 @@ typedef struct {
    int32_t attempts;
    const char *worker_pid; /* NULL when null or absent */
    bson_t accounts;        /* static view: the array of accounts to lock; empty when absent */
+   int32_t max_attempts;   /* 0 when the task does not say */
+   double timeout;         /* seconds; 0 when the task does not say */
 } mt_task_doc_t;
 
 /* Validates and extracts. On a malformed document, fails with
@@ -63,11 +65,13 @@ bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_
 /* Atomically claims the next due task of `queues` and `types` (BSON arrays
  * of strings): status CREATED, delayed unset or past, highest priority,
  * then oldest. On success `*claimed` is false when nothing was due, else
- * `task` holds the claimed document (already WORK_IN_PROGRESS). */
+ * `task` holds the claimed document (already WORK_IN_PROGRESS). `now_ms`
+ * is the server's time as the caller estimates it, for `delayed`. */
 bool mt_store_claim (mongoc_collection_t *tasks,
                      const char *worker_id,
                      const bson_t *queues,
                      const bson_t *types,
+                     int64_t now_ms,
                      bson_t *task,
                      bool *claimed,
                      bson_error_t *error);

@@ -2,12 +2,17 @@
  * what is left to release. Every write is fenced on the claim. */
 #include "worker-private.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-static void
-append_error (bson_t *doc, const char *key, const bson_error_t *error)
+#define MT_ERROR_HISTORY 5 /* failures kept in a task's `errors` */
+
+void
+mt_append_error (bson_t *doc, const char *key, const bson_error_t *error)
 {
    bson_t child;
 
@@ -18,12 +23,36 @@ append_error (bson_t *doc, const char *key, const bson_error_t *error)
    bson_append_document_end (doc, &child);
 }
 
-/* Builds the outcome update: status, finished, result, error, worker_pid. */
+void
+mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt)
+{
+   bson_t push, errors, each, item;
+
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$push", &push);
+   BSON_APPEND_DOCUMENT_BEGIN (&push, "errors", &errors);
+   BSON_APPEND_ARRAY_BEGIN (&errors, "$each", &each);
+   BSON_APPEND_DOCUMENT_BEGIN (&each, "0", &item);
+   BSON_APPEND_INT32 (&item, "attempt", attempt);
+   BSON_APPEND_INT32 (&item, "domain", (int32_t) error->domain);
+   BSON_APPEND_INT32 (&item, "code", (int32_t) error->code);
+   BSON_APPEND_UTF8 (&item, "message", error->message);
+   BSON_APPEND_DATE_TIME (&item, "at", mt_now_ms ());
+   bson_append_document_end (&each, &item);
+   bson_append_array_end (&errors, &each);
+   BSON_APPEND_INT32 (&errors, "$slice", -MT_ERROR_HISTORY);
+   bson_append_document_end (&push, &errors);
+   bson_append_document_end (update, &push);
+}
+
+/* Builds the outcome update: status, finished, result, error, worker_pid;
+ * a failure with attempts left goes back to CREATED after a backoff. */
 static void
-outcome_update (mt_running_t *run, bool ok, const bson_error_t *failure, bson_t *update)
+outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bson_t *update)
 {
    bson_t set, date;
    const char *status;
+   int32_t max = mt_worker_max_attempts (worker, run->parsed.type, run->parsed.max_attempts);
+   bool retry = !ok && !run->status && !run->delayed && run->parsed.attempts < max;
 
    bson_init (update);
    BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &set);
@@ -32,53 +61,71 @@ outcome_update (mt_running_t *run, bool ok, const bson_error_t *failure, bson_t 
       BSON_APPEND_DOCUMENT (&set, "result", &run->result);
    }
    if (!ok) {
-      append_error (&set, "error", failure);
+      mt_append_error (&set, "error", failure);
+      BSON_APPEND_INT32 (&set, "max_attempts", max);
    }
-   if (run->delayed) {
+   if (run->delayed || retry) {
+      int64_t wait_ms = run->delayed ? (int64_t) (run->delay_seconds * 1000.0) : mt_worker_backoff_ms (worker, run->parsed.attempts);
+
       BSON_APPEND_UTF8 (&set, "status", MT_STATUS_CREATED);
-      BSON_APPEND_DATE_TIME (&set, "delayed", mt_now_ms () + (int64_t) (run->delay_seconds * 1000.0));
+      BSON_APPEND_DATE_TIME (&set, "delayed", mt_worker_server_now (worker) + wait_ms);
       bson_append_document_end (update, &set);
-      return;
+      if (retry) {
+         mt_worker_log (worker,
+                        MT_LOG_INFO,
+                        "task %s (%s): attempt %" PRId32 " of %" PRId32 " failed; retrying in %.1f s",
+                        run->parsed.id_str,
+                        run->parsed.type,
+                        run->parsed.attempts,
+                        max,
+                        (double) wait_ms / 1000.0);
+      }
+   } else {
+      status = run->status ? run->status : (ok ? MT_STATUS_FINISHED : MT_STATUS_FAILED);
+      BSON_APPEND_UTF8 (&set, "status", status);
+      bson_append_document_end (update, &set);
+      BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
+      BSON_APPEND_BOOL (&date, "finished", true);
+      bson_append_document_end (update, &date);
    }
-   status = run->status ? run->status : (ok ? MT_STATUS_FINISHED : MT_STATUS_FAILED);
-   BSON_APPEND_UTF8 (&set, "status", status);
-   bson_append_document_end (update, &set);
-   BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
-   BSON_APPEND_BOOL (&date, "finished", true);
-   bson_append_document_end (update, &date);
+   if (!ok) {
+      mt_append_error_history (update, failure, run->parsed.attempts);
+   }
 }
 
 /* Writes an outcome, retrying while the server cannot be reached: a result
- * is never dropped because the database blinked. Gives up after a minute
- * and says so; the task then stays WORK_IN_PROGRESS with this worker's id,
- * visible to operators and to recovery. */
+ * is never dropped because the database blinked. It lands once the server
+ * is back, or is dropped by the fence when another worker took the task
+ * over meanwhile (the worker says so). */
 static void
 write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
 {
-   int64_t backoff = 100, start = bson_get_monotonic_time ();
+   int64_t backoff = 100;
    bson_error_t error;
 
    while (!mt_store_update_claimed (run->tasks, &run->parsed, worker->worker_id, update, &error)) {
       if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s: outcome dropped: %s", run->parsed.id_str, error.message);
+         mt_worker_log (worker,
+                        MT_LOG_WARNING,
+                        "task %s: lost it, outcome dropped: %s",
+                        run->parsed.id_str,
+                        error.message);
          return;
       }
-      if (!mt_error_is_network (&error) ||
-          bson_get_monotonic_time () - start > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000) {
+      if (!mt_error_is_network (&error) || mt_worker_is_abandoned (worker)) {
          mt_worker_log (worker,
-                     MT_LOG_ERROR,
-                     "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS held by '%s'",
-                     run->parsed.id_str,
-                     error.message,
-                     worker->worker_id);
+                        MT_LOG_ERROR,
+                        "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
+                        run->parsed.id_str,
+                        error.message);
          return;
       }
       mt_worker_log (worker,
-                  MT_LOG_WARNING,
-                  "task %s: cannot write its outcome yet (%s); retrying in %" PRId64 " ms",
-                  run->parsed.id_str,
-                  error.message,
-                  backoff);
+                     MT_LOG_WARNING,
+                     "task %s: cannot write its outcome yet (%s); retrying in %" PRId64 " ms",
+                     run->parsed.id_str,
+                     error.message,
+                     backoff);
       usleep ((useconds_t) backoff * 1000);
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
    }
@@ -94,7 +141,7 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
    BSON_APPEND_UTF8 (&set, "status", MT_STATUS_FAILED);
    BSON_APPEND_NULL (&set, "worker_pid");
-   append_error (&set, "error", why);
+   mt_append_error (&set, "error", why);
    bson_append_document_end (&update, &set);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
    BSON_APPEND_BOOL (&date, "finished", true);
@@ -113,13 +160,14 @@ give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *w
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
    BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
    BSON_APPEND_NULL (&child, "worker_pid");
-   BSON_APPEND_DATE_TIME (&child, "delayed", mt_now_ms () + (int64_t) (seconds * 1000.0));
+   BSON_APPEND_DATE_TIME (&child, "delayed", mt_worker_server_now (worker) + (int64_t) (seconds * 1000.0));
    bson_append_document_end (&update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
    BSON_APPEND_INT32 (&child, "attempts", -1);
    bson_append_document_end (&update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
    BSON_APPEND_UTF8 (&child, "started", "");
+   BSON_APPEND_UTF8 (&child, "heartbeat", "");
    bson_append_document_end (&update, &child);
    mt_worker_log (worker, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
    write_outcome (worker, run, &update);
@@ -213,14 +261,157 @@ release_leftovers (mt_worker_t *worker, mt_running_t *run)
    }
 }
 
+static void
+slot_set (mt_worker_t *worker, int slot, const mt_running_t *run, pid_t child)
+{
+   mt_slot_t *s = &worker->slots[slot];
+
+   pthread_mutex_lock (&worker->mutex);
+   if (run && !s->busy) {
+      bson_value_copy (&run->parsed.id, &s->id);
+      bson_strncpy (s->id_str, run->parsed.id_str, sizeof s->id_str);
+      s->attempts = run->parsed.attempts;
+      s->busy = true;
+   } else if (!run && s->busy) {
+      bson_value_destroy (&s->id);
+      s->busy = false;
+   }
+   s->child = child;
+   pthread_mutex_unlock (&worker->mutex);
+}
+
+/* process() and the log line about it. */
+static bool
+call_process (mt_worker_t *worker, mt_running_t *run, const mt_plugin_entry_t *plugin, bson_error_t *failure)
+{
+   bool ok = plugin->descriptor->process (&run->base, plugin->state, failure);
+
+   if (!ok && failure->domain == 0) {
+      bson_set_error (failure,
+                      MT_ERROR_PLUGIN,
+                      MT_PLUGIN_ERROR_PROCESS,
+                      "plugin '%s' returned failure without an error message",
+                      run->parsed.type);
+   }
+   if (ok) {
+      mt_worker_log (worker,
+                     MT_LOG_DEBUG,
+                     "task %s (%s): %s",
+                     run->parsed.id_str,
+                     run->parsed.type,
+                     run->delayed ? "delayed" : (run->status ? run->status : MT_STATUS_FINISHED));
+   } else {
+      mt_worker_log (worker, MT_LOG_WARNING, "task %s (%s) failed: %s", run->parsed.id_str, run->parsed.type, failure->message);
+   }
+   return ok;
+}
+
+/* The outcome, then whatever the run still holds. After an isolated child
+ * died, what it held is unknown here: all of the run's locks go. */
+static void
+finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bool child_died)
+{
+   bson_t update;
+
+   outcome_update (worker, run, ok, failure, &update);
+   write_outcome (worker, run, &update);
+   bson_destroy (&update);
+   if (child_died) {
+      mt_lock_owner_t owner = mt_run_owner (run);
+      bson_error_t error;
+
+      if (mt_locks_release_all (run->client, worker->db, &owner, &error) < 0) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot release its account locks (%s); they lapse now", run->parsed.id_str, error.message);
+      }
+   } else {
+      release_leftovers (worker, run);
+   }
+}
+
+/* --isolate fork: process() in a child process with a connection of its
+ * own; the child writes the outcome itself. The parent waits, enforces the
+ * task's timeout, and writes the outcome when the child dies without one.
+ * Returns true when the child finished the task. */
+static bool
+run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_entry_t *plugin, bson_error_t *failure)
+{
+   int64_t start = bson_get_monotonic_time ();
+   int64_t timeout_us = run->parsed.timeout > 0 ? (int64_t) (run->parsed.timeout * 1e6) : 0;
+   bool timed_out = false;
+   int status = 0;
+   pid_t pid;
+
+   pid = fork ();
+   if (pid < 0) {
+      bson_set_error (failure, MT_ERROR_TASK, MT_TASK_ERROR_CRASHED, "cannot fork a process for the task: %s", strerror (errno));
+      return false;
+   }
+   if (pid == 0) {
+      /* The child: nothing of the parent's connections is safe to use. */
+      mongoc_client_t *client = mongoc_client_new_from_uri (worker->uri);
+      bson_error_t child_failure = {0};
+      bool ok;
+
+      if (!client) {
+         _exit (70);
+      }
+      mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+      run->client = client;
+      run->tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+      ok = call_process (worker, run, plugin, &child_failure);
+      finish (worker, run, ok, &child_failure, false);
+      mongoc_collection_destroy (run->tasks);
+      mongoc_client_destroy (client);
+      _exit (0);
+   }
+
+   slot_set (worker, slot, run, pid);
+   for (;;) {
+      pid_t r = waitpid (pid, &status, WNOHANG);
+
+      if (r == pid || (r < 0 && errno != EINTR)) {
+         break;
+      }
+      if (timeout_us && !timed_out && bson_get_monotonic_time () - start > timeout_us) {
+         kill (pid, SIGKILL);
+         timed_out = true;
+      }
+      usleep (5000);
+   }
+   slot_set (worker, slot, run, 0);
+
+   if (timed_out) {
+      bson_set_error (failure,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_TIMEOUT,
+                      "timed out: process() ran past the task's timeout of %g s and was killed",
+                      run->parsed.timeout);
+   } else if (WIFSIGNALED (status)) {
+      bson_set_error (failure,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_CRASHED,
+                      "process() crashed: killed by signal %d (%s)",
+                      WTERMSIG (status),
+                      strsignal (WTERMSIG (status)));
+   } else if (WIFEXITED (status) && WEXITSTATUS (status) == 0) {
+      return true;
+   } else {
+      bson_set_error (failure,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_CRASHED,
+                      "process() ended its process with exit status %d",
+                      WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+   }
+   mt_worker_log (worker, MT_LOG_WARNING, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, failure->message);
+   return false;
+}
+
 void
-mt_run_task (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc)
+mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc)
 {
    mt_running_t run;
    const mt_plugin_entry_t *plugin;
    bson_error_t failure = {0};
-   bson_t update;
-   bool ok;
 
    memset (&run, 0, sizeof run);
    run.base.host = &mt_host_api;
@@ -254,49 +445,33 @@ mt_run_task (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *
       goto cleanup;
    }
 
+   slot_set (worker, slot, &run, 0);
    if (!take_declared_accounts (worker, &run)) {
       goto cleanup;
    }
-
    mt_worker_log (worker,
-               MT_LOG_DEBUG,
-               "task %s (%s) on queue '%s': attempt %" PRId32 " started",
-               run.parsed.id_str,
-               run.parsed.type,
-               run.parsed.queue,
-               run.parsed.attempts);
-   ok = plugin->descriptor->process (&run.base, plugin->state, &failure);
-   if (!ok && failure.domain == 0) {
-      bson_set_error (&failure,
-                      MT_ERROR_PLUGIN,
-                      MT_PLUGIN_ERROR_PROCESS,
-                      "plugin '%s' returned failure without an error message",
-                      run.parsed.type);
-   }
-   if (ok) {
-      mt_worker_log (worker,
                   MT_LOG_DEBUG,
-                  "task %s (%s): %s",
+                  "task %s (%s) on queue '%s': attempt %" PRId32 " started",
                   run.parsed.id_str,
                   run.parsed.type,
-                  run.delayed ? "delayed" : (run.status ? run.status : MT_STATUS_FINISHED));
+                  run.parsed.queue,
+                  run.parsed.attempts);
+
+   if (worker->isolate == MT_ISOLATE_FORK) {
+      /* When the child finished the task it wrote the outcome and released
+       * every lock of the run, declared ones too. */
+      if (!run_in_child (worker, slot, &run, plugin, &failure)) {
+         finish (worker, &run, false, &failure, true);
+      }
    } else {
-      mt_worker_log (worker,
-                  MT_LOG_WARNING,
-                  "task %s (%s) failed: %s",
-                  run.parsed.id_str,
-                  run.parsed.type,
-                  failure.message);
+      bool ok = call_process (worker, &run, plugin, &failure);
+      finish (worker, &run, ok, &failure, false);
    }
-   outcome_update (&run, ok, &failure, &update);
-   write_outcome (worker, &run, &update);
-   bson_destroy (&update);
-   release_leftovers (worker, &run);
 
 cleanup:
+   slot_set (worker, slot, NULL, 0);
    mt_strv_free (run.held);
    mt_strv_free (run.declared);
    bson_destroy (&run.result);
    bson_destroy (&run.doc);
 }
-

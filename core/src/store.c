@@ -25,6 +25,7 @@ mt_store_claim (mongoc_collection_t *tasks,
                 const char *worker_id,
                 const bson_t *queues,
                 const bson_t *types,
+                int64_t now_ms,
                 bson_t *task,
                 bool *claimed,
                 bson_error_t *error)
@@ -32,13 +33,11 @@ mt_store_claim (mongoc_collection_t *tasks,
    bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, update = BSON_INITIALIZER, reply;
    bson_t child, or, clause, cmp;
    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new ();
-   struct timeval tv;
    bson_iter_t iter;
    bool ok = false;
 
    *claimed = false;
    bson_init (task);
-   bson_gettimeofday (&tv);
 
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
    BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
@@ -53,7 +52,7 @@ mt_store_claim (mongoc_collection_t *tasks,
    bson_append_document_end (&or, &clause);
    BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &clause);
    BSON_APPEND_DOCUMENT_BEGIN (&clause, "delayed", &cmp);
-   BSON_APPEND_TIMEVAL (&cmp, "$lte", &tv);
+   BSON_APPEND_DATE_TIME (&cmp, "$lte", now_ms);
    bson_append_document_end (&clause, &cmp);
    bson_append_document_end (&or, &clause);
    bson_append_array_end (&filter, &or);
@@ -67,6 +66,7 @@ mt_store_claim (mongoc_collection_t *tasks,
    bson_append_document_end (&update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
    BSON_APPEND_BOOL (&child, "started", true);
+   BSON_APPEND_BOOL (&child, "heartbeat", true); /* the lease starts now */
    bson_append_document_end (&update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
    BSON_APPEND_INT32 (&child, "attempts", 1);

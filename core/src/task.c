@@ -102,8 +102,9 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
 
    /* One pass finds every field; the checks below report the first problem in
     * a fixed order so the message is the same whatever the field order. */
-   bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker, it_accounts;
+   bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker, it_accounts, it_max, it_timeout;
    bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false, has_accounts = false;
+   bool has_max = false, has_timeout = false;
 
    while (bson_iter_next (&iter)) {
       const char *key = bson_iter_key (&iter);
@@ -133,6 +134,12 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       } else if (!strcmp (key, "accounts")) {
          it_accounts = iter;
          has_accounts = true;
+      } else if (!strcmp (key, "max_attempts")) {
+         it_max = iter;
+         has_max = true;
+      } else if (!strcmp (key, "timeout")) {
+         it_timeout = iter;
+         has_timeout = true;
       }
    }
 
@@ -205,6 +212,21 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
             return false;
          }
       }
+   }
+
+   if (has_max && !BSON_ITER_HOLDS_NULL (&it_max)) {
+      if (!BSON_ITER_HOLDS_NUMBER (&it_max) || bson_iter_as_int64 (&it_max) < 1) {
+         return malformed (error, "max_attempts", "a whole number, 1 or more", &it_max);
+      }
+      out->max_attempts = (int32_t) BSON_MIN (bson_iter_as_int64 (&it_max), INT32_MAX);
+   }
+   if (has_timeout && !BSON_ITER_HOLDS_NULL (&it_timeout)) {
+      double t = BSON_ITER_HOLDS_NUMBER (&it_timeout) ? bson_iter_as_double (&it_timeout) : -1;
+
+      if (!(t > 0 && t <= 366.0 * 86400)) {
+         return malformed (error, "timeout", "a number of seconds, more than 0", &it_timeout);
+      }
+      out->timeout = t;
    }
 
    if (has_worker && BSON_ITER_HOLDS_UTF8 (&it_worker)) {

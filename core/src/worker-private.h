@@ -12,6 +12,15 @@
 #define MT_SERVER_SELECTION_MS 5000
 #define MT_BUSY_DELAY_S 1.0 /* a task whose account is busy waits about this long */
 
+/* What one thread is running, for heartbeats and for giving back. */
+typedef struct {
+   bool busy;
+   bson_value_t id; /* a copy */
+   char id_str[64];
+   int32_t attempts;
+   pid_t child; /* with MT_ISOLATE_FORK, while the child runs; else 0 */
+} mt_slot_t;
+
 struct _mt_worker_t {
    mongoc_uri_t *uri;
    char *db;
@@ -38,6 +47,21 @@ struct _mt_worker_t {
    int64_t last_sweep_us; /* under mutex */
    bool failed;           /* under mutex: a --once run gave up */
    bson_error_t failure;  /* under mutex: why */
+
+   /* Reliability (issue 4). */
+   int64_t lease_ms;
+   int64_t grace_ms;
+   int32_t max_attempts;
+   int64_t retry_backoff_ms;
+   mt_isolate_t isolate;
+   char hostname[256];
+   int64_t clock_offset_ms; /* under mutex: server clock - ours, from heartbeats */
+   mt_slot_t *slots;        /* under mutex: one per thread */
+   int next_slot;           /* under mutex */
+   bool abandoned;          /* under mutex: gave back tasks still running */
+   bool heartbeat_stop;     /* under mutex */
+   pthread_t heartbeat_thread;
+   bool heartbeat_running;
 };
 
 /* The running task behind the plugin's mt_task_t. */
@@ -67,7 +91,30 @@ mt_lock_owner_t mt_run_owner (const mt_running_t *run);
 /* run->held := held + accounts (add) or held - accounts, kept sorted. */
 void mt_run_held_update (mt_running_t *run, char *const *accounts, bool add);
 
-/* Runs one claimed task document (stolen) to its outcome. */
-void mt_run_task (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc);
+/* Runs one claimed task document (stolen) to its outcome, on slot `slot`. */
+void mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc);
+
+/* The server's clock as this worker estimates it (ms since the epoch). */
+int64_t mt_worker_server_now (mt_worker_t *worker);
+
+/* The retry budget of a task: its own, its plugin's, the worker's. */
+int32_t mt_worker_max_attempts (mt_worker_t *worker, const char *type, int32_t task_max);
+
+/* Delay before retry after attempt n, with jitter. */
+int64_t mt_worker_backoff_ms (mt_worker_t *worker, int32_t attempt);
+
+bool mt_worker_is_abandoned (mt_worker_t *worker);
+
+/* lease.c: the worker's registry document, heartbeats, lease renewal and
+ * taking back the tasks of lost workers. */
+bool mt_lease_heartbeat (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error);
+int64_t mt_lease_reclaim (mt_worker_t *worker, mongoc_client_t *client, bool own_only, bson_error_t *error);
+bool mt_lease_start (mt_worker_t *worker, bson_error_t *error);
+void mt_lease_stop (mt_worker_t *worker);
+
+/* Appends {domain, code, message} under `key`. */
+void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);
+/* Appends the $push of `error` to the task's capped `errors` history. */
+void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt);
 
 #endif

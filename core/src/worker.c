@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -72,7 +73,16 @@ mt_worker_config_init (mt_worker_config_t *config)
    config->concurrency = 1;
    config->poll_interval_ms = 1000;
    config->log_level = MT_LOG_INFO;
+   config->lease_ms = 30 * 1000;
+   config->grace_ms = 30 * 1000;
+   config->max_attempts = 3;
+   config->retry_backoff_ms = 2000;
+   config->isolate = MT_ISOLATE_NONE;
 }
+
+/* Whether a caller's config struct (maybe from an older header) has `field`. */
+#define CONFIG_HAS(config, field) \
+   ((config)->struct_size >= offsetof (mt_worker_config_t, field) + sizeof ((config)->field))
 
 static char **
 strv_copy (const char *const *strv)
@@ -125,6 +135,28 @@ config_check (const mt_worker_config_t *config, bson_error_t *error)
                       config->concurrency);
       return false;
    }
+   if (CONFIG_HAS (config, isolate)) {
+      if (config->lease_ms < 1000 || config->lease_ms > 24 * 3600 * 1000) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_INVALID,
+                         "worker config: lease %" PRId64 " ms is out of range; give 1 s to 1 day",
+                         config->lease_ms);
+         return false;
+      }
+      if (config->grace_ms < 0 || config->grace_ms > 24 * 3600 * 1000) {
+         return config_invalid (error, "worker config: grace is out of range; give 0 s to 1 day");
+      }
+      if (config->max_attempts < 1) {
+         return config_invalid (error, "worker config: max_attempts must be 1 or more");
+      }
+      if (config->retry_backoff_ms < 0 || config->retry_backoff_ms > 3600 * 1000) {
+         return config_invalid (error, "worker config: retry backoff is out of range; give 0 s to 1 hour");
+      }
+      if (config->isolate != MT_ISOLATE_NONE && config->isolate != MT_ISOLATE_FORK) {
+         return config_invalid (error, "worker config: isolate must be MT_ISOLATE_NONE or MT_ISOLATE_FORK");
+      }
+   }
    if (config->poll_interval_ms < 1 || config->poll_interval_ms > 3600 * 1000) {
       bson_set_error (error,
                       MT_ERROR_CONFIG,
@@ -175,7 +207,15 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    worker = bson_malloc0 (sizeof *worker);
    worker->wake_pipe[0] = worker->wake_pipe[1] = -1;
    pthread_mutex_init (&worker->mutex, NULL);
-   pthread_cond_init (&worker->cond, NULL);
+   {
+      /* Deadlines are on the monotonic clock, so the cond must be too. */
+      pthread_condattr_t attr;
+
+      pthread_condattr_init (&attr);
+      pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+      pthread_cond_init (&worker->cond, &attr);
+      pthread_condattr_destroy (&attr);
+   }
    bson_init (&worker->queues_array);
    bson_init (&worker->types_array);
 
@@ -188,6 +228,22 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    worker->log_func = config->log_func;
    worker->log_data = config->log_data;
    worker->log_level = config->log_level;
+   worker->lease_ms = 30 * 1000;
+   worker->grace_ms = 30 * 1000;
+   worker->max_attempts = 3;
+   worker->retry_backoff_ms = 2000;
+   worker->isolate = MT_ISOLATE_NONE;
+   if (CONFIG_HAS (config, isolate)) {
+      worker->lease_ms = config->lease_ms;
+      worker->grace_ms = config->grace_ms;
+      worker->max_attempts = config->max_attempts;
+      worker->retry_backoff_ms = config->retry_backoff_ms;
+      worker->isolate = config->isolate;
+   }
+   worker->slots = bson_malloc0 ((size_t) worker->concurrency * sizeof *worker->slots);
+   if (gethostname (worker->hostname, sizeof worker->hostname - 1) != 0) {
+      bson_strncpy (worker->hostname, "unknown", sizeof worker->hostname);
+   }
 
    worker->uri = mt_uri_new (config->uri, config->host, config->port, error);
    if (!worker->uri) {
@@ -235,7 +291,8 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    }
    mongoc_client_pool_set_error_api (worker->pool, MONGOC_ERROR_API_VERSION_2);
    mongoc_client_pool_set_appname (worker->pool, "mtask-worker");
-   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 1);
+   /* A client per thread, one for the heartbeat thread, one for run(). */
+   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 2);
 
    if (pipe (worker->wake_pipe) != 0) {
       bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "cannot create a pipe: %s", strerror (errno));
@@ -280,6 +337,17 @@ mt_worker_destroy (mt_worker_t *worker)
    if (!worker) {
       return;
    }
+   if (mt_worker_is_abandoned (worker)) {
+      /* Threads still run plugin code with this state: the process is
+       * about to end; freeing it under them would be worse. */
+      return;
+   }
+   for (int i = 0; worker->slots && i < worker->concurrency; i++) {
+      if (worker->slots[i].busy) {
+         bson_value_destroy (&worker->slots[i].id);
+      }
+   }
+   bson_free (worker->slots);
    mt_plugin_set_destroy (worker->plugins);
    if (worker->pool) {
       mongoc_client_pool_destroy (worker->pool);
@@ -371,8 +439,13 @@ thread_main (void *data)
 {
    mt_worker_t *worker = data;
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
+   int slot;
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
    int64_t backoff = 0, failing_since = 0;
+
+   pthread_mutex_lock (&worker->mutex);
+   slot = worker->next_slot++;
+   pthread_mutex_unlock (&worker->mutex);
 
    while (!is_stopping (worker)) {
       bson_error_t error;
@@ -380,7 +453,14 @@ thread_main (void *data)
       bool claimed;
 
       maybe_sweep (worker, tasks, false);
-      if (!mt_store_claim (tasks, worker->worker_id, &worker->queues_array, &worker->types_array, &doc, &claimed, &error)) {
+      if (!mt_store_claim (tasks,
+                           worker->worker_id,
+                           &worker->queues_array,
+                           &worker->types_array,
+                           mt_worker_server_now (worker),
+                           &doc,
+                           &claimed,
+                           &error)) {
          bson_destroy (&doc);
          backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);
          if (mt_error_is_network (&error)) {
@@ -410,7 +490,7 @@ thread_main (void *data)
       backoff = 0;
       failing_since = 0;
       if (claimed) {
-         mt_run_task (worker, client, tasks, &doc);
+         mt_run_task (worker, slot, client, tasks, &doc);
          continue;
       }
       bson_destroy (&doc);
@@ -443,7 +523,11 @@ prepare (mt_worker_t *worker, bson_error_t *error)
    int64_t backoff = 250;
    bool ok;
 
-   while (!(ok = mt_indexes_ensure (client, worker->db, error))) {
+   /* Indexes; this worker's registry document, which also sets our estimate
+    * of the server's clock; and the tasks an earlier run of a worker with
+    * this id left WORK_IN_PROGRESS (none of them can be running now). */
+   while (!(ok = mt_indexes_ensure (client, worker->db, error) && mt_lease_heartbeat (worker, client, "running", error) &&
+                 mt_lease_reclaim (worker, client, true, error) >= 0)) {
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
 
       if (!mt_error_is_network (error) || worker->once) {
@@ -457,6 +541,188 @@ prepare (mt_worker_t *worker, bson_error_t *error)
    }
    mongoc_client_pool_push (worker->pool, client);
    return ok;
+}
+
+/* Reads one byte from the wake pipe within `timeout_ms` (-1: no limit):
+ * 's' a stop request, 'd' the last thread ended, 0 nothing came. */
+static char
+wait_byte (mt_worker_t *worker, int timeout_ms)
+{
+   struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
+   char c;
+
+   for (;;) {
+      int n = poll (&pfd, 1, timeout_ms);
+
+      if (n < 0 && errno == EINTR) {
+         continue;
+      }
+      if (n <= 0) {
+         return 0;
+      }
+      if (read (worker->wake_pipe[0], &c, 1) == 1) {
+         return c;
+      }
+      if (timeout_ms >= 0) {
+         return 0;
+      }
+   }
+}
+
+static int
+threads_left (mt_worker_t *worker)
+{
+   int n;
+
+   pthread_mutex_lock (&worker->mutex);
+   n = worker->running_threads;
+   pthread_mutex_unlock (&worker->mutex);
+   return n;
+}
+
+/* Puts every task still running back to CREATED, its attempt not counted,
+ * kills isolated children, and frees the tasks' locks. */
+static void
+give_back_all (mt_worker_t *worker)
+{
+   mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   bool threads_busy = false;
+
+   pthread_mutex_lock (&worker->mutex);
+   for (int i = 0; i < worker->concurrency; i++) {
+      mt_slot_t *slot = &worker->slots[i];
+      bson_t filter = BSON_INITIALIZER, *update;
+      mt_lock_owner_t owner = {.task_id = &slot->id, .worker_id = worker->worker_id, .attempt = slot->attempts};
+      bson_error_t error;
+
+      if (!slot->busy) {
+         continue;
+      }
+      if (slot->child > 0) {
+         kill (slot->child, SIGKILL);
+      } else {
+         threads_busy = true;
+      }
+      BSON_APPEND_VALUE (&filter, "_id", &slot->id);
+      BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+      BSON_APPEND_UTF8 (&filter, "worker_pid", worker->worker_id);
+      BSON_APPEND_INT32 (&filter, "attempts", slot->attempts);
+      update = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "worker_pid", BCON_NULL, "delayed", BCON_NULL, "}",
+                         "$inc", "{", "attempts", BCON_INT32 (-1), "}",
+                         "$unset", "{", "started", "", "heartbeat", "", "}");
+      if (mongoc_collection_update_one (tasks, &filter, update, NULL, NULL, &error)) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", slot->id_str);
+         mt_locks_release_all (client, worker->db, &owner, &error);
+      } else {
+         mt_worker_log (worker,
+                        MT_LOG_ERROR,
+                        "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
+                        slot->id_str,
+                        error.message);
+      }
+      bson_destroy (update);
+      bson_destroy (&filter);
+   }
+   /* Isolated children are gone: their threads end at once. Threads still
+    * inside process() cannot be stopped; the caller must end the process. */
+   worker->abandoned = threads_busy;
+   pthread_mutex_unlock (&worker->mutex);
+   mongoc_collection_destroy (tasks);
+   mongoc_client_pool_push (worker->pool, client);
+}
+
+/* After a stop request: no new claims; running tasks get the grace period,
+ * then are given back. A second stop request gives them back at once. */
+static void
+shut_down (mt_worker_t *worker)
+{
+   int64_t deadline = bson_get_monotonic_time () + worker->grace_ms * 1000;
+
+   pthread_mutex_lock (&worker->mutex);
+   worker->stopping = true;
+   pthread_cond_broadcast (&worker->cond);
+   pthread_mutex_unlock (&worker->mutex);
+   if (threads_left (worker) > 0) {
+      mt_worker_log (worker,
+                     MT_LOG_INFO,
+                     "stopping: no new claims; running tasks have %.0f s to finish, then they are given back "
+                     "(stop again to give them back now)",
+                     (double) worker->grace_ms / 1000.0);
+   }
+   while (threads_left (worker) > 0) {
+      int64_t left_ms = (deadline - bson_get_monotonic_time ()) / 1000;
+      char c;
+
+      if (left_ms <= 0) {
+         mt_worker_log (worker, MT_LOG_WARNING, "grace period over: giving back the tasks still running");
+         give_back_all (worker);
+         return;
+      }
+      c = wait_byte (worker, (int) BSON_MIN (left_ms, 100));
+      if (c == 's') {
+         mt_worker_log (worker, MT_LOG_WARNING, "stopped again: giving back the tasks still running");
+         give_back_all (worker);
+         return;
+      }
+   }
+}
+
+bool
+mt_worker_abandoned (const mt_worker_t *worker)
+{
+   return mt_worker_is_abandoned ((mt_worker_t *) worker);
+}
+
+bool
+mt_worker_is_abandoned (mt_worker_t *worker)
+{
+   bool abandoned;
+
+   pthread_mutex_lock (&worker->mutex);
+   abandoned = worker->abandoned;
+   pthread_mutex_unlock (&worker->mutex);
+   return abandoned;
+}
+
+int64_t
+mt_worker_server_now (mt_worker_t *worker)
+{
+   int64_t offset;
+
+   pthread_mutex_lock (&worker->mutex);
+   offset = worker->clock_offset_ms;
+   pthread_mutex_unlock (&worker->mutex);
+   return mt_now_ms () + offset;
+}
+
+int32_t
+mt_worker_max_attempts (mt_worker_t *worker, const char *type, int32_t task_max)
+{
+   const mt_plugin_entry_t *plugin;
+
+   if (task_max > 0) {
+      return task_max;
+   }
+   plugin = type ? mt_plugin_set_find (worker->plugins, type) : NULL;
+   if (plugin && plugin->descriptor->struct_size >= offsetof (mt_plugin_t, max_attempts) + sizeof (int32_t) &&
+       plugin->descriptor->max_attempts > 0) {
+      return plugin->descriptor->max_attempts;
+   }
+   return worker->max_attempts;
+}
+
+int64_t
+mt_worker_backoff_ms (mt_worker_t *worker, int32_t attempt)
+{
+   double ms = (double) worker->retry_backoff_ms;
+
+   for (int32_t i = 1; i < attempt && ms < 3600e3; i++) {
+      ms *= 2;
+   }
+   ms = BSON_MIN (ms, 3600e3);
+   /* +-25 %, so that tasks failing together do not retry together. */
+   return (int64_t) (ms * (0.75 + (double) (rand () % 501) / 1000.0));
 }
 
 bool
@@ -513,30 +779,31 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       started++;
    }
 
-   /* Wait for a stop request or for the last thread to end. */
-   for (;;) {
-      struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
-      char c;
+   if (ok && !mt_lease_start (worker, error)) {
+      ok = false;
+      mt_worker_stop (worker);
+   }
 
-      if (poll (&pfd, 1, -1) < 0 && errno != EINTR) {
-         break;
-      }
-      if (read (worker->wake_pipe[0], &c, 1) == 1) {
-         break;
-      }
+   /* Wait for a stop request or for the last thread to end. */
+   if (wait_byte (worker, -1) == 's') {
+      shut_down (worker);
    }
    pthread_mutex_lock (&worker->mutex);
-   if (!worker->stopping && worker->running_threads > 0) {
-      mt_worker_log (worker, MT_LOG_INFO, "stopping: no new claims; waiting for running tasks to finish");
-   }
    worker->stopping = true;
    pthread_cond_broadcast (&worker->cond);
    pthread_mutex_unlock (&worker->mutex);
 
-   for (int i = 0; i < started; i++) {
-      pthread_join (threads[i], NULL);
+   if (!mt_worker_is_abandoned (worker)) {
+      for (int i = 0; i < started; i++) {
+         pthread_join (threads[i], NULL);
+      }
+      bson_free (threads);
    }
-   bson_free (threads);
+   mt_lease_stop (worker);
+   if (mt_worker_is_abandoned (worker)) {
+      mt_worker_log (worker, MT_LOG_WARNING, "worker '%s' stopped, leaving tasks it gave back running", worker->worker_id);
+      return ok;
+   }
 
    /* Drain what is left so the next run starts clean. */
    for (char c; read (worker->wake_pipe[0], &c, 1) == 1;) {

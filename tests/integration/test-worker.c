@@ -258,7 +258,7 @@ test_malformed_documents (void)
 static void
 test_plugin_failure (void)
 {
-   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'upstream said 503'}", NULL);
+   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'upstream said 503'}", "{'max_attempts': 1}");
    bson_t *doc;
 
    run_once (W ("--queues", "general"));
@@ -275,8 +275,8 @@ test_plugin_failure (void)
 static void
 test_shipped_plugins_bad_params (void)
 {
-   bson_oid_t sleep_bad = mt_test_enqueue ("general", "sleep", "{'seconds': 'soon'}", NULL);
-   bson_oid_t fail_default = mt_test_enqueue ("general", "fail", NULL, NULL);
+   bson_oid_t sleep_bad = mt_test_enqueue ("general", "sleep", "{'seconds': 'soon'}", "{'max_attempts': 1}");
+   bson_oid_t fail_default = mt_test_enqueue ("general", "fail", NULL, "{'max_attempts': 1}");
    bson_t *doc;
 
    run_once (W ("--queues", "general"));
@@ -314,7 +314,7 @@ test_plugin_own_status (void)
    bson_oid_t cancelled = mt_test_enqueue ("general", "probe", "{'status': 'CANCELLED', 'result': {'why': 'obsolete'}}", NULL);
    bson_oid_t failed_ok = mt_test_enqueue ("general", "probe", "{'status': 'FAILED'}", NULL);
    bson_oid_t finished_err = mt_test_enqueue ("general", "probe", "{'status': 'FINISHED', 'fail': 'but done'}", NULL);
-   bson_oid_t bogus = mt_test_enqueue ("general", "probe", "{'status': 'DONE'}", NULL);
+   bson_oid_t bogus = mt_test_enqueue ("general", "probe", "{'status': 'DONE'}", "{'max_attempts': 1}");
    bson_oid_t info = mt_test_enqueue ("general", "probe", "{'echo_info': true}", NULL);
    bson_t *doc;
    char id_hex[25];
@@ -593,7 +593,7 @@ test_blocking_task_blocks_nothing_else (void)
 static void
 test_json_log (void)
 {
-   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'say \\\"why\\\"'}", NULL);
+   bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'say \\\"why\\\"'}", "{'max_attempts': 1}");
    pid_t pid = mt_test_worker (W ("--queues", "general", "--once", "--pid", "JSON-1", "--log-format", "json"));
    char *out, *line, *save = NULL;
    int lines = 0;

@@ -41,6 +41,7 @@ extern "C" {
 /* The collections mtask keeps in its database. */
 #define MT_TASKS_COLLECTION "tasks"
 #define MT_LOCKS_COLLECTION "locks"
+#define MT_WORKERS_COLLECTION "workers"
 
 /* Codes in MT_ERROR_CONFIG. */
 typedef enum {
@@ -57,6 +58,12 @@ typedef enum {
 } mt_store_error_code_t;
 
 typedef void (*mt_log_func_t) (mt_log_level_t level, const char *message, void *data);
+
+/* How a worker runs process(). */
+typedef enum {
+   MT_ISOLATE_NONE = 0, /* on the worker's own thread: fastest; a crash takes the worker down */
+   MT_ISOLATE_FORK = 1, /* in a child process per task: a crash or a timeout costs one attempt */
+} mt_isolate_t;
 
 /* Worker configuration. Always call mt_worker_config_init() first: it sets
  * struct_size and the defaults, so that fields added in later versions keep
@@ -93,6 +100,20 @@ typedef struct {
    /* Built-in task types registered without a shared object (e.g. plugins
     * compiled into the embedding program). NULL-terminated; may be NULL. */
    const mt_plugin_t *const *builtin_plugins;
+
+   /* ---- added in 0.2: reliability ---- */
+
+   /* How long a silent worker keeps its tasks: a task whose heartbeat is
+    * older is taken back by any live worker. Default 30 s. */
+   int64_t lease_ms;
+   /* On stop: how long running tasks may finish before they are given
+    * back. Default 30 s. */
+   int64_t grace_ms;
+   /* The retry budget when neither the task nor its plugin says; default 3. */
+   int32_t max_attempts;
+   /* Backoff before retry n: this times 2^(n-1), with jitter; default 2 s. */
+   int64_t retry_backoff_ms;
+   mt_isolate_t isolate; /* default MT_ISOLATE_NONE */
 } mt_worker_config_t;
 
 typedef struct _mt_worker_t mt_worker_t;
@@ -110,6 +131,12 @@ MT_EXPORT bool mt_worker_run (mt_worker_t *worker, bson_error_t *error);
 /* Stop claiming; running tasks finish, then mt_worker_run() returns.
  * Async-signal-safe: may be called from a signal handler. */
 MT_EXPORT void mt_worker_stop (mt_worker_t *worker);
+
+/* True after mt_worker_run() returned having given back tasks whose
+ * process() was still running on its threads (the grace period ran out, or
+ * a second stop came). Those threads cannot be stopped from outside: end
+ * the process (e.g. _exit) without mt_worker_destroy(). */
+MT_EXPORT bool mt_worker_abandoned (const mt_worker_t *worker);
 
 MT_EXPORT const char *mt_worker_id (const mt_worker_t *worker);
 

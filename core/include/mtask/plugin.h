@@ -88,6 +88,9 @@ typedef enum {
    MT_TASK_ERROR_MALFORMED = 1, /* a field is missing or has the wrong type */
    MT_TASK_ERROR_FAILED,        /* the plugin reported a failure */
    MT_TASK_ERROR_BAD_STATUS,    /* a status string mtask does not know */
+   MT_TASK_ERROR_CRASHED,       /* process() died (isolated: a signal or an exit) */
+   MT_TASK_ERROR_TIMEOUT,       /* process() ran past the task's `timeout` (isolated) */
+   MT_TASK_ERROR_WORKER_LOST,   /* the worker running it stopped sending heartbeats */
 } mt_task_error_code_t;
 
 typedef enum {
@@ -194,6 +197,12 @@ typedef struct _mt_plugin_t {
     * on other threads. Return false with `error` set when the task failed. It
     * may be called from several threads at once. */
    bool (*process) (mt_task_t *task, void *state, bson_error_t *error);
+
+   /* ---- added in 0.2 ---- */
+
+   /* The retry budget of this type's tasks when a task does not carry its
+    * own `max_attempts`; 0 = the worker's default. */
+   int32_t max_attempts;
 } mt_plugin_t;
 
 typedef const mt_plugin_t *(*mt_plugin_entry_fn) (void);
