@@ -445,6 +445,26 @@ mt_test_run (const char *const *argv, int timeout_ms, char **out)
    return WEXITSTATUS (status);
 }
 
+int64_t
+mt_test_cpu_ms (pid_t pid)
+{
+   char path[64], buf[1024], *p;
+   unsigned long utime = 0, stime = 0;
+   FILE *f;
+   size_t n;
+
+   snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+   f = fopen (path, "r");
+   ASSERT (f);
+   n = fread (buf, 1, sizeof buf - 1, f);
+   fclose (f);
+   buf[n] = '\0';
+   /* After the command name in parentheses: fields 3.., utime is 14, stime 15. */
+   p = strrchr (buf, ')');
+   ASSERT (p && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2);
+   return (int64_t) (utime + stime) * 1000 / sysconf (_SC_CLK_TCK);
+}
+
 pid_t
 mt_test_worker (const char *const *extra)
 {

@@ -123,6 +123,9 @@ char *mt_test_output (pid_t pid);
 /* Runs to completion and returns the exit code; output in *out. */
 int mt_test_run (const char *const *argv, int timeout_ms, char **out);
 
+/* CPU time (user + system) a process has used so far, in ms. */
+int64_t mt_test_cpu_ms (pid_t pid);
+
 /* mtask-worker with --uri to the test server, --db mt_test_db(), the
  * shipped and test plugin directories, and `extra` flags (NULL-ended). */
 pid_t mt_test_worker (const char *const *extra);

@@ -125,7 +125,12 @@ cleanup:
 /* Takes back one task of a lost worker, only if it is still exactly as
  * seen. Returns whether this call took it. */
 static bool
-reclaim_one (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, const bson_t *task, bool own)
+reclaim_one (mt_worker_t *worker,
+             mongoc_client_t *client,
+             mongoc_collection_t *tasks,
+             const bson_t *task,
+             bool own,
+             int64_t cutoff)
 {
    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, date, reply;
    bson_iter_t iter;
@@ -157,10 +162,21 @@ reclaim_one (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *
    } else {
       BSON_APPEND_NULL (&filter, "attempts");
    }
-   if (bson_iter_init_find (&iter, task, "heartbeat")) {
-      BSON_APPEND_VALUE (&filter, "heartbeat", bson_iter_value (&iter));
-   } else {
-      BSON_APPEND_NULL (&filter, "heartbeat");
+   if (!own) {
+      /* Still silent: a heartbeat since the read would be newer. (Not an
+       * equality on the date seen: a server may keep $currentDate finer
+       * than the milliseconds it sends, as mongo-java-server does.) */
+      bson_t lt;
+
+      if (bson_iter_init_find (&iter, task, "heartbeat")) {
+         BSON_APPEND_DOCUMENT_BEGIN (&filter, "heartbeat", &lt);
+         BSON_APPEND_DATE_TIME (&lt, "$lt", cutoff);
+         bson_append_document_end (&filter, &lt);
+      } else {
+         BSON_APPEND_DOCUMENT_BEGIN (&filter, "heartbeat", &lt);
+         BSON_APPEND_BOOL (&lt, "$exists", false);
+         bson_append_document_end (&filter, &lt);
+      }
    }
    if (bson_iter_init_find (&iter, task, "max_attempts") && BSON_ITER_HOLDS_NUMBER (&iter)) {
       task_max = (int32_t) bson_iter_as_int64 (&iter);
@@ -275,7 +291,7 @@ mt_lease_reclaim (mt_worker_t *worker, mongoc_client_t *client, bool own_only, b
    if (!mongoc_cursor_error (cursor, error)) {
       taken = 0;
       for (size_t i = 0; i < n; i++) {
-         taken += reclaim_one (worker, client, tasks, found[i], own_only);
+         taken += reclaim_one (worker, client, tasks, found[i], own_only, cutoff);
       }
    }
    for (size_t i = 0; i < n; i++) {

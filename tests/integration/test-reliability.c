@@ -1,0 +1,590 @@
+/* Faults against a real server: workers killed, paused past their lease or
+ * stopped; plugins that crash or hang; the database going away; retries;
+ * hostile documents. Each asserts what is left in MongoDB. */
+#include "mt-test.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static int
+exit_code (int status)
+{
+   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+static bool
+status_is (const bson_oid_t *id, const char *status)
+{
+   char *s = mt_test_status (id);
+   bool same = !strcmp (s, status);
+
+   bson_free (s);
+   return same;
+}
+
+static bool
+output_contains (pid_t pid, const char *needle)
+{
+   char *out = mt_test_output (pid);
+   bool found = strstr (out, needle) != NULL;
+
+   bson_free (out);
+   return found;
+}
+
+static void
+stop_worker (pid_t pid)
+{
+   int status;
+
+   kill (pid, SIGTERM);
+   status = mt_test_wait_exit (pid, 30000);
+   if (exit_code (status) != 0) {
+      char *out = mt_test_output (pid);
+      printf ("# worker output:\n%s\n", out);
+      bson_free (out);
+   }
+   ASSERT_CMPINT (exit_code (status), ==, 0);
+}
+
+static void
+insert_many (const char *type, const char *params_json, int n, const char *extra_json)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts (tasks, NULL);
+   bson_t *params = mt_test_bson (params_json);
+   bson_error_t error;
+   bool ok;
+
+   for (int i = 0; i < n; i++) {
+      bson_t *doc = BCON_NEW ("queue", "q", "type", type, "status", "CREATED", "priority", BCON_INT32 (0), "attempts",
+                              BCON_INT32 (0), "created", BCON_DATE_TIME (i), "params", BCON_DOCUMENT (params));
+      if (extra_json) {
+         bson_t *extra = mt_test_bson (extra_json);
+         bson_concat (doc, extra);
+         bson_destroy (extra);
+      }
+      mongoc_bulk_operation_insert (bulk, doc);
+      bson_destroy (doc);
+   }
+   ok = mongoc_bulk_operation_execute (bulk, NULL, &error);
+   mongoc_bulk_operation_destroy (bulk);
+   mongoc_collection_destroy (tasks);
+   bson_destroy (params);
+   ASSERT_OR_PRINT (ok, error);
+}
+
+static void
+test_idle_worker_does_not_spin (void)
+{
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.2"));
+   int64_t before;
+
+   WAIT_UNTIL (output_contains (pid, "' started: db '"), 20000);
+   before = mt_test_cpu_ms (pid);
+   /* Measure two idle seconds (the scenario itself, not a wait for a
+    * condition): ten polls and a few heartbeats should cost little. */
+   mt_test_nap_ms (2000);
+   ASSERT_CMPINT (mt_test_cpu_ms (pid) - before, <, 400);
+   stop_worker (pid);
+}
+
+static void
+test_registry (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 1500}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--pid", "W-REG", "--lease", "3", "--poll-interval", "0.05"));
+   mongoc_collection_t *workers = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "workers");
+   bson_t *filter = BCON_NEW ("_id", "W-REG", "tasks", BCON_OID (&id));
+   bson_error_t error;
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+
+   WAIT_UNTIL (mongoc_collection_count_documents (workers, filter, NULL, NULL, NULL, &error) == 1, 20000);
+   bson_destroy (filter);
+   filter = BCON_NEW ("_id", "W-REG");
+   cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
+   ASSERT (mongoc_cursor_next (cursor, &doc));
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   ASSERT (mt_test_str (doc, "host"));
+   ASSERT_CMPINT (mt_test_int (doc, "pid"), ==, pid);
+   ASSERT_CMPSTR (mt_test_str (doc, "queues.0"), "q");
+   ASSERT (mt_test_date (doc, "started") > 0 && mt_test_date (doc, "heartbeat") >= mt_test_date (doc, "started"));
+   mongoc_cursor_destroy (cursor);
+   {
+      bson_t *task = mt_test_task (&id);
+      ASSERT (mt_test_date (task, "heartbeat") > 0); /* the lease */
+      bson_destroy (task);
+   }
+   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   stop_worker (pid);
+
+   cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
+   ASSERT (mongoc_cursor_next (cursor, &doc));
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "stopped");
+   ASSERT (!mt_test_has (doc, "tasks.0"));
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (filter);
+   mongoc_collection_destroy (workers);
+}
+
+static void
+test_sigkill_mid_run (void)
+{
+   /* 200 tasks of 0.5 s; the first worker is killed half way; the second
+    * takes back what it was running once the lease (3 s) ends and finishes
+    * everything. */
+   pid_t first, second;
+   int64_t running;
+
+   insert_many ("sleep", "{'seconds': 0.5}", 200, NULL);
+   first = mt_test_worker (W ("--queues", "q", "--concurrency", "10", "--lease", "3", "--pid", "W-DOOMED", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 40, 60000);
+   kill (first, SIGKILL);
+   mt_test_wait_exit (first, 10000);
+   running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'worker_pid': 'W-DOOMED'}");
+   ASSERT_CMPINT (running, >, 0);
+
+   second = mt_test_worker (W ("--queues", "q", "--concurrency", "10", "--lease", "3", "--pid", "W-HEIR", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 200, 120000);
+   ASSERT_CMPINT (mt_test_count ("{'status': 'WORK_IN_PROGRESS'}"), ==, 0);
+   /* The ones taken back say why, and ran a second time. */
+   ASSERT_CMPINT (mt_test_count ("{'errors.code': 6, 'attempts': 2}"), ==, running);
+   ASSERT_CMPINT (mt_test_count ("{'attempts': 1}"), ==, 200 - running);
+   {
+      mongoc_collection_t *workers = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "workers");
+      bson_t *filter = BCON_NEW ("_id", "W-DOOMED", "status", "lost");
+      bson_error_t error;
+
+      ASSERT_CMPINT (mongoc_collection_count_documents (workers, filter, NULL, NULL, NULL, &error), ==, 1);
+      bson_destroy (filter);
+      mongoc_collection_destroy (workers);
+   }
+   stop_worker (second);
+}
+
+static void
+test_sigkill_last_attempt_fails (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 30000}", "{'max_attempts': 1}");
+   pid_t first = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-ONE", "--poll-interval", "0.05"));
+   pid_t second;
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (first, SIGKILL);
+   mt_test_wait_exit (first, 10000);
+   second = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-TWO"));
+   WAIT_UNTIL (status_is (&id, "FAILED"), 30000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_WORKER_LOST);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "worker 'W-ONE' was lost");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   bson_destroy (doc);
+   stop_worker (second);
+}
+
+static void
+test_sigstop_cannot_overwrite (void)
+{
+   /* A worker paused past its lease loses the task; when it wakes, its
+    * result is dropped by the fence: the new owner's stays. */
+   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 2500, 'echo_info': true}", NULL);
+   pid_t paused = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-PAUSED", "--poll-interval", "0.05"));
+   pid_t heir;
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (paused, SIGSTOP);
+   heir = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-HEIR", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED', 'result.attempt': 2}") == 1, 30000);
+   kill (paused, SIGCONT);
+   WAIT_UNTIL (output_contains (paused, "lost it, outcome dropped"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+   ASSERT_CMPINT (mt_test_int (doc, "result.attempt"), ==, 2);
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   bson_destroy (doc);
+   stop_worker (paused);
+   stop_worker (heir);
+}
+
+static void
+test_fork_crash (void)
+{
+   bson_oid_t crash = mt_test_enqueue ("q", "crash", NULL, "{'max_attempts': 1}");
+   bson_oid_t after = mt_test_enqueue ("q", "echo", "{'still': 'here'}", "{'priority': -1}");
+   const char *asan = getenv ("ASAN_OPTIONS");
+   char *options = bson_strdup_printf ("%s:handle_segv=0", asan ? asan : "");
+   pid_t pid;
+   bson_t *doc;
+
+   /* The sanitizer would catch the SIGSEGV itself; let it kill the child. */
+   setenv ("ASAN_OPTIONS", options, 1);
+   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
+   if (asan) {
+      setenv ("ASAN_OPTIONS", asan, 1);
+   } else {
+      unsetenv ("ASAN_OPTIONS");
+   }
+   bson_free (options);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   doc = mt_test_task (&crash);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_CRASHED);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "killed by signal 11 (Segmentation fault)");
+   bson_destroy (doc);
+   doc = mt_test_task (&after);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+   ASSERT_CMPSTR (mt_test_str (doc, "result.still"), "here");
+   bson_destroy (doc);
+}
+
+static void
+test_fork_timeout (void)
+{
+   bson_oid_t id;
+   pid_t pid;
+   bson_t *doc;
+
+   insert_many ("sleep", "{'seconds': 60}", 1, "{'timeout': 1, 'max_attempts': 1}");
+   {
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t filter = BSON_INITIALIZER;
+      mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
+      const bson_t *found;
+
+      bson_iter_t iter;
+
+      ASSERT (mongoc_cursor_next (cursor, &found));
+      ASSERT (bson_iter_init_find (&iter, found, "_id"));
+      bson_oid_copy (bson_iter_oid (&iter), &id);
+      mongoc_cursor_destroy (cursor);
+      mongoc_collection_destroy (tasks);
+   }
+   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_TIMEOUT);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "timeout of 1 s");
+   ASSERT_CMPINT (mt_test_date (doc, "finished") - mt_test_date (doc, "started"), <, 10000);
+   bson_destroy (doc);
+}
+
+static void
+test_fork_normal (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'lock': ['a'], 'echo_info': true, 'status_message': 'from the child'}", NULL);
+   bson_t *doc;
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
+
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+   ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "from the child");
+   ASSERT_CMPSTR (mt_test_str (doc, "result.held.0"), "a");
+   ASSERT_CMPINT (mt_test_int (doc, "result.attempt"), ==, 1);
+   bson_destroy (doc);
+   {
+      mongoc_collection_t *locks = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "locks");
+      bson_t all = BSON_INITIALIZER;
+      ASSERT_CMPINT (mongoc_collection_count_documents (locks, &all, NULL, NULL, NULL, NULL), ==, 0);
+      mongoc_collection_destroy (locks);
+   }
+}
+
+static void
+test_sigterm_gives_back_after_grace (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 60}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "1", "--poll-interval", "0.05"));
+   int64_t start;
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   start = bson_get_monotonic_time ();
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT ((bson_get_monotonic_time () - start) / 1000, <, 10000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 0); /* not counted */
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
+   ASSERT (!mt_test_has (doc, "started"));
+   bson_destroy (doc);
+   ASSERT (output_contains (pid, "grace period over"));
+}
+
+static void
+test_second_signal_gives_back_now (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 60}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "600", "--isolate", "fork", "--poll-interval", "0.05"));
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (pid, SIGTERM);
+   WAIT_UNTIL (output_contains (pid, "running tasks have 600 s to finish"), 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (status_is (&id, "CREATED"));
+   ASSERT_CMPINT (mt_test_count ("{'attempts': 0, 'worker_pid': null}"), ==, 1);
+}
+
+static void
+test_sigterm_grace_lets_finish (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 1}", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "20", "--poll-interval", "0.05"));
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT (status_is (&id, "FINISHED"));
+}
+
+static void
+test_retries_with_backoff (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "fail", "{'message': 'flaky'}", "{'max_attempts': 3}");
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--retry-backoff", "0.4", "--poll-interval", "0.02"));
+   int64_t delayed[4] = {0};
+   bson_t *doc;
+
+   /* Watch the task between attempts: CREATED with `delayed` set. */
+   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000; bson_get_monotonic_time () < deadline;) {
+      doc = mt_test_task (&id);
+      if (!strcmp (mt_test_str (doc, "status"), "FAILED")) {
+         bson_destroy (doc);
+         break;
+      }
+      if (!strcmp (mt_test_str (doc, "status"), "CREATED") && mt_test_int (doc, "attempts") > 0) {
+         int64_t n = mt_test_int (doc, "attempts");
+         if (n < 4) {
+            delayed[n] = mt_test_date (doc, "delayed");
+         }
+      }
+      bson_destroy (doc);
+      mt_test_nap_ms (10);
+   }
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 3);
+   ASSERT_CMPINT (mt_test_int (doc, "max_attempts"), ==, 3);
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "flaky");
+   ASSERT_CMPINT (mt_test_int (doc, "errors.0.attempt"), ==, 1);
+   ASSERT_CMPINT (mt_test_int (doc, "errors.2.attempt"), ==, 3);
+   ASSERT (!mt_test_has (doc, "errors.3"));
+   /* Backoff 0.4 s then 0.8 s, each +-25 %, counted from the failure. */
+   ASSERT (delayed[1] && delayed[2]);
+   ASSERT_CMPINT (delayed[1] - mt_test_date (doc, "errors.0.at"), >=, 250);
+   ASSERT_CMPINT (delayed[1] - mt_test_date (doc, "errors.0.at"), <=, 600);
+   ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), >=, 550);
+   ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), <=, 1100);
+   bson_destroy (doc);
+   stop_worker (pid);
+}
+
+static int64_t
+count_in (mongoc_collection_t *collection, const char *json)
+{
+   bson_t *filter = mt_test_bson (json);
+   int64_t n = mongoc_collection_count_documents (collection, filter, NULL, NULL, NULL, NULL);
+
+   bson_destroy (filter);
+   return n;
+}
+
+/* The database goes away for 20 s in the middle of a run, on the H2 file
+ * backend, and comes back on the same port: every task ends FINISHED and
+ * none ran twice. */
+static void
+test_database_outage (void)
+{
+   char path[] = "/tmp/mtask-outage-XXXXXX";
+   char *file, *uri = NULL, port[16];
+   const char *devdb_argv[8];
+   pid_t devdb, worker;
+   mongoc_client_t *client;
+   mongoc_collection_t *tasks, *executions;
+   bson_error_t error;
+   int fd = mkstemp (path);
+   int64_t cpu_before;
+
+   ASSERT (fd >= 0);
+   close (fd);
+   unlink (path);
+   file = bson_strdup_printf ("%s.mv", path);
+
+   devdb_argv[0] = mt_test_env ("MTASK_DEVDB");
+   devdb_argv[1] = "--port";
+   devdb_argv[2] = "0";
+   devdb_argv[3] = "--data";
+   devdb_argv[4] = file;
+   devdb_argv[5] = NULL;
+   devdb = mt_test_spawn (devdb_argv);
+   WAIT_UNTIL (output_contains (devdb, "READY "), 120000);
+   {
+      char *out = mt_test_output (devdb), *line = strstr (out, "READY ") + 6;
+      *strchr (line, '\n') = '\0';
+      uri = bson_strdup (line);
+      bson_free (out);
+   }
+   bson_snprintf (port, sizeof port, "%s", strrchr (uri, ':') + 1);
+   port[strlen (port) - 1] = '\0'; /* the trailing slash */
+
+   client = mongoc_client_new (uri);
+   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   tasks = mongoc_client_get_collection (client, "outage", "tasks");
+   executions = mongoc_client_get_collection (client, "outage", "executions");
+   for (int i = 0; i < 60; i++) {
+      ASSERT_OR_PRINT (mt_enqueue (client, "outage", "q", "record", &(bson_t) BSON_INITIALIZER, NULL, NULL, &error), error);
+   }
+   {
+      bson_t *params = BCON_NEW ("ms", BCON_INT32 (150));
+      bson_t *filter = BCON_NEW ("type", "record");
+      bson_t *update = BCON_NEW ("$set", "{", "params", BCON_DOCUMENT (params), "}");
+      ASSERT_OR_PRINT (mongoc_collection_update_many (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (params);
+      bson_destroy (filter);
+      bson_destroy (update);
+   }
+
+   {
+      const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--uri", uri, "--db", "outage", "--queues", "q", "--concurrency", "3",
+                            "--plugins", mt_test_env ("MTASK_TEST_PLUGIN_DIR"), "--poll-interval", "0.05", NULL};
+      worker = mt_test_spawn (argv);
+   }
+   WAIT_UNTIL (count_in (tasks, "{'status': 'FINISHED'}") >= 15, 60000);
+
+   /* The outage: stop the server (SIGTERM closes the H2 file cleanly). */
+   kill (devdb, SIGTERM);
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (devdb, 30000)), ==, 0);
+   cpu_before = mt_test_cpu_ms (worker);
+   mt_test_nap_ms (20000); /* the scenario: twenty seconds without a database */
+   ASSERT (kill (worker, 0) == 0);                              /* still alive */
+   ASSERT_CMPINT (mt_test_cpu_ms (worker) - cpu_before, <, 3000); /* and not spinning */
+
+   devdb_argv[2] = port;
+   devdb = mt_test_spawn (devdb_argv);
+   WAIT_UNTIL (output_contains (devdb, "READY "), 120000);
+
+   WAIT_UNTIL (count_in (tasks, "{'status': 'FINISHED'}") == 60, 120000);
+   ASSERT_CMPINT (count_in (tasks, "{'status': {'$ne': 'FINISHED'}}"), ==, 0);
+   /* Each task executed exactly once: one execution document each. */
+   ASSERT_CMPINT (count_in (executions, "{}"), ==, 60);
+   {
+      bson_t *pipeline = mt_test_bson ("[{'$group': {'_id': '$task', 'n': {'$sum': 1}}}, {'$match': {'n': {'$gt': 1}}}]");
+      mongoc_cursor_t *cursor = mongoc_collection_aggregate (executions, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+      const bson_t *dup;
+
+      ASSERT (!mongoc_cursor_next (cursor, &dup));
+      ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);
+      mongoc_cursor_destroy (cursor);
+      bson_destroy (pipeline);
+   }
+   stop_worker (worker);
+   mongoc_collection_destroy (tasks);
+   mongoc_collection_destroy (executions);
+   mongoc_client_destroy (client);
+   kill (devdb, SIGTERM);
+   mt_test_wait_exit (devdb, 30000);
+   unlink (file);
+   bson_free (file);
+   bson_free (uri);
+}
+
+static void
+test_hostile_documents (void)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_t *huge, *deep;
+   char *big = bson_malloc (4 * 1024 * 1024 + 1);
+   bson_error_t error;
+   bson_oid_t huge_id, deep_id, bad_max, bad_timeout;
+   pid_t pid;
+
+   memset (big, 'x', 4 * 1024 * 1024);
+   big[4 * 1024 * 1024] = '\0';
+   bson_oid_init (&huge_id, NULL);
+   huge = BCON_NEW ("_id", BCON_OID (&huge_id), "queue", "q", "type", "echo", "status", "CREATED", "params", "{", "blob", big, "}");
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   bson_destroy (huge);
+   bson_free (big);
+
+   /* params nested 90 levels deep (MongoDB allows 100). */
+   {
+      bson_t levels[91];
+      bson_oid_init (&deep_id, NULL);
+      deep = BCON_NEW ("_id", BCON_OID (&deep_id), "queue", "q", "type", "echo", "status", "CREATED");
+      BSON_APPEND_DOCUMENT_BEGIN (deep, "params", &levels[0]);
+      for (int i = 1; i < 90; i++) {
+         BSON_APPEND_DOCUMENT_BEGIN (&levels[i - 1], "d", &levels[i]);
+      }
+      BSON_APPEND_UTF8 (&levels[89], "bottom", "reached");
+      for (int i = 89; i >= 1; i--) {
+         bson_append_document_end (&levels[i - 1], &levels[i]);
+      }
+      bson_append_document_end (deep, &levels[0]);
+      ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, deep, NULL, NULL, &error), error);
+      bson_destroy (deep);
+   }
+   bson_oid_init (&bad_max, NULL);
+   huge = BCON_NEW ("_id", BCON_OID (&bad_max), "queue", "q", "type", "echo", "status", "CREATED", "max_attempts", "many");
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   bson_destroy (huge);
+   bson_oid_init (&bad_timeout, NULL);
+   huge = BCON_NEW ("_id", BCON_OID (&bad_timeout), "queue", "q", "type", "echo", "status", "CREATED", "timeout", BCON_INT32 (-5));
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   bson_destroy (huge);
+   mongoc_collection_destroy (tasks);
+
+   pid = mt_test_worker (W ("--queues", "q", "--once"));
+   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 60000)), ==, 0);
+   ASSERT (status_is (&huge_id, "FINISHED"));
+   {
+      bson_t *doc = mt_test_task (&deep_id);
+      char path[400] = "result";
+      for (int i = 1; i < 90; i++) {
+         bson_strncpy (path + strlen (path), ".d", sizeof path - strlen (path));
+      }
+      bson_strncpy (path + strlen (path), ".bottom", sizeof path - strlen (path));
+      ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
+      ASSERT_CMPSTR (mt_test_str (doc, path), "reached");
+      bson_destroy (doc);
+   }
+   {
+      bson_t *doc = mt_test_task (&bad_max);
+      ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+      ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "field 'max_attempts' must be a whole number, 1 or more, found string");
+      bson_destroy (doc);
+      doc = mt_test_task (&bad_timeout);
+      ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "field 'timeout' must be a number of seconds");
+      bson_destroy (doc);
+   }
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_test_add ("/reliability/idle_worker_does_not_spin", test_idle_worker_does_not_spin);
+   mt_test_add ("/reliability/registry", test_registry);
+   mt_test_add ("/reliability/lease/sigkill_mid_run", test_sigkill_mid_run);
+   mt_test_add ("/reliability/lease/sigkill_last_attempt_fails", test_sigkill_last_attempt_fails);
+   mt_test_add ("/reliability/fencing/sigstop_cannot_overwrite", test_sigstop_cannot_overwrite);
+   mt_test_add ("/reliability/isolate/fork_crash", test_fork_crash);
+   mt_test_add ("/reliability/isolate/fork_timeout", test_fork_timeout);
+   mt_test_add ("/reliability/isolate/fork_normal", test_fork_normal);
+   mt_test_add ("/reliability/shutdown/grace_lets_finish", test_sigterm_grace_lets_finish);
+   mt_test_add ("/reliability/shutdown/gives_back_after_grace", test_sigterm_gives_back_after_grace);
+   mt_test_add ("/reliability/shutdown/second_signal", test_second_signal_gives_back_now);
+   mt_test_add ("/reliability/retries/backoff", test_retries_with_backoff);
+   mt_test_add ("/reliability/hostile/documents", test_hostile_documents);
+   mt_test_add ("/reliability/outage/database_away_20s", test_database_outage);
+   return mt_test_main (argc, argv);
+}
