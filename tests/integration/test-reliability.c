@@ -189,6 +189,39 @@ test_sigkill_last_attempt_fails (void)
 }
 
 static void
+test_restart_same_id_takes_back (void)
+{
+   /* A worker killed and started again with the same --pid takes back what
+    * its earlier run left at once, without waiting out the lease. */
+   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 30000}", NULL);
+   pid_t first = mt_test_worker (W ("--queues", "q", "--pid", "W-SAME", "--lease", "600", "--poll-interval", "0.05"));
+   pid_t again;
+   bson_t *doc;
+
+   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   kill (first, SIGKILL);
+   mt_test_wait_exit (first, 10000);
+   {
+      /* Let the second run finish quickly. */
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&id));
+      bson_t *update = BCON_NEW ("$set", "{", "params.sleep_ms", BCON_INT32 (10), "}");
+      bson_error_t error;
+      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+      mongoc_collection_destroy (tasks);
+   }
+   again = mt_test_worker (W ("--queues", "q", "--pid", "W-SAME", "--lease", "600", "--poll-interval", "0.05"));
+   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
+   ASSERT_CONTAINS (mt_test_str (doc, "errors.0.message"), "worker 'W-SAME' was restarted while running this task");
+   bson_destroy (doc);
+   stop_worker (again);
+}
+
+static void
 test_sigstop_cannot_overwrite (void)
 {
    /* A worker paused past its lease loses the task; when it wakes, its
@@ -576,6 +609,7 @@ main (int argc, char **argv)
    mt_test_add ("/reliability/registry", test_registry);
    mt_test_add ("/reliability/lease/sigkill_mid_run", test_sigkill_mid_run);
    mt_test_add ("/reliability/lease/sigkill_last_attempt_fails", test_sigkill_last_attempt_fails);
+   mt_test_add ("/reliability/lease/restart_same_id_takes_back", test_restart_same_id_takes_back);
    mt_test_add ("/reliability/fencing/sigstop_cannot_overwrite", test_sigstop_cannot_overwrite);
    mt_test_add ("/reliability/isolate/fork_crash", test_fork_crash);
    mt_test_add ("/reliability/isolate/fork_timeout", test_fork_timeout);
