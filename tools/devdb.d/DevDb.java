@@ -1,29 +1,23 @@
-// The development and test database: mongo-java-server on 127.0.0.1.
-// Prints exactly one line on stdout, "READY mongodb://127.0.0.1:PORT/",
-// once it accepts connections; everything else goes to stderr.
+// The development and test database: mongo-java-server 1.47.0 on 127.0.0.1.
+// Started by tools/devdb, which checks the arguments first and passes them
+// on in this form:
+//
+//   DevDb [--port N] [--memory | --data FILE] [--oplog] [--verbose]
+//
+// Prints exactly one line on stdout, "READY mongodb://127.0.0.1:PORT/", once
+// it accepts connections; everything else goes to stderr. SIGTERM and SIGINT
+// stop it cleanly with exit status 0: a shutdown hook closes the clients and
+// the backend, and with it the H2 file, which is then consistent.
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 
+import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.util.concurrent.CountDownLatch;
 
 public final class DevDb {
-    private static final String USAGE =
-        "Usage: tools/devdb [--port N] [--memory | --data FILE] [--oplog]\n"
-        + "\n"
-        + "Runs mongo-java-server 1.47.0, a MongoDB wire-protocol server, on 127.0.0.1.\n"
-        + "\n"
-        + "  --port N      port to listen on; 0 picks a free one (default: 27017)\n"
-        + "  --memory      keep data in memory only (the default)\n"
-        + "  --data FILE   keep data in the H2 file FILE, across restarts\n"
-        + "  --oplog       enable the oplog, so change streams work (it grows without bound)\n"
-        + "  --help        show this help\n"
-        + "\n"
-        + "Prints 'READY mongodb://127.0.0.1:PORT/' on stdout once it accepts connections.\n"
-        + "SIGTERM or SIGINT stops it cleanly (an H2 file is closed consistent).\n";
-
     private static void usageError(String message) {
         System.err.println("devdb: " + message);
         System.err.println("Try 'tools/devdb --help'.");
@@ -31,22 +25,28 @@ public final class DevDb {
     }
 
     public static void main(String[] args) throws Exception {
+        // Only the READY line may reach stdout: keep the real one for it and
+        // send anything a library prints there to stderr instead.
+        PrintStream stdout = System.out;
+        System.setOut(System.err);
+
         int port = 27017;
         String data = null;
         boolean memory = false;
         boolean oplog = false;
+        boolean verbose = false;
 
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             switch (arg) {
-                case "--help":
-                    System.out.print(USAGE);
-                    return;
                 case "--memory":
                     memory = true;
                     break;
                 case "--oplog":
                     oplog = true;
+                    break;
+                case "--verbose":
+                    verbose = true;
                     break;
                 case "--port":
                 case "--data":
@@ -55,6 +55,9 @@ public final class DevDb {
                     }
                     String value = args[++i];
                     if (arg.equals("--data")) {
+                        if (value.isEmpty()) {
+                            usageError("--data needs a file name");
+                        }
                         data = value;
                     } else {
                         try {
@@ -75,31 +78,63 @@ public final class DevDb {
             usageError("give --memory or --data FILE, not both");
         }
 
-        MongoBackend backend = data != null ? new H2Backend(data) : new MemoryBackend();
+        // slf4j-simple reads these when the first logger is made, below.
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", verbose ? "info" : "warn");
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+        if (!verbose) {
+            // This logger writes an ERROR with a stack trace for every command
+            // that fails, "ns not found" on a drop or a duplicate key alike;
+            // the client gets the same error in its reply.
+            System.setProperty("org.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoWireProtocolHandler", "off");
+        }
+
+        MongoBackend backend;
+        try {
+            backend = data != null ? new H2Backend(data) : new MemoryBackend();
+        } catch (RuntimeException e) {
+            // H2 says "The file is locked" when another server has it open.
+            System.err.println("devdb: cannot open the data file '" + data + "': " + e.getMessage());
+            System.exit(1);
+            return;
+        }
         if (oplog) {
             backend.enableOplog();
         }
+
         MongoServer server = new MongoServer(backend);
         try {
+            // Returns once the socket listens: connections are accepted from here on.
             server.bind("127.0.0.1", port);
         } catch (Exception e) {
-            // Netty rethrows a BindException, checked or not, from here.
+            // Netty rethrows a BindException, checked or not, from here; the
+            // server has shut down (and closed the backend) by then.
             System.err.println("devdb: cannot listen on 127.0.0.1:" + port + ": " + e.getMessage());
             System.exit(1);
         }
         InetSocketAddress address = server.getLocalAddress();
 
-        // SIGTERM and SIGINT are a request to stop, not a failure: close the
-        // connections and the backend (and with it the H2 store), exit 0.
-        CountDownLatch stop = new CountDownLatch(1);
+        // Whatever ends the JVM (SIGTERM, SIGINT, SIGHUP, System.exit) closes
+        // the clients and the backend first, so an H2 file is left consistent.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                server.shutdownNow();
+            } catch (Throwable e) {
+                System.err.println("devdb: stopping the server failed: " + e);
+                Runtime.getRuntime().halt(1);
+            }
+        }, "devdb-shutdown"));
+
+        // SIGTERM and SIGINT are a request to stop, not a failure: exit 0
+        // (the JVM's own handlers would exit 143 and 130).
         for (String name : new String[] {"TERM", "INT"}) {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), signal -> stop.countDown());
+            sun.misc.Signal.handle(new sun.misc.Signal(name), signal -> System.exit(0));
         }
 
-        System.out.println("READY mongodb://127.0.0.1:" + address.getPort() + "/");
-        System.out.flush();
-        stop.await();
-        server.shutdownNow();
-        System.exit(0);
+        stdout.println("READY mongodb://127.0.0.1:" + address.getPort() + "/");
+        stdout.flush();
+
+        new CountDownLatch(1).await();
     }
 }
