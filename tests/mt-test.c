@@ -351,6 +351,16 @@ mt_test_status (const bson_oid_t *id)
    return copy;
 }
 
+bool
+mt_test_status_is (const bson_oid_t *id, const char *status)
+{
+   char *s = mt_test_status (id);
+   bool same = !strcmp (s, status);
+
+   bson_free (s);
+   return same;
+}
+
 pid_t
 mt_test_spawn (const char *const *argv)
 {
@@ -430,6 +440,22 @@ mt_test_output (pid_t pid)
    return bson_string_free (s, false);
 }
 
+bool
+mt_test_output_contains (pid_t pid, const char *needle)
+{
+   char *out = mt_test_output (pid);
+   bool found = strstr (out, needle) != NULL;
+
+   bson_free (out);
+   return found;
+}
+
+int
+mt_test_exit_code (int status)
+{
+   return WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);
+}
+
 int
 mt_test_run (const char *const *argv, int timeout_ms, char **out)
 {
@@ -439,10 +465,7 @@ mt_test_run (const char *const *argv, int timeout_ms, char **out)
    if (out) {
       *out = mt_test_output (pid);
    }
-   if (WIFSIGNALED (status)) {
-      return 128 + WTERMSIG (status);
-   }
-   return WEXITSTATUS (status);
+   return mt_test_exit_code (status);
 }
 
 int64_t

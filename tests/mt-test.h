@@ -111,6 +111,7 @@ bool mt_test_has (const bson_t *doc, const char *dotted);
 bool mt_test_is_null (const bson_t *doc, const char *dotted);
 bson_oid_t mt_test_enqueue (const char *queue, const char *type, const char *params_json, const char *opts_json);
 char *mt_test_status (const bson_oid_t *id); /* bson_free it */
+bool mt_test_status_is (const bson_oid_t *id, const char *status);
 
 /* Starts a process with stdout and stderr captured to a file; NULL-ended
  * argv. */
@@ -120,6 +121,10 @@ pid_t mt_test_spawn (const char *const *argv);
 int mt_test_wait_exit (pid_t pid, int timeout_ms);
 /* Its captured output so far (bson_free it). */
 char *mt_test_output (pid_t pid);
+/* Whether its captured output contains `needle`. */
+bool mt_test_output_contains (pid_t pid, const char *needle);
+/* A wait status as a shell would say it: the exit code, or 128 + signal. */
+int mt_test_exit_code (int status);
 /* Runs to completion and returns the exit code; output in *out. */
 int mt_test_run (const char *const *argv, int timeout_ms, char **out);
 

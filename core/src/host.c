@@ -192,7 +192,7 @@ host_unlock_accounts (mt_task_t *task, const char *const *accounts, size_t n_acc
    if (!sorted) {
       return false;
    }
-   ok = mt_locks_release (run->client, run->worker->db, &owner, (const char *const *) sorted, mt_strv_len (sorted), error);
+   ok = mt_locks_release_sorted (run->client, run->worker->db, &owner, sorted, error);
    if (ok) {
       mt_run_held_update (run, sorted, false);
    }
@@ -253,7 +253,7 @@ host_with_accounts (mt_task_t *task,
    run->in_scope = false;
    /* Release what this scope took, whatever fn returned. */
    if (newly[0]) {
-      if (mt_locks_release (run->client, run->worker->db, &owner, (const char *const *) newly, mt_strv_len (newly), &release_error)) {
+      if (mt_locks_release_sorted (run->client, run->worker->db, &owner, newly, &release_error)) {
          mt_run_held_update (run, newly, false);
       } else {
          mt_worker_log (run->worker,

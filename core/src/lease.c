@@ -325,7 +325,6 @@ heartbeat_main (void *data)
    bool stop = false, failing = false;
 
    while (!stop) {
-      struct timespec deadline;
       bool ok;
 
       ok = mt_lease_heartbeat (worker, client, "running", &error) && mt_lease_reclaim (worker, client, false, &error) >= 0;
@@ -336,18 +335,7 @@ heartbeat_main (void *data)
       }
       failing = !ok;
 
-      clock_gettime (CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += interval_ms / 1000;
-      deadline.tv_nsec += (interval_ms % 1000) * 1000000L;
-      if (deadline.tv_nsec >= 1000000000L) {
-         deadline.tv_sec++;
-         deadline.tv_nsec -= 1000000000L;
-      }
-      pthread_mutex_lock (&worker->mutex);
-      while (!worker->heartbeat_stop && pthread_cond_timedwait (&worker->cond, &worker->mutex, &deadline) == 0) {
-      }
-      stop = worker->heartbeat_stop;
-      pthread_mutex_unlock (&worker->mutex);
+      stop = mt_worker_wait (worker, interval_ms, &worker->heartbeat_stop);
    }
    /* The last word: stopped, running nothing (what was running has been
     * finished or given back). */

@@ -291,7 +291,7 @@ acquire_one (mongoc_collection_t *locks,
 }
 
 static bool
-release_sorted (mongoc_collection_t *locks, const mt_lock_owner_t *owner, char *const *accounts, bson_error_t *error)
+release_in (mongoc_collection_t *locks, const mt_lock_owner_t *owner, char *const *accounts, bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER, child, list;
    char key[16];
@@ -345,7 +345,7 @@ mt_locks_acquire_sorted (mongoc_client_t *client,
        * the locks are of a run that is about to end, and the next taker
        * takes them over. */
       bson_error_t ignored;
-      release_sorted (locks, owner, taken, &ignored);
+      release_in (locks, owner, taken, &ignored);
    }
    mongoc_collection_destroy (locks);
    if (ok && newly) {
@@ -418,6 +418,25 @@ mt_locks_acquire (mongoc_client_t *client,
 }
 
 bool
+mt_locks_release_sorted (mongoc_client_t *client,
+                         const char *db,
+                         const mt_lock_owner_t *owner,
+                         char *const *accounts,
+                         bson_error_t *error)
+{
+   mongoc_collection_t *locks;
+   bool ok;
+
+   if (!accounts[0]) {
+      return true;
+   }
+   locks = mongoc_client_get_collection (client, db, MT_LOCKS_COLLECTION);
+   ok = release_in (locks, owner, accounts, error);
+   mongoc_collection_destroy (locks);
+   return ok;
+}
+
+bool
 mt_locks_release (mongoc_client_t *client,
                   const char *db,
                   const mt_lock_owner_t *owner,
@@ -426,19 +445,8 @@ mt_locks_release (mongoc_client_t *client,
                   bson_error_t *error)
 {
    char **sorted = mt_accounts_normalize (accounts, n_accounts, error);
-   mongoc_collection_t *locks;
-   bool ok;
+   bool ok = sorted && mt_locks_release_sorted (client, db, owner, sorted, error);
 
-   if (!sorted) {
-      return false;
-   }
-   if (!sorted[0]) {
-      mt_strv_free (sorted);
-      return true;
-   }
-   locks = mongoc_client_get_collection (client, db, MT_LOCKS_COLLECTION);
-   ok = release_sorted (locks, owner, sorted, error);
-   mongoc_collection_destroy (locks);
    mt_strv_free (sorted);
    return ok;
 }

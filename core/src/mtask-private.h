@@ -114,6 +114,13 @@ bool mt_locks_acquire_sorted (mongoc_client_t *client,
                               char ***newly,
                               bson_error_t *error);
 
+/* Releases the sorted accounts if `owner` holds them. */
+bool mt_locks_release_sorted (mongoc_client_t *client,
+                              const char *db,
+                              const mt_lock_owner_t *owner,
+                              char *const *accounts,
+                              bson_error_t *error);
+
 /* Whether an error means the server could not be reached (retry later)
  * rather than that it refused the operation. */
 bool mt_error_is_network (const bson_error_t *error);

@@ -105,6 +105,10 @@ int64_t mt_worker_backoff_ms (mt_worker_t *worker, int32_t attempt);
 
 bool mt_worker_is_abandoned (mt_worker_t *worker);
 
+/* Waits on worker->cond until `ms` pass or `*flag` (read under the mutex)
+ * turns true; returns the flag. */
+bool mt_worker_wait (mt_worker_t *worker, int64_t ms, const bool *flag);
+
 /* lease.c: the worker's registry document, heartbeats, lease renewal and
  * taking back the tasks of lost workers. */
 bool mt_lease_heartbeat (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error);

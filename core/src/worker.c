@@ -382,13 +382,11 @@ is_stopping (mt_worker_t *worker)
    return stopping;
 }
 
-/* Waits up to `ms`, or less when the worker is asked to stop. Returns false
- * when it is stopping. */
-static bool
-idle_wait (mt_worker_t *worker, int64_t ms)
+bool
+mt_worker_wait (mt_worker_t *worker, int64_t ms, const bool *flag)
 {
    struct timespec deadline;
-   bool stopping;
+   bool set;
 
    clock_gettime (CLOCK_MONOTONIC, &deadline);
    deadline.tv_sec += ms / 1000;
@@ -398,14 +396,19 @@ idle_wait (mt_worker_t *worker, int64_t ms)
       deadline.tv_nsec -= 1000000000L;
    }
    pthread_mutex_lock (&worker->mutex);
-   while (!worker->stopping) {
-      if (pthread_cond_timedwait (&worker->cond, &worker->mutex, &deadline) == ETIMEDOUT) {
-         break;
-      }
+   while (!*flag && pthread_cond_timedwait (&worker->cond, &worker->mutex, &deadline) != ETIMEDOUT) {
    }
-   stopping = worker->stopping;
+   set = *flag;
    pthread_mutex_unlock (&worker->mutex);
-   return !stopping;
+   return set;
+}
+
+/* Waits up to `ms`, or less when the worker is asked to stop. Returns false
+ * when it is stopping. */
+static bool
+idle_wait (mt_worker_t *worker, int64_t ms)
+{
+   return !mt_worker_wait (worker, ms, &worker->stopping);
 }
 
 /* At most one thread sweeps per interval; `force` sweeps now. */

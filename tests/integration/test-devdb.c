@@ -6,16 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static bool
-has_ready (pid_t pid)
-{
-   char *out = mt_test_output (pid);
-   bool ready = strstr (out, "READY ") != NULL;
-
-   bson_free (out);
-   return ready;
-}
-
 /* Starts devdb with `args` and returns its URI (bson_free it). */
 static char *
 start (const char *const *args, pid_t *pid)
@@ -30,7 +20,7 @@ start (const char *const *args, pid_t *pid)
    }
    argv[n] = NULL;
    *pid = mt_test_spawn (argv);
-   WAIT_UNTIL (has_ready (*pid), 120000);
+   WAIT_UNTIL (mt_test_output_contains (*pid, "READY "), 120000);
    out = mt_test_output (*pid);
    line = strstr (out, "READY ") + 6;
    end = strchr (line, '\n');

@@ -318,16 +318,6 @@ test_invalid_names (void)
 
 /* ---- through the worker --------------------------------------------- */
 
-static bool
-status_is (const bson_oid_t *id, const char *status)
-{
-   char *s = mt_test_status (id);
-   bool same = !strcmp (s, status);
-
-   bson_free (s);
-   return same;
-}
-
 static int
 run_worker_once (const char *const *extra, char **out)
 {
@@ -431,7 +421,7 @@ test_declarative_busy_delays (void)
    pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.05", "--log-level", "debug"));
    WAIT_UNTIL (mt_test_count ("{'status': 'CREATED', 'delayed': {'$ne': null}}") == 1, 20000);
    other = mt_test_enqueue ("q", "echo", NULL, NULL);
-   WAIT_UNTIL (status_is (&other, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&other, "FINISHED"), 20000);
 
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
@@ -443,7 +433,7 @@ test_declarative_busy_delays (void)
    ASSERT_CMPINT (count_locks ("{'_id': 'x'}"), ==, 0); /* all or nothing */
 
    set_status (&holder, "FINISHED"); /* its lock on y is now stale */
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    bson_destroy (doc);
@@ -470,9 +460,9 @@ test_declarative_held_while_running (void)
 
    pid = mt_test_worker (W ("--queues", "q", "--once", "--pid", "W-DECL"));
    WAIT_UNTIL (count_locks ("{'worker_pid': 'W-DECL', 'attempt': 1}") == 2, 20000);
-   ASSERT (status_is (&id, "WORK_IN_PROGRESS"));
+   ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
    ASSERT_CMPINT (WEXITSTATUS (mt_test_wait_exit (pid, 20000)), ==, 0);
-   ASSERT (status_is (&id, "FINISHED"));
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
    ASSERT_CMPINT (count_locks ("{}"), ==, 0);
    out = mt_test_output (pid);
    ASSERT (!strstr (out, "still held")); /* its own declared locks: no warning */

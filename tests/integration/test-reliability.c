@@ -10,32 +10,6 @@
 
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-static int
-exit_code (int status)
-{
-   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-}
-
-static bool
-status_is (const bson_oid_t *id, const char *status)
-{
-   char *s = mt_test_status (id);
-   bool same = !strcmp (s, status);
-
-   bson_free (s);
-   return same;
-}
-
-static bool
-output_contains (pid_t pid, const char *needle)
-{
-   char *out = mt_test_output (pid);
-   bool found = strstr (out, needle) != NULL;
-
-   bson_free (out);
-   return found;
-}
-
 static void
 stop_worker (pid_t pid)
 {
@@ -43,12 +17,12 @@ stop_worker (pid_t pid)
 
    kill (pid, SIGTERM);
    status = mt_test_wait_exit (pid, 30000);
-   if (exit_code (status) != 0) {
+   if (mt_test_exit_code (status) != 0) {
       char *out = mt_test_output (pid);
       printf ("# worker output:\n%s\n", out);
       bson_free (out);
    }
-   ASSERT_CMPINT (exit_code (status), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
 }
 
 static void
@@ -84,7 +58,7 @@ test_idle_worker_does_not_spin (void)
    pid_t pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.2"));
    int64_t before;
 
-   WAIT_UNTIL (output_contains (pid, "' started: db '"), 20000);
+   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 20000);
    before = mt_test_cpu_ms (pid);
    /* Measure two idle seconds (the scenario itself, not a wait for a
     * condition): ten polls and a few heartbeats should cost little. */
@@ -120,7 +94,7 @@ test_registry (void)
       ASSERT (mt_test_date (task, "heartbeat") > 0); /* the lease */
       bson_destroy (task);
    }
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    stop_worker (pid);
 
    cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
@@ -175,11 +149,11 @@ test_sigkill_last_attempt_fails (void)
    pid_t second;
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (first, SIGKILL);
    mt_test_wait_exit (first, 10000);
    second = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-TWO"));
-   WAIT_UNTIL (status_is (&id, "FAILED"), 30000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_WORKER_LOST);
    ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "worker 'W-ONE' was lost");
@@ -198,7 +172,7 @@ test_restart_same_id_takes_back (void)
    pid_t again;
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (first, SIGKILL);
    mt_test_wait_exit (first, 10000);
    {
@@ -213,7 +187,7 @@ test_restart_same_id_takes_back (void)
       mongoc_collection_destroy (tasks);
    }
    again = mt_test_worker (W ("--queues", "q", "--pid", "W-SAME", "--lease", "600", "--poll-interval", "0.05"));
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
    ASSERT_CONTAINS (mt_test_str (doc, "errors.0.message"), "worker 'W-SAME' was restarted while running this task");
@@ -231,12 +205,12 @@ test_sigstop_cannot_overwrite (void)
    pid_t heir;
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (paused, SIGSTOP);
    heir = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-HEIR", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED', 'result.attempt': 2}") == 1, 30000);
    kill (paused, SIGCONT);
-   WAIT_UNTIL (output_contains (paused, "lost it, outcome dropped"), 20000);
+   WAIT_UNTIL (mt_test_output_contains (paused, "lost it, outcome dropped"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPINT (mt_test_int (doc, "result.attempt"), ==, 2);
@@ -266,7 +240,7 @@ test_fork_crash (void)
       unsetenv ("ASAN_OPTIONS");
    }
    bson_free (options);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    doc = mt_test_task (&crash);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_CRASHED);
@@ -301,7 +275,7 @@ test_fork_timeout (void)
       mongoc_collection_destroy (tasks);
    }
    pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_TIMEOUT);
@@ -317,7 +291,7 @@ test_fork_normal (void)
    bson_t *doc;
    pid_t pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
 
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "from the child");
@@ -340,10 +314,10 @@ test_sigterm_gives_back_after_grace (void)
    int64_t start;
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    start = bson_get_monotonic_time ();
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT_CMPINT ((bson_get_monotonic_time () - start) / 1000, <, 10000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
@@ -351,7 +325,7 @@ test_sigterm_gives_back_after_grace (void)
    ASSERT (mt_test_is_null (doc, "worker_pid"));
    ASSERT (!mt_test_has (doc, "started"));
    bson_destroy (doc);
-   ASSERT (output_contains (pid, "grace period over"));
+   ASSERT (mt_test_output_contains (pid, "grace period over"));
 }
 
 static void
@@ -360,12 +334,12 @@ test_second_signal_gives_back_now (void)
    bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 60}", NULL);
    pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "600", "--isolate", "fork", "--poll-interval", "0.05"));
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (pid, SIGTERM);
-   WAIT_UNTIL (output_contains (pid, "running tasks have 600 s to finish"), 20000);
+   WAIT_UNTIL (mt_test_output_contains (pid, "running tasks have 600 s to finish"), 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
-   ASSERT (status_is (&id, "CREATED"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (mt_test_status_is (&id, "CREATED"));
    ASSERT_CMPINT (mt_test_count ("{'attempts': 0, 'worker_pid': null}"), ==, 1);
 }
 
@@ -375,10 +349,10 @@ test_sigterm_grace_lets_finish (void)
    bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 1}", NULL);
    pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "20", "--poll-interval", "0.05"));
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
-   ASSERT (status_is (&id, "FINISHED"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
 }
 
 static void
@@ -461,7 +435,7 @@ test_database_outage (void)
    devdb_argv[4] = file;
    devdb_argv[5] = NULL;
    devdb = mt_test_spawn (devdb_argv);
-   WAIT_UNTIL (output_contains (devdb, "READY "), 120000);
+   WAIT_UNTIL (mt_test_output_contains (devdb, "READY "), 120000);
    {
       char *out = mt_test_output (devdb), *line = strstr (out, "READY ") + 6;
       *strchr (line, '\n') = '\0';
@@ -497,7 +471,7 @@ test_database_outage (void)
 
    /* The outage: stop the server (SIGTERM closes the H2 file cleanly). */
    kill (devdb, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (devdb, 30000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (devdb, 30000)), ==, 0);
    cpu_before = mt_test_cpu_ms (worker);
    mt_test_nap_ms (20000); /* the scenario: twenty seconds without a database */
    ASSERT (kill (worker, 0) == 0);                              /* still alive */
@@ -505,7 +479,7 @@ test_database_outage (void)
 
    devdb_argv[2] = port;
    devdb = mt_test_spawn (devdb_argv);
-   WAIT_UNTIL (output_contains (devdb, "READY "), 120000);
+   WAIT_UNTIL (mt_test_output_contains (devdb, "READY "), 120000);
 
    WAIT_UNTIL (count_in (tasks, "{'status': 'FINISHED'}") == 60, 120000);
    ASSERT_CMPINT (count_in (tasks, "{'status': {'$ne': 'FINISHED'}}"), ==, 0);
@@ -578,8 +552,8 @@ test_hostile_documents (void)
    mongoc_collection_destroy (tasks);
 
    pid = mt_test_worker (W ("--queues", "q", "--once"));
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 60000)), ==, 0);
-   ASSERT (status_is (&huge_id, "FINISHED"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 60000)), ==, 0);
+   ASSERT (mt_test_status_is (&huge_id, "FINISHED"));
    {
       bson_t *doc = mt_test_task (&deep_id);
       char path[400] = "result";

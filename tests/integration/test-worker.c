@@ -8,12 +8,6 @@
 
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-static int
-exit_code (int status)
-{
-   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-}
-
 /* Runs a worker with --once and the given queues; asserts it exits 0. */
 static void
 run_once (const char *const *extra)
@@ -32,22 +26,12 @@ run_once (const char *const *extra)
    argv[n] = NULL;
    pid = mt_test_worker (argv);
    status = mt_test_wait_exit (pid, 60000);
-   if (exit_code (status) != 0) {
+   if (mt_test_exit_code (status) != 0) {
       char *out = mt_test_output (pid);
       printf ("# worker output:\n%s\n", out);
       bson_free (out);
    }
-   ASSERT_CMPINT (exit_code (status), ==, 0);
-}
-
-static bool
-status_is (const bson_oid_t *id, const char *status)
-{
-   char *s = mt_test_status (id);
-   bool same = !strcmp (s, status);
-
-   bson_free (s);
-   return same;
+   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
 }
 
 static void
@@ -86,7 +70,7 @@ test_lifecycle_while_running (void)
    pid_t pid = mt_test_worker (W ("--queues", "general", "--pid", "WORKER-1", "--poll-interval", "0.05"));
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
    ASSERT (mt_test_has (doc, "started"));
@@ -95,7 +79,7 @@ test_lifecycle_while_running (void)
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    bson_destroy (doc);
 
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT (mt_test_is_null (doc, "worker_pid"));
    ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "half way");
@@ -103,7 +87,7 @@ test_lifecycle_while_running (void)
    bson_destroy (doc);
 
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
 }
 
 static void
@@ -113,13 +97,13 @@ test_delayed_not_started_early (void)
    pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_date (doc, "started"), >=, mt_test_date (doc, "delayed"));
    ASSERT_CMPINT (mt_test_date (doc, "started") - mt_test_date (doc, "created"), >=, 2000);
    bson_destroy (doc);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
 }
 
 static void
@@ -129,8 +113,8 @@ test_once_leaves_future_alone (void)
    bson_oid_t now = mt_test_enqueue ("general", "echo", NULL, NULL);
 
    run_once (W ("--queues", "general"));
-   ASSERT (status_is (&now, "FINISHED"));
-   ASSERT (status_is (&later, "CREATED"));
+   ASSERT (mt_test_status_is (&now, "FINISHED"));
+   ASSERT (mt_test_status_is (&later, "CREATED"));
 }
 
 static void
@@ -141,9 +125,9 @@ test_other_queues_left_alone (void)
    bson_oid_t other = mt_test_enqueue ("reports", "echo", NULL, NULL);
 
    run_once (W ("--queues", "general", "glavstroy"));
-   ASSERT (status_is (&mine, "FINISHED"));
-   ASSERT (status_is (&also, "FINISHED"));
-   ASSERT (status_is (&other, "CREATED"));
+   ASSERT (mt_test_status_is (&mine, "FINISHED"));
+   ASSERT (mt_test_status_is (&also, "FINISHED"));
+   ASSERT (mt_test_status_is (&other, "CREATED"));
 }
 
 static void
@@ -154,7 +138,7 @@ test_unserved_type_left_alone (void)
    bson_t *doc;
 
    run_once (W ("--queues", "general"));
-   ASSERT (status_is (&echo, "FINISHED"));
+   ASSERT (mt_test_status_is (&echo, "FINISHED"));
    doc = mt_test_task (&nobody);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 0);
@@ -251,8 +235,8 @@ test_malformed_documents (void)
    expect_failed_naming (&bad_params, "field 'params' must be a document, found string");
    expect_failed_naming (&bad_delayed, "field 'delayed' must be a date or null, found string");
    expect_failed_naming (&bad_attempts, "field 'attempts' must be a number, found string");
-   ASSERT (status_is (&other_queue, "CREATED"));
-   ASSERT (status_is (&good, "FINISHED"));
+   ASSERT (mt_test_status_is (&other_queue, "CREATED"));
+   ASSERT (mt_test_status_is (&good, "FINISHED"));
 }
 
 static void
@@ -300,7 +284,7 @@ test_crash_takes_worker_down (void)
    int status = mt_test_wait_exit (pid, 30000);
    bson_t *doc;
 
-   ASSERT (exit_code (status) != 0);
+   ASSERT (mt_test_exit_code (status) != 0);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "WORK_IN_PROGRESS");
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "DOOMED");
@@ -326,7 +310,7 @@ test_plugin_own_status (void)
    ASSERT_CMPSTR (mt_test_str (doc, "result.why"), "obsolete");
    bson_destroy (doc);
 
-   ASSERT (status_is (&failed_ok, "FAILED"));
+   ASSERT (mt_test_status_is (&failed_ok, "FAILED"));
 
    doc = mt_test_task (&finished_err);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED"); /* the plugin's status wins */
@@ -373,24 +357,14 @@ test_sigterm_lets_task_finish (void)
    pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
    char *out;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
-   ASSERT (status_is (&id, "FINISHED"));
-   ASSERT (status_is (&queued, "CREATED")); /* no new claims after SIGTERM */
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
+   ASSERT (mt_test_status_is (&queued, "CREATED")); /* no new claims after SIGTERM */
    out = mt_test_output (pid);
    ASSERT_CONTAINS (out, "stopping");
    bson_free (out);
-}
-
-static bool
-output_contains (pid_t pid, const char *needle)
-{
-   char *out = mt_test_output (pid);
-   bool found = strstr (out, needle) != NULL;
-
-   bson_free (out);
-   return found;
 }
 
 static void
@@ -399,10 +373,10 @@ test_sigint_idle (void)
    pid_t pid = mt_test_worker (W ("--queues", "general"));
 
    /* Its signal handlers are in place once it says it started. */
-   WAIT_UNTIL (output_contains (pid, "' started: db '"), 20000);
+   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 20000);
    kill (pid, SIGINT);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
-   ASSERT (output_contains (pid, "stopped"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT (mt_test_output_contains (pid, "stopped"));
 }
 
 static void
@@ -479,7 +453,7 @@ test_seed_line_one_verbatim (void)
    int status;
 
    devdb = mt_test_spawn (devdb_argv);
-   for (int i = 0; !output_contains (devdb, "READY "); i++) {
+   for (int i = 0; !mt_test_output_contains (devdb, "READY "); i++) {
       if (waitpid (devdb, &status, WNOHANG) == devdb) {
          mt_test_skip ("port 27017 is in use here");
       }
@@ -497,11 +471,11 @@ test_seed_line_one_verbatim (void)
    unsetenv ("MTASK_PLUGINS");
    WAIT_UNTIL (count_in (client, "tasks", "{'status': 'FINISHED', 'attempts': 1}") == 2, 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT_CMPINT (count_in (client, "tasks", "{'queue': 'other', 'status': 'CREATED'}"), ==, 1);
    mongoc_client_destroy (client);
    kill (devdb, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (devdb, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (devdb, 20000)), ==, 0);
 }
 
 static void
@@ -519,13 +493,13 @@ test_seed_line_two_verbatim (void)
    setenv ("MTASK_PLUGINS", mt_test_env ("MTASK_PLUGIN_DIR"), 1);
    pid = mt_test_spawn (argv);
    unsetenv ("MTASK_PLUGINS");
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
    bson_destroy (doc);
-   WAIT_UNTIL (status_is (&id, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
 }
 
 static void
@@ -536,7 +510,7 @@ test_default_worker_id_is_uuid1 (void)
    const char *worker_pid;
    bson_t *doc;
 
-   WAIT_UNTIL (status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    worker_pid = mt_test_str (doc, "worker_pid");
    ASSERT (worker_pid);
@@ -544,7 +518,7 @@ test_default_worker_id_is_uuid1 (void)
    ASSERT (worker_pid[14] == '1'); /* the version digit of a UUID v1 */
    bson_destroy (doc);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
 }
 
 static void
@@ -579,15 +553,15 @@ test_blocking_task_blocks_nothing_else (void)
    bson_oid_t slow = mt_test_enqueue ("general", "sleep", "{'seconds': 3}", "{'priority': 1}");
    pid_t pid = mt_test_worker (W ("--queues", "general", "--concurrency", "2", "--poll-interval", "0.05"));
 
-   WAIT_UNTIL (status_is (&slow, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_status_is (&slow, "WORK_IN_PROGRESS"), 20000);
    for (int i = 0; i < 20; i++) {
       mt_test_enqueue ("general", "echo", NULL, NULL);
    }
    WAIT_UNTIL (mt_test_count ("{'type': 'echo', 'status': 'FINISHED'}") == 20, 20000);
-   ASSERT (status_is (&slow, "WORK_IN_PROGRESS"));
-   WAIT_UNTIL (status_is (&slow, "FINISHED"), 20000);
+   ASSERT (mt_test_status_is (&slow, "WORK_IN_PROGRESS"));
+   WAIT_UNTIL (mt_test_status_is (&slow, "FINISHED"), 20000);
    kill (pid, SIGTERM);
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
 }
 
 static void
@@ -598,8 +572,8 @@ test_json_log (void)
    char *out, *line, *save = NULL;
    int lines = 0;
 
-   ASSERT_CMPINT (exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
-   ASSERT (status_is (&id, "FAILED"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT (mt_test_status_is (&id, "FAILED"));
    out = mt_test_output (pid);
    for (line = strtok_r (out, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
       bson_error_t error;
@@ -654,7 +628,7 @@ test_exactly_once_under_load (void)
    }
    for (int i = 0; i < 3; i++) {
       int status = mt_test_wait_exit (pids[i], 240000);
-      ASSERT_CMPINT (exit_code (status), ==, 0);
+      ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
    }
    ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'attempts': 1, 'worker_pid': null}"), ==, N);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, N);
