@@ -114,6 +114,17 @@ bool mt_locks_acquire_sorted (mongoc_client_t *client,
                               char ***newly,
                               bson_error_t *error);
 
+/* A new task document with mt_enqueue's options, in `status`; `doc` is
+ * always initialized. */
+bool mt_task_build (const char *queue,
+                    const char *type,
+                    const bson_t *params,
+                    const bson_t *opts,
+                    const char *status,
+                    bson_t *doc,
+                    bson_oid_t *id,
+                    bson_error_t *error);
+
 /* Releases the sorted accounts if `owner` holds them. */
 bool mt_locks_release_sorted (mongoc_client_t *client,
                               const char *db,

@@ -322,24 +322,21 @@ invalid_option (bson_error_t *error, const char *key, const char *why)
 }
 
 bool
-mt_enqueue (mongoc_client_t *client,
-            const char *db,
-            const char *queue,
-            const char *type,
-            const bson_t *params,
-            const bson_t *opts,
-            bson_oid_t *id,
-            bson_error_t *error)
+mt_task_build (const char *queue,
+               const char *type,
+               const bson_t *params,
+               const bson_t *opts,
+               const char *status,
+               bson_t *doc,
+               bson_oid_t *id,
+               bson_error_t *error)
 {
-   bson_t doc = BSON_INITIALIZER;
-   bson_oid_t oid;
    bson_iter_t iter;
    int32_t priority = 0, max_attempts = 0;
    double delay = 0;
    int64_t now;
-   mongoc_collection_t *tasks = NULL;
-   bool ok = false;
 
+   bson_init (doc);
    if (!queue || !queue[0] || !type || !type[0]) {
       bson_set_error (error,
                       MT_ERROR_CONFIG,
@@ -347,7 +344,7 @@ mt_enqueue (mongoc_client_t *client,
                       "enqueue needs a queue and a task type, got queue '%s' and type '%s'",
                       queue ? queue : "",
                       type ? type : "");
-      goto cleanup;
+      return false;
    }
    if (opts && bson_iter_init (&iter, opts)) {
       while (bson_iter_next (&iter)) {
@@ -357,65 +354,76 @@ mt_enqueue (mongoc_client_t *client,
             /* !(x >= 0 && x <= max) also refuses NaN. */
             if (!BSON_ITER_HOLDS_NUMBER (&iter) ||
                 !(bson_iter_as_double (&iter) >= 0 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S)) {
-               invalid_option (error, key, "must be a number of seconds from 0 to ten years");
-               goto cleanup;
+               return invalid_option (error, key, "must be a number of seconds from 0 to ten years");
             }
             delay = bson_iter_as_double (&iter);
          } else if (!strcmp (key, "priority")) {
             if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) != (int32_t) bson_iter_as_int64 (&iter)) {
-               invalid_option (error, key, "must be a 32-bit integer");
-               goto cleanup;
+               return invalid_option (error, key, "must be a 32-bit integer");
             }
             priority = (int32_t) bson_iter_as_int64 (&iter);
          } else if (!strcmp (key, "max_attempts")) {
-            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) < 1 ||
-                bson_iter_as_int64 (&iter) > INT32_MAX) {
-               invalid_option (error, key, "must be an integer, 1 or more");
-               goto cleanup;
+            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) < 1 || bson_iter_as_int64 (&iter) > INT32_MAX) {
+               return invalid_option (error, key, "must be an integer, 1 or more");
             }
             max_attempts = (int32_t) bson_iter_as_int64 (&iter);
          } else {
-            invalid_option (error, key, NULL);
-            goto cleanup;
+            return invalid_option (error, key, NULL);
          }
       }
    }
 
-   bson_oid_init (&oid, NULL);
-   BSON_APPEND_OID (&doc, "_id", &oid);
-   BSON_APPEND_UTF8 (&doc, "queue", queue);
-   BSON_APPEND_UTF8 (&doc, "type", type);
-   BSON_APPEND_UTF8 (&doc, "status", MT_STATUS_CREATED);
+   bson_oid_init (id, NULL);
+   BSON_APPEND_OID (doc, "_id", id);
+   BSON_APPEND_UTF8 (doc, "queue", queue);
+   BSON_APPEND_UTF8 (doc, "type", type);
+   BSON_APPEND_UTF8 (doc, "status", status);
    if (params) {
-      BSON_APPEND_DOCUMENT (&doc, "params", params);
+      BSON_APPEND_DOCUMENT (doc, "params", params);
    } else {
       bson_t empty = BSON_INITIALIZER;
-      BSON_APPEND_DOCUMENT (&doc, "params", &empty);
+      BSON_APPEND_DOCUMENT (doc, "params", &empty);
    }
    now = mt_now_ms ();
-   BSON_APPEND_DATE_TIME (&doc, "created", now);
+   BSON_APPEND_DATE_TIME (doc, "created", now);
    if (delay > 0) {
-      BSON_APPEND_DATE_TIME (&doc, "delayed", now + (int64_t) (delay * 1000.0));
+      BSON_APPEND_DATE_TIME (doc, "delayed", now + (int64_t) (delay * 1000.0));
    } else {
-      BSON_APPEND_NULL (&doc, "delayed");
+      BSON_APPEND_NULL (doc, "delayed");
    }
-   BSON_APPEND_INT32 (&doc, "priority", priority);
-   BSON_APPEND_NULL (&doc, "worker_pid");
-   BSON_APPEND_INT32 (&doc, "attempts", 0);
+   BSON_APPEND_INT32 (doc, "priority", priority);
+   BSON_APPEND_NULL (doc, "worker_pid");
+   BSON_APPEND_INT32 (doc, "attempts", 0);
    if (max_attempts) {
-      BSON_APPEND_INT32 (&doc, "max_attempts", max_attempts);
+      BSON_APPEND_INT32 (doc, "max_attempts", max_attempts);
    }
+   return true;
+}
 
-   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
-   if (!mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error)) {
-      goto cleanup;
+bool
+mt_enqueue (mongoc_client_t *client,
+            const char *db,
+            const char *queue,
+            const char *type,
+            const bson_t *params,
+            const bson_t *opts,
+            bson_oid_t *id,
+            bson_error_t *error)
+{
+   mongoc_collection_t *tasks;
+   bson_oid_t oid;
+   bson_t doc;
+   bool ok;
+
+   if (!mt_task_build (queue, type, params, opts, MT_STATUS_CREATED, &doc, &oid, error)) {
+      bson_destroy (&doc);
+      return false;
    }
-   if (id) {
+   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   ok = mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error);
+   if (ok && id) {
       bson_oid_copy (&oid, id);
    }
-   ok = true;
-
-cleanup:
    mongoc_collection_destroy (tasks);
    bson_destroy (&doc);
    return ok;
