@@ -279,6 +279,27 @@ host_db_name (mt_task_t *task)
    return running (task)->worker->db;
 }
 
+static bool
+host_enqueue (mt_task_t *task,
+              const char *queue,
+              const char *type,
+              const bson_t *params,
+              const bson_t *opts,
+              char *id_out,
+              bson_error_t *error)
+{
+   mt_running_t *run = running (task);
+   bson_oid_t id;
+
+   if (!mt_enqueue (run->client, run->worker->db, queue, type, params, opts, &id, error)) {
+      return false;
+   }
+   if (id_out) {
+      bson_oid_to_string (&id, id_out);
+   }
+   return true;
+}
+
 const mt_host_api_t mt_host_api = {
    .abi_version = MT_PLUGIN_ABI_VERSION,
    .struct_size = sizeof (mt_host_api_t),
@@ -298,5 +319,6 @@ const mt_host_api_t mt_host_api = {
    .with_accounts = host_with_accounts,
    .mongoc_client = host_mongoc_client,
    .db_name = host_db_name,
+   .enqueue = host_enqueue,
 };
 

@@ -224,6 +224,9 @@ reclaim_one (mt_worker_t *worker,
 
       taken = true;
       mt_locks_release_all (client, worker->db, &owner, &error);
+      if (attempts >= max && !mt_group_task_ended_doc (client, worker->db, task, &error)) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", id_str, error.message);
+      }
       mt_worker_log (worker,
                      MT_LOG_WARNING,
                      "task %s: %s; now %s",
@@ -315,6 +318,49 @@ mt_lease_reclaim (mt_worker_t *worker, mongoc_client_t *client, bool own_only, b
    return taken;
 }
 
+/* Whether this worker has the upkeep tick: one worker of all wins each
+ * interval, by moving the `ticks` document's time forward conditionally
+ * (an upsert whose insert loses to the unique _id when another won). */
+static bool
+win_tick (mt_worker_t *worker, mongoc_client_t *client, int64_t interval_ms, bool *won, bson_error_t *error)
+{
+   mongoc_collection_t *ticks = mongoc_client_get_collection (client, worker->db, "ticks");
+   int64_t now = mt_worker_server_now (worker);
+   bson_t *filter = BCON_NEW ("_id", "upkeep", "at", "{", "$lt", BCON_DATE_TIME (now - interval_ms + 50), "}");
+   bson_t *update = BCON_NEW ("$set", "{", "at", BCON_DATE_TIME (now), "by", worker->worker_id, "}", "$inc", "{", "tick", BCON_INT64 (1), "}");
+   bson_t *opts = BCON_NEW ("upsert", BCON_BOOL (true));
+   bson_t reply;
+   bson_iter_t iter;
+   bool ok;
+
+   ok = mongoc_collection_update_one (ticks, filter, update, opts, &reply, error);
+   *won = ok && ((bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 1) ||
+                 (bson_iter_init_find (&iter, &reply, "upsertedCount") && bson_iter_as_int64 (&iter) == 1));
+   if (!ok && error->code == 11000) {
+      ok = true; /* another worker has this tick */
+   }
+   bson_destroy (&reply);
+   bson_destroy (filter);
+   bson_destroy (update);
+   bson_destroy (opts);
+   mongoc_collection_destroy (ticks);
+   return ok;
+}
+
+bool
+mt_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
+{
+   bool won;
+
+   if (!win_tick (worker, client, BSON_MAX (200, worker->lease_ms / 3), &won, error)) {
+      return false;
+   }
+   if (!won) {
+      return true;
+   }
+   return mt_groups_upkeep (client, worker->db, mt_worker_server_now (worker), error) && mt_sync_upkeep (worker, client, error);
+}
+
 static void *
 heartbeat_main (void *data)
 {
@@ -327,7 +373,8 @@ heartbeat_main (void *data)
    while (!stop) {
       bool ok;
 
-      ok = mt_lease_heartbeat (worker, client, "running", &error) && mt_lease_reclaim (worker, client, false, &error) >= 0;
+      ok = mt_lease_heartbeat (worker, client, "running", &error) && mt_lease_reclaim (worker, client, false, &error) >= 0 &&
+           mt_upkeep (worker, client, &error);
       if (!ok && !failing) {
          mt_worker_log (worker, MT_LOG_WARNING, "heartbeat failed: %s; trying again every %.1f s", error.message, (double) interval_ms / 1000.0);
       } else if (ok && failing) {

@@ -132,6 +132,20 @@ bool mt_locks_release_sorted (mongoc_client_t *client,
                               char *const *accounts,
                               bson_error_t *error);
 
+/* ---- staged groups (group.c) ------------------------------------------- */
+
+/* Counts an ended task of a stage, once; completes the stage and starts the
+ * next when it was the last. `_doc`: from a task document (no-op for tasks
+ * outside groups). */
+bool mt_group_task_ended (mongoc_client_t *client,
+                          const char *db,
+                          const bson_oid_t *group,
+                          int32_t stage,
+                          const bson_value_t *task_id,
+                          bson_error_t *error);
+bool mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *task, bson_error_t *error);
+bool mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error);
+
 /* Whether an error means the server could not be reached (retry later)
  * rather than that it refused the operation. */
 bool mt_error_is_network (const bson_error_t *error);

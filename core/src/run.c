@@ -46,7 +46,8 @@ mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t atte
 
 /* Builds the outcome update: status, finished, result, error, worker_pid;
  * a failure with attempts left goes back to CREATED after a backoff. */
-static void
+/* Returns whether the outcome ends the task (no retry, no delay). */
+static bool
 outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bson_t *update)
 {
    bson_t set, date;
@@ -91,13 +92,14 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
    if (!ok) {
       mt_append_error_history (update, failure, run->parsed.attempts);
    }
+   return !(run->delayed || retry);
 }
 
 /* Writes an outcome, retrying while the server cannot be reached: a result
  * is never dropped because the database blinked. It lands once the server
  * is back, or is dropped by the fence when another worker took the task
  * over meanwhile (the worker says so). */
-static void
+static bool
 write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
 {
    int64_t backoff = 100;
@@ -110,7 +112,7 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
                         "task %s: lost it, outcome dropped: %s",
                         run->parsed.id_str,
                         error.message);
-         return;
+         return false;
       }
       if (!mt_error_is_network (&error) || mt_worker_is_abandoned (worker)) {
          mt_worker_log (worker,
@@ -118,7 +120,7 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
                         "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
                         run->parsed.id_str,
                         error.message);
-         return;
+         return false;
       }
       mt_worker_log (worker,
                      MT_LOG_WARNING,
@@ -129,6 +131,7 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
       usleep ((useconds_t) backoff * 1000);
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
    }
+   return true;
 }
 
 /* Fails a claimed document that cannot be run (malformed). */
@@ -312,9 +315,17 @@ static void
 finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bool child_died)
 {
    bson_t update;
+   bool ended = outcome_update (worker, run, ok, failure, &update);
 
-   outcome_update (worker, run, ok, failure, &update);
-   write_outcome (worker, run, &update);
+   if (write_outcome (worker, run, &update) && ended) {
+      bson_error_t error;
+
+      /* A task of a staged group counts toward its stage. Upkeep counts it
+       * if this fails. */
+      if (!mt_group_task_ended_doc (run->client, worker->db, &run->doc, &error)) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", run->parsed.id_str, error.message);
+      }
+   }
    bson_destroy (&update);
    if (child_died) {
       mt_lock_owner_t owner = mt_run_owner (run);

@@ -253,6 +253,7 @@ mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
       {"mtask_type", "{\"status\": 1, \"type\": 1}"},
       {"mtask_worker", "{\"worker_pid\": 1}"},
       {"mtask_finished", "{\"status\": 1, \"finished\": -1}"},
+      {"mtask_group", "{\"group\": 1, \"stage\": 1, \"status\": 1}"},
    };
    mongoc_database_t *database = mongoc_client_get_database (client, db);
    bson_t cmd = BSON_INITIALIZER, list, reply;
@@ -280,6 +281,16 @@ mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
 
    ok = mongoc_database_write_command_with_opts (database, &cmd, NULL, &reply, error);
    bson_destroy (&reply);
+   if (ok) {
+      /* group_stages: one per (group, number), which keeps two enqueuers
+       * from creating a stage twice. */
+      bson_t *stages_cmd = BCON_NEW ("createIndexes", MT_STAGES_COLLECTION, "indexes", "[",
+                                     "{", "key", "{", "group", BCON_INT32 (1), "number", BCON_INT32 (1), "}",
+                                     "name", "mtask_stage", "unique", BCON_BOOL (true), "}", "]");
+      ok = mongoc_database_write_command_with_opts (database, stages_cmd, NULL, &reply, error);
+      bson_destroy (&reply);
+      bson_destroy (stages_cmd);
+   }
    if (ok) {
       /* locks: _id is the account (unique by itself); releasing everything a
        * run holds looks up its owner. */

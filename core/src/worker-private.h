@@ -116,6 +116,13 @@ int64_t mt_lease_reclaim (mt_worker_t *worker, mongoc_client_t *client, bool own
 bool mt_lease_start (mt_worker_t *worker, bson_error_t *error);
 void mt_lease_stop (mt_worker_t *worker);
 
+/* The periodic work one worker of all does per tick (lease/3): counting what
+ * crashes left uncounted in staged groups, kept groups whose time is up,
+ * and the synchronizers (seed 000's start_synchros and upkeep). */
+bool mt_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
+/* sync.c: start requested synchronizers, advance running ones. */
+bool mt_sync_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
+
 /* Appends {domain, code, message} under `key`. */
 void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);
 /* Appends the $push of `error` to the task's capped `errors` history. */

@@ -42,6 +42,10 @@ extern "C" {
 #define MT_TASKS_COLLECTION "tasks"
 #define MT_LOCKS_COLLECTION "locks"
 #define MT_WORKERS_COLLECTION "workers"
+#define MT_GROUPS_COLLECTION "groups"
+#define MT_STAGES_COLLECTION "group_stages"
+#define MT_SYNCHRONIZERS_COLLECTION "synchronizers"
+#define MT_SYNC_STAGES_COLLECTION "stages"
 
 /* Codes in MT_ERROR_CONFIG. */
 typedef enum {
@@ -210,6 +214,95 @@ MT_EXPORT int64_t mt_locks_release_all (mongoc_client_t *client,
                                         const char *db,
                                         const mt_lock_owner_t *owner,
                                         bson_error_t *error);
+
+/* ---- staged groups (seed 003) ------------------------------------------
+ *
+ * A group of numbered stages of tasks. Tasks of a stage that has not
+ * started are WAITING; stage N+1 starts when every task of stage N has
+ * ended (FINISHED, FAILED with no retry left, CANCELLED). When the last
+ * stage completes, the group, its stages and its tasks are deleted, or kept
+ * for `keep_seconds`. */
+
+/* `opts` may hold keep_seconds (number). */
+MT_EXPORT bool mt_group_create (mongoc_client_t *client,
+                                const char *db,
+                                const char *description,
+                                const bson_t *opts,
+                                bson_oid_t *id,
+                                bson_error_t *error);
+
+/* Adds a task to stage `stage` (1, 2, ...) of the group, creating the
+ * stage when needed; `opts` as mt_enqueue's. The task is WAITING until its
+ * stage starts, or CREATED when the stage is running already. */
+MT_EXPORT bool mt_group_enqueue (mongoc_client_t *client,
+                                 const char *db,
+                                 const bson_oid_t *group,
+                                 int32_t stage,
+                                 const char *queue,
+                                 const char *type,
+                                 const bson_t *params,
+                                 const bson_t *opts,
+                                 bson_oid_t *id,
+                                 bson_error_t *error);
+
+/* Starts the group's first stage that is not complete. */
+MT_EXPORT bool mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error);
+
+/* Deletes the group, its stages and its tasks. */
+MT_EXPORT bool mt_group_delete (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error);
+
+/* The cleaner: with `purge`, deletes every group, stage and staged task;
+ * without, repairs orphans (recreates the group or stage documents that
+ * staged tasks point to) and lets their groups go on. Returns how many
+ * tasks were purged or groups/stages repaired, or -1 on error. */
+MT_EXPORT int64_t mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error_t *error);
+
+/* ---- synchronizers (seed 000) ------------------------------------------
+ *
+ * A chain of stages: each enqueues a task of type `callable` on its queue
+ * and is complete when that queue has no CREATED, WAITING or running task;
+ * then it closes the newest WORK_IN_PROGRESS task of type `task` (if set)
+ * and the next stage begins, or the synchronizer goes back to stand-by.
+ * Workers do the seed's periodic start_synchros and upkeep, one worker per
+ * tick. */
+
+/* A stage; `task` and `next_stage` may be NULL, `params` too (given to the
+ * callable, with `_stage` added: {synchronizer, stage, task}). */
+MT_EXPORT bool mt_sync_stage_create (mongoc_client_t *client,
+                                     const char *db,
+                                     const char *name,
+                                     const char *callable,
+                                     const char *queue,
+                                     const char *task,
+                                     const bson_oid_t *next_stage,
+                                     const bson_t *params,
+                                     bson_oid_t *id,
+                                     bson_error_t *error);
+
+/* A synchronizer on stand-by, starting at `start_stage`. */
+MT_EXPORT bool mt_sync_create (mongoc_client_t *client,
+                               const char *db,
+                               const char *name,
+                               const bson_oid_t *start_stage,
+                               bson_error_t *error);
+
+/* begin_stage: `stage` NULL means the start stage. Only from stand-by. */
+MT_EXPORT bool mt_sync_begin_stage (mongoc_client_t *client,
+                                    const char *db,
+                                    const char *name,
+                                    const bson_oid_t *stage,
+                                    bson_error_t *error);
+
+/* check_completion: advances the synchronizer if its stage is complete;
+ * `*advanced` says whether this call did. */
+MT_EXPORT bool mt_sync_check_completion (mongoc_client_t *client,
+                                         const char *db,
+                                         const char *name,
+                                         bool *advanced,
+                                         bson_error_t *error);
+
+/* Asks the workers to begin it at their next upkeep tick (start_synchros). */
+MT_EXPORT bool mt_sync_request_start (mongoc_client_t *client, const char *db, const char *name, bson_error_t *error);
 
 /* The name of a log level: "error", "warning", "info", "debug". */
 MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);

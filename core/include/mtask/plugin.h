@@ -171,6 +171,17 @@ struct _mt_host_api_t {
     * do not destroy it), and the database name. Valid during process(). */
    void *(*mongoc_client) (mt_task_t *task);
    const char *(*db_name) (mt_task_t *task);
+
+   /* A follow-up task, as mt_enqueue: `opts` may hold delay, priority,
+    * max_attempts. `id_out` (may be NULL) gets its id as 24 hex digits and
+    * a NUL (25 bytes). */
+   bool (*enqueue) (mt_task_t *task,
+                    const char *queue,
+                    const char *type,
+                    const bson_t *params,
+                    const bson_t *opts,
+                    char *id_out,
+                    bson_error_t *error);
 };
 
 /* True when the host's table includes `member` (for entries added later). */
@@ -312,6 +323,18 @@ static inline const char *
 mt_task_db_name (mt_task_t *task)
 {
    return task->host->db_name (task);
+}
+
+static inline bool
+mt_task_enqueue (mt_task_t *task,
+                 const char *queue,
+                 const char *type,
+                 const bson_t *params,
+                 const bson_t *opts,
+                 char *id_out,
+                 bson_error_t *error)
+{
+   return task->host->enqueue (task, queue, type, params, opts, id_out, error);
 }
 
 static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)

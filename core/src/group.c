@@ -1,0 +1,745 @@
+/* Staged groups (seed 003): a group of numbered stages of tasks; stage N+1
+ * starts only when every task of stage N has ended (FINISHED, FAILED with
+ * no retry left, or CANCELLED), exactly once however many workers end tasks
+ * at the same moment.
+ *
+ * Documents: `groups` {_id, description, created, status, keep_seconds,
+ * keep_until}; `group_stages` {_id, group, number, status, total, done,
+ * done_ids, created, started, completed}, unique on (group, number); tasks
+ * carry `group` and `stage`, and wait as WAITING until their stage starts.
+ *
+ * Completion is counted on the stage as tasks end: adding the task's id to
+ * `done_ids` and one to `done` is a single update, conditional on the id
+ * not being there yet, so a task is counted once even when the count is
+ * retried or repaired. The worker whose count reaches `total` completes the
+ * stage with a conditional update (only one succeeds) and starts the next.
+ * Upkeep counts what a crash left uncounted, so nothing stalls for longer
+ * than a tick. */
+#include "mtask-private.h"
+
+#include <string.h>
+
+static const char *const final_statuses[] = {MT_STATUS_FINISHED, MT_STATUS_FAILED, MT_STATUS_CANCELLED};
+
+static mongoc_collection_t *
+coll (mongoc_client_t *client, const char *db, const char *name)
+{
+   return mongoc_client_get_collection (client, db, name);
+}
+
+static bool
+group_error (bson_error_t *error, const char *format, const bson_oid_t *group, int32_t stage)
+{
+   char hex[25];
+
+   bson_oid_to_string (group, hex);
+   bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, format, hex, stage);
+   return false;
+}
+
+/* Reads one document by filter into `out` (initialized); *found says
+ * whether there was one. */
+static bool
+find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
+{
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);
+   const bson_t *doc;
+   bool ok;
+
+   bson_init (out);
+   *found = mongoc_cursor_next (cursor, &doc);
+   if (*found) {
+      bson_destroy (out);
+      bson_copy_to (doc, out);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   return ok;
+}
+
+static int64_t
+get_int (const bson_t *doc, const char *key)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_NUMBER (&iter) ? bson_iter_as_int64 (&iter) : 0;
+}
+
+static const char *
+get_str (const bson_t *doc, const char *key)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_UTF8 (&iter) ? bson_iter_utf8 (&iter, NULL) : "";
+}
+
+bool
+mt_group_create (mongoc_client_t *client,
+                 const char *db,
+                 const char *description,
+                 const bson_t *opts,
+                 bson_oid_t *id,
+                 bson_error_t *error)
+{
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   double keep = 0;
+   bson_iter_t iter;
+   bson_oid_t oid;
+   bson_t *doc;
+   bool ok;
+
+   if (opts && bson_iter_init (&iter, opts)) {
+      while (bson_iter_next (&iter)) {
+         if (!strcmp (bson_iter_key (&iter), "keep_seconds") && BSON_ITER_HOLDS_NUMBER (&iter) &&
+             bson_iter_as_double (&iter) >= 0 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S) {
+            keep = bson_iter_as_double (&iter);
+         } else {
+            bson_set_error (error,
+                            MT_ERROR_CONFIG,
+                            MT_CONFIG_ERROR_OPTION,
+                            strcmp (bson_iter_key (&iter), "keep_seconds") ? "Invalid option '%s'"
+                                                                          : "option '%s' must be a number of seconds, 0 or more",
+                            bson_iter_key (&iter));
+            mongoc_collection_destroy (groups);
+            return false;
+         }
+      }
+   }
+   bson_oid_init (&oid, NULL);
+   doc = BCON_NEW ("_id", BCON_OID (&oid),
+                   "description", description ? description : "",
+                   "created", BCON_DATE_TIME (mt_now_ms ()),
+                   "status", "pending",
+                   "keep_seconds", BCON_DOUBLE (keep));
+   ok = mongoc_collection_insert_one (groups, doc, NULL, NULL, error);
+   if (ok && id) {
+      bson_oid_copy (&oid, id);
+   }
+   bson_destroy (doc);
+   mongoc_collection_destroy (groups);
+   return ok;
+}
+
+/* The stage document, created pending when missing. */
+static bool
+stage_ensure (mongoc_collection_t *stages, const bson_oid_t *group, int32_t number, bson_error_t *error)
+{
+   bson_t *filter = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number));
+   bson_t *update = BCON_NEW ("$setOnInsert", "{",
+                              "status", "pending",
+                              "total", BCON_INT32 (0),
+                              "done", BCON_INT32 (0),
+                              "done_ids", "[", "]",
+                              "created", BCON_DATE_TIME (mt_now_ms ()),
+                              "}");
+   bson_t *opts = BCON_NEW ("upsert", BCON_BOOL (true));
+   bool ok = false;
+
+   /* Two enqueuers may create it at once: the unique index lets one win. */
+   for (int i = 0; i < 3 && !ok; i++) {
+      ok = mongoc_collection_update_one (stages, filter, update, opts, NULL, error);
+      if (!ok && error->code != 11000) {
+         break;
+      }
+   }
+   bson_destroy (filter);
+   bson_destroy (update);
+   bson_destroy (opts);
+   return ok;
+}
+
+bool
+mt_group_enqueue (mongoc_client_t *client,
+                  const char *db,
+                  const bson_oid_t *group,
+                  int32_t stage,
+                  const char *queue,
+                  const char *type,
+                  const bson_t *params,
+                  const bson_t *opts,
+                  bson_oid_t *id,
+                  bson_error_t *error)
+{
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
+   mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
+   bson_t *filter = NULL, *update = NULL, doc, group_doc, reply;
+   bson_iter_t iter, value;
+   bson_oid_t oid;
+   bool ok = false, found, running = false;
+
+   bson_init (&doc);
+   bson_init (&reply);
+   filter = BCON_NEW ("_id", BCON_OID (group));
+   if (!find_one (groups, filter, NULL, &group_doc, &found, error)) {
+      goto cleanup;
+   }
+   if (!found || !strcmp (get_str (&group_doc, "status"), "complete")) {
+      group_error (error, found ? "group %s is complete; create a new one" : "no group %s (stage %d)", group, stage);
+      bson_destroy (&group_doc);
+      goto cleanup;
+   }
+   bson_destroy (&group_doc);
+   bson_destroy (filter);
+   bson_destroy (&doc);
+   if (!mt_task_build (queue, type, params, opts, MT_STATUS_WAITING, &doc, &oid, error)) {
+      filter = NULL;
+      goto cleanup;
+   }
+   filter = NULL;
+   if (stage < 1) {
+      group_error (error, "group %s: stage numbers start at 1, got %d", group, stage);
+      goto cleanup;
+   }
+   if (!stage_ensure (stages, group, stage, error)) {
+      goto cleanup;
+   }
+
+   /* Count the task in first, so a stage never looks complete while a
+    * task is on its way; a complete stage takes no more. */
+   filter = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage), "status", "{", "$ne", "complete", "}");
+   update = BCON_NEW ("$inc", "{", "total", BCON_INT32 (1), "}");
+   mongoc_find_and_modify_opts_set_update (fam, update);
+   mongoc_find_and_modify_opts_set_flags (fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+   if (!mongoc_collection_find_and_modify_with_opts (stages, filter, fam, &reply, error)) {
+      goto cleanup;
+   }
+   if (!bson_iter_init_find (&iter, &reply, "value") || !BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      group_error (error, "group %s: stage %d is complete; add the task to a later stage", group, stage);
+      goto cleanup;
+   }
+   if (bson_iter_recurse (&iter, &value) && bson_iter_find (&value, "status") && BSON_ITER_HOLDS_UTF8 (&value)) {
+      running = !strcmp (bson_iter_utf8 (&value, NULL), "running");
+   }
+
+   BSON_APPEND_OID (&doc, "group", group);
+   BSON_APPEND_INT32 (&doc, "stage", stage);
+   if (running) {
+      /* A running stage takes new tasks at once. */
+      bson_t fixed = BSON_INITIALIZER;
+      bson_iter_t it;
+
+      bson_iter_init (&it, &doc);
+      while (bson_iter_next (&it)) {
+         if (!strcmp (bson_iter_key (&it), "status")) {
+            BSON_APPEND_UTF8 (&fixed, "status", MT_STATUS_CREATED);
+         } else {
+            BSON_APPEND_VALUE (&fixed, bson_iter_key (&it), bson_iter_value (&it));
+         }
+      }
+      bson_destroy (&doc);
+      bson_steal (&doc, &fixed);
+   }
+   if (!mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error)) {
+      bson_t *undo = BCON_NEW ("$inc", "{", "total", BCON_INT32 (-1), "}");
+      bson_error_t ignored;
+
+      mongoc_collection_update_one (stages, filter, undo, NULL, NULL, &ignored);
+      bson_destroy (undo);
+      goto cleanup;
+   }
+   if (!running) {
+      /* The stage may have started between the count and the insert, after
+       * releasing its WAITING tasks: release this one too. */
+      bson_t stage_doc;
+      bson_t *by_stage = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage));
+
+      if (find_one (stages, by_stage, NULL, &stage_doc, &found, error) && found &&
+          strcmp (get_str (&stage_doc, "status"), "pending") != 0) {
+         bson_t *mine = BCON_NEW ("_id", BCON_OID (&oid), "status", MT_STATUS_WAITING);
+         bson_t *go = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "}");
+
+         mongoc_collection_update_one (tasks, mine, go, NULL, NULL, error);
+         bson_destroy (mine);
+         bson_destroy (go);
+      }
+      bson_destroy (&stage_doc);
+      bson_destroy (by_stage);
+   }
+   if (id) {
+      bson_oid_copy (&oid, id);
+   }
+   ok = true;
+
+cleanup:
+   if (filter) {
+      bson_destroy (filter);
+   }
+   if (update) {
+      bson_destroy (update);
+   }
+   bson_destroy (&reply);
+   bson_destroy (&doc);
+   mongoc_find_and_modify_opts_destroy (fam);
+   mongoc_collection_destroy (groups);
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   return ok;
+}
+
+/* Deletes the group, its stages and its tasks. */
+bool
+mt_group_delete (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error)
+{
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
+   bson_t *by_group = BCON_NEW ("group", BCON_OID (group));
+   bson_t *by_id = BCON_NEW ("_id", BCON_OID (group));
+   bool ok;
+
+   /* Tasks, then stages, then the group: a crash half way leaves orphans
+    * the cleaner finds, never tasks without a way to find them. */
+   ok = mongoc_collection_delete_many (tasks, by_group, NULL, NULL, error) &&
+        mongoc_collection_delete_many (stages, by_group, NULL, NULL, error) &&
+        mongoc_collection_delete_one (groups, by_id, NULL, NULL, error);
+   bson_destroy (by_group);
+   bson_destroy (by_id);
+   mongoc_collection_destroy (groups);
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   return ok;
+}
+
+/* The last stage is complete: mark the group so (once), then delete it or
+ * keep it for its keep_seconds. */
+static bool
+complete_group (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error)
+{
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
+   bson_t *filter = BCON_NEW ("_id", BCON_OID (group), "status", "{", "$ne", "complete", "}");
+   bson_t *update = BCON_NEW ("$set", "{", "status", "complete", "completed", BCON_DATE_TIME (mt_now_ms ()), "}");
+   bson_t reply;
+   bson_iter_t iter, value;
+   double keep = 0;
+   bool ok, won = false;
+
+   mongoc_find_and_modify_opts_set_update (fam, update);
+   ok = mongoc_collection_find_and_modify_with_opts (groups, filter, fam, &reply, error);
+   if (ok && bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      won = true;
+      if (bson_iter_recurse (&iter, &value) && bson_iter_find (&value, "keep_seconds") && BSON_ITER_HOLDS_NUMBER (&value)) {
+         keep = bson_iter_as_double (&value);
+      }
+   }
+   bson_destroy (&reply);
+   if (ok && won) {
+      if (keep > 0) {
+         bson_t *by_id = BCON_NEW ("_id", BCON_OID (group));
+         bson_t *until = BCON_NEW ("$set", "{", "keep_until", BCON_DATE_TIME (mt_now_ms () + (int64_t) (keep * 1000)), "}");
+
+         ok = mongoc_collection_update_one (groups, by_id, until, NULL, NULL, error);
+         bson_destroy (by_id);
+         bson_destroy (until);
+      } else {
+         ok = mt_group_delete (client, db, group, error);
+      }
+   }
+   bson_destroy (filter);
+   bson_destroy (update);
+   mongoc_find_and_modify_opts_destroy (fam);
+   mongoc_collection_destroy (groups);
+   return ok;
+}
+
+/* Marks a running stage complete; true for the one caller that did it. */
+static bool
+complete_stage (mongoc_collection_t *stages, const bson_value_t *stage_id, bool *won, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, reply;
+   bson_t *update = BCON_NEW ("$set", "{", "status", "complete", "completed", BCON_DATE_TIME (mt_now_ms ()), "}");
+   bson_iter_t iter;
+   bool ok;
+
+   BSON_APPEND_VALUE (&filter, "_id", stage_id);
+   BSON_APPEND_UTF8 (&filter, "status", "running");
+   ok = mongoc_collection_update_one (stages, &filter, update, NULL, &reply, error);
+   *won = ok && bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 1;
+   bson_destroy (&reply);
+   bson_destroy (&filter);
+   bson_destroy (update);
+   return ok;
+}
+
+bool
+mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error)
+{
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
+   bson_t *group_filter = BCON_NEW ("_id", BCON_OID (group));
+   bson_t group_doc;
+   bool ok = false, found;
+
+   if (!find_one (groups, group_filter, NULL, &group_doc, &found, error)) {
+      goto cleanup;
+   }
+   if (!found) {
+      group_error (error, "no group %s", group, 0);
+      bson_destroy (&group_doc);
+      goto cleanup;
+   }
+   bson_destroy (&group_doc);
+   {
+      bson_t *running = BCON_NEW ("$set", "{", "status", "running", "}");
+      bson_t *not_done = BCON_NEW ("_id", BCON_OID (group), "status", "pending");
+
+      mongoc_collection_update_one (groups, not_done, running, NULL, NULL, NULL);
+      bson_destroy (running);
+      bson_destroy (not_done);
+   }
+
+   /* The first stage that is not complete: start it; an empty or already
+    * finished one completes at once, and the next is looked at. */
+   for (int guard = 0; guard < 100000; guard++) {
+      bson_t *filter = BCON_NEW ("group", BCON_OID (group), "status", "{", "$ne", "complete", "}");
+      bson_t *opts = BCON_NEW ("sort", "{", "number", BCON_INT32 (1), "}");
+      bson_t stage;
+      bson_iter_t iter;
+      bool won;
+
+      ok = find_one (stages, filter, opts, &stage, &found, error);
+      bson_destroy (filter);
+      bson_destroy (opts);
+      if (!ok) {
+         bson_destroy (&stage);
+         goto cleanup;
+      }
+      if (!found) {
+         bson_destroy (&stage);
+         ok = complete_group (client, db, group, error);
+         goto cleanup;
+      }
+      bson_iter_init_find (&iter, &stage, "_id");
+      if (!strcmp (get_str (&stage, "status"), "pending")) {
+         bson_t by_id = BSON_INITIALIZER;
+         bson_t *start = BCON_NEW ("$set", "{", "status", "running", "started", BCON_DATE_TIME (mt_now_ms ()), "}");
+
+         BSON_APPEND_VALUE (&by_id, "_id", bson_iter_value (&iter));
+         BSON_APPEND_UTF8 (&by_id, "status", "pending");
+         ok = mongoc_collection_update_one (stages, &by_id, start, NULL, NULL, error);
+         bson_destroy (&by_id);
+         bson_destroy (start);
+      }
+      if (ok) {
+         /* Release its waiting tasks (again is harmless). */
+         bson_t *waiting = BCON_NEW ("group", BCON_OID (group), "stage", BCON_INT32 ((int32_t) get_int (&stage, "number")),
+                                     "status", MT_STATUS_WAITING);
+         bson_t *go = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "}");
+
+         ok = mongoc_collection_update_many (tasks, waiting, go, NULL, NULL, error);
+         bson_destroy (waiting);
+         bson_destroy (go);
+      }
+      if (!ok || get_int (&stage, "done") < get_int (&stage, "total")) {
+         bson_destroy (&stage);
+         goto cleanup; /* it runs now; its last task starts the next */
+      }
+      /* Nothing left to wait for in it. */
+      ok = complete_stage (stages, bson_iter_value (&iter), &won, error);
+      bson_destroy (&stage);
+      if (!ok) {
+         goto cleanup;
+      }
+   }
+
+cleanup:
+   bson_destroy (group_filter);
+   mongoc_collection_destroy (groups);
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   return ok;
+}
+
+bool
+mt_group_task_ended (mongoc_client_t *client,
+                     const char *db,
+                     const bson_oid_t *group,
+                     int32_t stage,
+                     const bson_value_t *task_id,
+                     bson_error_t *error)
+{
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
+   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, child, reply;
+   bson_iter_t iter, value;
+   bool ok;
+
+   BSON_APPEND_OID (&filter, "group", group);
+   BSON_APPEND_INT32 (&filter, "number", stage);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "done_ids", &child);
+   BSON_APPEND_VALUE (&child, "$ne", task_id);
+   bson_append_document_end (&filter, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$push", &child);
+   BSON_APPEND_VALUE (&child, "done_ids", task_id);
+   bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "done", 1);
+   bson_append_document_end (&update, &child);
+   mongoc_find_and_modify_opts_set_update (fam, &update);
+   mongoc_find_and_modify_opts_set_flags (fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+
+   ok = mongoc_collection_find_and_modify_with_opts (stages, &filter, fam, &reply, error);
+   if (ok && bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      const uint8_t *data;
+      uint32_t len;
+      bson_t stage_doc;
+
+      bson_iter_document (&iter, &len, &data);
+      bson_init_static (&stage_doc, data, len);
+      if (get_int (&stage_doc, "done") >= get_int (&stage_doc, "total") && !strcmp (get_str (&stage_doc, "status"), "running") &&
+          bson_iter_init_find (&value, &stage_doc, "_id")) {
+         bool won;
+
+         ok = complete_stage (stages, bson_iter_value (&value), &won, error);
+         if (ok && won) {
+            ok = mt_group_initiate (client, db, group, error);
+         }
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&filter);
+   bson_destroy (&update);
+   mongoc_find_and_modify_opts_destroy (fam);
+   mongoc_collection_destroy (stages);
+   return ok;
+}
+
+bool
+mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *task, bson_error_t *error)
+{
+   bson_iter_t g, n, id;
+
+   if (!bson_iter_init_find (&g, task, "group") || !BSON_ITER_HOLDS_OID (&g) || !bson_iter_init_find (&n, task, "stage") ||
+       !BSON_ITER_HOLDS_NUMBER (&n) || !bson_iter_init_find (&id, task, "_id")) {
+      return true; /* not a staged task */
+   }
+   return mt_group_task_ended (client, db, bson_iter_oid (&g), (int32_t) bson_iter_as_int64 (&n), bson_iter_value (&id), error);
+}
+
+/* Counts the ended tasks of running stages that a crash left uncounted,
+ * completes stages whose count is full, and deletes kept groups whose time
+ * is up. Run by one worker per upkeep tick. */
+bool
+mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error)
+{
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   bson_t *running = BCON_NEW ("status", "running");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (stages, running, NULL, NULL);
+   const bson_t *stage;
+   bson_t **found = NULL;
+   size_t n = 0, cap = 0;
+   bool ok = true;
+
+   while (mongoc_cursor_next (cursor, &stage)) {
+      if (n == cap) {
+         cap = cap ? cap * 2 : 16;
+         found = bson_realloc (found, cap * sizeof *found);
+      }
+      found[n++] = bson_copy (stage);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+
+   for (size_t i = 0; ok && i < n; i++) {
+      bson_iter_t iter;
+      bson_t filter = BSON_INITIALIZER, child, list;
+      mongoc_cursor_t *ended;
+      const bson_t *task;
+      const bson_oid_t *group = NULL;
+      int32_t number = (int32_t) get_int (found[i], "number");
+
+      if (!bson_iter_init_find (&iter, found[i], "group") || !BSON_ITER_HOLDS_OID (&iter)) {
+         continue;
+      }
+      group = bson_iter_oid (&iter);
+      BSON_APPEND_OID (&filter, "group", group);
+      BSON_APPEND_INT32 (&filter, "stage", number);
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "status", &child);
+      BSON_APPEND_ARRAY_BEGIN (&child, "$in", &list);
+      for (uint32_t k = 0; k < 3; k++) {
+         char key[4];
+         const char *kp;
+         bson_uint32_to_string (k, &kp, key, sizeof key);
+         BSON_APPEND_UTF8 (&list, kp, final_statuses[k]);
+      }
+      bson_append_array_end (&child, &list);
+      bson_append_document_end (&filter, &child);
+      if (bson_iter_init_find (&iter, found[i], "done_ids") && BSON_ITER_HOLDS_ARRAY (&iter)) {
+         const uint8_t *data;
+         uint32_t len;
+
+         bson_iter_array (&iter, &len, &data);
+         bson_init_static (&list, data, len);
+         BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &child);
+         BSON_APPEND_ARRAY (&child, "$nin", &list);
+         bson_append_document_end (&filter, &child);
+      }
+      ended = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
+      while (ok && mongoc_cursor_next (ended, &task)) {
+         ok = mt_group_task_ended_doc (client, db, task, error);
+      }
+      ok = ok && !mongoc_cursor_error (ended, error);
+      mongoc_cursor_destroy (ended);
+      bson_destroy (&filter);
+
+      if (ok && get_int (found[i], "done") >= get_int (found[i], "total")) {
+         /* Counted full, but the one who filled it did not finish the job. */
+         bool won;
+
+         bson_iter_init_find (&iter, found[i], "_id");
+         ok = complete_stage (stages, bson_iter_value (&iter), &won, error);
+         if (ok && won) {
+            ok = mt_group_initiate (client, db, group, error);
+         }
+      }
+   }
+   for (size_t i = 0; i < n; i++) {
+      bson_destroy (found[i]);
+   }
+   bson_free (found);
+
+   if (ok) {
+      /* Kept groups whose time is up. */
+      bson_t *expired = BCON_NEW ("status", "complete", "keep_until", "{", "$lt", BCON_DATE_TIME (now_ms), "}");
+      mongoc_cursor_t *old = mongoc_collection_find_with_opts (groups, expired, NULL, NULL);
+      const bson_t *group;
+      bson_oid_t ids[64];
+      size_t m = 0;
+
+      while (m < 64 && mongoc_cursor_next (old, &group)) {
+         bson_iter_t iter;
+         if (bson_iter_init_find (&iter, group, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
+            bson_oid_copy (bson_iter_oid (&iter), &ids[m++]);
+         }
+      }
+      ok = !mongoc_cursor_error (old, error);
+      mongoc_cursor_destroy (old);
+      bson_destroy (expired);
+      for (size_t i = 0; ok && i < m; i++) {
+         ok = mt_group_delete (client, db, &ids[i], error);
+      }
+   }
+   bson_destroy (running);
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   mongoc_collection_destroy (groups);
+   return ok;
+}
+
+int64_t
+mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error_t *error)
+{
+   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
+   int64_t repaired = -1;
+
+   if (purge) {
+      bson_t all = BSON_INITIALIZER, reply;
+      bson_t *staged = BCON_NEW ("group", "{", "$exists", BCON_BOOL (true), "}");
+      bson_iter_t iter;
+
+      if (mongoc_collection_delete_many (tasks, staged, NULL, &reply, error)) {
+         repaired = bson_iter_init_find (&iter, &reply, "deletedCount") ? bson_iter_as_int64 (&iter) : 0;
+         if (!mongoc_collection_delete_many (stages, &all, NULL, NULL, error) ||
+             !mongoc_collection_delete_many (groups, &all, NULL, NULL, error)) {
+            repaired = -1;
+         }
+      }
+      bson_destroy (&reply);
+      bson_destroy (staged);
+   } else {
+      /* Orphans: tasks whose group or stage document is gone get them back,
+       * with the counts their tasks say, and their group continues. */
+      bson_t *pipeline = BCON_NEW ("pipeline", "[",
+                                   "{", "$match", "{", "group", "{", "$exists", BCON_BOOL (true), "}", "}", "}",
+                                   "{", "$group", "{", "_id", "{", "group", "$group", "stage", "$stage", "}",
+                                   "total", "{", "$sum", BCON_INT32 (1), "}", "}", "}",
+                                   "]");
+      mongoc_cursor_t *pairs = mongoc_collection_aggregate (tasks, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+      const bson_t *pair;
+      bson_t **found = NULL;
+      size_t n = 0, cap = 0;
+      bool ok;
+
+      while (mongoc_cursor_next (pairs, &pair)) {
+         if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            found = bson_realloc (found, cap * sizeof *found);
+         }
+         found[n++] = bson_copy (pair);
+      }
+      ok = !mongoc_cursor_error (pairs, error);
+      mongoc_cursor_destroy (pairs);
+      bson_destroy (pipeline);
+      repaired = 0;
+      for (size_t i = 0; ok && i < n; i++) {
+         bson_iter_t iter, key;
+         const bson_oid_t *group;
+         int32_t number;
+         bool has, changed = false;
+         bson_t doc;
+
+         if (!bson_iter_init_find (&iter, found[i], "_id") || !bson_iter_recurse (&iter, &key) || !bson_iter_find (&key, "group") ||
+             !BSON_ITER_HOLDS_OID (&key)) {
+            continue;
+         }
+         group = bson_iter_oid (&key);
+         bson_iter_recurse (&iter, &key);
+         number = bson_iter_find (&key, "stage") && BSON_ITER_HOLDS_NUMBER (&key) ? (int32_t) bson_iter_as_int64 (&key) : 1;
+         {
+            bson_t *by_id = BCON_NEW ("_id", BCON_OID (group));
+            ok = find_one (groups, by_id, NULL, &doc, &has, error);
+            bson_destroy (&doc);
+            if (ok && !has) {
+               bson_t *g = BCON_NEW ("_id", BCON_OID (group), "description", "(recovered by the cleaner)", "created",
+                                     BCON_DATE_TIME (mt_now_ms ()), "status", "running", "keep_seconds", BCON_DOUBLE (0));
+               ok = mongoc_collection_insert_one (groups, g, NULL, NULL, error);
+               bson_destroy (g);
+               changed = true;
+            }
+            bson_destroy (by_id);
+         }
+         if (ok) {
+            bson_t *by_stage = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number));
+            ok = find_one (stages, by_stage, NULL, &doc, &has, error);
+            bson_destroy (&doc);
+            bson_destroy (by_stage);
+            if (ok && !has) {
+               /* Counted from its tasks; ended ones are counted by upkeep. */
+               bson_t *waiting = BCON_NEW ("group", BCON_OID (group), "stage", BCON_INT32 (number), "status", MT_STATUS_WAITING);
+               int64_t n_waiting = mongoc_collection_count_documents (tasks, waiting, NULL, NULL, NULL, error);
+               bson_t *s = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number),
+                                     "status", n_waiting > 0 ? "pending" : "running",
+                                     "total", BCON_INT32 ((int32_t) get_int (found[i], "total")),
+                                     "done", BCON_INT32 (0), "done_ids", "[", "]",
+                                     "created", BCON_DATE_TIME (mt_now_ms ()));
+               ok = n_waiting >= 0 && mongoc_collection_insert_one (stages, s, NULL, NULL, error);
+               bson_destroy (s);
+               bson_destroy (waiting);
+               changed = true;
+            }
+         }
+         if (ok && changed) {
+            repaired++;
+            ok = mt_group_initiate (client, db, group, error);
+         }
+      }
+      for (size_t i = 0; i < n; i++) {
+         bson_destroy (found[i]);
+      }
+      bson_free (found);
+      if (!ok) {
+         repaired = -1;
+      }
+   }
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   mongoc_collection_destroy (groups);
+   return repaired;
+}

@@ -1,0 +1,434 @@
+/* Pipelines against a real server and real workers: seed 000's
+ * synchronizers and seed 003's staged groups. */
+#include "mt-test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static mongoc_collection_t *
+collection (const char *name)
+{
+   return mongoc_client_get_collection (mt_test_client (), mt_test_db (), name);
+}
+
+static int64_t
+count_in (const char *name, const char *json)
+{
+   mongoc_collection_t *coll = collection (name);
+   bson_t *filter = mt_test_bson (json);
+   bson_error_t error;
+   int64_t n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
+
+   bson_destroy (filter);
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (n >= 0, error);
+   return n;
+}
+
+/* The one document of `name` matching `json`, or fails. */
+static bson_t *
+one (const char *name, const char *json)
+{
+   mongoc_collection_t *coll = collection (name);
+   bson_t *filter = mt_test_bson (json);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
+   const bson_t *doc;
+   bson_t *copy = NULL;
+
+   if (mongoc_cursor_next (cursor, &doc)) {
+      copy = bson_copy (doc);
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (filter);
+   mongoc_collection_destroy (coll);
+   if (!copy) {
+      mt_test_fail (__FILE__, __LINE__, "no document in %s matches %s", name, json);
+   }
+   return copy;
+}
+
+static void
+stop_worker (pid_t pid)
+{
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+}
+
+/* Min or max of a date field over the tasks matching `json`. */
+static int64_t
+task_time (const char *json, const char *field, bool max)
+{
+   mongoc_collection_t *tasks = collection ("tasks");
+   bson_t *filter = mt_test_bson (json);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
+   const bson_t *doc;
+   int64_t best = max ? INT64_MIN : INT64_MAX;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      int64_t t = mt_test_date (doc, field);
+      best = max ? BSON_MAX (best, t) : BSON_MIN (best, t);
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (filter);
+   mongoc_collection_destroy (tasks);
+   return best;
+}
+
+/* ---- synchronizers (seed 000) ------------------------------------------ */
+
+static void
+test_seed_000_example (void)
+{
+   /* As the seed writes it: 3 -> 2 -> 1, stage_3 and stage_2 both named
+    * 'stage 2'; stages 1 and 2 close the tasks their callables open. */
+   bson_oid_t stage_1, stage_2, stage_3;
+   bson_error_t error;
+   mongoc_client_t *client = mt_test_client ();
+   const char *db = mt_test_db ();
+   pid_t pid;
+   bson_t *sync;
+
+   ASSERT_OR_PRINT (mt_sync_stage_create (client, db, "stage 1", "a_callable", "other_queue", "a_task", NULL, NULL, &stage_1, &error), error);
+   ASSERT_OR_PRINT (mt_sync_stage_create (client, db, "stage 2", "other_callable", "other_queue", "other_task", &stage_1, NULL, &stage_2, &error), error);
+   ASSERT_OR_PRINT (mt_sync_stage_create (client, db, "stage 2", "another_callable", "another_queue", NULL, &stage_2, NULL, &stage_3, &error), error);
+   ASSERT_OR_PRINT (mt_sync_create (client, db, "process", &stage_3, &error), error);
+
+   pid = mt_test_worker (W ("--queues", "other_queue", "another_queue", "--concurrency", "2", "--lease", "3", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_sync_begin_stage (client, db, "process", NULL, &error), error); /* begin_stage() */
+   ASSERT (!mt_sync_begin_stage (client, db, "process", NULL, &error));              /* not twice */
+   ASSERT_CONTAINS (error.message, "running already");
+
+   WAIT_UNTIL (count_in ("synchronizers", "{'_id': 'process', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
+   sync = one ("synchronizers", "{'_id': 'process'}");
+   ASSERT (mt_test_is_null (sync, "actual_stage"));
+   bson_destroy (sync);
+
+   /* Each callable ran once, in order, each after the previous stage's
+    * queue had drained. */
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'another_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'other_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'a_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 9);
+   ASSERT_CMPINT (task_time ("{'type': 'other_callable'}", "started", false), >=,
+                  task_time ("{'queue': 'another_queue'}", "finished", true));
+   {
+      /* Stage 1 shares its queue with stage 2: its callable starts after
+       * the last of stage 2's work finished. */
+      int64_t a_created = task_time ("{'type': 'a_callable'}", "created", false);
+      char *json = bson_strdup_printf ("{'queue': 'other_queue', 'type': 'sleep', 'created': {'$lt': {'$date': {'$numberLong': '%" PRId64 "'}}}}", a_created);
+
+      ASSERT_CMPINT (mt_test_count (json), ==, 3);
+      ASSERT_CMPINT (task_time ("{'type': 'a_callable'}", "started", false), >=, task_time (json, "finished", true));
+      bson_free (json);
+   }
+   /* The running tasks the stages close. */
+   {
+      bson_t *closed = one ("tasks", "{'type': 'a_task'}");
+      ASSERT_CMPSTR (mt_test_str (closed, "status"), "FINISHED");
+      ASSERT_CMPSTR (mt_test_str (closed, "status_message"), "closed by its synchronizer stage");
+      bson_destroy (closed);
+      closed = one ("tasks", "{'type': 'other_task'}");
+      ASSERT_CMPSTR (mt_test_str (closed, "status"), "FINISHED");
+      bson_destroy (closed);
+   }
+   stop_worker (pid);
+}
+
+static void
+test_start_requested_begins_at_tick (void)
+{
+   /* The seed's start_synchros, done by the workers: a start request is
+    * begun at the next upkeep tick, by exactly one worker. */
+   bson_oid_t only;
+   bson_error_t error;
+   mongoc_client_t *client = mt_test_client ();
+   pid_t a, b;
+
+   ASSERT_OR_PRINT (mt_sync_stage_create (client, mt_test_db (), "only", "another_callable", "q1", NULL, NULL, NULL, &only, &error), error);
+   ASSERT_OR_PRINT (mt_sync_create (client, mt_test_db (), "nightly", &only, &error), error);
+   ASSERT (!mt_sync_create (client, mt_test_db (), "nightly", &only, &error));
+   ASSERT_CONTAINS (error.message, "exists already");
+   a = mt_test_worker (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
+   b = mt_test_worker (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_sync_request_start (client, mt_test_db (), "nightly", &error), error);
+   WAIT_UNTIL (count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'another_callable'}"), ==, 1); /* begun once */
+   ASSERT_CMPINT (count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 3);
+   stop_worker (a);
+   stop_worker (b);
+}
+
+/* ---- staged groups (seed 003) ------------------------------------------ */
+
+static bson_oid_t
+new_group (const char *description, double keep)
+{
+   bson_t *opts = BCON_NEW ("keep_seconds", BCON_DOUBLE (keep));
+   bson_error_t error;
+   bson_oid_t id;
+   bool ok = mt_group_create (mt_test_client (), mt_test_db (), description, opts, &id, &error);
+
+   bson_destroy (opts);
+   ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+static void
+add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json)
+{
+   bson_t *params = mt_test_bson (params_json);
+   bson_t *opts = opts_json ? mt_test_bson (opts_json) : NULL;
+   bson_error_t error;
+   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, NULL, &error);
+
+   bson_destroy (params);
+   if (opts) {
+      bson_destroy (opts);
+   }
+   ASSERT_OR_PRINT (ok, error);
+}
+
+static char *
+group_json (const bson_oid_t *group, const char *rest)
+{
+   char hex[25];
+
+   bson_oid_to_string (group, hex);
+   return bson_strdup_printf ("{'group': {'$oid': '%s'}%s%s}", hex, rest[0] ? ", " : "", rest);
+}
+
+static void
+test_waiting_not_claimed (void)
+{
+   bson_oid_t group = new_group ("not started", 0);
+   char *waiting = group_json (&group, "'status': 'WAITING'");
+   pid_t pid;
+
+   add (&group, 1, "echo", "{}", NULL);
+   add (&group, 2, "echo", "{}", NULL);
+   pid = mt_test_worker (W ("--queues", "q", "--once"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   ASSERT_CMPINT (mt_test_count (waiting), ==, 2);
+   bson_free (waiting);
+}
+
+static void
+test_three_stages_with_retries (void)
+{
+   /* 3 stages of 50 tasks, one in ten failing its first attempt, 3 workers
+    * of 4 threads: no task of stage N+1 starts before the last task of
+    * stage N ends, failed attempts and retries included. Kept, to look. */
+   bson_oid_t group = new_group ("three stages", 3600);
+   pid_t pids[3];
+   bson_error_t error;
+   char hex[25], *json;
+
+   for (int stage = 1; stage <= 3; stage++) {
+      for (int i = 0; i < 50; i++) {
+         char params[128];
+
+         bson_snprintf (params, sizeof params, "{'ms': 20, 'tag': %d, 'fail_first': %s}", stage, i % 10 == 3 ? "true" : "false");
+         add (&group, stage, "record", params, "{'max_attempts': 3}");
+      }
+   }
+   for (int i = 0; i < 3; i++) {
+      pids[i] = mt_test_worker (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--retry-backoff", "0.2", "--poll-interval", "0.05"));
+   }
+   ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
+   bson_oid_to_string (&group, hex);
+   json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete'}", hex);
+   WAIT_UNTIL (count_in ("groups", json) == 1, 120000);
+   bson_free (json);
+
+   /* Every attempt, failed or not, of stage N ended before any of N+1. */
+   for (int stage = 1; stage < 3; stage++) {
+      mongoc_collection_t *executions = collection ("executions");
+      int64_t last_end = 0, first_start = INT64_MAX;
+      mongoc_cursor_t *cursor;
+      const bson_t *doc;
+      bson_t *all = mt_test_bson ("{}");
+
+      cursor = mongoc_collection_find_with_opts (executions, all, NULL, NULL);
+      while (mongoc_cursor_next (cursor, &doc)) {
+         int64_t tag = mt_test_int (doc, "tag");
+         if (tag == stage) {
+            last_end = BSON_MAX (last_end, mt_test_date (doc, "ended"));
+         } else if (tag == stage + 1) {
+            first_start = BSON_MIN (first_start, mt_test_date (doc, "started"));
+         }
+      }
+      mongoc_cursor_destroy (cursor);
+      bson_destroy (all);
+      mongoc_collection_destroy (executions);
+      ASSERT_CMPINT (first_start, >=, last_end);
+   }
+   ASSERT_CMPINT (count_in ("executions", "{}"), ==, 150 + 15);     /* 15 first attempts failed */
+   ASSERT_CMPINT (count_in ("executions", "{'ok': true}"), ==, 150); /* and each task succeeded once */
+   json = group_json (&group, "'status': 'FINISHED'");
+   ASSERT_CMPINT (mt_test_count (json), ==, 150);
+   bson_free (json);
+   json = group_json (&group, "'status': 'complete', 'total': 50, 'done': 50, 'started': {'$exists': true}");
+   ASSERT_CMPINT (count_in ("group_stages", json), ==, 3);
+   bson_free (json);
+   for (int i = 0; i < 3; i++) {
+      stop_worker (pids[i]);
+   }
+}
+
+static void
+test_cleaned_up_at_end (void)
+{
+   bson_oid_t group = new_group ("cleaned", 0);
+   char *json = group_json (&group, "");
+   bson_error_t error;
+   pid_t pid;
+
+   for (int stage = 1; stage <= 2; stage++) {
+      for (int i = 0; i < 5; i++) {
+         add (&group, stage, "echo", "{}", NULL);
+      }
+   }
+   pid = mt_test_worker (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
+   WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
+   ASSERT_CMPINT (count_in ("group_stages", json), ==, 0);
+   ASSERT_CMPINT (mt_test_count (json), ==, 0);
+   bson_free (json);
+   stop_worker (pid);
+}
+
+static void
+test_kept_then_deleted (void)
+{
+   bson_oid_t group = new_group ("kept", 2);
+   bson_error_t error;
+   pid_t pid;
+   char hex[25], *json;
+
+   add (&group, 1, "echo", "{}", NULL);
+   pid = mt_test_worker (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
+   bson_oid_to_string (&group, hex);
+   json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete', 'keep_until': {'$exists': true}}", hex);
+   WAIT_UNTIL (count_in ("groups", json) == 1, 30000);
+   bson_free (json);
+   json = group_json (&group, "'status': 'FINISHED'");
+   ASSERT_CMPINT (mt_test_count (json), ==, 1); /* still there to look at */
+   bson_free (json);
+   WAIT_UNTIL (count_in ("groups", "{}") == 0, 30000); /* then gone */
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+   stop_worker (pid);
+}
+
+static void
+test_enqueue_rules (void)
+{
+   bson_oid_t group = new_group ("rules", 3600), missing;
+   bson_error_t error;
+   char *json;
+   pid_t pid;
+
+   bson_oid_init (&missing, NULL);
+   ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &missing, 1, "q", "echo", NULL, NULL, NULL, &error));
+   ASSERT_CONTAINS (error.message, "no group");
+   ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 0, "q", "echo", NULL, NULL, NULL, &error));
+   ASSERT_CONTAINS (error.message, "stage numbers start at 1");
+   add (&group, 1, "probe", "{'sleep_ms': 800}", NULL);
+   add (&group, 2, "echo", "{}", NULL);
+   pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
+   json = group_json (&group, "'stage': 1, 'status': 'WORK_IN_PROGRESS'");
+   WAIT_UNTIL (mt_test_count (json) == 1, 20000);
+   bson_free (json);
+   /* Added to the running stage: runs at once, and the stage waits for it. */
+   add (&group, 1, "echo", "{}", NULL);
+   json = group_json (&group, "'stage': 1, 'type': 'echo'");
+   WAIT_UNTIL (mt_test_count (json) == 1, 20000);
+   bson_free (json);
+   WAIT_UNTIL (count_in ("groups", "{'status': 'complete'}") == 1, 30000);
+   ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 3, "q", "echo", NULL, NULL, NULL, &error));
+   ASSERT_CONTAINS (error.message, "is complete");
+   stop_worker (pid);
+}
+
+static void
+test_orphans_repaired (void)
+{
+   bson_oid_t group = new_group ("orphaned", 0);
+   char *json = group_json (&group, "");
+   bson_error_t error;
+   pid_t pid;
+
+   add (&group, 1, "echo", "{}", NULL);
+   add (&group, 2, "echo", "{}", NULL);
+   add (&group, 2, "echo", "{}", NULL);
+   /* Lose the group and stage documents. */
+   {
+      mongoc_collection_t *groups = collection ("groups"), *stages = collection ("group_stages");
+      bson_t all = BSON_INITIALIZER;
+      ASSERT_OR_PRINT (mongoc_collection_delete_many (groups, &all, NULL, NULL, &error), error);
+      ASSERT_OR_PRINT (mongoc_collection_delete_many (stages, &all, NULL, NULL, &error), error);
+      mongoc_collection_destroy (groups);
+      mongoc_collection_destroy (stages);
+   }
+   ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), false, &error), ==, 2);
+   ASSERT_CMPINT (count_in ("groups", "{'description': '(recovered by the cleaner)'}"), ==, 1);
+   pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_count (json) == 0, 30000); /* ran to the end, cleaned up */
+   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
+   stop_worker (pid);
+
+   /* And the purge. */
+   group = new_group ("purged", 0);
+   add (&group, 1, "echo", "{}", NULL);
+   ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), true, &error), ==, 1);
+   ASSERT_CMPINT (count_in ("groups", "{}") + count_in ("group_stages", "{}") + mt_test_count ("{}"), ==, 0);
+   bson_free (json);
+}
+
+static void
+test_worker_killed_mid_stage (void)
+{
+   /* A worker killed in the middle of a stage: the group goes on once the
+    * lease (2 s) is over, not later. */
+   bson_oid_t group = new_group ("killed", 0);
+   bson_error_t error;
+   pid_t first, second;
+   int64_t killed_at;
+   char *running;
+
+   for (int i = 0; i < 6; i++) {
+      add (&group, 1, "probe", "{'sleep_ms': 1500}", NULL);
+   }
+   add (&group, 2, "echo", "{}", NULL);
+   first = mt_test_worker (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--pid", "W-KILLED", "--poll-interval", "0.05"));
+   ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
+   running = group_json (&group, "'status': 'WORK_IN_PROGRESS'");
+   WAIT_UNTIL (mt_test_count (running) == 3, 20000);
+   bson_free (running);
+   kill (first, SIGKILL);
+   mt_test_wait_exit (first, 10000);
+   killed_at = bson_get_monotonic_time ();
+   second = mt_test_worker (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--poll-interval", "0.05"));
+   WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
+   /* Lease 2 s, then at most 6 tasks of 1.5 s on 3 threads, plus ticks. */
+   ASSERT_CMPINT ((bson_get_monotonic_time () - killed_at) / 1000, <, 15000);
+   stop_worker (second);
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_test_add ("/sync/seed_000_example", test_seed_000_example);
+   mt_test_add ("/sync/start_requested_begins_at_tick", test_start_requested_begins_at_tick);
+   mt_test_add ("/groups/waiting_not_claimed", test_waiting_not_claimed);
+   mt_test_add ("/groups/three_stages_of_50_with_retries", test_three_stages_with_retries);
+   mt_test_add ("/groups/cleaned_up_at_end", test_cleaned_up_at_end);
+   mt_test_add ("/groups/kept_then_deleted", test_kept_then_deleted);
+   mt_test_add ("/groups/enqueue_rules", test_enqueue_rules);
+   mt_test_add ("/groups/orphans_repaired", test_orphans_repaired);
+   mt_test_add ("/groups/worker_killed_mid_stage", test_worker_killed_mid_stage);
+   return mt_test_main (argc, argv);
+}
