@@ -1,11 +1,14 @@
 /* mtaskctl: the common queries and writes on the tasks collection, for
- * people and scripts. Every command is one plain MongoDB operation on
- * DB.tasks; the README shows the same queries for the mongo shell.
+ * people and scripts. Every task command is one plain MongoDB operation on
+ * DB.tasks; the README shows the same queries for the mongo shell. The
+ * group and sync commands drive staged groups (seed 003) and synchronizers
+ * (seed 000) through the library's calls, and read their collections.
  *
  *   mtaskctl [connection flags] COMMAND [command flags]
+ *   mtaskctl [connection flags] group|sync COMMAND [command flags]
  *
- * Exit status: 0 done; 1 the database failed or the task was not found;
- * 2 bad usage. */
+ * Exit status: 0 done; 1 the database failed or what was named was not
+ * found; 2 bad usage. */
 #include <mtask/mtask.h>
 
 #include <errno.h>
@@ -28,20 +31,55 @@ typedef enum {
    CMD_SHOW = 1 << 2,
    CMD_STATS = 1 << 3,
    CMD_LOCKS = 1 << 4,
+   CMD_GROUP_CREATE = 1 << 5,
+   CMD_GROUP_ADD = 1 << 6,
+   CMD_GROUP_START = 1 << 7,
+   CMD_GROUP_LS = 1 << 8,
+   CMD_GROUP_SHOW = 1 << 9,
+   CMD_GROUP_CLEAN = 1 << 10,
+   CMD_SYNC_STAGE = 1 << 11,
+   CMD_SYNC_CREATE = 1 << 12,
+   CMD_SYNC_START = 1 << 13,
+   CMD_SYNC_CHECK = 1 << 14,
+   CMD_SYNC_LS = 1 << 15,
 } ctl_cmd_t;
 
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS)
+#define CMD_GROUP (CMD_GROUP_CREATE | CMD_GROUP_ADD | CMD_GROUP_START | CMD_GROUP_LS | CMD_GROUP_SHOW | CMD_GROUP_CLEAN)
+#define CMD_SYNC (CMD_SYNC_STAGE | CMD_SYNC_CREATE | CMD_SYNC_START | CMD_SYNC_CHECK | CMD_SYNC_LS)
+#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC)
+
+/* The argument a command takes after its name, if any. */
+typedef enum {
+   ARG_NONE,
+   ARG_TASK_ID,  /* 24 hex digits */
+   ARG_GROUP_ID, /* 24 hex digits */
+   ARG_SYNC,     /* a synchronizer's name */
+} ctl_arg_t;
 
 static const struct {
+   const char *family; /* "group" or "sync" for two-word commands */
    const char *name;
    ctl_cmd_t cmd;
+   ctl_arg_t arg;
 } commands[] = {
-   {"enqueue", CMD_ENQUEUE},
-   {"ls", CMD_LS},
-   {"show", CMD_SHOW},
-   {"stats", CMD_STATS},
-   {"locks", CMD_LOCKS},
+   {NULL, "enqueue", CMD_ENQUEUE, ARG_NONE},
+   {NULL, "ls", CMD_LS, ARG_NONE},
+   {NULL, "show", CMD_SHOW, ARG_TASK_ID},
+   {NULL, "stats", CMD_STATS, ARG_NONE},
+   {NULL, "locks", CMD_LOCKS, ARG_NONE},
+   {"group", "create", CMD_GROUP_CREATE, ARG_NONE},
+   {"group", "add", CMD_GROUP_ADD, ARG_GROUP_ID},
+   {"group", "start", CMD_GROUP_START, ARG_GROUP_ID},
+   {"group", "ls", CMD_GROUP_LS, ARG_NONE},
+   {"group", "show", CMD_GROUP_SHOW, ARG_GROUP_ID},
+   {"group", "clean", CMD_GROUP_CLEAN, ARG_NONE},
+   {"sync", "stage", CMD_SYNC_STAGE, ARG_NONE},
+   {"sync", "create", CMD_SYNC_CREATE, ARG_SYNC},
+   {"sync", "start", CMD_SYNC_START, ARG_SYNC},
+   {"sync", "check", CMD_SYNC_CHECK, ARG_SYNC},
+   {"sync", "ls", CMD_SYNC_LS, ARG_NONE},
 };
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 typedef enum {
    F_DB,
@@ -59,6 +97,17 @@ typedef enum {
    F_MAX_ATTEMPTS,
    F_STATUS,
    F_LIMIT,
+   F_DESCRIPTION,
+   F_KEEP,
+   F_STAGE,
+   F_PURGE,
+   F_YES,
+   F_NAME,
+   F_CALLABLE,
+   F_TASK,
+   F_NEXT,
+   F_START_STAGE,
+   F_NOW,
    N_FLAGS
 } ctl_flag_id_t;
 
@@ -75,14 +124,25 @@ static const struct {
    [F_JSON] = {"--json", false, CMD_ALL},
    [F_HELP] = {"--help", false, CMD_ALL},
    [F_VERSION] = {"--version", false, CMD_ALL},
-   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS},
-   [F_TYPE] = {"--type", true, CMD_ENQUEUE | CMD_LS},
-   [F_PARAMS] = {"--params", true, CMD_ENQUEUE},
-   [F_DELAY] = {"--delay", true, CMD_ENQUEUE},
-   [F_PRIORITY] = {"--priority", true, CMD_ENQUEUE},
-   [F_MAX_ATTEMPTS] = {"--max-attempts", true, CMD_ENQUEUE},
+   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD | CMD_SYNC_STAGE},
+   [F_TYPE] = {"--type", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD},
+   [F_PARAMS] = {"--params", true, CMD_ENQUEUE | CMD_GROUP_ADD | CMD_SYNC_STAGE},
+   [F_DELAY] = {"--delay", true, CMD_ENQUEUE | CMD_GROUP_ADD},
+   [F_PRIORITY] = {"--priority", true, CMD_ENQUEUE | CMD_GROUP_ADD},
+   [F_MAX_ATTEMPTS] = {"--max-attempts", true, CMD_ENQUEUE | CMD_GROUP_ADD},
    [F_STATUS] = {"--status", true, CMD_LS},
    [F_LIMIT] = {"--limit", true, CMD_LS},
+   [F_DESCRIPTION] = {"--description", true, CMD_GROUP_CREATE},
+   [F_KEEP] = {"--keep", true, CMD_GROUP_CREATE},
+   [F_STAGE] = {"--stage", true, CMD_GROUP_ADD},
+   [F_PURGE] = {"--purge", false, CMD_GROUP_CLEAN},
+   [F_YES] = {"--yes", false, CMD_GROUP_CLEAN},
+   [F_NAME] = {"--name", true, CMD_SYNC_STAGE},
+   [F_CALLABLE] = {"--callable", true, CMD_SYNC_STAGE},
+   [F_TASK] = {"--task", true, CMD_SYNC_STAGE},
+   [F_NEXT] = {"--next", true, CMD_SYNC_STAGE},
+   [F_START_STAGE] = {"--start-stage", true, CMD_SYNC_CREATE},
+   [F_NOW] = {"--now", false, CMD_SYNC_START},
 };
 
 /* Statuses in lifecycle order: the order of the stats columns. */
@@ -96,21 +156,46 @@ static const char *const statuses[] = {MT_STATUS_WAITING,
 #define STATUS_LIST "CREATED, WORK_IN_PROGRESS, FINISHED, FAILED, CANCELLED, WAITING"
 
 typedef struct {
-   const char *command_name; /* as typed */
+   const char *words[3];     /* the words that are not flags, in order */
+   const char *extra;        /* a fourth one: never expected */
+   const char *family;       /* "group" or "sync" when words[0] is one */
+   const char *command_name; /* as typed: "ls", "group add" */
+   char command_buf[32];
    ctl_cmd_t cmd;            /* 0 until known */
-   const char *id;           /* show's argument */
+   ctl_arg_t arg_kind;
+   const char *id;           /* the command's argument: an id or a name */
    bool seen[N_FLAGS];
    const char *value[N_FLAGS];
 
    /* Checked and converted by check_values(). */
    int port;
-   double delay;
-   int priority, max_attempts, limit;
+   double delay, keep;
+   int priority, max_attempts, limit, stage;
    bson_t *params;
+   bson_oid_t oid;                /* the id argument */
+   bson_oid_t next, start_stage; /* --next, --start-stage */
 } ctl_t;
 
+#define GROUP_COMMANDS                                                                      \
+   "Staged groups (DB.groups, DB.group_stages): stage N+1 starts when stage N has ended\n" \
+   "  group create          a new group; prints its id\n"                                 \
+   "  group add GROUP_ID    add a task to stage N of the group; prints the task's id\n"  \
+   "  group start GROUP_ID  start its first stage that is not complete\n"                \
+   "  group ls              groups, newest first, with their current stage\n"             \
+   "  group show GROUP_ID   a group and its stages, with their tasks by status\n"         \
+   "  group clean           repair orphaned staged tasks; --purge --yes deletes all\n"
+
+#define SYNC_COMMANDS                                                                       \
+   "Synchronizers (DB.synchronizers, DB.stages): a chain of stages, each a task type run\n" \
+   "on a queue and complete when that queue has drained\n"                                  \
+   "  sync stage            create a stage; prints its id\n"                                \
+   "  sync create NAME      a synchronizer, on stand-by, beginning at a stage\n"            \
+   "  sync start NAME       begin it at the workers' next upkeep tick, or --now\n"          \
+   "  sync check NAME       advance it if its stage is complete\n"                          \
+   "  sync ls               synchronizers: status, stage, start stage, times\n"
+
 static void
-usage (FILE *out, ctl_cmd_t cmd)
+usage (FILE *out, ctl_cmd_t cmd, const char *family)
 {
    switch (cmd) {
    case CMD_ENQUEUE:
@@ -195,11 +280,222 @@ usage (FILE *out, ctl_cmd_t cmd)
                "Example:\n"
                "  mtaskctl --db tasks stats\n");
       break;
+   case CMD_GROUP_CREATE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group create [--description TEXT] [--keep SECS] [--json]\n"
+               "\n"
+               "Creates a staged group in DB.groups, pending, and prints its id (24 hex\n"
+               "digits). Add tasks to its stages with 'group add', then 'group start' it:\n"
+               "stage N+1 starts when every task of stage N has ended. When the last stage\n"
+               "is complete the group, its stages and its tasks are deleted, or kept for\n"
+               "--keep seconds.\n"
+               "\n"
+               "  --description TEXT  what the group is for (default: empty)\n"
+               "                        --description 'nightly import'\n"
+               "  --keep SECS         keep the complete group this long before deleting it\n"
+               "                      (default: 0, deleted at once)   --keep 86400\n"
+               "  --json              print {\"_id\": {\"$oid\": ID}} instead of the bare id\n"
+               "\n"
+               "Example:\n"
+               "  group=$(mtaskctl --db tasks group create --description 'nightly import' --keep 3600)\n");
+      break;
+   case CMD_GROUP_ADD:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group add GROUP_ID --stage N --queue Q --type T\n"
+               "                [--params JSON] [--priority N] [--max-attempts N] [--delay SECS]\n"
+               "                [--json]\n"
+               "\n"
+               "Adds a task to stage N of the group (the stage is created when it is new)\n"
+               "and prints the task's id. The task is WAITING until its stage starts, or\n"
+               "CREATED at once when that stage is running already. A complete stage or\n"
+               "group takes no more tasks.\n"
+               "\n"
+               "  --stage N          the stage: 1, 2, ... (required)          --stage 2\n"
+               "  --queue Q          the queue a worker serves (required)     --queue general\n"
+               "  --type T           the task type (required)                 --type echo\n"
+               "  --params JSON      the task's input, a JSON object (default: {})\n"
+               "                       --params '{\"file\": \"a.csv\"}'\n"
+               "  --priority N       higher runs first (default: 0)           --priority 10\n"
+               "  --max-attempts N   the retry budget                         --max-attempts 3\n"
+               "  --delay SECS       not started before SECS seconds from now --delay 90\n"
+               "  --json             print {\"_id\": {\"$oid\": ID}} instead of the bare id\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks group add \"$group\" --stage 1 --queue general --type import\n"
+               "  mtaskctl --db tasks group add \"$group\" --stage 2 --queue general --type report\n");
+      break;
+   case CMD_GROUP_START:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group start GROUP_ID [--json]\n"
+               "\n"
+               "Starts the group's first stage that is not complete: its WAITING tasks\n"
+               "become CREATED, for the workers to claim. The stages after it start by\n"
+               "themselves, each when the one before has ended. A group with no tasks is\n"
+               "not started (it would complete, and go, at once). Starting a running group\n"
+               "again is harmless.\n"
+               "\n"
+               "  --json   print {\"_id\": ..., \"status\": S, \"deleted\": B, \"stage\": N or null}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks group start 6553f1c2a4e0b1d2c3f40a17\n");
+      break;
+   case CMD_GROUP_LS:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group ls [--json]\n"
+               "\n"
+               "Lists the groups in DB.groups, newest first: id, status (pending, running,\n"
+               "complete), created (UTC), how many stages, the current stage (the first not\n"
+               "complete) and the description.\n"
+               "\n"
+               "  --json   one group document per line, with \"stage_count\" and\n"
+               "           \"current_stage\" (a number, or null) added\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks group ls\n");
+      break;
+   case CMD_GROUP_SHOW:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group show GROUP_ID [--json]\n"
+               "\n"
+               "Prints the group, then its stages: number, status, total and done (the\n"
+               "stage's own count of its tasks and of those ended), its tasks counted by\n"
+               "status, and when it started and completed. A stage whose tasks exist but\n"
+               "whose document does not shows as 'missing': 'group clean' repairs it.\n"
+               "\n"
+               "  --json   one document: {\"group\": {...}, \"stages\": [{..., \"tasks\": {STATUS: n}}]}\n"
+               "           (the stages without their done_ids list)\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks group show 6553f1c2a4e0b1d2c3f40a17\n");
+      break;
+   case CMD_GROUP_CLEAN:
+      fprintf (out,
+               "Usage: mtaskctl [connection] group clean [--purge --yes] [--json]\n"
+               "\n"
+               "Without --purge: repairs orphans, the staged tasks whose group or stage\n"
+               "document is gone (recreated from their tasks), and lets their groups go on.\n"
+               "Prints how many groups and stages it repaired.\n"
+               "\n"
+               "  --purge   instead, delete every group, every stage and every staged task\n"
+               "            in the database, running ones too; prints how many tasks went\n"
+               "  --yes     confirms --purge, which does nothing without it\n"
+               "  --json    print {\"repaired\": n} or {\"purged_tasks\": n}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks group clean\n"
+               "  mtaskctl --db tasks group clean --purge --yes\n");
+      break;
+   case CMD_SYNC_STAGE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] sync stage --name NAME --callable TYPE --queue Q\n"
+               "                [--task TYPE] [--next STAGE_ID] [--params JSON] [--json]\n"
+               "\n"
+               "Creates a synchronizer stage in DB.stages and prints its id (24 hex digits).\n"
+               "When a synchronizer begins the stage it enqueues a task of type --callable on\n"
+               "--queue; the stage is complete when that queue has no CREATED, WAITING or\n"
+               "running task left. It then closes the newest running task of type --task,\n"
+               "if given, and the synchronizer goes on to --next, or back to stand-by.\n"
+               "Create the last stage first: --next names one that exists.\n"
+               "\n"
+               "  --name NAME      what the stage is called (required)     --name import\n"
+               "  --callable TYPE  the task type it enqueues (required)    --callable fetch_files\n"
+               "  --queue Q        the queue it enqueues on and waits to drain (required)\n"
+               "                     --queue imports\n"
+               "  --task TYPE      the running task type it closes when complete\n"
+               "                     --task import_window\n"
+               "  --next STAGE_ID  the stage after it (default: none, the last)\n"
+               "                     --next 6553f1c2a4e0b1d2c3f40a17\n"
+               "  --params JSON    given to the callable, a JSON object  --params '{\"day\": 1}'\n"
+               "  --json           print {\"_id\": {\"$oid\": ID}} instead of the bare id\n"
+               "\n"
+               "Example:\n"
+               "  last=$(mtaskctl --db tasks sync stage --name report --callable build_report --queue reports)\n"
+               "  first=$(mtaskctl --db tasks sync stage --name import --callable fetch_files \\\n"
+               "          --queue imports --next \"$last\")\n");
+      break;
+   case CMD_SYNC_CREATE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] sync create NAME --start-stage STAGE_ID [--json]\n"
+               "\n"
+               "Creates the synchronizer NAME in DB.synchronizers, on stand-by, to begin at\n"
+               "the stage STAGE_ID ('sync stage' printed it). Names are unique.\n"
+               "\n"
+               "  --start-stage STAGE_ID  its first stage (required)\n"
+               "                            --start-stage 6553f1c2a4e0b1d2c3f40a17\n"
+               "  --json                  print the synchronizer's document\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks sync create nightly --start-stage \"$first\"\n");
+      break;
+   case CMD_SYNC_START:
+      fprintf (out,
+               "Usage: mtaskctl [connection] sync start NAME [--now] [--json]\n"
+               "\n"
+               "Asks the workers to begin the synchronizer: a running worker begins it at\n"
+               "its next upkeep tick (the seed's start_synchros), once it is on stand-by.\n"
+               "\n"
+               "  --now    begin it here and now instead: its start stage's callable is\n"
+               "           enqueued at once; fails if it is running already\n"
+               "  --json   print the synchronizer's document afterwards\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks sync start nightly\n"
+               "  mtaskctl --db tasks sync start nightly --now\n");
+      break;
+   case CMD_SYNC_CHECK:
+      fprintf (out,
+               "Usage: mtaskctl [connection] sync check NAME [--json]\n"
+               "\n"
+               "Checks whether the running synchronizer's stage is complete (its queue has\n"
+               "drained) and if so advances it, as a worker's upkeep does: prints\n"
+               "'advanced' or 'not complete yet'.\n"
+               "\n"
+               "  --json   print the synchronizer's document, with \"advanced\": true or false\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks sync check nightly\n");
+      break;
+   case CMD_SYNC_LS:
+      fprintf (out,
+               "Usage: mtaskctl [connection] sync ls [--json]\n"
+               "\n"
+               "Lists the synchronizers in DB.synchronizers by name: status (stand_by,\n"
+               "running), the stage it is at, its start stage (names from DB.stages) and\n"
+               "when it last started and finished (UTC).\n"
+               "\n"
+               "  --json   one synchronizer document per line, with \"actual_stage_name\" and\n"
+               "           \"start_stage_name\" added (null when there is no such stage)\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks sync ls\n");
+      break;
    default:
+      if (family && !strcmp (family, "group")) {
+         fprintf (out,
+                  "Usage: mtaskctl [connection] group COMMAND [flags]\n"
+                  "\n"
+                  GROUP_COMMANDS
+                  "\n"
+                  "'mtaskctl group COMMAND --help' for each one's flags; 'mtaskctl --help' for\n"
+                  "the connection flags.\n");
+         break;
+      }
+      if (family && !strcmp (family, "sync")) {
+         fprintf (out,
+                  "Usage: mtaskctl [connection] sync COMMAND [flags]\n"
+                  "\n"
+                  SYNC_COMMANDS
+                  "\n"
+                  "'mtaskctl sync COMMAND --help' for each one's flags; 'mtaskctl --help' for\n"
+                  "the connection flags.\n");
+         break;
+      }
       fprintf (out,
                "Usage: mtaskctl [connection] COMMAND [flags]\n"
+               "       mtaskctl [connection] group|sync COMMAND [flags]\n"
                "\n"
-               "Queries and enqueues tasks in the MongoDB collection DB.tasks.\n"
+               "Queries and enqueues tasks in the MongoDB collection DB.tasks, and runs\n"
+               "staged groups and synchronizers.\n"
                "\n"
                "Commands ('mtaskctl COMMAND --help' for each one's flags):\n"
                "  enqueue   insert a task and print its id\n"
@@ -207,6 +503,10 @@ usage (FILE *out, ctl_cmd_t cmd)
                "  show ID   one task as JSON\n"
                "  stats     counts by queue and status, and waiting tasks by type\n"
                "  locks     account locks: who holds what, since when\n"
+               "\n"
+               GROUP_COMMANDS
+               "\n"
+               SYNC_COMMANDS
                "\n"
                "Connection (as mtask-worker's; before or after the command):\n"
                "  --db NAME    database holding the 'tasks' collection; required unless\n"
@@ -218,21 +518,27 @@ usage (FILE *out, ctl_cmd_t cmd)
                "\n"
                "Output:\n"
                "  --json       machine-readable: relaxed extended JSON, one document a line\n"
-               "  --help       this help, or a command's: mtaskctl enqueue --help\n"
+               "  --help       this help, or a command's: mtaskctl enqueue --help,\n"
+               "               mtaskctl group add --help\n"
                "  --version    print the version\n"
                "\n"
-               "Exit status: 0 done; 1 the database failed or the task was not found;\n"
-               "2 bad usage.\n"
+               "Exit status: 0 done; 1 the database failed, or the task, group, stage or\n"
+               "synchronizer named was not found or cannot do that now; 2 bad usage.\n"
                "\n"
                "Examples:\n"
                "  mtaskctl --db tasks enqueue --queue general --type echo --params '{\"a\": 1}'\n"
                "  mtaskctl --db tasks ls --status FAILED\n"
-               "  mtaskctl --host db1.example --db tasks stats --json\n");
+               "  mtaskctl --host db1.example --db tasks stats --json\n"
+               "  mtaskctl --db tasks group show 6553f1c2a4e0b1d2c3f40a17\n"
+               "  mtaskctl --db tasks sync start nightly\n");
       break;
    }
 }
 
 static bool fail (const char *format, ...) BSON_GNUC_PRINTF (1, 2);
+
+/* The help the hint of a usage error points to: the command's, once known. */
+static char help_hint[64] = "mtaskctl --help";
 
 /* A usage error: the message and the hint. The caller exits 2. */
 static bool
@@ -245,7 +551,7 @@ fail (const char *format, ...)
    va_start (args, format);
    vfprintf (stderr, format, args);
    va_end (args);
-   fprintf (stderr, "\nTry 'mtaskctl --help'.\n");
+   fprintf (stderr, "\nTry '%s'.\n", help_hint);
    return false;
 }
 
@@ -264,8 +570,9 @@ parse_int (ctl_flag_id_t flag, const char *value, long min, long max, int *out)
    return true;
 }
 
-/* Splits argv into the command, show's id and the flags with their values.
- * Values are checked later, once the command is known. */
+/* Splits argv into the words that are not flags (the command and its
+ * argument) and the flags with their values. Both are checked later, once
+ * the command is known. */
 static bool
 parse_args (ctl_t *ctl, int argc, char **argv)
 {
@@ -275,12 +582,15 @@ parse_args (ctl_t *ctl, int argc, char **argv)
       int f;
 
       if (arg[0] != '-' || !arg[1]) {
-         if (!ctl->command_name) {
-            ctl->command_name = arg;
-         } else if (!strcmp (ctl->command_name, "show") && !ctl->id) {
-            ctl->id = arg;
-         } else {
-            return fail ("unexpected argument '%s'", arg);
+         size_t n = 0;
+
+         while (n < 3 && ctl->words[n]) {
+            n++;
+         }
+         if (n < 3) {
+            ctl->words[n] = arg;
+         } else if (!ctl->extra) {
+            ctl->extra = arg;
          }
          continue;
       }
@@ -316,6 +626,126 @@ parse_args (ctl_t *ctl, int argc, char **argv)
    return true;
 }
 
+/* Finds the command the words name, if any; says nothing when none. */
+static void
+lookup_command (ctl_t *ctl)
+{
+   const char *first = ctl->words[0];
+
+   if (first && (!strcmp (first, "group") || !strcmp (first, "sync"))) {
+      ctl->family = first;
+   }
+   for (size_t k = 0; first && k < N_COMMANDS; k++) {
+      const char *name = ctl->family ? ctl->words[1] : first;
+
+      if (name && !strcmp (commands[k].name, name) &&
+          (ctl->family ? commands[k].family && !strcmp (commands[k].family, ctl->family) : !commands[k].family)) {
+         ctl->cmd = commands[k].cmd;
+         ctl->arg_kind = commands[k].arg;
+         snprintf (ctl->command_buf, sizeof ctl->command_buf, "%s%s%s", ctl->family ? ctl->family : "", ctl->family ? " " : "", name);
+         ctl->command_name = ctl->command_buf;
+         snprintf (help_hint, sizeof help_hint, "mtaskctl %s --help", ctl->command_name);
+      }
+   }
+   if (!ctl->cmd && ctl->family) {
+      snprintf (help_hint, sizeof help_hint, "mtaskctl %s --help", ctl->family);
+   }
+}
+
+/* The command is known, or the error says what is wrong; its argument is
+ * in ctl->id. */
+static bool
+check_command (ctl_t *ctl)
+{
+   size_t next;
+
+   if (!ctl->words[0]) {
+      return fail ("give a command: enqueue, ls, show, stats, locks, group COMMAND or sync COMMAND");
+   }
+   if (ctl->family && !ctl->words[1]) {
+      return fail ("give a %s command: %s",
+                   ctl->family,
+                   !strcmp (ctl->family, "group") ? "create, add, start, ls, show or clean"
+                                                  : "stage, create, start, check or ls");
+   }
+   if (!ctl->cmd && ctl->family) {
+      return fail ("unknown command '%s %s'; %s commands are %s",
+                   ctl->family,
+                   ctl->words[1],
+                   ctl->family,
+                   !strcmp (ctl->family, "group") ? "create, add, start, ls, show, clean"
+                                                  : "stage, create, start, check, ls");
+   }
+   if (!ctl->cmd) {
+      return fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, group COMMAND and sync COMMAND",
+                   ctl->words[0]);
+   }
+   next = ctl->family ? 2 : 1;
+   if (ctl->arg_kind != ARG_NONE && next < 3) {
+      ctl->id = ctl->words[next++];
+   }
+   if ((next < 3 && ctl->words[next]) || ctl->extra) {
+      return fail ("unexpected argument '%s'", next < 3 && ctl->words[next] ? ctl->words[next] : ctl->extra);
+   }
+   switch (ctl->arg_kind) {
+   case ARG_TASK_ID:
+      if (!ctl->id) {
+         return fail ("show needs a task id: mtaskctl show ID");
+      }
+      if (strlen (ctl->id) != 24 || !bson_oid_is_valid (ctl->id, 24)) {
+         return fail ("'%s' is not a task id: give the 24 hex digits of its _id", ctl->id);
+      }
+      bson_oid_init_from_string (&ctl->oid, ctl->id);
+      break;
+   case ARG_GROUP_ID:
+      if (!ctl->id) {
+         return fail ("%s needs a group id: mtaskctl %s GROUP_ID", ctl->command_name, ctl->command_name);
+      }
+      if (strlen (ctl->id) != 24 || !bson_oid_is_valid (ctl->id, 24)) {
+         return fail ("'%s' is not a group id: give the 24 hex digits that 'group create' printed", ctl->id);
+      }
+      bson_oid_init_from_string (&ctl->oid, ctl->id);
+      break;
+   case ARG_SYNC:
+      if (!ctl->id) {
+         return fail ("%s needs a synchronizer name: mtaskctl %s NAME", ctl->command_name, ctl->command_name);
+      }
+      if (!ctl->id[0]) {
+         return fail ("%s needs a synchronizer name, got ''", ctl->command_name);
+      }
+      break;
+   case ARG_NONE:
+   default:
+      break;
+   }
+   return true;
+}
+
+/* A stage id given to a flag: 24 hex digits. */
+static bool
+parse_stage_id (ctl_flag_id_t flag, const char *value, bson_oid_t *out)
+{
+   if (strlen (value) != 24 || !bson_oid_is_valid (value, 24)) {
+      return fail ("%s: '%s' is not a stage id: give the 24 hex digits that 'sync stage' printed", flags[flag].name, value);
+   }
+   bson_oid_init_from_string (out, value);
+   return true;
+}
+
+/* A number of seconds from 0 to ten years. */
+static bool
+parse_seconds (ctl_flag_id_t flag, const char *value, double *out)
+{
+   char *end;
+
+   errno = 0;
+   *out = strtod (value, &end);
+   if (errno || end == value || *end || !isfinite (*out) || *out < 0 || *out > CTL_MAX_DELAY) {
+      return fail ("%s: '%s' is not a number of seconds from 0 to %.0f (ten years)", flags[flag].name, value, CTL_MAX_DELAY);
+   }
+   return true;
+}
+
 /* The command is known and takes every flag given; converts the values. */
 static bool
 check_values (ctl_t *ctl)
@@ -329,6 +759,9 @@ check_values (ctl_t *ctl)
       {F_URI, "a MongoDB URI"},
       {F_QUEUE, "a queue name"},
       {F_TYPE, "a task type"},
+      {F_NAME, "a stage name"},
+      {F_CALLABLE, "a task type"},
+      {F_TASK, "a task type"},
    };
    bson_json_reader_t *reader = NULL;
    bson_error_t error;
@@ -364,16 +797,20 @@ check_values (ctl_t *ctl)
        !parse_int (F_MAX_ATTEMPTS, ctl->value[F_MAX_ATTEMPTS], 1, INT32_MAX, &ctl->max_attempts)) {
       goto cleanup;
    }
-   if (ctl->seen[F_DELAY]) {
-      const char *value = ctl->value[F_DELAY];
-      char *end;
-
-      errno = 0;
-      ctl->delay = strtod (value, &end);
-      if (errno || end == value || *end || !isfinite (ctl->delay) || ctl->delay < 0 || ctl->delay > CTL_MAX_DELAY) {
-         fail ("--delay: '%s' is not a number of seconds from 0 to %.0f (ten years)", value, CTL_MAX_DELAY);
-         goto cleanup;
-      }
+   if (ctl->seen[F_STAGE] && !parse_int (F_STAGE, ctl->value[F_STAGE], 1, INT32_MAX, &ctl->stage)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_DELAY] && !parse_seconds (F_DELAY, ctl->value[F_DELAY], &ctl->delay)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_KEEP] && !parse_seconds (F_KEEP, ctl->value[F_KEEP], &ctl->keep)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_NEXT] && !parse_stage_id (F_NEXT, ctl->value[F_NEXT], &ctl->next)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_START_STAGE] && !parse_stage_id (F_START_STAGE, ctl->value[F_START_STAGE], &ctl->start_stage)) {
+      goto cleanup;
    }
    if (ctl->seen[F_STATUS]) {
       bool known = false;
@@ -419,15 +856,22 @@ check_values (ctl_t *ctl)
       fail ("enqueue needs --queue and --type, e.g. enqueue --queue general --type echo");
       goto cleanup;
    }
-   if (ctl->cmd == CMD_SHOW) {
-      if (!ctl->id) {
-         fail ("show needs a task id: mtaskctl show ID");
-         goto cleanup;
-      }
-      if (strlen (ctl->id) != 24 || !bson_oid_is_valid (ctl->id, 24)) {
-         fail ("'%s' is not a task id: give the 24 hex digits of its _id", ctl->id);
-         goto cleanup;
-      }
+   if (ctl->cmd == CMD_GROUP_ADD && (!ctl->seen[F_STAGE] || !ctl->seen[F_QUEUE] || !ctl->seen[F_TYPE])) {
+      fail ("group add needs --stage, --queue and --type, e.g. group add %s --stage 1 --queue general --type echo", ctl->id);
+      goto cleanup;
+   }
+   if (ctl->cmd == CMD_SYNC_STAGE && (!ctl->seen[F_NAME] || !ctl->seen[F_CALLABLE] || !ctl->seen[F_QUEUE])) {
+      fail ("sync stage needs --name, --callable and --queue, e.g. sync stage --name import --callable fetch_files --queue imports");
+      goto cleanup;
+   }
+   if (ctl->cmd == CMD_SYNC_CREATE && !ctl->seen[F_START_STAGE]) {
+      fail ("sync create needs --start-stage: the id of its first stage, as 'sync stage' printed it");
+      goto cleanup;
+   }
+   if (ctl->cmd == CMD_GROUP_CLEAN && ctl->seen[F_PURGE] && !ctl->seen[F_YES]) {
+      fail ("group clean --purge deletes every group, every stage and every staged task in the database, "
+            "running ones too; add --yes to do it");
+      goto cleanup;
    }
    ok = true;
 
@@ -844,7 +1288,7 @@ count_by (mongoc_collection_t *tasks, const char *pipeline_json, bool by_status,
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
    bson_destroy (pipeline);
-   if (ok) {
+   if (ok && counts->len) {
       qsort (counts->items, counts->len, sizeof *counts->items, compare_counts);
    }
    return ok;
@@ -992,6 +1436,1094 @@ cleanup:
    return status;
 }
 
+/* ---- shared by the group and sync commands ------------------------------ */
+
+static int db_error (const char *db, const char *collection, const bson_error_t *error, const char *format, ...)
+   BSON_GNUC_PRINTF (4, 5);
+
+/* "mtaskctl: cannot WHAT in DB.COLLECTION: MESSAGE"; returns EXIT_RUNTIME. */
+static int
+db_error (const char *db, const char *collection, const bson_error_t *error, const char *format, ...)
+{
+   va_list args;
+
+   fflush (stdout);
+   fprintf (stderr, "mtaskctl: cannot ");
+   va_start (args, format);
+   vfprintf (stderr, format, args);
+   va_end (args);
+   fprintf (stderr, " in %s.%s: %s\n", db, collection, error->message);
+   return EXIT_RUNTIME;
+}
+
+/* The first document `filter` matches, into `out`: an initialized bson_t,
+ * left as it was when there is none. *found says whether there was one. */
+static bool
+find_one (mongoc_client_t *client,
+          const char *db,
+          const char *collection,
+          const bson_t *filter,
+          const bson_t *opts,
+          bson_t *out,
+          bool *found,
+          bson_error_t *error)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, opts, NULL);
+   const bson_t *doc;
+   bool ok;
+
+   *found = mongoc_cursor_next (cursor, &doc);
+   if (*found) {
+      bson_reinit (out);
+      bson_concat (out, doc);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   return ok;
+}
+
+/* The document `filter` matches in `collection`, into `out` (initialized,
+ * as for find_one), without its done_ids. When there is none, or the read
+ * fails, says so on stderr and returns EXIT_RUNTIME; else 0. `what` and
+ * `label` name it: "group" and its id. */
+static int
+read_doc (mongoc_client_t *client,
+          const char *db,
+          const char *collection,
+          const bson_t *filter,
+          const char *what,
+          const char *label,
+          bson_t *out)
+{
+   bson_t *opts = BCON_NEW ("projection", "{", "done_ids", BCON_INT32 (0), "}");
+   bson_error_t error;
+   bool found;
+   int status = 0;
+
+   if (!find_one (client, db, collection, filter, opts, out, &found, &error)) {
+      status = db_error (db, collection, &error, "read %s %s", what, label);
+   } else if (!found) {
+      fflush (stdout);
+      fprintf (stderr, "mtaskctl: no %s %s in %s.%s\n", what, label, db, collection);
+      status = EXIT_RUNTIME;
+   }
+   bson_destroy (opts);
+   return status;
+}
+
+static int
+read_group (mongoc_client_t *client, const char *db, const ctl_t *ctl, bson_t *out)
+{
+   bson_t *filter = BCON_NEW ("_id", BCON_OID (&ctl->oid));
+   int status = read_doc (client, db, MT_GROUPS_COLLECTION, filter, "group", ctl->id, out);
+
+   bson_destroy (filter);
+   return status;
+}
+
+static int
+read_sync (mongoc_client_t *client, const char *db, const char *name, bson_t *out)
+{
+   bson_t *filter = BCON_NEW ("_id", BCON_UTF8 (name));
+   char *label = bson_strdup_printf ("'%s'", name);
+   int status = read_doc (client, db, MT_SYNCHRONIZERS_COLLECTION, filter, "synchronizer", label, out);
+
+   bson_free (label);
+   bson_destroy (filter);
+   return status;
+}
+
+static int
+read_sync_stage (mongoc_client_t *client, const char *db, const bson_oid_t *id, bson_t *out)
+{
+   bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
+   char hex[25];
+   int status;
+
+   bson_oid_to_string (id, hex);
+   status = read_doc (client, db, MT_SYNC_STAGES_COLLECTION, filter, "stage", hex, out);
+   bson_destroy (filter);
+   return status;
+}
+
+/* {"_id": {"$oid": ID}} with --json, else the 24 hex digits. */
+static void
+print_id (const ctl_t *ctl, const bson_oid_t *id)
+{
+   char hex[25];
+
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER;
+
+      BSON_APPEND_OID (&out, "_id", id);
+      print_json (&out);
+      bson_destroy (&out);
+   } else {
+      bson_oid_to_string (id, hex);
+      printf ("%s\n", hex);
+   }
+}
+
+static const char *
+get_str (const bson_t *doc, const char *key)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_UTF8 (&iter) ? bson_iter_utf8 (&iter, NULL) : NULL;
+}
+
+static const bson_oid_t *
+get_oid (const bson_t *doc, const char *key)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_OID (&iter) ? bson_iter_oid (&iter) : NULL;
+}
+
+static int64_t
+get_int (const bson_t *doc, const char *key, int64_t otherwise)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_NUMBER (&iter) ? bson_iter_as_int64 (&iter) : otherwise;
+}
+
+/* ---- staged groups (seed 003) ------------------------------------------- */
+
+static int
+cmd_group_create (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t opts = BSON_INITIALIZER;
+   bson_error_t error;
+   bson_oid_t id;
+   int status = 0;
+
+   if (ctl->seen[F_KEEP]) {
+      BSON_APPEND_DOUBLE (&opts, "keep_seconds", ctl->keep);
+   }
+   if (!mt_group_create (client, db, ctl->value[F_DESCRIPTION], &opts, &id, &error)) {
+      status = db_error (db, MT_GROUPS_COLLECTION, &error, "create a group");
+   } else {
+      print_id (ctl, &id);
+   }
+   bson_destroy (&opts);
+   return status;
+}
+
+static int
+cmd_group_add (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t group = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+   bson_error_t error;
+   bson_oid_t id;
+   const char *group_status;
+   int status = read_group (client, db, ctl, &group);
+
+   if (status) {
+      goto cleanup;
+   }
+   group_status = get_str (&group, "status");
+   if (group_status && !strcmp (group_status, "complete")) {
+      fprintf (stderr, "mtaskctl: group %s is complete and takes no more tasks; create a new one\n", ctl->id);
+      status = EXIT_RUNTIME;
+      goto cleanup;
+   }
+   if (ctl->seen[F_DELAY]) {
+      BSON_APPEND_DOUBLE (&opts, "delay", ctl->delay);
+   }
+   if (ctl->seen[F_PRIORITY]) {
+      BSON_APPEND_INT32 (&opts, "priority", ctl->priority);
+   }
+   if (ctl->seen[F_MAX_ATTEMPTS]) {
+      BSON_APPEND_INT32 (&opts, "max_attempts", ctl->max_attempts);
+   }
+   if (!mt_group_enqueue (client,
+                          db,
+                          &ctl->oid,
+                          ctl->stage,
+                          ctl->value[F_QUEUE],
+                          ctl->value[F_TYPE],
+                          ctl->params,
+                          &opts,
+                          &id,
+                          &error)) {
+      status = db_error (db, MT_TASKS_COLLECTION, &error, "add a task to stage %d of group %s", ctl->stage, ctl->id);
+      goto cleanup;
+   }
+   print_id (ctl, &id);
+
+cleanup:
+   bson_destroy (&group);
+   bson_destroy (&opts);
+   return status;
+}
+
+/* The group's first stage that is not complete, into `out` (as for
+ * find_one); *found says whether there is one. */
+static bool
+current_stage (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_t *out, bool *found, bson_error_t *error)
+{
+   bson_t *filter = BCON_NEW ("group", BCON_OID (group), "status", "{", "$ne", "complete", "}");
+   bson_t *opts = BCON_NEW ("sort", "{", "number", BCON_INT32 (1), "}", "projection", "{", "done_ids", BCON_INT32 (0), "}");
+   bool ok = find_one (client, db, MT_GROUP_STAGES_COLLECTION, filter, opts, out, found, error);
+
+   bson_destroy (filter);
+   bson_destroy (opts);
+   return ok;
+}
+
+static int
+cmd_group_start (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   mongoc_collection_t *stages = mongoc_client_get_collection (client, db, MT_GROUP_STAGES_COLLECTION);
+   bson_t *by_group = BCON_NEW ("group", BCON_OID (&ctl->oid));
+   bson_t group = BSON_INITIALIZER, after = BSON_INITIALIZER, stage = BSON_INITIALIZER;
+   bson_error_t error;
+   bool was_running, found, have_stage = false;
+   const char *group_status;
+   char until[40];
+   int64_t n_stages;
+   int status = read_group (client, db, ctl, &group);
+
+   if (status) {
+      goto cleanup;
+   }
+   was_running = get_str (&group, "status") && !strcmp (get_str (&group, "status"), "running");
+   n_stages = mongoc_collection_count_documents (stages, by_group, NULL, NULL, NULL, &error);
+   if (n_stages < 0) {
+      status = db_error (db, MT_GROUP_STAGES_COLLECTION, &error, "count the stages of group %s", ctl->id);
+      goto cleanup;
+   }
+   if (n_stages == 0) {
+      /* mt_group_initiate would complete it at once, and delete it. */
+      fprintf (stderr,
+               "mtaskctl: group %s has no tasks to start; add some first: mtaskctl group add %s --stage 1 --queue Q --type T\n",
+               ctl->id,
+               ctl->id);
+      status = EXIT_RUNTIME;
+      goto cleanup;
+   }
+   if (!mt_group_initiate (client, db, &ctl->oid, &error)) {
+      status = db_error (db, MT_GROUPS_COLLECTION, &error, "start group %s", ctl->id);
+      goto cleanup;
+   }
+
+   /* What it did: a stage runs, or the group is complete (kept or gone). */
+   {
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&ctl->oid));
+      bool ok = find_one (client, db, MT_GROUPS_COLLECTION, filter, NULL, &after, &found, &error) &&
+                current_stage (client, db, &ctl->oid, &stage, &have_stage, &error);
+
+      bson_destroy (filter);
+      if (!ok) {
+         status = db_error (db, MT_GROUPS_COLLECTION, &error, "read group %s after starting it", ctl->id);
+         goto cleanup;
+      }
+   }
+   group_status = found ? get_str (&after, "status") : "complete";
+   if (!group_status) {
+      group_status = "?";
+   }
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER;
+
+      BSON_APPEND_OID (&out, "_id", &ctl->oid);
+      BSON_APPEND_UTF8 (&out, "status", group_status);
+      BSON_APPEND_BOOL (&out, "deleted", !found);
+      if (have_stage) {
+         BSON_APPEND_INT64 (&out, "stage", get_int (&stage, "number", 0));
+      } else {
+         BSON_APPEND_NULL (&out, "stage");
+      }
+      print_json (&out);
+      bson_destroy (&out);
+   } else if (!found) {
+      printf ("group %s: every stage is complete; the group is complete and deleted\n", ctl->id);
+   } else if (!strcmp (group_status, "complete")) {
+      printf ("group %s: every stage is complete; the group is complete, kept until %s\n",
+              ctl->id,
+              format_date (&after, "keep_until", until, sizeof until));
+   } else if (have_stage) {
+      printf ("group %s %s: stage %" PRId64 " %s, %" PRId64 " tasks, %" PRId64 " ended\n",
+              ctl->id,
+              was_running ? "was running already" : "started",
+              get_int (&stage, "number", 0),
+              get_str (&stage, "status") ? get_str (&stage, "status") : "?",
+              get_int (&stage, "total", 0),
+              get_int (&stage, "done", 0));
+   } else {
+      printf ("group %s: %s\n", ctl->id, group_status);
+   }
+
+cleanup:
+   bson_destroy (&group);
+   bson_destroy (&after);
+   bson_destroy (&stage);
+   bson_destroy (by_group);
+   mongoc_collection_destroy (stages);
+   return status;
+}
+
+/* Per group: how many stages, and the number of the first not complete
+ * (-1 when none). */
+typedef struct {
+   bson_oid_t group;
+   int64_t n_stages;
+   int64_t current;
+} group_stages_t;
+
+static int
+compare_group_stages (const void *pa, const void *pb)
+{
+   return bson_oid_compare (&((const group_stages_t *) pa)->group, &((const group_stages_t *) pb)->group);
+}
+
+static bool
+stages_by_group (mongoc_client_t *client, const char *db, group_stages_t **out, size_t *n_out, bson_error_t *error)
+{
+   mongoc_collection_t *stages = mongoc_client_get_collection (client, db, MT_GROUP_STAGES_COLLECTION);
+   bson_t *pipeline = BCON_NEW ("pipeline", "[",
+                                "{", "$group", "{",
+                                "_id", "$group",
+                                "n", "{", "$sum", BCON_INT32 (1), "}",
+                                "current", "{", "$min", "{", "$cond", "[",
+                                "{", "$eq", "[", "$status", "complete", "]", "}", BCON_NULL, "$number",
+                                "]", "}", "}",
+                                "}", "}",
+                                "]");
+   mongoc_cursor_t *cursor = mongoc_collection_aggregate (stages, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+   group_stages_t *items = NULL;
+   size_t n = 0, cap = 0;
+   const bson_t *doc;
+   bool ok;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      const bson_oid_t *group = get_oid (doc, "_id");
+
+      if (!group) {
+         continue;
+      }
+      if (n == cap) {
+         cap = cap ? 2 * cap : 16;
+         items = bson_realloc (items, cap * sizeof *items);
+      }
+      bson_oid_copy (group, &items[n].group);
+      items[n].n_stages = get_int (doc, "n", 0);
+      items[n].current = get_int (doc, "current", -1);
+      n++;
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (pipeline);
+   mongoc_collection_destroy (stages);
+   if (ok) {
+      if (n) {
+         qsort (items, n, sizeof *items, compare_group_stages);
+      }
+      *out = items;
+      *n_out = n;
+   } else {
+      bson_free (items);
+   }
+   return ok;
+}
+
+static void
+group_ls_header (void)
+{
+   printf ("%-24s  %-8s  %-20s  %6s  %7s  %s\n", "ID", "STATUS", "CREATED", "STAGES", "CURRENT", "DESCRIPTION");
+}
+
+static int
+cmd_group_ls (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   mongoc_collection_t *groups = mongoc_client_get_collection (client, db, MT_GROUPS_COLLECTION);
+   bson_t filter = BSON_INITIALIZER;
+   bson_t *opts = BCON_NEW ("sort", "{", "created", BCON_INT32 (-1), "_id", BCON_INT32 (-1), "}");
+   mongoc_cursor_t *cursor = NULL;
+   group_stages_t *counts = NULL;
+   size_t n_counts = 0;
+   const bson_t *doc;
+   bson_error_t error;
+   bool header = false;
+   int status = 0;
+
+   if (!stages_by_group (client, db, &counts, &n_counts, &error)) {
+      status = db_error (db, MT_GROUP_STAGES_COLLECTION, &error, "count the stages of the groups");
+      goto cleanup;
+   }
+   cursor = mongoc_collection_find_with_opts (groups, &filter, opts, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      group_stages_t key = {.n_stages = 0, .current = -1}, *found = NULL;
+      char id[32], st[32], created[40], current[24];
+      const char *description;
+
+      if (get_oid (doc, "_id")) {
+         bson_oid_copy (get_oid (doc, "_id"), &key.group);
+         found = n_counts ? bsearch (&key, counts, n_counts, sizeof *counts, compare_group_stages) : NULL;
+      }
+      if (!found) {
+         found = &key;
+      }
+      if (ctl->seen[F_JSON]) {
+         bson_t out;
+
+         bson_copy_to (doc, &out);
+         BSON_APPEND_INT64 (&out, "stage_count", found->n_stages);
+         if (found->current >= 0) {
+            BSON_APPEND_INT64 (&out, "current_stage", found->current);
+         } else {
+            BSON_APPEND_NULL (&out, "current_stage");
+         }
+         print_json (&out);
+         bson_destroy (&out);
+         continue;
+      }
+      if (!header) {
+         group_ls_header ();
+         header = true;
+      }
+      if (found->current >= 0) {
+         snprintf (current, sizeof current, "%" PRId64, found->current);
+      } else {
+         snprintf (current, sizeof current, "-");
+      }
+      description = get_str (doc, "description");
+      printf ("%-24s  %-8s  %-20s  %6" PRId64 "  %7s  %s\n",
+              format_field (doc, "_id", id, sizeof id),
+              format_field (doc, "status", st, sizeof st),
+              format_date (doc, "created", created, sizeof created),
+              found->n_stages,
+              current,
+              description && description[0] ? description : "-");
+   }
+   if (mongoc_cursor_error (cursor, &error)) {
+      status = db_error (db, MT_GROUPS_COLLECTION, &error, "list groups");
+   } else if (!header && !ctl->seen[F_JSON]) {
+      printf ("no groups in %s.%s\n", db, MT_GROUPS_COLLECTION);
+   }
+
+cleanup:
+   mongoc_cursor_destroy (cursor);
+   bson_free (counts);
+   bson_destroy (&filter);
+   bson_destroy (opts);
+   mongoc_collection_destroy (groups);
+   return status;
+}
+
+/* One row of group show: a stage document (NULL when its tasks exist but
+ * it does not) and its tasks counted by status. */
+typedef struct {
+   int64_t number;
+   bson_t *doc;
+   bson_t tasks; /* {STATUS: n} */
+} stage_row_t;
+
+typedef struct {
+   stage_row_t *items;
+   size_t len, cap;
+} stage_rows_t;
+
+static stage_row_t *
+stage_row (stage_rows_t *rows, int64_t number, bool add)
+{
+   for (size_t i = 0; i < rows->len; i++) {
+      if (rows->items[i].number == number) {
+         return &rows->items[i];
+      }
+   }
+   if (!add) {
+      return NULL;
+   }
+   if (rows->len == rows->cap) {
+      rows->cap = rows->cap ? 2 * rows->cap : 8;
+      rows->items = bson_realloc (rows->items, rows->cap * sizeof *rows->items);
+   }
+   rows->items[rows->len].number = number;
+   rows->items[rows->len].doc = NULL;
+   bson_init (&rows->items[rows->len].tasks);
+   return &rows->items[rows->len++];
+}
+
+static int
+compare_stage_rows (const void *pa, const void *pb)
+{
+   const stage_row_t *a = pa, *b = pb;
+
+   return a->number != b->number ? (a->number < b->number ? -1 : 1) : 0;
+}
+
+static void
+stage_rows_destroy (stage_rows_t *rows)
+{
+   for (size_t i = 0; i < rows->len; i++) {
+      bson_destroy (rows->items[i].doc);
+      bson_destroy (&rows->items[i].tasks);
+   }
+   bson_free (rows->items);
+}
+
+/* The group's stages, then its tasks counted by stage and status. */
+static bool
+read_stage_rows (mongoc_client_t *client, const char *db, const bson_oid_t *group, stage_rows_t *rows, bson_error_t *error)
+{
+   mongoc_collection_t *stages = mongoc_client_get_collection (client, db, MT_GROUP_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   bson_t *filter = BCON_NEW ("group", BCON_OID (group));
+   bson_t *opts = BCON_NEW ("sort", "{", "number", BCON_INT32 (1), "}", "projection", "{", "done_ids", BCON_INT32 (0), "}");
+   bson_t *pipeline = BCON_NEW ("pipeline", "[",
+                                "{", "$match", "{", "group", BCON_OID (group), "}", "}",
+                                "{", "$group", "{",
+                                "_id", "{", "stage", "$stage", "status", "$status", "}",
+                                "n", "{", "$sum", BCON_INT32 (1), "}",
+                                "}", "}",
+                                "]");
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bool ok;
+
+   cursor = mongoc_collection_find_with_opts (stages, filter, opts, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      stage_row_t *row = stage_row (rows, get_int (doc, "number", 0), true);
+
+      if (!row->doc) {
+         row->doc = bson_copy (doc);
+      }
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+
+   if (ok) {
+      cursor = mongoc_collection_aggregate (tasks, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+      while (mongoc_cursor_next (cursor, &doc)) {
+         bson_iter_t iter;
+         const uint8_t *data;
+         uint32_t len;
+         bson_t key;
+         const char *task_status;
+         stage_row_t *row;
+
+         if (!bson_iter_init_find (&iter, doc, "_id") || !BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+            continue;
+         }
+         bson_iter_document (&iter, &len, &data);
+         if (!bson_init_static (&key, data, len)) {
+            continue;
+         }
+         task_status = get_str (&key, "status");
+         row = stage_row (rows, get_int (&key, "stage", 0), true);
+         BSON_APPEND_INT64 (&row->tasks, task_status ? task_status : "(none)", get_int (doc, "n", 0));
+      }
+      ok = !mongoc_cursor_error (cursor, error);
+      mongoc_cursor_destroy (cursor);
+   }
+   if (rows->len) {
+      qsort (rows->items, rows->len, sizeof *rows->items, compare_stage_rows);
+   }
+   bson_destroy (filter);
+   bson_destroy (opts);
+   bson_destroy (pipeline);
+   mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
+   return ok;
+}
+
+static void
+group_show_json (const bson_t *group, const stage_rows_t *rows)
+{
+   bson_t out = BSON_INITIALIZER, list, item;
+
+   BSON_APPEND_DOCUMENT (&out, "group", group);
+   BSON_APPEND_ARRAY_BEGIN (&out, "stages", &list);
+   for (size_t i = 0; i < rows->len; i++) {
+      char key[16];
+      const char *k;
+
+      bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+      BSON_APPEND_DOCUMENT_BEGIN (&list, k, &item);
+      if (rows->items[i].doc) {
+         bson_concat (&item, rows->items[i].doc);
+      } else {
+         BSON_APPEND_INT64 (&item, "number", rows->items[i].number);
+         BSON_APPEND_BOOL (&item, "missing", true);
+      }
+      BSON_APPEND_DOCUMENT (&item, "tasks", &rows->items[i].tasks);
+      bson_append_document_end (&list, &item);
+   }
+   bson_append_array_end (&out, &list);
+   print_json (&out);
+   bson_destroy (&out);
+}
+
+static void
+group_show_table (const bson_t *group, const stage_rows_t *rows)
+{
+   const char **cols = NULL;
+   size_t n_cols = 0, cap = 0;
+   char buf[64], date[40], keep[64];
+   const char *description = get_str (group, "description");
+   bson_iter_t iter;
+
+   printf ("group        %s\n", format_field (group, "_id", buf, sizeof buf));
+   printf ("description  %s\n", description && description[0] ? description : "-");
+   printf ("status       %s\n", format_field (group, "status", buf, sizeof buf));
+   printf ("created      %s\n", format_date (group, "created", date, sizeof date));
+   printf ("completed    %s\n", format_date (group, "completed", date, sizeof date));
+   if (bson_iter_init_find (&iter, group, "keep_seconds") && BSON_ITER_HOLDS_NUMBER (&iter) && bson_iter_as_double (&iter) > 0) {
+      snprintf (keep, sizeof keep, "%g s after completing", bson_iter_as_double (&iter));
+      if (bson_iter_init_find (&iter, group, "keep_until") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+         printf ("kept         %s, until %s\n", keep, format_date (group, "keep_until", date, sizeof date));
+      } else {
+         printf ("kept         %s\n", keep);
+      }
+   } else {
+      printf ("kept         no: deleted when complete\n");
+   }
+   printf ("\n");
+   if (!rows->len) {
+      printf ("no stages yet: add tasks with 'mtaskctl group add %s --stage 1 ...'\n",
+              format_field (group, "_id", buf, sizeof buf));
+      return;
+   }
+
+   /* Columns: every task status that occurs, in lifecycle order. */
+   for (size_t i = 0; i < rows->len; i++) {
+      bson_iter_init (&iter, &rows->items[i].tasks);
+      while (bson_iter_next (&iter)) {
+         bool known = false;
+
+         for (size_t c = 0; c < n_cols; c++) {
+            known |= !strcmp (cols[c], bson_iter_key (&iter));
+         }
+         if (!known) {
+            if (n_cols == cap) {
+               cap = cap ? 2 * cap : 8;
+               cols = bson_realloc ((void *) cols, cap * sizeof *cols);
+            }
+            cols[n_cols++] = bson_iter_key (&iter); /* lives as long as rows */
+         }
+      }
+   }
+   if (n_cols) {
+      qsort ((void *) cols, n_cols, sizeof *cols, compare_status_ptrs);
+   }
+
+   printf ("%5s  %-8s  %6s  %6s", "STAGE", "STATUS", "TOTAL", "DONE");
+   for (size_t c = 0; c < n_cols; c++) {
+      printf ("  %*s", (int) BSON_MAX (strlen (cols[c]), 7), cols[c]);
+   }
+   printf ("  %-20s  %s\n", "STARTED", "COMPLETED");
+   for (size_t i = 0; i < rows->len; i++) {
+      const stage_row_t *row = &rows->items[i];
+      char total[24], done[24], started[40], completed[40];
+
+      if (row->doc) {
+         snprintf (total, sizeof total, "%" PRId64, get_int (row->doc, "total", 0));
+         snprintf (done, sizeof done, "%" PRId64, get_int (row->doc, "done", 0));
+      } else {
+         snprintf (total, sizeof total, "-");
+         snprintf (done, sizeof done, "-");
+      }
+      printf ("%5" PRId64 "  %-8s  %6s  %6s",
+              row->number,
+              row->doc ? format_field (row->doc, "status", buf, sizeof buf) : "missing",
+              total,
+              done);
+      for (size_t c = 0; c < n_cols; c++) {
+         printf ("  %*" PRId64, (int) BSON_MAX (strlen (cols[c]), 7), get_int (&row->tasks, cols[c], 0));
+      }
+      printf ("  %-20s  %s\n",
+              row->doc ? format_date (row->doc, "started", started, sizeof started) : "-",
+              row->doc ? format_date (row->doc, "completed", completed, sizeof completed) : "-");
+   }
+   for (size_t i = 0; i < rows->len; i++) {
+      if (!rows->items[i].doc) {
+         printf ("\na 'missing' stage has tasks but no document in group_stages: "
+                 "'mtaskctl group clean' repairs it\n");
+         break;
+      }
+   }
+   bson_free ((void *) cols);
+}
+
+static int
+cmd_group_show (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   stage_rows_t rows = {0};
+   bson_t group = BSON_INITIALIZER;
+   bson_error_t error;
+   int status = read_group (client, db, ctl, &group);
+
+   if (status) {
+      goto cleanup;
+   }
+   if (!read_stage_rows (client, db, &ctl->oid, &rows, &error)) {
+      status = db_error (db, MT_GROUP_STAGES_COLLECTION, &error, "read the stages of group %s", ctl->id);
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      group_show_json (&group, &rows);
+   } else {
+      group_show_table (&group, &rows);
+   }
+
+cleanup:
+   stage_rows_destroy (&rows);
+   bson_destroy (&group);
+   return status;
+}
+
+static int
+cmd_group_clean (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bool purge = ctl->seen[F_PURGE];
+   bson_error_t error;
+   int64_t n = mt_groups_clean (client, db, purge, &error);
+
+   if (n < 0) {
+      return db_error (db, MT_GROUPS_COLLECTION, &error, purge ? "purge the groups" : "repair the groups");
+   }
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER;
+
+      BSON_APPEND_INT64 (&out, purge ? "purged_tasks" : "repaired", n);
+      print_json (&out);
+      bson_destroy (&out);
+   } else if (purge) {
+      printf ("purged: %" PRId64 " staged tasks deleted, and every group and stage\n", n);
+   } else {
+      printf ("repaired %" PRId64 " groups or stages from their orphaned tasks\n", n);
+   }
+   return 0;
+}
+
+/* ---- synchronizers (seed 000) ------------------------------------------- */
+
+/* The name of the stage that `key` of `doc` points at, bson_strdup'ed, into
+ * *name; NULL when it points nowhere or at no stage (*dangling then says
+ * which). */
+static bool
+stage_name (mongoc_client_t *client, const char *db, const bson_t *doc, const char *key, char **name, bool *dangling, bson_error_t *error)
+{
+   const bson_oid_t *id = get_oid (doc, key);
+   bson_t *filter, *opts, stage = BSON_INITIALIZER;
+   char buf[32];
+   bool ok, found;
+
+   *name = NULL;
+   *dangling = false;
+   if (!id) {
+      bson_destroy (&stage);
+      return true;
+   }
+   filter = BCON_NEW ("_id", BCON_OID (id));
+   opts = BCON_NEW ("projection", "{", "name", BCON_INT32 (1), "}");
+   ok = find_one (client, db, MT_SYNC_STAGES_COLLECTION, filter, opts, &stage, &found, error);
+   if (ok && found) {
+      *name = bson_strdup (format_field (&stage, "name", buf, sizeof buf));
+   }
+   *dangling = ok && !found;
+   bson_destroy (filter);
+   bson_destroy (opts);
+   bson_destroy (&stage);
+   return ok;
+}
+
+static int
+cmd_sync_stage (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t next = BSON_INITIALIZER;
+   bson_error_t error;
+   bson_oid_t id;
+   int status = 0;
+
+   if (ctl->seen[F_NEXT] && (status = read_sync_stage (client, db, &ctl->next, &next))) {
+      goto cleanup;
+   }
+   if (!mt_sync_stage_create (client,
+                              db,
+                              ctl->value[F_NAME],
+                              ctl->value[F_CALLABLE],
+                              ctl->value[F_QUEUE],
+                              ctl->value[F_TASK],
+                              ctl->seen[F_NEXT] ? &ctl->next : NULL,
+                              ctl->params,
+                              &id,
+                              &error)) {
+      status = db_error (db, MT_SYNC_STAGES_COLLECTION, &error, "create stage '%s'", ctl->value[F_NAME]);
+      goto cleanup;
+   }
+   print_id (ctl, &id);
+
+cleanup:
+   bson_destroy (&next);
+   return status;
+}
+
+static int
+cmd_sync_create (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t stage = BSON_INITIALIZER, sync = BSON_INITIALIZER;
+   bson_error_t error;
+   char buf[32];
+   int status = read_sync_stage (client, db, &ctl->start_stage, &stage);
+
+   if (status) {
+      goto cleanup;
+   }
+   if (!mt_sync_create (client, db, ctl->id, &ctl->start_stage, &error)) {
+      status = db_error (db, MT_SYNCHRONIZERS_COLLECTION, &error, "create synchronizer '%s'", ctl->id);
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      if (!(status = read_sync (client, db, ctl->id, &sync))) {
+         print_json (&sync);
+      }
+   } else {
+      printf ("synchronizer '%s' created, on stand-by; it begins at stage '%s' (%s)\n",
+              ctl->id,
+              format_field (&stage, "name", buf, sizeof buf),
+              ctl->value[F_START_STAGE]);
+   }
+
+cleanup:
+   bson_destroy (&stage);
+   bson_destroy (&sync);
+   return status;
+}
+
+static int
+cmd_sync_start (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t before = BSON_INITIALIZER, after = BSON_INITIALIZER, stage = BSON_INITIALIZER;
+   bson_error_t error;
+   const char *was;
+   char task[32], buf[32];
+   int status = read_sync (client, db, ctl->id, &before);
+
+   if (status) {
+      goto cleanup;
+   }
+   was = get_str (&before, "status");
+   if (ctl->seen[F_NOW] ? !mt_sync_begin_stage (client, db, ctl->id, NULL, &error)
+                        : !mt_sync_request_start (client, db, ctl->id, &error)) {
+      status = db_error (db, MT_SYNCHRONIZERS_COLLECTION, &error, "start synchronizer '%s'", ctl->id);
+      goto cleanup;
+   }
+   if ((status = read_sync (client, db, ctl->id, &after))) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      print_json (&after);
+   } else if (!ctl->seen[F_NOW]) {
+      if (was && !strcmp (was, "running")) {
+         printf ("synchronizer '%s' is running: asked to begin again; a running worker begins it at its first "
+                 "upkeep tick after it is back on stand-by\n",
+                 ctl->id);
+      } else {
+         printf ("synchronizer '%s': start requested; a running worker begins it at its next upkeep tick\n", ctl->id);
+      }
+   } else {
+      const bson_oid_t *at = get_oid (&after, "actual_stage");
+
+      if (at && (status = read_sync_stage (client, db, at, &stage))) {
+         goto cleanup;
+      }
+      printf ("synchronizer '%s' began stage '%s': task %s of type %s",
+              ctl->id,
+              format_field (&stage, "name", buf, sizeof buf),
+              format_field (&after, "stage_task", task, sizeof task),
+              get_str (&stage, "callable") ? get_str (&stage, "callable") : "?");
+      printf (" on queue %s\n", get_str (&stage, "queue") ? get_str (&stage, "queue") : "?");
+   }
+
+cleanup:
+   bson_destroy (&before);
+   bson_destroy (&after);
+   bson_destroy (&stage);
+   return status;
+}
+
+static int
+cmd_sync_check (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t before = BSON_INITIALIZER, after = BSON_INITIALIZER, stage = BSON_INITIALIZER;
+   bson_error_t error;
+   const char *was, *now;
+   bool advanced = false;
+   char buf[32];
+   int status = read_sync (client, db, ctl->id, &before);
+
+   if (status) {
+      goto cleanup;
+   }
+   was = get_str (&before, "status");
+   if (!was || strcmp (was, "running") != 0) {
+      if (ctl->seen[F_JSON]) {
+         bson_copy_to_excluding_noinit (&before, &after, "advanced", NULL);
+         BSON_APPEND_BOOL (&after, "advanced", false);
+         print_json (&after);
+      } else {
+         printf ("not running (%s): nothing to check; 'mtaskctl sync start %s' begins it\n", was ? was : "?", ctl->id);
+      }
+      goto cleanup;
+   }
+   if (!mt_sync_check_completion (client, db, ctl->id, &advanced, &error)) {
+      status = db_error (db, MT_SYNCHRONIZERS_COLLECTION, &error, "check synchronizer '%s'", ctl->id);
+      goto cleanup;
+   }
+   if ((status = read_sync (client, db, ctl->id, &after))) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      BSON_APPEND_BOOL (&after, "advanced", advanced);
+      print_json (&after);
+      goto cleanup;
+   }
+   now = get_str (&after, "status");
+   if (now && !strcmp (now, "running") && get_oid (&after, "actual_stage") &&
+       (status = read_sync_stage (client, db, get_oid (&after, "actual_stage"), &stage))) {
+      goto cleanup;
+   }
+   if (!advanced) {
+      printf ("not complete yet: stage '%s' waits for queue %s to drain\n",
+              format_field (&stage, "name", buf, sizeof buf),
+              get_str (&stage, "queue") ? get_str (&stage, "queue") : "?");
+   } else if (now && !strcmp (now, "running")) {
+      printf ("advanced: now at stage '%s'\n", format_field (&stage, "name", buf, sizeof buf));
+   } else {
+      printf ("advanced: its last stage is complete; back on stand-by\n");
+   }
+
+cleanup:
+   bson_destroy (&before);
+   bson_destroy (&after);
+   bson_destroy (&stage);
+   return status;
+}
+
+/* One row of sync ls. */
+typedef struct {
+   char *name, *status, *stage, *start;
+   char started[40], finished[40], start_at[40];
+} sync_row_t;
+
+static int
+cmd_sync_ls (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   mongoc_collection_t *syncs = mongoc_client_get_collection (client, db, MT_SYNCHRONIZERS_COLLECTION);
+   bson_t filter = BSON_INITIALIZER;
+   bson_t *opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (syncs, &filter, opts, NULL);
+   sync_row_t *rows = NULL;
+   size_t n = 0, cap = 0;
+   int widths[4] = {4, 6, 5, 11}; /* NAME STATUS STAGE START_STAGE */
+   const bson_t *doc;
+   bson_error_t error;
+   int status = 0;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      char *at = NULL, *start = NULL, buf[64];
+      bool at_dangling, start_dangling;
+
+      if (!stage_name (client, db, doc, "actual_stage", &at, &at_dangling, &error) ||
+          !stage_name (client, db, doc, "start_stage", &start, &start_dangling, &error)) {
+         bson_free (at);
+         status = db_error (db, MT_SYNC_STAGES_COLLECTION, &error, "read the stages of synchronizer '%s'",
+                            format_field (doc, "_id", buf, sizeof buf));
+         goto cleanup;
+      }
+      if (ctl->seen[F_JSON]) {
+         bson_t out;
+
+         bson_copy_to (doc, &out);
+         if (at) {
+            BSON_APPEND_UTF8 (&out, "actual_stage_name", at);
+         } else {
+            BSON_APPEND_NULL (&out, "actual_stage_name");
+         }
+         if (start) {
+            BSON_APPEND_UTF8 (&out, "start_stage_name", start);
+         } else {
+            BSON_APPEND_NULL (&out, "start_stage_name");
+         }
+         print_json (&out);
+         bson_destroy (&out);
+         bson_free (at);
+         bson_free (start);
+         continue;
+      }
+      if (n == cap) {
+         cap = cap ? 2 * cap : 16;
+         rows = bson_realloc (rows, cap * sizeof *rows);
+      }
+      rows[n].name = bson_strdup (format_field (doc, "_id", buf, sizeof buf));
+      rows[n].status = bson_strdup (format_field (doc, "status", buf, sizeof buf));
+      rows[n].stage = at ? at : bson_strdup (at_dangling ? "(missing)" : "-");
+      rows[n].start = start ? start : bson_strdup (start_dangling ? "(missing)" : "-");
+      if (!strcmp (format_date (doc, "started", rows[n].started, sizeof rows[n].started), "-")) {
+         snprintf (rows[n].started, sizeof rows[n].started, "-");
+      }
+      if (!strcmp (format_date (doc, "finished", rows[n].finished, sizeof rows[n].finished), "-")) {
+         snprintf (rows[n].finished, sizeof rows[n].finished, "-");
+      }
+      if (!strcmp (format_date (doc, "start_at", rows[n].start_at, sizeof rows[n].start_at), "-")) {
+         rows[n].start_at[0] = '\0';
+      }
+      widths[0] = BSON_MAX (widths[0], (int) strlen (rows[n].name));
+      widths[1] = BSON_MAX (widths[1], (int) strlen (rows[n].status));
+      widths[2] = BSON_MAX (widths[2], (int) strlen (rows[n].stage));
+      widths[3] = BSON_MAX (widths[3], (int) strlen (rows[n].start));
+      n++;
+   }
+   if (mongoc_cursor_error (cursor, &error)) {
+      status = db_error (db, MT_SYNCHRONIZERS_COLLECTION, &error, "list synchronizers");
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      goto cleanup;
+   }
+   if (!n) {
+      printf ("no synchronizers in %s.%s\n", db, MT_SYNCHRONIZERS_COLLECTION);
+      goto cleanup;
+   }
+   printf ("%-*s  %-*s  %-*s  %-*s  %-20s  %s\n",
+           widths[0], "NAME", widths[1], "STATUS", widths[2], "STAGE", widths[3], "START_STAGE", "STARTED", "FINISHED");
+   for (size_t i = 0; i < n; i++) {
+      printf ("%-*s  %-*s  %-*s  %-*s  %-20s  %s\n",
+              widths[0], rows[i].name,
+              widths[1], rows[i].status,
+              widths[2], rows[i].stage,
+              widths[3], rows[i].start,
+              rows[i].started,
+              rows[i].finished);
+   }
+   for (size_t i = 0; i < n; i++) {
+      if (rows[i].start_at[0]) {
+         printf ("%s: start requested at %s; a running worker begins it at its next upkeep tick once it is on stand-by\n",
+                 rows[i].name,
+                 rows[i].start_at);
+      }
+   }
+
+cleanup:
+   for (size_t i = 0; i < n; i++) {
+      bson_free (rows[i].name);
+      bson_free (rows[i].status);
+      bson_free (rows[i].stage);
+      bson_free (rows[i].start);
+   }
+   bson_free (rows);
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (&filter);
+   bson_destroy (opts);
+   mongoc_collection_destroy (syncs);
+   return status;
+}
+
 /* The driver's own warnings and errors, prefixed; nothing else. */
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -1017,28 +2549,16 @@ main (int argc, char **argv)
    if (!parse_args (&ctl, argc, argv)) {
       return EXIT_USAGE;
    }
-   for (size_t k = 0; ctl.command_name && k < sizeof commands / sizeof commands[0]; k++) {
-      if (!strcmp (ctl.command_name, commands[k].name)) {
-         ctl.cmd = commands[k].cmd;
-      }
-   }
+   lookup_command (&ctl);
    if (ctl.seen[F_HELP]) {
-      usage (stdout, ctl.cmd);
+      usage (stdout, ctl.cmd, ctl.family);
       return 0;
    }
    if (ctl.seen[F_VERSION]) {
       printf ("mtaskctl %s\n", MT_VERSION_STRING);
       return 0;
    }
-   if (!ctl.command_name) {
-      fail ("give a command: enqueue, ls, show or stats");
-      return EXIT_USAGE;
-   }
-   if (!ctl.cmd) {
-      fail ("unknown command '%s'; commands are enqueue, ls, show, stats", ctl.command_name);
-      return EXIT_USAGE;
-   }
-   if (!check_values (&ctl)) {
+   if (!check_command (&ctl) || !check_values (&ctl)) {
       goto cleanup;
    }
 
@@ -1080,6 +2600,39 @@ main (int argc, char **argv)
       break;
    case CMD_LOCKS:
       status = cmd_locks (&ctl, client, tasks, db);
+      break;
+   case CMD_GROUP_CREATE:
+      status = cmd_group_create (&ctl, client, db);
+      break;
+   case CMD_GROUP_ADD:
+      status = cmd_group_add (&ctl, client, db);
+      break;
+   case CMD_GROUP_START:
+      status = cmd_group_start (&ctl, client, db);
+      break;
+   case CMD_GROUP_LS:
+      status = cmd_group_ls (&ctl, client, db);
+      break;
+   case CMD_GROUP_SHOW:
+      status = cmd_group_show (&ctl, client, db);
+      break;
+   case CMD_GROUP_CLEAN:
+      status = cmd_group_clean (&ctl, client, db);
+      break;
+   case CMD_SYNC_STAGE:
+      status = cmd_sync_stage (&ctl, client, db);
+      break;
+   case CMD_SYNC_CREATE:
+      status = cmd_sync_create (&ctl, client, db);
+      break;
+   case CMD_SYNC_START:
+      status = cmd_sync_start (&ctl, client, db);
+      break;
+   case CMD_SYNC_CHECK:
+      status = cmd_sync_check (&ctl, client, db);
+      break;
+   case CMD_SYNC_LS:
+      status = cmd_sync_ls (&ctl, client, db);
       break;
    case CMD_STATS:
    default:

@@ -225,6 +225,661 @@ test_help (void)
    bson_free (out);
 }
 
+/* ---- group and sync ---------------------------------------------------- */
+
+static int64_t count_in (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
+static bson_t *one (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
+
+/* The documents of `collection` in the test's database that a JSON filter
+ * (single quotes allowed; printf format) matches. */
+static int64_t
+count_in (const char *collection, const char *format, ...)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
+   bson_error_t error;
+   va_list args;
+   char *json;
+   bson_t *filter;
+   int64_t n;
+
+   va_start (args, format);
+   json = bson_strdupv_printf (format, args);
+   va_end (args);
+   filter = mt_test_bson (json);
+   bson_free (json);
+   n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
+   bson_destroy (filter);
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (n >= 0, error);
+   return n;
+}
+
+/* The one document a filter matches, or fails the test. */
+static bson_t *
+one (const char *collection, const char *format, ...)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bson_t *filter, *copy = NULL;
+   bson_error_t error;
+   va_list args;
+   char *json;
+   bool failed;
+
+   va_start (args, format);
+   json = bson_strdupv_printf (format, args);
+   va_end (args);
+   filter = mt_test_bson (json);
+   bson_free (json);
+   cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
+   if (mongoc_cursor_next (cursor, &doc)) {
+      copy = bson_copy (doc);
+   }
+   failed = mongoc_cursor_error (cursor, &error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   bson_destroy (filter);
+   ASSERT_OR_PRINT (!failed, error);
+   ASSERT (copy);
+   return copy;
+}
+
+/* Runs a command that prints an id; returns the id's 24 hex digits
+ * (bson_free them). */
+static char *
+ctl_id (const char *const *args)
+{
+   char *out;
+   int code = ctl (&out, args);
+
+   if (code != 0 || strlen (out) != 25 || !bson_oid_is_valid (out, 24)) {
+      mt_test_fail (__FILE__, __LINE__, "%s %s: exit %d, not an id: '%s'", args[0], args[1], code, out);
+   }
+   out[24] = '\0';
+   return out;
+}
+
+#define CTL_ID(...) ctl_id ((const char *const[]){__VA_ARGS__, NULL})
+
+/* A group with two tasks in stage 1 and one in stage 2; its id and the
+ * ids of its tasks (bson_free them all). */
+static char *
+make_group (char *tasks[3])
+{
+   char *group = CTL_ID ("group", "create", "--description", "nightly import", "--keep", "60");
+
+   tasks[0] = CTL_ID ("group", "add", group, "--stage", "1", "--queue", "general", "--type", "echo", "--params", "{\"n\": 1}");
+   tasks[1] = CTL_ID ("group", "add", group, "--stage", "1", "--queue", "general", "--type", "echo", "--priority", "5",
+                      "--max-attempts", "2");
+   tasks[2] = CTL_ID ("group", "add", group, "--stage", "2", "--queue", "reports", "--type", "report_pdf", "--delay", "30");
+   return group;
+}
+
+static void
+free_group (char *group, char *tasks[3])
+{
+   bson_free (group);
+   for (int i = 0; i < 3; i++) {
+      bson_free (tasks[i]);
+   }
+}
+
+static void
+test_group_create_add_show (void)
+{
+   char *tasks[3], *group = make_group (tasks), *out;
+   bson_oid_t id;
+   bson_t *doc;
+
+   doc = one ("groups", "{'_id': {'$oid': '%s'}}", group);
+   ASSERT_CMPSTR (mt_test_str (doc, "description"), "nightly import");
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "pending");
+   ASSERT_CMPINT (mt_test_int (doc, "keep_seconds"), ==, 60);
+   bson_destroy (doc);
+
+   /* Added tasks wait for their stage. */
+   bson_oid_init_from_string (&id, tasks[0]);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "WAITING");
+   ASSERT_CMPSTR (mt_test_str (doc, "queue"), "general");
+   ASSERT_CMPSTR (mt_test_str (doc, "type"), "echo");
+   ASSERT_CMPINT (mt_test_int (doc, "stage"), ==, 1);
+   ASSERT_CMPINT (mt_test_int (doc, "params.n"), ==, 1);
+   bson_destroy (doc);
+   bson_oid_init_from_string (&id, tasks[1]);
+   doc = mt_test_task (&id);
+   ASSERT_CMPINT (mt_test_int (doc, "priority"), ==, 5);
+   ASSERT_CMPINT (mt_test_int (doc, "max_attempts"), ==, 2);
+   bson_destroy (doc);
+   bson_oid_init_from_string (&id, tasks[2]);
+   doc = mt_test_task (&id);
+   ASSERT_CMPINT (mt_test_int (doc, "stage"), ==, 2);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), >=, 29000);
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'status': 'WAITING'}", group), ==, 3);
+   ASSERT_CMPINT (count_in ("group_stages", "{'group': {'$oid': '%s'}, 'status': 'pending'}", group), ==, 2);
+
+   ASSERT_CMPINT (CTL (&out, "group", "show", group), ==, 0);
+   ASSERT_CONTAINS (out, group);
+   ASSERT_CONTAINS (out, "nightly import");
+   ASSERT_CONTAINS (out, "pending");
+   ASSERT_CONTAINS (out, "WAITING");
+   ASSERT (!strstr (out, "CREATED")); /* no column for a status no task has */
+   ASSERT_CONTAINS (out, "    1  pending        2       0        2");
+   ASSERT_CONTAINS (out, "    2  pending        1       0        1");
+   bson_free (out);
+
+   /* --json prints {"_id": {"$oid": ...}}, as enqueue does. */
+   ASSERT_CMPINT (CTL (&out, "group", "create", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT (bson_has_field (doc, "_id"));
+   bson_destroy (doc);
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 2);
+   free_group (group, tasks);
+}
+
+static void
+test_group_start (void)
+{
+   char *tasks[3], *group = make_group (tasks), *empty, *out;
+   bson_t *doc;
+
+   ASSERT_CMPINT (CTL (&out, "group", "start", group), ==, 0);
+   ASSERT_CONTAINS (out, "started: stage 1 running, 2 tasks, 0 ended");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 1, 'status': 'CREATED'}", group), ==, 2);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
+   doc = one ("groups", "{'_id': {'$oid': '%s'}}", group);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   bson_destroy (doc);
+   doc = one ("group_stages", "{'group': {'$oid': '%s'}, 'number': 1}", group);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   bson_destroy (doc);
+
+   /* Again: harmless, and says so. */
+   ASSERT_CMPINT (CTL (&out, "group", "start", group, "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   ASSERT_CMPINT (mt_test_int (doc, "stage"), ==, 1);
+   bson_destroy (doc);
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
+
+   /* A group with no tasks would complete and vanish at once: refused. */
+   empty = CTL_ID ("group", "create");
+   ASSERT_CMPINT (CTL (&out, "group", "start", empty), ==, 1);
+   ASSERT_CONTAINS (out, "has no tasks to start");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("groups", "{'_id': {'$oid': '%s'}, 'status': 'pending'}", empty), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "group", "start", "0123456789abcdef01234567"), ==, 1);
+   ASSERT_CONTAINS (out, "no group 0123456789abcdef01234567 in ");
+   bson_free (out);
+   bson_free (empty);
+   free_group (group, tasks);
+}
+
+static void
+test_group_ls (void)
+{
+   char *tasks[3], *group, *other, *out, *line, *next;
+   int lines = 0;
+
+   ASSERT_CMPINT (CTL (&out, "group", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "no groups in ");
+   bson_free (out);
+
+   group = make_group (tasks);
+   other = CTL_ID ("group", "create", "--description", "empty one");
+   ASSERT_CMPINT (CTL (&out, "group", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "DESCRIPTION");
+   ASSERT_CONTAINS (out, group);
+   ASSERT_CONTAINS (out, other);
+   ASSERT_CONTAINS (out, "nightly import");
+   ASSERT_CONTAINS (out, "empty one");
+   ASSERT (strstr (out, other) < strstr (out, group)); /* newest first */
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "group", "ls", "--json"), ==, 0);
+   for (line = out; *line; line = next + 1) {
+      bson_t *doc;
+
+      next = strchr (line, '\n');
+      ASSERT (next);
+      *next = '\0';
+      doc = mt_test_bson (line);
+      if (!strcmp (mt_test_str (doc, "description"), "nightly import")) {
+         ASSERT_CMPINT (mt_test_int (doc, "stage_count"), ==, 2);
+         ASSERT_CMPINT (mt_test_int (doc, "current_stage"), ==, 1);
+         ASSERT_CMPSTR (mt_test_str (doc, "status"), "pending");
+      } else {
+         ASSERT_CMPINT (mt_test_int (doc, "stage_count"), ==, 0);
+         ASSERT (mt_test_is_null (doc, "current_stage"));
+      }
+      bson_destroy (doc);
+      lines++;
+   }
+   ASSERT_CMPINT (lines, ==, 2);
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "group", "show", other), ==, 0);
+   ASSERT_CONTAINS (out, "empty one");
+   ASSERT_CONTAINS (out, "no stages yet");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "show", other, "--json"), ==, 0);
+   {
+      bson_t *doc = mt_test_bson (out);
+
+      ASSERT (mt_test_has (doc, "stages"));
+      ASSERT (!mt_test_has (doc, "stages.0"));
+      bson_destroy (doc);
+   }
+   bson_free (out);
+   bson_free (other);
+   free_group (group, tasks);
+}
+
+static void
+test_group_show_json (void)
+{
+   char *tasks[3], *group = make_group (tasks), *out;
+   bson_t *doc;
+
+   ASSERT_CMPINT (CTL (&out, "group", "start", group), ==, 0);
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "show", group, "--json"), ==, 0);
+   ASSERT (strchr (out, '\n') == strrchr (out, '\n')); /* one document */
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "group.status"), "running");
+   ASSERT_CMPSTR (mt_test_str (doc, "group.description"), "nightly import");
+   ASSERT_CMPINT (mt_test_int (doc, "stages.0.number"), ==, 1);
+   ASSERT_CMPSTR (mt_test_str (doc, "stages.0.status"), "running");
+   ASSERT_CMPINT (mt_test_int (doc, "stages.0.total"), ==, 2);
+   ASSERT_CMPINT (mt_test_int (doc, "stages.0.tasks.CREATED"), ==, 2);
+   ASSERT (!mt_test_has (doc, "stages.0.tasks.WAITING"));
+   ASSERT (!mt_test_has (doc, "stages.0.done_ids"));
+   ASSERT_CMPINT (mt_test_int (doc, "stages.1.number"), ==, 2);
+   ASSERT_CMPSTR (mt_test_str (doc, "stages.1.status"), "pending");
+   ASSERT_CMPINT (mt_test_int (doc, "stages.1.tasks.WAITING"), ==, 1);
+   ASSERT (!mt_test_has (doc, "stages.2"));
+   bson_destroy (doc);
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "group", "show", "0123456789abcdef01234567"), ==, 1);
+   ASSERT_CONTAINS (out, "no group 0123456789abcdef01234567 in ");
+   ASSERT_CONTAINS (out, ".groups");
+   bson_free (out);
+   free_group (group, tasks);
+}
+
+static void
+test_group_clean (void)
+{
+   char *tasks[3], *group = make_group (tasks), *out;
+
+   mt_test_enqueue ("general", "echo", NULL, NULL); /* not staged: stays */
+
+   /* Repair: a group document gone, its tasks still there. */
+   {
+      mongoc_collection_t *groups = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "groups");
+      bson_t *filter = bson_new ();
+      bson_error_t error;
+      bson_oid_t id;
+
+      bson_oid_init_from_string (&id, group);
+      BSON_APPEND_OID (filter, "_id", &id);
+      ASSERT_OR_PRINT (mongoc_collection_delete_one (groups, filter, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      mongoc_collection_destroy (groups);
+   }
+   ASSERT_CMPINT (CTL (&out, "group", "clean"), ==, 0);
+   ASSERT_CONTAINS (out, "repaired ");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("groups", "{'_id': {'$oid': '%s'}}", group), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "group", "clean", "--purge"), ==, 2);
+   ASSERT_CONTAINS (out, "deletes every group, every stage and every staged task");
+   ASSERT_CONTAINS (out, "--yes");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$exists': true}}"), ==, 3);
+
+   ASSERT_CMPINT (CTL (&out, "group", "clean", "--purge", "--yes", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"purged_tasks\" : 3");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
+   ASSERT_CMPINT (count_in ("group_stages", "{}"), ==, 0);
+   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$exists': true}}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
+   free_group (group, tasks);
+}
+
+static void
+test_group_usage (void)
+{
+   char *out;
+
+   ASSERT_CMPINT (CTL (&out, "group", "show", "42"), ==, 2);
+   ASSERT_CONTAINS (out, "'42' is not a group id");
+   ASSERT_CONTAINS (out, "Try 'mtaskctl group show --help'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "add", "0123456789abcdef0123456z", "--stage", "1", "--queue", "q", "--type", "t"), ==, 2);
+   ASSERT_CONTAINS (out, "is not a group id");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "start"), ==, 2);
+   ASSERT_CONTAINS (out, "group start needs a group id");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "add", "0123456789abcdef01234567", "--queue", "q", "--type", "t"), ==, 2);
+   ASSERT_CONTAINS (out, "group add needs --stage, --queue and --type");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "add", "0123456789abcdef01234567", "--stage", "0", "--queue", "q", "--type", "t"), ==, 2);
+   ASSERT_CONTAINS (out, "--stage: '0' is not a whole number from 1");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "create", "--keep", "-1"), ==, 2);
+   ASSERT_CONTAINS (out, "--keep: '-1' is not a number of seconds");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "create", "--stage", "1"), ==, 2);
+   ASSERT_CONTAINS (out, "group create does not take --stage");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "ls", "--yes"), ==, 2);
+   ASSERT_CONTAINS (out, "group ls does not take --yes");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "show", "0123456789abcdef01234567", "extra"), ==, 2);
+   ASSERT_CONTAINS (out, "unexpected argument 'extra'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group"), ==, 2);
+   ASSERT_CONTAINS (out, "give a group command: create, add, start, ls, show or clean");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "group", "delete"), ==, 2);
+   ASSERT_CONTAINS (out, "unknown command 'group delete'");
+   bson_free (out);
+
+   /* Valid usage, a group that does not exist: not found, not usage. */
+   ASSERT_CMPINT (CTL (&out, "group", "add", "0123456789abcdef01234567", "--stage", "1", "--queue", "q", "--type", "t"), ==, 1);
+   ASSERT_CONTAINS (out, "no group 0123456789abcdef01234567 in ");
+   bson_free (out);
+
+   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+}
+
+/* Two stages, 'import' then 'report'; their ids (bson_free them). */
+static void
+make_stages (char **import, char **report)
+{
+   *report = CTL_ID ("sync", "stage", "--name", "report", "--callable", "build_report", "--queue", "reports");
+   *import = CTL_ID ("sync", "stage", "--name", "import", "--callable", "fetch_files", "--queue", "imports", "--task",
+                     "import_window", "--next", *report, "--params", "{\"day\": 7}");
+}
+
+static void
+test_sync_stage_create_ls (void)
+{
+   char *import, *report, *out;
+   bson_t *doc;
+
+   ASSERT_CMPINT (CTL (&out, "sync", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "no synchronizers in ");
+   bson_free (out);
+
+   make_stages (&import, &report);
+   doc = one ("stages", "{'_id': {'$oid': '%s'}}", import);
+   ASSERT_CMPSTR (mt_test_str (doc, "name"), "import");
+   ASSERT_CMPSTR (mt_test_str (doc, "callable"), "fetch_files");
+   ASSERT_CMPSTR (mt_test_str (doc, "queue"), "imports");
+   ASSERT_CMPSTR (mt_test_str (doc, "task"), "import_window");
+   ASSERT_CMPINT (mt_test_int (doc, "params.day"), ==, 7);
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': {'$oid': '%s'}}", import, report), ==, 1);
+   ASSERT_CMPINT (count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': null, 'task': null}", report), ==, 1);
+
+   /* --next must name a stage that exists. */
+   ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "x", "--callable", "c", "--queue", "q", "--next", "0123456789abcdef01234567"),
+                  ==,
+                  1);
+   ASSERT_CONTAINS (out, "no stage 0123456789abcdef01234567 in ");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("stages", "{}"), ==, 2);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", import), ==, 0);
+   ASSERT_CONTAINS (out, "synchronizer 'nightly' created, on stand-by; it begins at stage 'import'");
+   bson_free (out);
+   doc = one ("synchronizers", "{'_id': 'nightly'}");
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "stand_by");
+   ASSERT (mt_test_is_null (doc, "actual_stage"));
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'start_stage': {'$oid': '%s'}}", import), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", report), ==, 1);
+   ASSERT_CONTAINS (out, "exists already");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "weekly", "--start-stage", "0123456789abcdef01234567"), ==, 1);
+   ASSERT_CONTAINS (out, "no stage 0123456789abcdef01234567 in ");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("synchronizers", "{}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "START_STAGE");
+   ASSERT_CONTAINS (out, "nightly");
+   ASSERT_CONTAINS (out, "stand_by");
+   ASSERT_CONTAINS (out, "import");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "ls", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "_id"), "nightly");
+   ASSERT_CMPSTR (mt_test_str (doc, "start_stage_name"), "import");
+   ASSERT (mt_test_is_null (doc, "actual_stage_name"));
+   bson_destroy (doc);
+   bson_free (out);
+   bson_free (import);
+   bson_free (report);
+}
+
+static void
+test_sync_start (void)
+{
+   char *import, *report, *out;
+   bson_t *doc;
+
+   make_stages (&import, &report);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", import), ==, 0);
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "weekly", "--start-stage", report), ==, 0);
+   bson_free (out);
+
+   /* Without --now: a request the workers' upkeep acts on. */
+   ASSERT_CMPINT (CTL (&out, "sync", "start", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "next upkeep tick");
+   bson_free (out);
+   doc = one ("synchronizers", "{'_id': 'nightly'}");
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "stand_by");
+   ASSERT (mt_test_date (doc, "start_at") > 0);
+   bson_destroy (doc);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+   ASSERT_CMPINT (CTL (&out, "sync", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "nightly: start requested at ");
+   bson_free (out);
+
+   /* --now: running, its callable enqueued on the stage's queue. */
+   ASSERT_CMPINT (CTL (&out, "sync", "start", "weekly", "--now"), ==, 0);
+   ASSERT_CONTAINS (out, "synchronizer 'weekly' began stage 'report'");
+   ASSERT_CONTAINS (out, "of type build_report on queue reports");
+   bson_free (out);
+   doc = one ("synchronizers", "{'_id': 'weekly'}");
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'weekly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{'type': 'build_report', 'queue': 'reports', 'status': 'CREATED', 'synchronizer': 'weekly'}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "start", "weekly", "--now"), ==, 1);
+   ASSERT_CONTAINS (out, "cannot start synchronizer 'weekly' in ");
+   ASSERT_CONTAINS (out, "running already");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "start", "nobody", "--now"), ==, 1);
+   ASSERT_CONTAINS (out, "no synchronizer 'nobody' in ");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "ls"), ==, 0);
+   ASSERT_CONTAINS (out, "running");
+   bson_free (out);
+   bson_free (import);
+   bson_free (report);
+}
+
+static void
+test_sync_check (void)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   char *import, *report, *out;
+   bson_error_t error;
+   bson_t *doc;
+
+   make_stages (&import, &report);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", import), ==, 0);
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "not running (stand_by)");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "start", "nightly", "--now"), ==, 0);
+   bson_free (out);
+
+   /* Its callable is still in the queue. */
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "not complete yet");
+   ASSERT_CONTAINS (out, "stage 'import' waits for queue imports");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", import), ==, 1);
+
+   /* The queue drains: the next check advances it to the next stage. */
+   {
+      bson_t *filter = BCON_NEW ("type", "fetch_files");
+      bson_t *update = BCON_NEW ("$set", "{", "status", "FINISHED", "}");
+
+      ASSERT_OR_PRINT (mongoc_collection_update_many (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+   }
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT (bson_has_field (doc, "advanced"));
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
+   bson_destroy (doc);
+   ASSERT_CONTAINS (out, "\"advanced\" : true");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{'type': 'build_report', 'queue': 'reports', 'status': 'CREATED'}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "not complete yet: stage 'report'");
+   bson_free (out);
+
+   {
+      bson_t *filter = BCON_NEW ("type", "build_report");
+      bson_t *update = BCON_NEW ("$set", "{", "status", "FINISHED", "}");
+
+      ASSERT_OR_PRINT (mongoc_collection_update_many (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+   }
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "advanced: its last stage is complete; back on stand-by");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'actual_stage': null}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nobody"), ==, 1);
+   ASSERT_CONTAINS (out, "no synchronizer 'nobody' in ");
+   bson_free (out);
+   mongoc_collection_destroy (tasks);
+   bson_free (import);
+   bson_free (report);
+}
+
+static void
+test_sync_usage (void)
+{
+   char *out;
+
+   ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "a", "--callable", "b"), ==, 2);
+   ASSERT_CONTAINS (out, "sync stage needs --name, --callable and --queue");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "a", "--callable", "b", "--queue", "q", "--next", "xyz"), ==, 2);
+   ASSERT_CONTAINS (out, "--next: 'xyz' is not a stage id");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "", "--callable", "b", "--queue", "q"), ==, 2);
+   ASSERT_CONTAINS (out, "--name needs a stage name, got ''");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "a", "--callable", "b", "--queue", "q", "--params", "[1]"), ==, 2);
+   ASSERT_CONTAINS (out, "--params is not a JSON object");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly"), ==, 2);
+   ASSERT_CONTAINS (out, "sync create needs --start-stage");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", "0123"), ==, 2);
+   ASSERT_CONTAINS (out, "--start-stage: '0123' is not a stage id");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "create", "--start-stage", "0123456789abcdef01234567"), ==, 2);
+   ASSERT_CONTAINS (out, "sync create needs a synchronizer name");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly", "--now"), ==, 2);
+   ASSERT_CONTAINS (out, "sync check does not take --now");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "start"), ==, 2);
+   ASSERT_CONTAINS (out, "sync start needs a synchronizer name");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "ls", "extra"), ==, 2);
+   ASSERT_CONTAINS (out, "unexpected argument 'extra'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "sync", "go"), ==, 2);
+   ASSERT_CONTAINS (out, "unknown command 'sync go'");
+   bson_free (out);
+
+   ASSERT_CMPINT (count_in ("stages", "{}"), ==, 0);
+   ASSERT_CMPINT (count_in ("synchronizers", "{}"), ==, 0);
+}
+
+static void
+test_group_sync_help (void)
+{
+   const char *top[] = {mt_test_env ("MTASK_CTL"), "--help", NULL};
+   const char *const cmds[][3] = {
+      {"group", "create", "--keep SECS"},   {"group", "add", "--stage N"},        {"group", "start", "GROUP_ID"},
+      {"group", "ls", "current_stage"},     {"group", "show", "\"tasks\""},      {"group", "clean", "--purge"},
+      {"sync", "stage", "--callable TYPE"}, {"sync", "create", "--start-stage"}, {"sync", "start", "--now"},
+      {"sync", "check", "not complete yet"}, {"sync", "ls", "start_stage_name"},
+   };
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (top, 10000, &out), ==, 0);
+   ASSERT_CONTAINS (out, "enqueue");
+   ASSERT_CONTAINS (out, "locks");
+   ASSERT_CONTAINS (out, "group clean");
+   ASSERT_CONTAINS (out, "sync check NAME");
+   bson_free (out);
+   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+      const char *argv[] = {mt_test_env ("MTASK_CTL"), cmds[i][0], cmds[i][1], "--help", NULL};
+
+      ASSERT_CMPINT (mt_test_run (argv, 10000, &out), ==, 0);
+      ASSERT_CONTAINS (out, "Usage: mtaskctl [connection] ");
+      ASSERT_CONTAINS (out, cmds[i][2]);
+      ASSERT_CONTAINS (out, "Example:");
+      bson_free (out);
+   }
+   {
+      const char *argv[] = {mt_test_env ("MTASK_CTL"), "sync", "--help", NULL};
+
+      ASSERT_CMPINT (mt_test_run (argv, 10000, &out), ==, 0);
+      ASSERT_CONTAINS (out, "sync stage");
+      ASSERT (!strstr (out, "group add"));
+      bson_free (out);
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -235,5 +890,16 @@ main (int argc, char **argv)
    mt_test_add ("/ctl/locks", test_locks);
    mt_test_add ("/ctl/unreachable", test_unreachable);
    mt_test_add ("/ctl/help", test_help);
+   mt_test_add ("/ctl/group/create_add_show", test_group_create_add_show);
+   mt_test_add ("/ctl/group/start", test_group_start);
+   mt_test_add ("/ctl/group/ls", test_group_ls);
+   mt_test_add ("/ctl/group/show_json", test_group_show_json);
+   mt_test_add ("/ctl/group/clean", test_group_clean);
+   mt_test_add ("/ctl/group/usage", test_group_usage);
+   mt_test_add ("/ctl/group/help", test_group_sync_help);
+   mt_test_add ("/ctl/sync/stage_create_ls", test_sync_stage_create_ls);
+   mt_test_add ("/ctl/sync/start", test_sync_start);
+   mt_test_add ("/ctl/sync/check", test_sync_check);
+   mt_test_add ("/ctl/sync/usage", test_sync_usage);
    return mt_test_main (argc, argv);
 }
