@@ -28,13 +28,19 @@ coll (mongoc_client_t *client, const char *db, const char *name)
 }
 
 static bool
-group_error (bson_error_t *error, const char *format, const bson_oid_t *group, int32_t stage)
+group_error_code (bson_error_t *error, uint32_t code, const char *format, const bson_oid_t *group, int32_t stage)
 {
    char hex[25];
 
    bson_oid_to_string (group, hex);
-   bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, format, hex, stage);
+   bson_set_error (error, MT_ERROR_CONFIG, code, format, hex, stage);
    return false;
+}
+
+static bool
+group_error (bson_error_t *error, const char *format, const bson_oid_t *group, int32_t stage)
+{
+   return group_error_code (error, MT_CONFIG_ERROR_INVALID, format, group, stage);
 }
 
 /* Reads one document by filter into `out` (initialized); *found says
@@ -161,7 +167,7 @@ mt_group_enqueue (mongoc_client_t *client,
                   bson_error_t *error)
 {
    mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
    bson_t *filter = NULL, *update = NULL, doc, group_doc, reply;
@@ -176,7 +182,11 @@ mt_group_enqueue (mongoc_client_t *client,
       goto cleanup;
    }
    if (!found || !strcmp (get_str (&group_doc, "status"), "complete")) {
-      group_error (error, found ? "group %s is complete; create a new one" : "no group %s (stage %d)", group, stage);
+      group_error_code (error,
+                        found ? MT_CONFIG_ERROR_STATE : MT_CONFIG_ERROR_NOT_FOUND,
+                        found ? "group %s is complete; create a new one" : "no group %s (stage %d)",
+                        group,
+                        stage);
       bson_destroy (&group_doc);
       goto cleanup;
    }
@@ -192,6 +202,34 @@ mt_group_enqueue (mongoc_client_t *client,
       group_error (error, "group %s: stage numbers start at 1, got %d", group, stage);
       goto cleanup;
    }
+   {
+      /* Stages run in their order: a new stage cannot come before one that
+       * has started already. */
+      bson_t later;
+      bson_t *started = BCON_NEW ("group", BCON_OID (group), "number", "{", "$gt", BCON_INT32 (stage), "}", "status",
+                                  "{", "$ne", "pending", "}");
+      bson_t *mine = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage));
+      bool has_later, has_mine;
+      bson_t own;
+
+      ok = find_one (stages, started, NULL, &later, &has_later, error) && find_one (stages, mine, NULL, &own, &has_mine, error);
+      bson_destroy (started);
+      bson_destroy (mine);
+      if (ok && has_later && !has_mine) {
+         group_error_code (error,
+                           MT_CONFIG_ERROR_STATE,
+                           "group %s: stage %d would run out of order: a later stage has started already",
+                           group,
+                           stage);
+         ok = false;
+      }
+      bson_destroy (&later);
+      bson_destroy (&own);
+      if (!ok) {
+         goto cleanup;
+      }
+      ok = false;
+   }
    if (!stage_ensure (stages, group, stage, error)) {
       goto cleanup;
    }
@@ -206,7 +244,7 @@ mt_group_enqueue (mongoc_client_t *client,
       goto cleanup;
    }
    if (!bson_iter_init_find (&iter, &reply, "value") || !BSON_ITER_HOLDS_DOCUMENT (&iter)) {
-      group_error (error, "group %s: stage %d is complete; add the task to a later stage", group, stage);
+      group_error_code (error, MT_CONFIG_ERROR_STATE, "group %s: stage %d is complete; add the task to a later stage", group, stage);
       goto cleanup;
    }
    if (bson_iter_recurse (&iter, &value) && bson_iter_find (&value, "status") && BSON_ITER_HOLDS_UTF8 (&value)) {
@@ -283,7 +321,7 @@ bool
 mt_group_delete (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error)
 {
    mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    bson_t *by_group = BCON_NEW ("group", BCON_OID (group));
    bson_t *by_id = BCON_NEW ("_id", BCON_OID (group));
@@ -367,7 +405,7 @@ bool
 mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *group, bson_error_t *error)
 {
    mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    bson_t *group_filter = BCON_NEW ("_id", BCON_OID (group));
    bson_t group_doc;
@@ -377,7 +415,7 @@ mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *gr
       goto cleanup;
    }
    if (!found) {
-      group_error (error, "no group %s", group, 0);
+      group_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "no group %s", group, 0);
       bson_destroy (&group_doc);
       goto cleanup;
    }
@@ -386,9 +424,12 @@ mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *gr
       bson_t *running = BCON_NEW ("$set", "{", "status", "running", "}");
       bson_t *not_done = BCON_NEW ("_id", BCON_OID (group), "status", "pending");
 
-      mongoc_collection_update_one (groups, not_done, running, NULL, NULL, NULL);
+      ok = mongoc_collection_update_one (groups, not_done, running, NULL, NULL, error);
       bson_destroy (running);
       bson_destroy (not_done);
+      if (!ok) {
+         goto cleanup;
+      }
    }
 
    /* The first stage that is not complete: start it; an empty or already
@@ -461,7 +502,7 @@ mt_group_task_ended (mongoc_client_t *client,
                      const bson_value_t *task_id,
                      bson_error_t *error)
 {
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, child, reply;
    bson_iter_t iter, value;
@@ -525,7 +566,7 @@ mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *
 bool
 mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error)
 {
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
    bson_t *running = BCON_NEW ("status", "running");
@@ -557,6 +598,20 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
          continue;
       }
       group = bson_iter_oid (&iter);
+      {
+         /* A task left WAITING in a running stage (its release failed
+          * after its stage started) is released here. */
+         bson_t *waiting = BCON_NEW ("group", BCON_OID (group), "stage", BCON_INT32 (number), "status", MT_STATUS_WAITING);
+         bson_t *go = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "}");
+
+         ok = mongoc_collection_update_many (tasks, waiting, go, NULL, NULL, error);
+         bson_destroy (waiting);
+         bson_destroy (go);
+         if (!ok) {
+            bson_destroy (&filter);
+            break;
+         }
+      }
       BSON_APPEND_OID (&filter, "group", group);
       BSON_APPEND_INT32 (&filter, "stage", number);
       BSON_APPEND_DOCUMENT_BEGIN (&filter, "status", &child);
@@ -634,7 +689,7 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
 int64_t
 mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error_t *error)
 {
-   mongoc_collection_t *stages = coll (client, db, MT_STAGES_COLLECTION);
+   mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    mongoc_collection_t *groups = coll (client, db, MT_GROUPS_COLLECTION);
    int64_t repaired = -1;

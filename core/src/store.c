@@ -284,7 +284,7 @@ mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
    if (ok) {
       /* group_stages: one per (group, number), which keeps two enqueuers
        * from creating a stage twice. */
-      bson_t *stages_cmd = BCON_NEW ("createIndexes", MT_STAGES_COLLECTION, "indexes", "[",
+      bson_t *stages_cmd = BCON_NEW ("createIndexes", MT_GROUP_STAGES_COLLECTION, "indexes", "[",
                                      "{", "key", "{", "group", BCON_INT32 (1), "number", BCON_INT32 (1), "}",
                                      "name", "mtask_stage", "unique", BCON_BOOL (true), "}", "]");
       ok = mongoc_database_write_command_with_opts (database, stages_cmd, NULL, &reply, error);

@@ -18,11 +18,21 @@
 #include <string.h>
 
 static bool
-sync_error (bson_error_t *error, const char *format, const char *name)
+sync_error_code (bson_error_t *error, uint32_t code, const char *format, const char *name)
 {
-   bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, format, name);
+   bson_set_error (error, MT_ERROR_CONFIG, code, format, name);
    return false;
 }
+
+static bool
+sync_error (bson_error_t *error, const char *format, const char *name)
+{
+   return sync_error_code (error, MT_CONFIG_ERROR_INVALID, format, name);
+}
+
+/* Whether a stage with this id exists. */
+static bool
+stage_exists (mongoc_client_t *client, const char *db, const bson_oid_t *id, bool *exists, bson_error_t *error);
 
 static bool
 load (mongoc_client_t *client, const char *db, const char *collection, const bson_t *filter, bson_t *out, bool *found, bson_error_t *error)
@@ -60,6 +70,18 @@ oid (const bson_t *doc, const char *key)
    return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_OID (&iter) ? bson_iter_oid (&iter) : NULL;
 }
 
+static bool
+stage_exists (mongoc_client_t *client, const char *db, const bson_oid_t *id, bool *exists, bson_error_t *error)
+{
+   bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
+   bson_t doc;
+   bool ok = load (client, db, MT_SYNC_STAGES_COLLECTION, filter, &doc, exists, error);
+
+   bson_destroy (&doc);
+   bson_destroy (filter);
+   return ok;
+}
+
 bool
 mt_sync_stage_create (mongoc_client_t *client,
                       const char *db,
@@ -79,6 +101,16 @@ mt_sync_stage_create (mongoc_client_t *client,
 
    if (!name || !name[0] || !callable || !callable[0] || !queue || !queue[0]) {
       return sync_error (error, "a stage needs a name, a callable (a task type) and a queue%s", "");
+   }
+   if (next_stage) {
+      bool exists;
+
+      if (!stage_exists (client, db, next_stage, &exists, error)) {
+         return false;
+      }
+      if (!exists) {
+         return sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "stage '%s': its next stage does not exist in 'stages'", name);
+      }
    }
    bson_oid_init (&new_id, NULL);
    BSON_APPEND_OID (&doc, "_id", &new_id);
@@ -111,13 +143,26 @@ mt_sync_stage_create (mongoc_client_t *client,
 bool
 mt_sync_create (mongoc_client_t *client, const char *db, const char *name, const bson_oid_t *start_stage, bson_error_t *error)
 {
-   mongoc_collection_t *syncs = mongoc_client_get_collection (client, db, MT_SYNCHRONIZERS_COLLECTION);
-   bson_t *doc = BCON_NEW ("_id", name, "name", name, "start_stage", BCON_OID (start_stage), "actual_stage", BCON_NULL,
+   mongoc_collection_t *syncs;
+   bson_t *doc;
+   bool exists;
+
+   if (!name || !name[0] || !start_stage) {
+      return sync_error (error, "a synchronizer needs a name and a start stage%s", "");
+   }
+   if (!stage_exists (client, db, start_stage, &exists, error)) {
+      return false;
+   }
+   if (!exists) {
+      return sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "synchronizer '%s': its start stage does not exist in 'stages'", name);
+   }
+   syncs = mongoc_client_get_collection (client, db, MT_SYNCHRONIZERS_COLLECTION);
+   doc = BCON_NEW ("_id", name, "name", name, "start_stage", BCON_OID (start_stage), "actual_stage", BCON_NULL,
                            "status", "stand_by", "stage_task", BCON_NULL);
    bool ok = mongoc_collection_insert_one (syncs, doc, NULL, NULL, error);
 
    if (!ok && error->code == 11000) {
-      sync_error (error, "a synchronizer named '%s' exists already", name);
+      sync_error_code (error, MT_CONFIG_ERROR_STATE, "a synchronizer named '%s' exists already", name);
    }
    bson_destroy (doc);
    mongoc_collection_destroy (syncs);
@@ -128,14 +173,24 @@ bool
 mt_sync_request_start (mongoc_client_t *client, const char *db, const char *name, bson_error_t *error)
 {
    mongoc_collection_t *syncs = mongoc_client_get_collection (client, db, MT_SYNCHRONIZERS_COLLECTION);
-   bson_t *filter = BCON_NEW ("_id", name);
+   bson_t *filter = BCON_NEW ("_id", name, "status", "stand_by");
    bson_t *update = BCON_NEW ("$set", "{", "start_at", BCON_DATE_TIME (mt_now_ms ()), "}");
    bson_t reply;
    bson_iter_t iter;
    bool ok = mongoc_collection_update_one (syncs, filter, update, NULL, &reply, error);
 
    if (ok && bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
-      ok = sync_error (error, "no synchronizer named '%s'", name);
+      bson_t *by_name = BCON_NEW ("_id", name);
+      bson_t doc;
+      bool exists = false;
+
+      ok = load (client, db, MT_SYNCHRONIZERS_COLLECTION, by_name, &doc, &exists, error);
+      bson_destroy (&doc);
+      bson_destroy (by_name);
+      if (ok) {
+         ok = exists ? sync_error_code (error, MT_CONFIG_ERROR_STATE, "synchronizer '%s' is running; ask again once it is on stand-by", name)
+                     : sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "no synchronizer named '%s'", name);
+      }
    }
    bson_destroy (&reply);
    bson_destroy (filter);
@@ -223,15 +278,19 @@ mt_sync_begin_stage (mongoc_client_t *client, const char *db, const char *name, 
       goto cleanup;
    }
    if (!found) {
-      ok = sync_error (error, "no synchronizer named '%s'", name);
+      ok = sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "no synchronizer named '%s'", name);
       goto cleanup;
    }
    if (!stage_id) {
       stage_id = oid (&sync, "start_stage");
    }
+   if (!stage_id) {
+      ok = sync_error (error, "synchronizer '%s': its start_stage is not an ObjectId", name);
+      goto cleanup;
+   }
    bson_destroy (&stage);
    filter = BCON_NEW ("_id", BCON_OID (stage_id));
-   ok = stage_id && load (client, db, MT_SYNC_STAGES_COLLECTION, filter, &stage, &found, error);
+   ok = load (client, db, MT_SYNC_STAGES_COLLECTION, filter, &stage, &found, error);
    bson_destroy (filter);
    if (ok && !found) {
       ok = sync_error (error, "synchronizer '%s': its stage is missing from 'stages'", name);
@@ -251,7 +310,7 @@ mt_sync_begin_stage (mongoc_client_t *client, const char *db, const char *name, 
    }
    bson_destroy (filter);
    if (ok && !moved) {
-      ok = sync_error (error, "synchronizer '%s' is running already; it begins again from stand-by", name);
+      ok = sync_error_code (error, MT_CONFIG_ERROR_STATE, "synchronizer '%s' is running already; it begins again from stand-by", name);
    }
    if (ok) {
       ok = enqueue_callable (client, db, name, &stage, error);
@@ -309,14 +368,18 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
    bson_destroy (filter);
    if (!ok || !found || !str (&sync, "status") || strcmp (str (&sync, "status"), "running") != 0) {
       if (ok && !found) {
-         ok = sync_error (error, "no synchronizer named '%s'", name);
+         ok = sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "no synchronizer named '%s'", name);
       }
       goto cleanup;
    }
    stage_id = oid (&sync, "actual_stage");
+   if (!stage_id) {
+      ok = sync_error (error, "synchronizer '%s' is running, but its actual_stage is not an ObjectId", name);
+      goto cleanup;
+   }
    bson_destroy (&stage);
    filter = BCON_NEW ("_id", BCON_OID (stage_id));
-   ok = stage_id && load (client, db, MT_SYNC_STAGES_COLLECTION, filter, &stage, &found, error) && found;
+   ok = load (client, db, MT_SYNC_STAGES_COLLECTION, filter, &stage, &found, error) && found;
    bson_destroy (filter);
    if (!ok) {
       if (!error->message[0]) {

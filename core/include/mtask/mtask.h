@@ -43,7 +43,7 @@ extern "C" {
 #define MT_LOCKS_COLLECTION "locks"
 #define MT_WORKERS_COLLECTION "workers"
 #define MT_GROUPS_COLLECTION "groups"
-#define MT_STAGES_COLLECTION "group_stages"
+#define MT_GROUP_STAGES_COLLECTION "group_stages"
 #define MT_SYNCHRONIZERS_COLLECTION "synchronizers"
 #define MT_SYNC_STAGES_COLLECTION "stages"
 
@@ -52,6 +52,8 @@ typedef enum {
    MT_CONFIG_ERROR_INVALID = 1, /* a value is missing or out of range */
    MT_CONFIG_ERROR_OPTION,      /* an option key that does not exist */
    MT_CONFIG_ERROR_URI,         /* a MongoDB URI that does not parse */
+   MT_CONFIG_ERROR_NOT_FOUND,   /* no group, stage or synchronizer of that id or name */
+   MT_CONFIG_ERROR_STATE,       /* it exists, but not in a state that allows this */
 } mt_config_error_code_t;
 
 /* Codes in MT_ERROR_STORE. */
