@@ -224,6 +224,7 @@ reclaim_one (mt_worker_t *worker,
 
       taken = true;
       mt_locks_release_all (client, worker->db, &owner, &error);
+      mt_slot_release (client, worker->db, id, attempts, &error);
       if (attempts >= max && !mt_group_task_ended_doc (client, worker->db, task, &error)) {
          mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", id_str, error.message);
       }
@@ -358,7 +359,8 @@ mt_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
    if (!won) {
       return true;
    }
-   return mt_groups_upkeep (client, worker->db, mt_worker_server_now (worker), error) && mt_sync_upkeep (worker, client, error);
+   return mt_groups_upkeep (client, worker->db, mt_worker_server_now (worker), error) && mt_sync_upkeep (worker, client, error) &&
+          mt_slots_upkeep (worker, client, error);
 }
 
 static void *
@@ -375,6 +377,7 @@ heartbeat_main (void *data)
 
       ok = mt_lease_heartbeat (worker, client, "running", &error) && mt_lease_reclaim (worker, client, false, &error) >= 0 &&
            mt_upkeep (worker, client, &error);
+      mt_slots_watch (worker, client);
       if (!ok && !failing) {
          mt_worker_log (worker, MT_LOG_WARNING, "heartbeat failed: %s; trying again every %.1f s", error.message, (double) interval_ms / 1000.0);
       } else if (ok && failing) {

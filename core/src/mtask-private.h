@@ -21,6 +21,7 @@ typedef struct {
    bson_t accounts;        /* static view: the array of accounts to lock; empty when absent */
    int32_t max_attempts;   /* 0 when the task does not say */
    double timeout;         /* seconds; 0 when the task does not say */
+   const char *pool;       /* its slot pool, or NULL */
 } mt_task_doc_t;
 
 /* Validates and extracts. On a malformed document, fails with

@@ -230,6 +230,49 @@ take_declared_accounts (mt_worker_t *worker, mt_running_t *run)
    return false;
 }
 
+/* A slot of the task's pool, when it has one. False means the task must
+ * not run now: it has been given back, with its declared accounts. */
+static bool
+take_slot (mt_worker_t *worker, mt_running_t *run)
+{
+   const mt_plugin_t *d = run->plugin->descriptor;
+   const char *pool = run->parsed.pool;
+   mt_lock_owner_t owner = mt_run_owner (run);
+   bson_error_t error;
+   char slot_id[300] = "";
+   bool got = false;
+
+   if (!pool && d->struct_size >= offsetof (mt_plugin_t, pool) + sizeof (d->pool)) {
+      pool = d->pool;
+   }
+   if (!pool || !pool[0]) {
+      return true;
+   }
+   error.domain = 0;
+   if (mt_slot_acquire (worker, run->client, pool, &owner, &got, slot_id, sizeof slot_id, &error) && got) {
+      /* Running, in the pool's sense, from now: the task says which slot,
+       * and `started` is when it got it. */
+      bson_t *update = BCON_NEW ("$set", "{", "slot", slot_id, "}", "$currentDate", "{", "started", BCON_BOOL (true), "}");
+
+      run->pool = pool;
+      if (!mt_store_update_claimed (run->tasks, &run->parsed, worker->worker_id, update, &error)) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot record its slot: %s", run->parsed.id_str, error.message);
+      }
+      bson_destroy (update);
+      return true;
+   }
+   if (!got && error.domain == 0) {
+      give_back (worker, run, busy_delay () / 2, "no free slot in its pool");
+   } else {
+      mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot take a slot of pool '%s': %s", run->parsed.id_str, pool, error.message);
+      give_back (worker, run, 5.0, error.message);
+   }
+   if (run->held && run->held[0]) {
+      mt_locks_release_all (run->client, worker->db, &owner, &error);
+   }
+   return false;
+}
+
 /* Releases whatever the run still holds; warns about what the plugin took
  * and forgot. */
 static void
@@ -275,9 +318,11 @@ slot_set (mt_worker_t *worker, int slot, const mt_running_t *run, pid_t child)
       bson_strncpy (s->id_str, run->parsed.id_str, sizeof s->id_str);
       s->attempts = run->parsed.attempts;
       s->busy = true;
+      s->run = (mt_running_t *) run;
    } else if (!run && s->busy) {
       bson_value_destroy (&s->id);
       s->busy = false;
+      s->run = NULL;
    }
    s->child = child;
    pthread_mutex_unlock (&worker->mutex);
@@ -327,6 +372,13 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
       }
    }
    bson_destroy (&update);
+   if (run->pool) {
+      bson_error_t error;
+
+      if (!mt_slot_release (run->client, worker->db, &run->parsed.id, run->parsed.attempts, &error)) {
+         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot free its slot yet (%s); it is taken back later", run->parsed.id_str, error.message);
+      }
+   }
    if (child_died) {
       mt_lock_owner_t owner = mt_run_owner (run);
       bson_error_t error;
@@ -456,8 +508,12 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
       goto cleanup;
    }
 
+   run.plugin = plugin;
    slot_set (worker, slot, &run, 0);
    if (!take_declared_accounts (worker, &run)) {
+      goto cleanup;
+   }
+   if (!take_slot (worker, &run)) {
       goto cleanup;
    }
    mt_worker_log (worker,
@@ -485,4 +541,116 @@ cleanup:
    mt_strv_free (run.declared);
    bson_destroy (&run.result);
    bson_destroy (&run.doc);
+}
+
+/* What the heartbeat thread found about one running task's slot. */
+typedef struct {
+   mt_running_t *run;
+   int32_t attempts;
+   bool holds;         /* its slot is still its own */
+   int64_t keepalive;  /* the slot's last keepalive */
+   bool cancelled;     /* its task was stopped (CANCELLED) */
+} watch_t;
+
+void
+mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client)
+{
+   mongoc_collection_t *slots = mongoc_client_get_collection (client, worker->db, MT_SLOTS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   watch_t *seen = bson_malloc0 ((size_t) worker->concurrency * sizeof *seen);
+   bson_value_t *ids = bson_malloc0 ((size_t) worker->concurrency * sizeof *ids);
+   int n = 0;
+
+   pthread_mutex_lock (&worker->mutex);
+   for (int i = 0; i < worker->concurrency; i++) {
+      mt_slot_t *s = &worker->slots[i];
+
+      if (s->busy && s->run && s->run->pool && !s->run->should_stop) {
+         seen[n].run = s->run;
+         seen[n].attempts = s->attempts;
+         bson_value_copy (&s->id, &ids[n]);
+         n++;
+      }
+   }
+   pthread_mutex_unlock (&worker->mutex);
+
+   /* Ask the database without holding the lock. */
+   for (int i = 0; i < n; i++) {
+      bson_t filter = BSON_INITIALIZER;
+      mongoc_cursor_t *cursor;
+      const bson_t *doc;
+      bson_iter_t iter;
+
+      BSON_APPEND_VALUE (&filter, "task", &ids[i]);
+      BSON_APPEND_INT32 (&filter, "attempt", seen[i].attempts);
+      cursor = mongoc_collection_find_with_opts (slots, &filter, NULL, NULL);
+      if (mongoc_cursor_next (cursor, &doc)) {
+         seen[i].holds = true;
+         if (bson_iter_init_find (&iter, doc, "keepalive") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+            seen[i].keepalive = bson_iter_date_time (&iter);
+         }
+      } else if (mongoc_cursor_error (cursor, NULL)) {
+         seen[i].holds = true; /* unknown: assume nothing happened */
+      }
+      mongoc_cursor_destroy (cursor);
+      bson_destroy (&filter);
+      if (!seen[i].holds) {
+         bson_t by_id = BSON_INITIALIZER;
+
+         BSON_APPEND_VALUE (&by_id, "_id", &ids[i]);
+         BSON_APPEND_UTF8 (&by_id, "status", MT_STATUS_CANCELLED);
+         seen[i].cancelled = mongoc_collection_count_documents (tasks, &by_id, NULL, NULL, NULL, NULL) > 0;
+         bson_destroy (&by_id);
+      }
+      bson_value_destroy (&ids[i]);
+   }
+
+   /* Callbacks, for the runs that are still the same. */
+   pthread_mutex_lock (&worker->mutex);
+   for (int i = 0; i < n; i++) {
+      mt_running_t *run = seen[i].run;
+      const mt_plugin_t *d = NULL;
+      bool still = false;
+
+      for (int k = 0; k < worker->concurrency && !still; k++) {
+         still = worker->slots[k].busy && worker->slots[k].run == run && worker->slots[k].attempts == seen[i].attempts;
+         if (still && !seen[i].holds && worker->slots[k].child > 0) {
+            kill (worker->slots[k].child, SIGKILL); /* isolated: end the child */
+         }
+      }
+      if (!still || run->should_stop) {
+         continue;
+      }
+      d = run->plugin->descriptor;
+      if (d->struct_size < offsetof (mt_plugin_t, on_stop) + sizeof (d->on_stop)) {
+         d = NULL; /* built before slots: no callbacks */
+      }
+      if (seen[i].holds) {
+         if (seen[i].keepalive > run->last_keepalive) {
+            if (run->last_keepalive && d && d->on_keepalive) {
+               d->on_keepalive (&run->base, run->plugin->state);
+            }
+            run->last_keepalive = seen[i].keepalive;
+         }
+         continue;
+      }
+      run->should_stop = true;
+      mt_worker_log (worker,
+                     MT_LOG_WARNING,
+                     "task %s (%s): %s",
+                     run->parsed.id_str,
+                     run->parsed.type,
+                     seen[i].cancelled ? "stopped by request" : "its slot timed out and was taken back");
+      if (!seen[i].cancelled && d && d->on_timeout) {
+         d->on_timeout (&run->base, run->plugin->state);
+      }
+      if (d && d->on_stop) {
+         d->on_stop (&run->base, run->plugin->state);
+      }
+   }
+   pthread_mutex_unlock (&worker->mutex);
+   bson_free (seen);
+   bson_free (ids);
+   mongoc_collection_destroy (slots);
+   mongoc_collection_destroy (tasks);
 }

@@ -71,6 +71,9 @@ mt_store_claim (mongoc_collection_t *tasks,
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
    BSON_APPEND_INT32 (&child, "attempts", 1);
    bson_append_document_end (&update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
+   BSON_APPEND_UTF8 (&child, "slot", ""); /* a slot of an earlier attempt */
+   bson_append_document_end (&update, &child);
 
    mongoc_find_and_modify_opts_set_sort (opts, &sort);
    mongoc_find_and_modify_opts_set_update (opts, &update);

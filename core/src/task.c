@@ -104,7 +104,8 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
     * a fixed order so the message is the same whatever the field order. */
    bson_iter_t it_queue, it_type, it_params, it_delayed, it_attempts, it_worker, it_accounts, it_max, it_timeout;
    bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false, has_accounts = false;
-   bool has_max = false, has_timeout = false;
+   bool has_max = false, has_timeout = false, has_pool = false;
+   bson_iter_t it_pool;
 
    while (bson_iter_next (&iter)) {
       const char *key = bson_iter_key (&iter);
@@ -140,6 +141,9 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       } else if (!strcmp (key, "timeout")) {
          it_timeout = iter;
          has_timeout = true;
+      } else if (!strcmp (key, "pool")) {
+         it_pool = iter;
+         has_pool = true;
       }
    }
 
@@ -227,6 +231,13 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
          return malformed (error, "timeout", "a number of seconds, more than 0", &it_timeout);
       }
       out->timeout = t;
+   }
+
+   if (has_pool && !BSON_ITER_HOLDS_NULL (&it_pool)) {
+      if (!BSON_ITER_HOLDS_UTF8 (&it_pool) || !bson_iter_utf8 (&it_pool, NULL)[0]) {
+         return malformed (error, "pool", "the name of a slot pool", &it_pool);
+      }
+      out->pool = bson_iter_utf8 (&it_pool, NULL);
    }
 
    if (has_worker && BSON_ITER_HOLDS_UTF8 (&it_worker)) {

@@ -19,6 +19,7 @@ typedef struct {
    char id_str[64];
    int32_t attempts;
    pid_t child; /* with MT_ISOLATE_FORK, while the child runs; else 0 */
+   struct _mt_running_t *run; /* the running task, for slot callbacks */
 } mt_slot_t;
 
 struct _mt_worker_t {
@@ -65,7 +66,7 @@ struct _mt_worker_t {
 };
 
 /* The running task behind the plugin's mt_task_t. */
-typedef struct {
+typedef struct _mt_running_t {
    mt_task_t base; /* first: the plugin's handle points here */
    mt_worker_t *worker;
    mongoc_client_t *client;
@@ -80,6 +81,10 @@ typedef struct {
    char **held;     /* accounts locked now, sorted, NULL-terminated */
    char **declared; /* the task's own `accounts`, taken at claim */
    bool in_scope;   /* inside with_accounts() */
+   const char *pool;               /* the slot pool it runs in, or NULL */
+   const mt_plugin_entry_t *plugin;
+   bool should_stop;               /* under worker->mutex: stopped or timed out */
+   int64_t last_keepalive;         /* under worker->mutex: as last seen */
 } mt_running_t;
 
 extern const mt_host_api_t mt_host_api;
@@ -122,6 +127,21 @@ void mt_lease_stop (mt_worker_t *worker);
 bool mt_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
 /* sync.c: start requested synchronizers, advance running ones. */
 bool mt_sync_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
+
+/* slot.c: concurrency slots. */
+/* Takes a slot of `pool` for `owner`; `slot_id` gets its _id. */
+bool mt_slot_acquire (mt_worker_t *worker,
+                      mongoc_client_t *client,
+                      const char *pool,
+                      const mt_lock_owner_t *owner,
+                      bool *got,
+                      char *slot_id,
+                      size_t slot_id_size,
+                      bson_error_t *error);
+bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bson_error_t *error);
+bool mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
+/* Heartbeat thread: calls the slot callbacks of the tasks this worker runs. */
+void mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client);
 
 /* Appends {domain, code, message} under `key`. */
 void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);

@@ -617,6 +617,7 @@ give_back_all (mt_worker_t *worker)
       if (mongoc_collection_update_one (tasks, &filter, update, NULL, NULL, &error)) {
          mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", slot->id_str);
          mt_locks_release_all (client, worker->db, &owner, &error);
+         mt_slot_release (client, worker->db, &slot->id, slot->attempts, &error);
       } else {
          mt_worker_log (worker,
                         MT_LOG_ERROR,

@@ -46,6 +46,8 @@ extern "C" {
 #define MT_GROUP_STAGES_COLLECTION "group_stages"
 #define MT_SYNCHRONIZERS_COLLECTION "synchronizers"
 #define MT_SYNC_STAGES_COLLECTION "stages"
+#define MT_POOLS_COLLECTION "pools"
+#define MT_SLOTS_COLLECTION "slots"
 
 /* Codes in MT_ERROR_CONFIG. */
 typedef enum {
@@ -305,6 +307,27 @@ MT_EXPORT bool mt_sync_check_completion (mongoc_client_t *client,
 
 /* Asks the workers to begin it at their next upkeep tick (start_synchros). */
 MT_EXPORT bool mt_sync_request_start (mongoc_client_t *client, const char *db, const char *name, bson_error_t *error);
+
+/* ---- concurrency slots (seed 002) --------------------------------------
+ *
+ * A pool of `size` slots limits how many of its tasks run at once across
+ * all workers. A task is in a pool by its own `pool` field or its plugin's
+ * descriptor. A slot not kept alive for `timeout_seconds` (0 = no timeout)
+ * is taken back: its task fails with a timeout (or is retried). */
+
+/* Declares or resizes a pool; takes effect at the workers' next claims. */
+MT_EXPORT bool mt_pool_set (mongoc_client_t *client,
+                            const char *db,
+                            const char *name,
+                            int32_t size,
+                            double timeout_seconds,
+                            bson_error_t *error);
+
+/* keepalive(task_id) and stop(task_id) from outside the task (seed 002's
+ * scheduler.keepalive and scheduler.stop). Stop ends the task (CANCELLED)
+ * and frees its slot; its worker calls the plugin's on_stop. */
+MT_EXPORT bool mt_slot_keepalive (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, bson_error_t *error);
+MT_EXPORT bool mt_slot_stop (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, bson_error_t *error);
 
 /* The name of a log level: "error", "warning", "info", "debug". */
 MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);

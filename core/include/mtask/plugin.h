@@ -182,6 +182,11 @@ struct _mt_host_api_t {
                     const bson_t *opts,
                     char *id_out,
                     bson_error_t *error);
+
+   /* Concurrency slots: keep this task's slot alive (seed 002's keepalive),
+    * and whether the task has been stopped or timed out. */
+   bool (*keepalive) (mt_task_t *task, bson_error_t *error);
+   bool (*should_stop) (mt_task_t *task);
 };
 
 /* True when the host's table includes `member` (for entries added later). */
@@ -214,6 +219,19 @@ typedef struct _mt_plugin_t {
    /* The retry budget of this type's tasks when a task does not carry its
     * own `max_attempts`; 0 = the worker's default. */
    int32_t max_attempts;
+
+   /* Concurrency slots (seed 002). `pool`: the slot pool this type's tasks
+    * run in, unless a task names its own `pool`; NULL = none. The callbacks
+    * are optional; they run on the worker's heartbeat thread while
+    * process() still runs, so they must be short and thread-safe:
+    * on_keepalive when a keepalive for the task arrived, on_timeout when its
+    * slot was taken back for want of one, on_stop when the task is being
+    * stopped (after a timeout, or by mt_slot_stop). process() should then
+    * return soon: mt_task_should_stop() tells it. */
+   const char *pool;
+   void (*on_keepalive) (mt_task_t *task, void *state);
+   void (*on_timeout) (mt_task_t *task, void *state);
+   void (*on_stop) (mt_task_t *task, void *state);
 } mt_plugin_t;
 
 typedef const mt_plugin_t *(*mt_plugin_entry_fn) (void);
@@ -335,6 +353,18 @@ mt_task_enqueue (mt_task_t *task,
                  bson_error_t *error)
 {
    return task->host->enqueue (task, queue, type, params, opts, id_out, error);
+}
+
+static inline bool
+mt_task_keepalive (mt_task_t *task, bson_error_t *error)
+{
+   return task->host->keepalive (task, error);
+}
+
+static inline bool
+mt_task_should_stop (mt_task_t *task)
+{
+   return task->host->should_stop (task);
 }
 
 static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)

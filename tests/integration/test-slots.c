@@ -1,0 +1,278 @@
+/* Concurrency slots (seed 002) against a real server and real workers:
+ * the limit across workers, keepalive timeouts and their callbacks, stop,
+ * a killed holder, and resizing. */
+#include "mt-test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static pid_t
+worker_ready (const char *const *extra)
+{
+   pid_t pid = mt_test_worker (extra);
+
+   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
+   return pid;
+}
+
+static void
+stop_worker (pid_t pid)
+{
+   kill (pid, SIGTERM);
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+}
+
+static void
+pool (const char *name, int32_t size, double timeout)
+{
+   bson_error_t error;
+
+   ASSERT_OR_PRINT (mt_pool_set (mt_test_client (), mt_test_db (), name, size, timeout, &error), error);
+}
+
+static bson_oid_t
+in_pool (const char *pool_name, const char *type, const char *params_json)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_t *params = mt_test_bson (params_json);
+   bson_oid_t id;
+   bson_t *doc;
+   bson_error_t error;
+   bool ok;
+
+   bson_oid_init (&id, NULL);
+   doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "q", "type", type, "status", "CREATED", "priority", BCON_INT32 (0),
+                   "attempts", BCON_INT32 (0), "created", BCON_DATE_TIME (mt_test_count ("{}")), "pool", pool_name,
+                   "params", BCON_DOCUMENT (params));
+   ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
+   bson_destroy (doc);
+   bson_destroy (params);
+   mongoc_collection_destroy (tasks);
+   ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+/* The most tasks of the matching set that were running at one moment,
+ * from their started/finished intervals. */
+static int
+max_overlap (const char *json)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_t *filter = mt_test_bson (json);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
+   const bson_t *doc;
+   int64_t starts[256], ends[256];
+   int n = 0, best = 0;
+
+   while (n < 256 && mongoc_cursor_next (cursor, &doc)) {
+      starts[n] = mt_test_date (doc, "started");
+      ends[n] = mt_test_date (doc, "finished");
+      n++;
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (filter);
+   mongoc_collection_destroy (tasks);
+   for (int i = 0; i < n; i++) {
+      int at = 0;
+      for (int k = 0; k < n; k++) {
+         at += starts[k] <= starts[i] && starts[i] < ends[k];
+      }
+      best = BSON_MAX (best, at);
+   }
+   return best;
+}
+
+static void
+test_limit_across_workers (void)
+{
+   /* Pool of 2; 20 tasks of 0.3 s; 3 workers of 4 threads. */
+   pid_t pids[3];
+   int64_t most = 0;
+
+   pool ("two", 2, 0);
+   for (int i = 0; i < 20; i++) {
+      in_pool ("two", "sleep", "{'seconds': 0.3}");
+   }
+   for (int i = 0; i < 3; i++) {
+      pids[i] = worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
+   }
+   /* Sample the database while they run. */
+   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000;
+        mt_test_count ("{'status': 'FINISHED'}") < 20 && bson_get_monotonic_time () < deadline;) {
+      /* Running in the pool's sense: holding a slot (a task is
+       * WORK_IN_PROGRESS for a moment after its claim while it looks for
+       * one, and goes back if there is none). */
+      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
+      ASSERT_CMPINT (running, <=, 2);
+      most = BSON_MAX (most, running);
+      mt_test_nap_ms (20);
+   }
+   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'attempts': 1}"), ==, 20);
+   ASSERT_CMPINT (most, ==, 2);
+   ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), <=, 2);
+   ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), ==, 2);
+   for (int i = 0; i < 3; i++) {
+      stop_worker (pids[i]);
+   }
+}
+
+static void
+test_timeout_callbacks_in_order (void)
+{
+   /* Keepalives, then silence past the pool's timeout: the slot is taken
+    * back, the task fails with a timeout, on_keepalive, on_timeout and
+    * on_stop run in that order, and the slot serves the next task. */
+   bson_oid_t silent, next;
+   pid_t pid;
+   bson_t *doc;
+   char *out;
+
+   pool ("strict", 1, 1.0);
+   silent = in_pool ("strict", "slotprobe", "{'keepalives': 2, 'hang_ms': 20000}");
+   {
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&silent));
+      bson_t *update = BCON_NEW ("$set", "{", "max_attempts", BCON_INT32 (1), "}");
+      bson_error_t error;
+      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+      mongoc_collection_destroy (tasks);
+   }
+   next = in_pool ("strict", "slotprobe", "{}");
+   pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_status_is (&silent, "FAILED"), 30000);
+   doc = mt_test_task (&silent);
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_TIMEOUT);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "no keepalive for 1 s");
+   bson_destroy (doc);
+   WAIT_UNTIL (mt_test_status_is (&next, "FINISHED"), 30000);
+   WAIT_UNTIL (mt_test_output_contains (pid, "callback on_stop"), 30000);
+   out = mt_test_output (pid);
+   {
+      const char *k = strstr (out, "callback on_keepalive");
+      const char *t = strstr (out, "callback on_timeout");
+      const char *s = strstr (out, "callback on_stop");
+
+      ASSERT (k && t && s);
+      ASSERT (k < t && t < s);
+   }
+   bson_free (out);
+   stop_worker (pid);
+}
+
+static void
+test_external_stop (void)
+{
+   bson_oid_t held, next;
+   bson_error_t error;
+   pid_t pid;
+
+   pool ("one", 1, 0);
+   held = in_pool ("one", "slotprobe", "{'hang_ms': 30000}");
+   next = in_pool ("one", "slotprobe", "{}");
+   pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_status_is (&held, "WORK_IN_PROGRESS"), 20000);
+   ASSERT (mt_test_status_is (&next, "CREATED")); /* the pool is full */
+   ASSERT_OR_PRINT (mt_slot_keepalive (mt_test_client (), mt_test_db (), &held, &error), error);
+   ASSERT_OR_PRINT (mt_slot_stop (mt_test_client (), mt_test_db (), &held, &error), error);
+   ASSERT (mt_test_status_is (&held, "CANCELLED"));
+   WAIT_UNTIL (mt_test_status_is (&next, "FINISHED"), 20000);
+   WAIT_UNTIL (mt_test_output_contains (pid, "callback on_stop"), 20000);
+   ASSERT (!mt_test_output_contains (pid, "callback on_timeout"));
+   WAIT_UNTIL (mt_test_output_contains (pid, "process() saw should_stop"), 20000);
+   ASSERT (mt_test_status_is (&held, "CANCELLED")); /* its own outcome was fenced out */
+   ASSERT (!mt_slot_stop (mt_test_client (), mt_test_db (), &held, &error));
+   ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_NOT_FOUND);
+   stop_worker (pid);
+}
+
+static void
+test_killed_holder_gives_back (void)
+{
+   bson_oid_t held, next;
+   pid_t first, second;
+
+   pool ("solo", 1, 0);
+   held = in_pool ("solo", "slotprobe", "{'hang_ms': 60000}");
+   {
+      /* Its last attempt: taken back FAILED, not run again. */
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&held));
+      bson_t *update = BCON_NEW ("$set", "{", "max_attempts", BCON_INT32 (1), "}");
+      bson_error_t error;
+      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+      mongoc_collection_destroy (tasks);
+   }
+   next = in_pool ("solo", "slotprobe", "{}");
+   first = worker_ready (W ("--queues", "q", "--lease", "2", "--pid", "W-HOLDER", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_status_is (&held, "WORK_IN_PROGRESS"), 20000);
+   kill (first, SIGKILL);
+   mt_test_wait_exit (first, 10000);
+   second = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "2", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_status_is (&next, "FINISHED"), 30000);
+   ASSERT (mt_test_status_is (&held, "FAILED"));
+   stop_worker (second);
+}
+
+static void
+test_resize_without_restart (void)
+{
+   pid_t pid;
+   int64_t most = 0;
+
+   pool ("grow", 1, 0);
+   for (int i = 0; i < 12; i++) {
+      in_pool ("grow", "sleep", "{'seconds': 0.4}");
+   }
+   pid = worker_ready (W ("--queues", "q", "--concurrency", "4", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 2, 30000);
+   ASSERT_CMPINT (max_overlap ("{'status': 'FINISHED'}"), ==, 1);
+   pool ("grow", 3, 0);
+   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
+        mt_test_count ("{'status': 'FINISHED'}") < 12 && bson_get_monotonic_time () < deadline;) {
+      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
+      ASSERT_CMPINT (running, <=, 3);
+      most = BSON_MAX (most, running);
+      mt_test_nap_ms (20);
+   }
+   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}"), ==, 12);
+   ASSERT_CMPINT (most, ==, 3);
+   stop_worker (pid);
+}
+
+static void
+test_pool_rules (void)
+{
+   bson_error_t error;
+   bson_oid_t orphan = in_pool ("undeclared", "sleep", "{'seconds': 0}");
+   pid_t pid;
+
+   ASSERT (!mt_pool_set (mt_test_client (), mt_test_db (), "bad#name", 1, 0, &error));
+   ASSERT (!mt_pool_set (mt_test_client (), mt_test_db (), "p", 0, 0, &error));
+   ASSERT_CONTAINS (error.message, "size must be 1 to 100000");
+   /* A task of a pool nobody declared waits, uncounted, and says why. */
+   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   WAIT_UNTIL (mt_test_output_contains (pid, "no pool 'undeclared'"), 20000);
+   ASSERT (mt_test_status_is (&orphan, "CREATED"));
+   ASSERT_CMPINT (mt_test_count ("{'attempts': 0}"), ==, 1);
+   pool ("undeclared", 1, 0);
+   WAIT_UNTIL (mt_test_status_is (&orphan, "FINISHED"), 30000);
+   stop_worker (pid);
+}
+
+int
+main (int argc, char **argv)
+{
+   mt_test_add ("/slots/limit_across_workers", test_limit_across_workers);
+   mt_test_add ("/slots/timeout_callbacks_in_order", test_timeout_callbacks_in_order);
+   mt_test_add ("/slots/external_stop", test_external_stop);
+   mt_test_add ("/slots/killed_holder_gives_back", test_killed_holder_gives_back);
+   mt_test_add ("/slots/resize_without_restart", test_resize_without_restart);
+   mt_test_add ("/slots/pool_rules", test_pool_rules);
+   return mt_test_main (argc, argv);
+}
