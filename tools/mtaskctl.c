@@ -2,10 +2,11 @@
  * people and scripts. Every task command is one plain MongoDB operation on
  * DB.tasks; the README shows the same queries for the mongo shell. The
  * group and sync commands drive staged groups (seed 003) and synchronizers
- * (seed 000) through the library's calls, and read their collections.
+ * (seed 000), and the pool, slots and slot commands concurrency slots
+ * (seed 002), through the library's calls, and read their collections.
  *
  *   mtaskctl [connection flags] COMMAND [command flags]
- *   mtaskctl [connection flags] group|sync COMMAND [command flags]
+ *   mtaskctl [connection flags] group|sync|pool|slot COMMAND [command flags]
  *
  * Exit status: 0 done; 1 the database failed or what was named was not
  * found; 2 bad usage. */
@@ -21,6 +22,8 @@
 
 #define CTL_SERVER_SELECTION_TIMEOUT_MS 5000
 #define CTL_MAX_DELAY 315576000.0 /* ten years, in seconds */
+#define CTL_MAX_POOL_SIZE 100000
+#define CTL_MAX_TIMEOUT 31622400.0 /* 366 days, in seconds: mt_pool_set's bound */
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -42,11 +45,16 @@ typedef enum {
    CMD_SYNC_START = 1 << 13,
    CMD_SYNC_CHECK = 1 << 14,
    CMD_SYNC_LS = 1 << 15,
+   CMD_POOL_SET = 1 << 16,
+   CMD_SLOTS = 1 << 17,
+   CMD_SLOT_KEEPALIVE = 1 << 18,
+   CMD_SLOT_STOP = 1 << 19,
 } ctl_cmd_t;
 
 #define CMD_GROUP (CMD_GROUP_CREATE | CMD_GROUP_ADD | CMD_GROUP_START | CMD_GROUP_LS | CMD_GROUP_SHOW | CMD_GROUP_CLEAN)
 #define CMD_SYNC (CMD_SYNC_STAGE | CMD_SYNC_CREATE | CMD_SYNC_START | CMD_SYNC_CHECK | CMD_SYNC_LS)
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC)
+#define CMD_SLOT (CMD_POOL_SET | CMD_SLOTS | CMD_SLOT_KEEPALIVE | CMD_SLOT_STOP)
+#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT)
 
 /* The argument a command takes after its name, if any. */
 typedef enum {
@@ -54,10 +62,11 @@ typedef enum {
    ARG_TASK_ID,  /* 24 hex digits */
    ARG_GROUP_ID, /* 24 hex digits */
    ARG_SYNC,     /* a synchronizer's name */
+   ARG_POOL,     /* a pool's name: not empty, no '#' */
 } ctl_arg_t;
 
 static const struct {
-   const char *family; /* "group" or "sync" for two-word commands */
+   const char *family; /* "group", "sync", "pool" or "slot" for two-word commands */
    const char *name;
    ctl_cmd_t cmd;
    ctl_arg_t arg;
@@ -78,8 +87,25 @@ static const struct {
    {"sync", "start", CMD_SYNC_START, ARG_SYNC},
    {"sync", "check", CMD_SYNC_CHECK, ARG_SYNC},
    {"sync", "ls", CMD_SYNC_LS, ARG_NONE},
+   {"pool", "set", CMD_POOL_SET, ARG_POOL},
+   {NULL, "slots", CMD_SLOTS, ARG_NONE},
+   {"slot", "keepalive", CMD_SLOT_KEEPALIVE, ARG_TASK_ID},
+   {"slot", "stop", CMD_SLOT_STOP, ARG_TASK_ID},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* The two-word families and their commands, as the usage errors list them. */
+static const struct {
+   const char *family;
+   const char *with_or;   /* "create, add, ... or clean" */
+   const char *with_commas;
+} families[] = {
+   {"group", "create, add, start, ls, show or clean", "create, add, start, ls, show, clean"},
+   {"sync", "stage, create, start, check or ls", "stage, create, start, check, ls"},
+   {"pool", "set", "set"},
+   {"slot", "keepalive or stop", "keepalive, stop"},
+};
+#define N_FAMILIES (sizeof families / sizeof families[0])
 
 typedef enum {
    F_DB,
@@ -108,6 +134,8 @@ typedef enum {
    F_NEXT,
    F_START_STAGE,
    F_NOW,
+   F_SIZE,
+   F_TIMEOUT,
    N_FLAGS
 } ctl_flag_id_t;
 
@@ -143,6 +171,8 @@ static const struct {
    [F_NEXT] = {"--next", true, CMD_SYNC_STAGE},
    [F_START_STAGE] = {"--start-stage", true, CMD_SYNC_CREATE},
    [F_NOW] = {"--now", false, CMD_SYNC_START},
+   [F_SIZE] = {"--size", true, CMD_POOL_SET},
+   [F_TIMEOUT] = {"--timeout", true, CMD_POOL_SET},
 };
 
 /* Statuses in lifecycle order: the order of the stats columns. */
@@ -158,7 +188,7 @@ static const char *const statuses[] = {MT_STATUS_WAITING,
 typedef struct {
    const char *words[3];     /* the words that are not flags, in order */
    const char *extra;        /* a fourth one: never expected */
-   const char *family;       /* "group" or "sync" when words[0] is one */
+   const char *family;       /* "group", "sync", "pool" or "slot" when words[0] is one */
    const char *command_name; /* as typed: "ls", "group add" */
    char command_buf[32];
    ctl_cmd_t cmd;            /* 0 until known */
@@ -171,6 +201,8 @@ typedef struct {
    int port;
    double delay, keep;
    int priority, max_attempts, limit, stage;
+   int size;                      /* --size */
+   double timeout;                /* --timeout */
    bson_t *params;
    bson_oid_t oid;                /* the id argument */
    bson_oid_t next, start_stage; /* --next, --start-stage */
@@ -193,6 +225,15 @@ typedef struct {
    "  sync start NAME       begin it at the workers' next upkeep tick, or --now\n"          \
    "  sync check NAME       advance it if its stage is complete\n"                          \
    "  sync ls               synchronizers: status, stage, start stage, times\n"
+
+#define SLOT_COMMANDS                                                                       \
+   "Concurrency slots (DB.pools, DB.slots): a pool of N slots runs at most N of its\n"     \
+   "tasks at once, across all workers\n"                                                    \
+   "  pool set NAME         declare or resize a pool: --size N [--timeout SECS]\n"         \
+   "  slots                 pools and their slots in use: task, worker, keepalive\n"       \
+   "  slot keepalive TASK_ID\n"                                                             \
+   "                        keep the running task's slot from timing out\n"                \
+   "  slot stop TASK_ID     end the running task (CANCELLED) and free its slot\n"
 
 static void
 usage (FILE *out, ctl_cmd_t cmd, const char *family)
@@ -469,7 +510,95 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "Example:\n"
                "  mtaskctl --db tasks sync ls\n");
       break;
+   case CMD_POOL_SET:
+      fprintf (out,
+               "Usage: mtaskctl [connection] pool set NAME --size N [--timeout SECS] [--json]\n"
+               "\n"
+               "Declares the pool NAME in DB.pools, or resizes it, and creates its slots in\n"
+               "DB.slots. At most N tasks of the pool run at once, across all workers; a task\n"
+               "is in the pool by its own 'pool' field or its plugin's. The workers see the\n"
+               "new size at their next claims. Shrinking stops no running task: a slot at or\n"
+               "above the new size stays held until its task ends, then is no longer used.\n"
+               "Prints 'pool NAME: N slots, timeout S s' (or 'timeout unchanged').\n"
+               "\n"
+               "  --size N        how many of its tasks may run at once, 1 to 100000 (required)\n"
+               "                    --size 3\n"
+               "  --timeout SECS  a slot not kept alive for SECS seconds is taken back and its\n"
+               "                  task fails with a timeout (or is retried); 0 = no timeout\n"
+               "                  (default: 0 for a new pool; a resize without --timeout\n"
+               "                  keeps the pool's; at most 366 days)   --timeout 300\n"
+               "  --json          print the pool's document: {\"_id\": NAME, \"size\": N,\n"
+               "                  \"timeout_seconds\": S}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks pool set reports --size 3 --timeout 300\n"
+               "  mtaskctl --db tasks pool set reports --size 1\n");
+      break;
+   case CMD_SLOTS:
+      fprintf (out,
+               "Usage: mtaskctl [connection] slots [--json]\n"
+               "\n"
+               "Lists the pools in DB.pools by name: size, timeout and how many of their\n"
+               "slots are in use; then each held slot in DB.slots: pool, index, the task\n"
+               "holding it, its worker, since when (acquired) and its last keepalive (UTC).\n"
+               "A slot at or above its pool's size that is still held (the pool shrank while\n"
+               "its task ran) is listed too, marked '(beyond size)', and not counted in\n"
+               "IN_USE.\n"
+               "\n"
+               "  --json   one document: {\"pools\": [{\"_id\": NAME, \"size\": N,\n"
+               "           \"timeout_seconds\": S, \"in_use\": n, \"slots\": [SLOT, ...]}]}, each\n"
+               "           SLOT a held slot's document with \"beyond_size\": true or false\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks slots\n"
+               "  mtaskctl --db tasks slots --json\n");
+      break;
+   case CMD_SLOT_KEEPALIVE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] slot keepalive TASK_ID [--json]\n"
+               "\n"
+               "Keeps the slot that task TASK_ID holds alive, as the task itself does with\n"
+               "mt_task_keepalive: its pool's timeout counts again from now, and its worker\n"
+               "calls the plugin's on_keepalive. Fails (exit 1) when the task holds no slot.\n"
+               "\n"
+               "  --json   print the slot's document afterwards\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks slot keepalive 6553f1c2a4e0b1d2c3f40a17\n");
+      break;
+   case CMD_SLOT_STOP:
+      fprintf (out,
+               "Usage: mtaskctl [connection] slot stop TASK_ID [--json]\n"
+               "\n"
+               "Stops task TASK_ID, which holds a slot: a running task ends CANCELLED, its\n"
+               "worker calls the plugin's on_stop, and its slot is freed for the next task of\n"
+               "the pool. A task that is no longer running just gives its slot back. Fails\n"
+               "(exit 1) when the task holds no slot.\n"
+               "\n"
+               "  --json   print {\"_id\": TASK_ID, \"slots\": [SLOT_ID, ...], \"was\": STATUS,\n"
+               "           \"status\": STATUS}: the slots freed, the task's status before and after\n"
+               "           (null when there is no such task)\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks slot stop 6553f1c2a4e0b1d2c3f40a17\n");
+      break;
    default:
+      if (family && (!strcmp (family, "pool") || !strcmp (family, "slot"))) {
+         fprintf (out,
+                  "Usage: mtaskctl [connection] pool set NAME --size N [--timeout SECS]\n"
+                  "       mtaskctl [connection] slots\n"
+                  "       mtaskctl [connection] slot keepalive|stop TASK_ID\n"
+                  "\n"
+                  SLOT_COMMANDS
+                  "\n"
+                  "'mtaskctl %s COMMAND --help' for each one's flags; 'mtaskctl --help' for\n"
+                  "the connection flags.\n"
+                  "\n"
+                  "Example:\n"
+                  "  mtaskctl --db tasks pool set reports --size 3 --timeout 300\n",
+                  family);
+         break;
+      }
       if (family && !strcmp (family, "group")) {
          fprintf (out,
                   "Usage: mtaskctl [connection] group COMMAND [flags]\n"
@@ -492,10 +621,10 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
       }
       fprintf (out,
                "Usage: mtaskctl [connection] COMMAND [flags]\n"
-               "       mtaskctl [connection] group|sync COMMAND [flags]\n"
+               "       mtaskctl [connection] group|sync|pool|slot COMMAND [flags]\n"
                "\n"
-               "Queries and enqueues tasks in the MongoDB collection DB.tasks, and runs\n"
-               "staged groups and synchronizers.\n"
+               "Queries and enqueues tasks in the MongoDB collection DB.tasks, runs staged\n"
+               "groups and synchronizers, and manages concurrency slots.\n"
                "\n"
                "Commands ('mtaskctl COMMAND --help' for each one's flags):\n"
                "  enqueue   insert a task and print its id\n"
@@ -507,6 +636,8 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                GROUP_COMMANDS
                "\n"
                SYNC_COMMANDS
+               "\n"
+               SLOT_COMMANDS
                "\n"
                "Connection (as mtask-worker's; before or after the command):\n"
                "  --db NAME    database holding the 'tasks' collection; required unless\n"
@@ -522,15 +653,16 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "               mtaskctl group add --help\n"
                "  --version    print the version\n"
                "\n"
-               "Exit status: 0 done; 1 the database failed, or the task, group, stage or\n"
-               "synchronizer named was not found or cannot do that now; 2 bad usage.\n"
+               "Exit status: 0 done; 1 the database failed, or the task, group, stage,\n"
+               "synchronizer or slot named was not found or cannot do that now; 2 bad usage.\n"
                "\n"
                "Examples:\n"
                "  mtaskctl --db tasks enqueue --queue general --type echo --params '{\"a\": 1}'\n"
                "  mtaskctl --db tasks ls --status FAILED\n"
                "  mtaskctl --host db1.example --db tasks stats --json\n"
                "  mtaskctl --db tasks group show 6553f1c2a4e0b1d2c3f40a17\n"
-               "  mtaskctl --db tasks sync start nightly\n");
+               "  mtaskctl --db tasks sync start nightly\n"
+               "  mtaskctl --db tasks pool set reports --size 3 --timeout 300\n");
       break;
    }
 }
@@ -632,8 +764,10 @@ lookup_command (ctl_t *ctl)
 {
    const char *first = ctl->words[0];
 
-   if (first && (!strcmp (first, "group") || !strcmp (first, "sync"))) {
-      ctl->family = first;
+   for (size_t k = 0; first && k < N_FAMILIES; k++) {
+      if (!strcmp (first, families[k].family)) {
+         ctl->family = first;
+      }
    }
    for (size_t k = 0; first && k < N_COMMANDS; k++) {
       const char *name = ctl->family ? ctl->words[1] : first;
@@ -657,27 +791,28 @@ lookup_command (ctl_t *ctl)
 static bool
 check_command (ctl_t *ctl)
 {
-   size_t next;
+   size_t next, k = 0;
 
+   while (ctl->family && k < N_FAMILIES && strcmp (families[k].family, ctl->family)) {
+      k++;
+   }
    if (!ctl->words[0]) {
-      return fail ("give a command: enqueue, ls, show, stats, locks, group COMMAND or sync COMMAND");
+      return fail ("give a command: enqueue, ls, show, stats, locks, slots, group COMMAND, sync COMMAND, "
+                   "pool set or slot COMMAND");
    }
    if (ctl->family && !ctl->words[1]) {
-      return fail ("give a %s command: %s",
-                   ctl->family,
-                   !strcmp (ctl->family, "group") ? "create, add, start, ls, show or clean"
-                                                  : "stage, create, start, check or ls");
+      return fail ("give a %s command: %s", ctl->family, families[k].with_or);
    }
    if (!ctl->cmd && ctl->family) {
       return fail ("unknown command '%s %s'; %s commands are %s",
                    ctl->family,
                    ctl->words[1],
                    ctl->family,
-                   !strcmp (ctl->family, "group") ? "create, add, start, ls, show, clean"
-                                                  : "stage, create, start, check, ls");
+                   families[k].with_commas);
    }
    if (!ctl->cmd) {
-      return fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, group COMMAND and sync COMMAND",
+      return fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, slots, group COMMAND, "
+                   "sync COMMAND, pool set and slot COMMAND",
                    ctl->words[0]);
    }
    next = ctl->family ? 2 : 1;
@@ -690,7 +825,10 @@ check_command (ctl_t *ctl)
    switch (ctl->arg_kind) {
    case ARG_TASK_ID:
       if (!ctl->id) {
-         return fail ("show needs a task id: mtaskctl show ID");
+         return fail ("%s needs a task id: mtaskctl %s %s",
+                      ctl->command_name,
+                      ctl->command_name,
+                      ctl->cmd == CMD_SHOW ? "ID" : "TASK_ID");
       }
       if (strlen (ctl->id) != 24 || !bson_oid_is_valid (ctl->id, 24)) {
          return fail ("'%s' is not a task id: give the 24 hex digits of its _id", ctl->id);
@@ -714,6 +852,14 @@ check_command (ctl_t *ctl)
          return fail ("%s needs a synchronizer name, got ''", ctl->command_name);
       }
       break;
+   case ARG_POOL:
+      if (!ctl->id) {
+         return fail ("%s needs a pool name: mtaskctl %s NAME --size N", ctl->command_name, ctl->command_name);
+      }
+      if (!ctl->id[0] || strchr (ctl->id, '#')) {
+         return fail ("'%s' is not a pool name: give a name that is not empty and has no '#'", ctl->id);
+      }
+      break;
    case ARG_NONE:
    default:
       break;
@@ -732,18 +878,25 @@ parse_stage_id (ctl_flag_id_t flag, const char *value, bson_oid_t *out)
    return true;
 }
 
-/* A number of seconds from 0 to ten years. */
+/* A number of seconds from 0 to `max`, which `max_text` names. */
 static bool
-parse_seconds (ctl_flag_id_t flag, const char *value, double *out)
+parse_seconds_to (ctl_flag_id_t flag, const char *value, double max, const char *max_text, double *out)
 {
    char *end;
 
    errno = 0;
    *out = strtod (value, &end);
-   if (errno || end == value || *end || !isfinite (*out) || *out < 0 || *out > CTL_MAX_DELAY) {
-      return fail ("%s: '%s' is not a number of seconds from 0 to %.0f (ten years)", flags[flag].name, value, CTL_MAX_DELAY);
+   if (errno || end == value || *end || !isfinite (*out) || *out < 0 || *out > max) {
+      return fail ("%s: '%s' is not a number of seconds from 0 to %.0f (%s)", flags[flag].name, value, max, max_text);
    }
    return true;
+}
+
+/* A number of seconds from 0 to ten years. */
+static bool
+parse_seconds (ctl_flag_id_t flag, const char *value, double *out)
+{
+   return parse_seconds_to (flag, value, CTL_MAX_DELAY, "ten years", out);
 }
 
 /* The command is known and takes every flag given; converts the values. */
@@ -806,6 +959,13 @@ check_values (ctl_t *ctl)
    if (ctl->seen[F_KEEP] && !parse_seconds (F_KEEP, ctl->value[F_KEEP], &ctl->keep)) {
       goto cleanup;
    }
+   if (ctl->seen[F_SIZE] && !parse_int (F_SIZE, ctl->value[F_SIZE], 1, CTL_MAX_POOL_SIZE, &ctl->size)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_TIMEOUT] &&
+       !parse_seconds_to (F_TIMEOUT, ctl->value[F_TIMEOUT], CTL_MAX_TIMEOUT, "366 days", &ctl->timeout)) {
+      goto cleanup;
+   }
    if (ctl->seen[F_NEXT] && !parse_stage_id (F_NEXT, ctl->value[F_NEXT], &ctl->next)) {
       goto cleanup;
    }
@@ -866,6 +1026,10 @@ check_values (ctl_t *ctl)
    }
    if (ctl->cmd == CMD_SYNC_CREATE && !ctl->seen[F_START_STAGE]) {
       fail ("sync create needs --start-stage: the id of its first stage, as 'sync stage' printed it");
+      goto cleanup;
+   }
+   if (ctl->cmd == CMD_POOL_SET && !ctl->seen[F_SIZE]) {
+      fail ("pool set needs --size: how many of its tasks may run at once, e.g. pool set %s --size 3", ctl->id);
       goto cleanup;
    }
    if (ctl->cmd == CMD_GROUP_CLEAN && ctl->seen[F_PURGE] && !ctl->seen[F_YES]) {
@@ -2524,6 +2688,490 @@ cleanup:
    return status;
 }
 
+/* ---- concurrency slots (seed 002) --------------------------------------- */
+
+/* A timeout as the pool's lines print it: "300 s", or "none" for 0. */
+static const char *
+format_timeout (const bson_t *pool, char *buf, size_t size)
+{
+   bson_iter_t iter;
+
+   if (!bson_iter_init_find (&iter, pool, "timeout_seconds") || !BSON_ITER_HOLDS_NUMBER (&iter)) {
+      return "-";
+   }
+   if (bson_iter_as_double (&iter) <= 0) {
+      return "none";
+   }
+   snprintf (buf, size, "%.15g s", bson_iter_as_double (&iter));
+   return buf;
+}
+
+static int
+cmd_pool_set (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   mongoc_collection_t *slots = NULL;
+   bson_t pool = BSON_INITIALIZER;
+   bson_t *filter = NULL;
+   bson_error_t error;
+   bool found;
+   int64_t beyond;
+   int status = 0;
+
+   /* Without --timeout, a resize keeps the pool's timeout. */
+   if (!mt_pool_set (client, db, ctl->id, ctl->size, ctl->seen[F_TIMEOUT] ? ctl->timeout : -1, &error)) {
+      if (error.domain == MT_ERROR_CONFIG && error.code == MT_CONFIG_ERROR_INVALID) {
+         fail ("cannot set pool '%s': %s", ctl->id, error.message);
+         status = EXIT_USAGE;
+      } else {
+         status = db_error (db, MT_POOLS_COLLECTION, &error, "set pool '%s'", ctl->id);
+      }
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      filter = BCON_NEW ("_id", BCON_UTF8 (ctl->id));
+      if (!find_one (client, db, MT_POOLS_COLLECTION, filter, NULL, &pool, &found, &error)) {
+         status = db_error (db, MT_POOLS_COLLECTION, &error, "read pool '%s'", ctl->id);
+      } else if (!found) {
+         fprintf (stderr, "mtaskctl: no pool '%s' in %s.%s after setting it\n", ctl->id, db, MT_POOLS_COLLECTION);
+         status = EXIT_RUNTIME;
+      } else {
+         print_json (&pool);
+      }
+      goto cleanup;
+   }
+   if (ctl->seen[F_TIMEOUT]) {
+      printf ("pool %s: %d slots, timeout %.15g s\n", ctl->id, ctl->size, ctl->timeout);
+   } else {
+      printf ("pool %s: %d slots, timeout unchanged\n", ctl->id, ctl->size);
+   }
+
+   /* A shrunk pool: its slots at or above the size run on until they end. */
+   slots = mongoc_client_get_collection (client, db, MT_SLOTS_COLLECTION);
+   filter = BCON_NEW ("pool", BCON_UTF8 (ctl->id),
+                      "index", "{", "$gte", BCON_INT32 (ctl->size), "}",
+                      "task", "{", "$ne", BCON_NULL, "}");
+   beyond = mongoc_collection_count_documents (slots, filter, NULL, NULL, NULL, &error);
+   if (beyond < 0) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "count the held slots of pool '%s'", ctl->id);
+   } else if (beyond > 0) {
+      printf ("%" PRId64 " of its slots at index %d or above are still held: each is freed, and no longer used, "
+              "when its task ends\n",
+              beyond,
+              ctl->size);
+   }
+
+cleanup:
+   bson_destroy (filter);
+   bson_destroy (&pool);
+   mongoc_collection_destroy (slots);
+   return status;
+}
+
+/* Documents read into memory, in the order read. */
+typedef struct {
+   bson_t **items;
+   size_t len, cap;
+} doc_list_t;
+
+static bool
+read_docs (mongoc_client_t *client,
+           const char *db,
+           const char *collection,
+           const bson_t *filter,
+           const bson_t *opts,
+           doc_list_t *list,
+           bson_error_t *error)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, opts, NULL);
+   const bson_t *doc;
+   bool ok;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      if (list->len == list->cap) {
+         list->cap = list->cap ? 2 * list->cap : 16;
+         list->items = bson_realloc (list->items, list->cap * sizeof *list->items);
+      }
+      list->items[list->len++] = bson_copy (doc);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   return ok;
+}
+
+static void
+doc_list_destroy (doc_list_t *list)
+{
+   for (size_t i = 0; i < list->len; i++) {
+      bson_destroy (list->items[i]);
+   }
+   bson_free (list->items);
+}
+
+/* Whether a held slot belongs to the pool named `name` (NULL: none). */
+static bool
+slot_of (const bson_t *slot, const char *name)
+{
+   const char *pool = get_str (slot, "pool");
+
+   return name && pool && !strcmp (pool, name);
+}
+
+/* The pool a held slot belongs to among `pools`, or NULL. */
+static const bson_t *
+pool_of (const doc_list_t *pools, const bson_t *slot)
+{
+   for (size_t p = 0; p < pools->len; p++) {
+      if (slot_of (slot, get_str (pools->items[p], "_id"))) {
+         return pools->items[p];
+      }
+   }
+   return NULL;
+}
+
+/* Whether a held slot is at or above its pool's size (NULL pool: no). */
+static bool
+beyond_size (const bson_t *pool, const bson_t *slot)
+{
+   return pool && get_int (slot, "index", -1) >= get_int (pool, "size", 0);
+}
+
+static void
+append_value_or_null (bson_t *out, const char *key, const bson_t *doc)
+{
+   bson_iter_t iter;
+
+   if (bson_iter_init_find (&iter, doc, key)) {
+      BSON_APPEND_VALUE (out, key, bson_iter_value (&iter));
+   } else {
+      BSON_APPEND_NULL (out, key);
+   }
+}
+
+static void
+slots_json (const doc_list_t *pools, const doc_list_t *held)
+{
+   bson_t out = BSON_INITIALIZER, list, item, slots, copy, undeclared;
+   char key[16];
+   const char *k;
+   uint32_t n_undeclared = 0;
+
+   BSON_APPEND_ARRAY_BEGIN (&out, "pools", &list);
+   for (size_t p = 0; p < pools->len; p++) {
+      const bson_t *pool = pools->items[p];
+      const char *name = get_str (pool, "_id");
+      int64_t in_use = 0;
+      uint32_t n = 0;
+
+      bson_uint32_to_string ((uint32_t) p, &k, key, sizeof key);
+      BSON_APPEND_DOCUMENT_BEGIN (&list, k, &item);
+      append_value_or_null (&item, "_id", pool);
+      append_value_or_null (&item, "size", pool);
+      append_value_or_null (&item, "timeout_seconds", pool);
+      for (size_t s = 0; s < held->len; s++) {
+         in_use += slot_of (held->items[s], name) && !beyond_size (pool, held->items[s]);
+      }
+      BSON_APPEND_INT64 (&item, "in_use", in_use);
+      BSON_APPEND_ARRAY_BEGIN (&item, "slots", &slots);
+      for (size_t s = 0; s < held->len; s++) {
+         if (!slot_of (held->items[s], name)) {
+            continue;
+         }
+         bson_uint32_to_string (n++, &k, key, sizeof key);
+         bson_init (&copy);
+         bson_copy_to_excluding_noinit (held->items[s], &copy, "beyond_size", NULL);
+         BSON_APPEND_BOOL (&copy, "beyond_size", beyond_size (pool, held->items[s]));
+         BSON_APPEND_DOCUMENT (&slots, k, &copy);
+         bson_destroy (&copy);
+      }
+      bson_append_array_end (&item, &slots);
+      bson_append_document_end (&list, &item);
+   }
+   bson_append_array_end (&out, &list);
+
+   /* Held slots of a pool DB.pools no longer has: only when there are. */
+   for (size_t s = 0; s < held->len; s++) {
+      if (pool_of (pools, held->items[s])) {
+         continue;
+      }
+      if (!n_undeclared) {
+         BSON_APPEND_ARRAY_BEGIN (&out, "undeclared", &undeclared);
+      }
+      bson_uint32_to_string (n_undeclared++, &k, key, sizeof key);
+      BSON_APPEND_DOCUMENT (&undeclared, k, held->items[s]);
+   }
+   if (n_undeclared) {
+      bson_append_array_end (&out, &undeclared);
+   }
+   print_json (&out);
+   bson_destroy (&out);
+}
+
+/* The columns of one held slot's row. */
+typedef struct {
+   char pool[64], index[24], task[64], worker[128], since[40], keepalive[40];
+   const char *mark;
+} slot_cells_t;
+
+static void
+slot_cells (const doc_list_t *pools, const bson_t *slot, slot_cells_t *c)
+{
+   const bson_t *pool = pool_of (pools, slot);
+   char buf[64];
+
+   snprintf (c->pool, sizeof c->pool, "%s", format_field (slot, "pool", buf, sizeof buf));
+   snprintf (c->index, sizeof c->index, "%s", format_field (slot, "index", buf, sizeof buf));
+   snprintf (c->task, sizeof c->task, "%s", format_field (slot, "task", buf, sizeof buf));
+   snprintf (c->worker, sizeof c->worker, "%s", format_field (slot, "worker_pid", buf, sizeof buf));
+   if (!strcmp (format_date (slot, "acquired", c->since, sizeof c->since), "-")) {
+      snprintf (c->since, sizeof c->since, "-");
+   }
+   if (!strcmp (format_date (slot, "keepalive", c->keepalive, sizeof c->keepalive), "-")) {
+      snprintf (c->keepalive, sizeof c->keepalive, "-");
+   }
+   c->mark = !pool ? "(pool not declared)" : beyond_size (pool, slot) ? "(beyond size)" : "";
+}
+
+static void
+slots_table (const char *db, const doc_list_t *pools, const doc_list_t *held)
+{
+   int pw[4] = {4, 4, 7, 6};             /* POOL SIZE TIMEOUT IN_USE */
+   int sw[4] = {4, 5, 4, 6};             /* POOL INDEX TASK WORKER */
+   char size[24], timeout[40];
+   slot_cells_t c;
+   const bson_t *pool;
+
+   if (!pools->len) {
+      printf ("no pools in %s.%s; declare one with 'mtaskctl pool set NAME --size N'\n", db, MT_POOLS_COLLECTION);
+   } else {
+      for (size_t p = 0; p < pools->len; p++) {
+         pool = pools->items[p];
+         pw[0] = BSON_MAX (pw[0], (int) strlen (format_field (pool, "_id", size, sizeof size)));
+         pw[1] = BSON_MAX (pw[1], (int) strlen (format_field (pool, "size", size, sizeof size)));
+         pw[2] = BSON_MAX (pw[2], (int) strlen (format_timeout (pool, timeout, sizeof timeout)));
+      }
+      printf ("%-*s  %*s  %*s  %*s\n", pw[0], "POOL", pw[1], "SIZE", pw[2], "TIMEOUT", pw[3], "IN_USE");
+      for (size_t p = 0; p < pools->len; p++) {
+         const char *name;
+         char id[64];
+         int64_t in_use = 0, beyond = 0;
+
+         pool = pools->items[p];
+         name = get_str (pool, "_id");
+         for (size_t s = 0; s < held->len; s++) {
+            if (slot_of (held->items[s], name)) {
+               *(beyond_size (pool, held->items[s]) ? &beyond : &in_use) += 1;
+            }
+         }
+         printf ("%-*s  %*s  %*s  %*" PRId64,
+                 pw[0], format_field (pool, "_id", id, sizeof id),
+                 pw[1], format_field (pool, "size", size, sizeof size),
+                 pw[2], format_timeout (pool, timeout, sizeof timeout),
+                 pw[3], in_use);
+         if (beyond) {
+            printf ("  +%" PRId64 " beyond size", beyond);
+         }
+         printf ("\n");
+      }
+   }
+   if (!held->len) {
+      if (pools->len) {
+         printf ("\nno slot is held\n");
+      }
+      return;
+   }
+   for (size_t s = 0; s < held->len; s++) {
+      slot_cells (pools, held->items[s], &c);
+      sw[0] = BSON_MAX (sw[0], (int) strlen (c.pool));
+      sw[1] = BSON_MAX (sw[1], (int) strlen (c.index));
+      sw[2] = BSON_MAX (sw[2], (int) strlen (c.task));
+      sw[3] = BSON_MAX (sw[3], (int) strlen (c.worker));
+   }
+   printf ("\n%-*s  %*s  %-*s  %-*s  %-20s  %s\n",
+           sw[0], "POOL", sw[1], "INDEX", sw[2], "TASK", sw[3], "WORKER", "SINCE", "KEEPALIVE");
+   for (size_t s = 0; s < held->len; s++) {
+      slot_cells (pools, held->items[s], &c);
+      printf ("%-*s  %*s  %-*s  %-*s  %-20s  ", sw[0], c.pool, sw[1], c.index, sw[2], c.task, sw[3], c.worker, c.since);
+      if (c.mark[0]) {
+         printf ("%-20s  %s\n", c.keepalive, c.mark);
+      } else {
+         printf ("%s\n", c.keepalive);
+      }
+   }
+}
+
+static int
+cmd_slots (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t all = BSON_INITIALIZER;
+   bson_t *by_name = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
+   bson_t *held_filter = BCON_NEW ("task", "{", "$ne", BCON_NULL, "}");
+   bson_t *by_slot = BCON_NEW ("sort", "{", "pool", BCON_INT32 (1), "index", BCON_INT32 (1), "}");
+   doc_list_t pools = {0}, held = {0};
+   bson_error_t error;
+   int status = 0;
+
+   if (!read_docs (client, db, MT_POOLS_COLLECTION, &all, by_name, &pools, &error)) {
+      status = db_error (db, MT_POOLS_COLLECTION, &error, "list pools");
+      goto cleanup;
+   }
+   if (!read_docs (client, db, MT_SLOTS_COLLECTION, held_filter, by_slot, &held, &error)) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "list the held slots");
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      slots_json (&pools, &held);
+   } else {
+      slots_table (db, &pools, &held);
+   }
+
+cleanup:
+   doc_list_destroy (&pools);
+   doc_list_destroy (&held);
+   bson_destroy (&all);
+   bson_destroy (by_name);
+   bson_destroy (held_filter);
+   bson_destroy (by_slot);
+   return status;
+}
+
+static int
+cmd_slot_keepalive (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t *filter = BCON_NEW ("task", BCON_OID (&ctl->oid));
+   bson_t slot = BSON_INITIALIZER;
+   bson_error_t error;
+   char id[64], at[40];
+   bool found;
+   int status = 0;
+
+   if (!mt_slot_keepalive (client, db, &ctl->oid, &error)) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "keep the slot of task %s alive", ctl->id);
+      goto cleanup;
+   }
+   if (!find_one (client, db, MT_SLOTS_COLLECTION, filter, NULL, &slot, &found, &error)) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "read the slot of task %s", ctl->id);
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      print_json (&slot); /* {} when it was freed meanwhile */
+   } else if (!found) {
+      printf ("task %s: slot kept alive; it has been freed since\n", ctl->id);
+   } else {
+      printf ("task %s: slot %s kept alive at %s\n",
+              ctl->id,
+              format_field (&slot, "_id", id, sizeof id),
+              format_date (&slot, "keepalive", at, sizeof at));
+   }
+
+cleanup:
+   bson_destroy (filter);
+   bson_destroy (&slot);
+   return status;
+}
+
+/* The task's status into *out (bson_strdup'ed), NULL when there is no such
+ * task. */
+static bool
+task_status (mongoc_client_t *client, const char *db, const bson_oid_t *id, char **out, bson_error_t *error)
+{
+   bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
+   bson_t *opts = BCON_NEW ("projection", "{", "status", BCON_INT32 (1), "}");
+   bson_t task = BSON_INITIALIZER;
+   bool found, ok = find_one (client, db, MT_TASKS_COLLECTION, filter, opts, &task, &found, error);
+
+   *out = ok && found ? bson_strdup (get_str (&task, "status") ? get_str (&task, "status") : "?") : NULL;
+   bson_destroy (filter);
+   bson_destroy (opts);
+   bson_destroy (&task);
+   return ok;
+}
+
+static int
+cmd_slot_stop (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t *filter = BCON_NEW ("task", BCON_OID (&ctl->oid));
+   bson_t *opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
+   doc_list_t slots = {0};
+   char *was = NULL, *now = NULL, *names = NULL;
+   bson_error_t error;
+   int status = 0;
+
+   if (!read_docs (client, db, MT_SLOTS_COLLECTION, filter, opts, &slots, &error)) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "read the slots of task %s", ctl->id);
+      goto cleanup;
+   }
+   if (!task_status (client, db, &ctl->oid, &was, &error)) {
+      status = db_error (db, MT_TASKS_COLLECTION, &error, "read task %s", ctl->id);
+      goto cleanup;
+   }
+   if (!mt_slot_stop (client, db, &ctl->oid, &error)) {
+      status = db_error (db, MT_SLOTS_COLLECTION, &error, "stop task %s", ctl->id);
+      goto cleanup;
+   }
+   if (!task_status (client, db, &ctl->oid, &now, &error)) {
+      status = db_error (db, MT_TASKS_COLLECTION, &error, "read task %s after stopping it", ctl->id);
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER, list;
+      char key[16];
+      const char *k;
+
+      BSON_APPEND_OID (&out, "_id", &ctl->oid);
+      BSON_APPEND_ARRAY_BEGIN (&out, "slots", &list);
+      for (size_t i = 0; i < slots.len; i++) {
+         bson_iter_t iter;
+
+         bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+         if (bson_iter_init_find (&iter, slots.items[i], "_id")) {
+            BSON_APPEND_VALUE (&list, k, bson_iter_value (&iter));
+         }
+      }
+      bson_append_array_end (&out, &list);
+      if (was) {
+         BSON_APPEND_UTF8 (&out, "was", was);
+      } else {
+         BSON_APPEND_NULL (&out, "was");
+      }
+      if (now) {
+         BSON_APPEND_UTF8 (&out, "status", now);
+      } else {
+         BSON_APPEND_NULL (&out, "status");
+      }
+      print_json (&out);
+      bson_destroy (&out);
+      goto cleanup;
+   }
+   for (size_t i = 0; i < slots.len; i++) {
+      char id[64], *joined;
+
+      joined = bson_strdup_printf ("%s%s%s", names ? names : "", names ? ", " : "", format_field (slots.items[i], "_id", id, sizeof id));
+      bson_free (names);
+      names = joined;
+   }
+   if (!names) {
+      names = bson_strdup ("its slot");
+   }
+   if (was && !strcmp (was, MT_STATUS_WORK_IN_PROGRESS) && now && !strcmp (now, MT_STATUS_CANCELLED)) {
+      printf ("task %s stopped: CANCELLED, %s freed; its worker calls the plugin's on_stop\n", ctl->id, names);
+   } else if (!now) {
+      printf ("task %s: no such task in %s.%s; %s freed\n", ctl->id, db, MT_TASKS_COLLECTION, names);
+   } else {
+      printf ("task %s was not running (%s): %s freed\n", ctl->id, now, names);
+   }
+
+cleanup:
+   doc_list_destroy (&slots);
+   bson_free (was);
+   bson_free (now);
+   bson_free (names);
+   bson_destroy (filter);
+   bson_destroy (opts);
+   return status;
+}
+
 /* The driver's own warnings and errors, prefixed; nothing else. */
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -2633,6 +3281,18 @@ main (int argc, char **argv)
       break;
    case CMD_SYNC_LS:
       status = cmd_sync_ls (&ctl, client, db);
+      break;
+   case CMD_POOL_SET:
+      status = cmd_pool_set (&ctl, client, db);
+      break;
+   case CMD_SLOTS:
+      status = cmd_slots (&ctl, client, db);
+      break;
+   case CMD_SLOT_KEEPALIVE:
+      status = cmd_slot_keepalive (&ctl, client, db);
+      break;
+   case CMD_SLOT_STOP:
+      status = cmd_slot_stop (&ctl, client, db);
       break;
    case CMD_STATS:
    default:

@@ -880,6 +880,367 @@ test_group_sync_help (void)
    }
 }
 
+/* ---- concurrency slots (seed 002) --------------------------------------- */
+
+/* Makes slot `pool`#`index` held by `task`, as a worker's claim would. */
+static void
+hold_slot (const char *pool, int index, const bson_oid_t *task, const char *worker, int64_t acquired_ms)
+{
+   mongoc_collection_t *slots = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "slots");
+   bson_t *filter, *update, *opts = BCON_NEW ("upsert", BCON_BOOL (true));
+   bson_error_t error;
+   char id[64];
+
+   bson_snprintf (id, sizeof id, "%s#%d", pool, index);
+   filter = BCON_NEW ("_id", id);
+   update = BCON_NEW ("$set", "{",
+                      "pool", pool,
+                      "index", BCON_INT32 (index),
+                      "task", BCON_OID (task),
+                      "worker_pid", worker,
+                      "attempt", BCON_INT32 (1),
+                      "acquired", BCON_DATE_TIME (acquired_ms),
+                      "keepalive", BCON_DATE_TIME (acquired_ms),
+                      "}");
+   ASSERT_OR_PRINT (mongoc_collection_update_one (slots, filter, update, opts, NULL, &error), error);
+   bson_destroy (opts);
+   bson_destroy (filter);
+   bson_destroy (update);
+   mongoc_collection_destroy (slots);
+}
+
+/* A WORK_IN_PROGRESS task run by `worker`; its id. */
+static bson_oid_t
+running_task (const char *worker)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_error_t error;
+   bson_oid_t id;
+   bson_t *doc;
+
+   bson_oid_init (&id, NULL);
+   doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "reports", "type", "report_pdf", "pool", "reports", "status",
+                   "WORK_IN_PROGRESS", "worker_pid", worker, "attempts", BCON_INT32 (1));
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   bson_destroy (doc);
+   mongoc_collection_destroy (tasks);
+   return id;
+}
+
+static void
+test_pool_set (void)
+{
+   char *out;
+   bson_t *doc;
+
+   ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
+   ASSERT_CONTAINS (out, "no pools in ");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "3", "--timeout", "300"), ==, 0);
+   ASSERT_CMPSTR (out, "pool reports: 3 slots, timeout 300 s\n");
+   bson_free (out);
+   doc = one ("pools", "{'_id': 'reports'}");
+   ASSERT_CMPINT (mt_test_int (doc, "size"), ==, 3);
+   ASSERT_CMPINT (mt_test_int (doc, "timeout_seconds"), ==, 300);
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("slots", "{'pool': 'reports', 'task': null}"), ==, 3);
+
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "general", "--size", "2"), ==, 0);
+   ASSERT_CMPSTR (out, "pool general: 2 slots, timeout unchanged\n"); /* a new pool: none */
+   bson_free (out);
+
+   /* Both, by name, with their size and none in use. */
+   ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
+   ASSERT_CONTAINS (out, "POOL     SIZE  TIMEOUT  IN_USE\n");
+   ASSERT_CONTAINS (out, "general     2     none       0\n");
+   ASSERT_CONTAINS (out, "reports     3    300 s       0\n");
+   ASSERT (strstr (out, "general") < strstr (out, "reports"));
+   ASSERT_CONTAINS (out, "no slot is held");
+   bson_free (out);
+
+   /* Resize: more slots; the timeout is what this call says. */
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "5", "--timeout", "0.5"), ==, 0);
+   ASSERT_CMPSTR (out, "pool reports: 5 slots, timeout 0.5 s\n");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("slots", "{'pool': 'reports'}"), ==, 5);
+   ASSERT_CMPINT (count_in ("pools", "{'_id': 'reports', 'size': 5, 'timeout_seconds': 0.5}"), ==, 1);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "_id"), "reports");
+   ASSERT_CMPINT (mt_test_int (doc, "size"), ==, 2);
+   bson_destroy (doc);
+   bson_free (out);
+   /* A resize without --timeout keeps the pool's timeout. */
+   ASSERT_CMPINT (count_in ("pools", "{'_id': 'reports', 'size': 2, 'timeout_seconds': 0.5}"), ==, 1);
+   ASSERT_CMPINT (count_in ("pools", "{'_id': 'general', 'timeout_seconds': 0}"), ==, 1);
+   ASSERT_CMPINT (count_in ("pools", "{}"), ==, 2);
+
+   ASSERT_CMPINT (CTL (&out, "slots", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.0._id"), "general");
+   ASSERT_CMPINT (mt_test_int (doc, "pools.0.size"), ==, 2);
+   ASSERT_CMPINT (mt_test_int (doc, "pools.0.in_use"), ==, 0);
+   ASSERT (mt_test_has (doc, "pools.0.slots"));
+   ASSERT (!mt_test_has (doc, "pools.0.slots.0"));
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.1._id"), "reports");
+   ASSERT_CMPINT (mt_test_int (doc, "pools.1.size"), ==, 2);
+   ASSERT (!mt_test_has (doc, "pools.2"));
+   ASSERT (!mt_test_has (doc, "undeclared"));
+   bson_destroy (doc);
+   bson_free (out);
+}
+
+static void
+test_slots_held (void)
+{
+   bson_oid_t a = running_task ("W-ONE"), b = running_task ("W-TWO");
+   int64_t t0 = 1700000000000; /* 2023-11-14T22:13:20Z */
+   char hex_a[25], hex_b[25], *out;
+   bson_t *doc;
+
+   bson_oid_to_string (&a, hex_a);
+   bson_oid_to_string (&b, hex_b);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "3", "--timeout", "60"), ==, 0);
+   bson_free (out);
+   hold_slot ("reports", 0, &a, "W-ONE", t0);
+   hold_slot ("reports", 2, &b, "W-TWO", t0 + 1000);
+
+   ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
+   ASSERT_CONTAINS (out, "reports     3     60 s       2\n");
+   ASSERT_CONTAINS (out, "INDEX");
+   ASSERT_CONTAINS (out, "KEEPALIVE");
+   ASSERT_CONTAINS (out, hex_a);
+   ASSERT_CONTAINS (out, "W-ONE");
+   ASSERT_CONTAINS (out, "2023-11-14T22:13:20Z");
+   ASSERT_CONTAINS (out, hex_b);
+   ASSERT_CONTAINS (out, "2023-11-14T22:13:21Z");
+   ASSERT (!strstr (out, "beyond size"));
+   bson_free (out);
+
+   /* Shrunk while b runs: its slot is held beyond the size, and said so. */
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "1", "--timeout", "60"), ==, 0);
+   ASSERT_CONTAINS (out, "pool reports: 1 slots, timeout 60 s\n");
+   ASSERT_CONTAINS (out, "1 of its slots at index 1 or above are still held");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("slots", "{'_id': 'reports#2', 'task': {'$oid': '%s'}}", hex_b), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
+   ASSERT_CONTAINS (out, "reports     1     60 s       1  +1 beyond size\n");
+   {
+      const char *row_a = strstr (out, hex_a), *row_b = strstr (out, hex_b);
+
+      ASSERT (row_a && row_b && row_a < row_b);
+      ASSERT (strchr (row_a, '\n') < row_b);                      /* a row each */
+      ASSERT (strstr (row_a, "(beyond size)") > strchr (row_a, '\n')); /* not a's */
+      ASSERT (strstr (row_b, "(beyond size)") < strchr (row_b, '\n')); /* b's */
+   }
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "slots", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.0._id"), "reports");
+   ASSERT_CMPINT (mt_test_int (doc, "pools.0.size"), ==, 1);
+   ASSERT_CMPINT (mt_test_int (doc, "pools.0.timeout_seconds"), ==, 60);
+   ASSERT_CMPINT (mt_test_int (doc, "pools.0.in_use"), ==, 1);
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.0.slots.0._id"), "reports#0");
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.0.slots.0.worker_pid"), "W-ONE");
+   ASSERT_CMPINT (mt_test_date (doc, "pools.0.slots.0.acquired"), ==, t0);
+   ASSERT (!mt_test_is_null (doc, "pools.0.slots.0.task"));
+   ASSERT_CMPSTR (mt_test_str (doc, "pools.0.slots.1._id"), "reports#2");
+   ASSERT (!mt_test_has (doc, "pools.0.slots.2"));
+   bson_destroy (doc);
+   ASSERT_CONTAINS (out, hex_a);
+   ASSERT_CONTAINS (out, "\"beyond_size\" : false");
+   ASSERT_CONTAINS (out, "\"beyond_size\" : true");
+   ASSERT (strchr (out, '\n') == strrchr (out, '\n')); /* one document */
+   bson_free (out);
+}
+
+static void
+test_slot_keepalive_stop (void)
+{
+   bson_oid_t running = running_task ("W-ONE"), nobody;
+   char hex[25], none[25], *out;
+   bson_t *doc;
+
+   bson_oid_init (&nobody, NULL);
+   bson_oid_to_string (&running, hex);
+   bson_oid_to_string (&nobody, none);
+
+   /* No slot for that task: not found, the library's message. */
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", none), ==, 1);
+   ASSERT_CONTAINS (out, "mtaskctl: cannot keep the slot of task ");
+   ASSERT_CONTAINS (out, ".slots: task ");
+   ASSERT_CONTAINS (out, " holds no slot");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "stop", none), ==, 1);
+   ASSERT_CONTAINS (out, "mtaskctl: cannot stop task ");
+   ASSERT_CONTAINS (out, " holds no slot");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--timeout", "30"), ==, 0);
+   bson_free (out);
+   hold_slot ("reports", 1, &running, "W-ONE", 1700000000000);
+
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", hex), ==, 0);
+   ASSERT_CONTAINS (out, "slot reports#1 kept alive at ");
+   bson_free (out);
+   doc = one ("slots", "{'_id': 'reports#1'}");
+   ASSERT_CMPINT (mt_test_date (doc, "keepalive"), >, 1700000000000);
+   ASSERT_CMPINT (mt_test_date (doc, "acquired"), ==, 1700000000000);
+   bson_destroy (doc);
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", hex, "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "_id"), "reports#1");
+   bson_destroy (doc);
+   bson_free (out);
+
+   /* Stop: the task ends CANCELLED and its slot is free. */
+   ASSERT_CMPINT (CTL (&out, "slot", "stop", hex), ==, 0);
+   ASSERT_CONTAINS (out, "stopped: CANCELLED, reports#1 freed");
+   bson_free (out);
+   doc = mt_test_task (&running);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CANCELLED");
+   bson_destroy (doc);
+   ASSERT_CMPINT (count_in ("slots", "{'_id': 'reports#1', 'task': null}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "slot", "stop", hex), ==, 1);
+   ASSERT_CONTAINS (out, " holds no slot");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", hex), ==, 1);
+   ASSERT_CONTAINS (out, " holds no slot");
+   bson_free (out);
+
+   /* A slot whose task is gone: given back. */
+   hold_slot ("reports", 0, &nobody, "W-GONE", 1700000000000);
+   ASSERT_CMPINT (CTL (&out, "slot", "stop", none, "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "slots.0"), "reports#0");
+   ASSERT (mt_test_is_null (doc, "status"));
+   bson_destroy (doc);
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("slots", "{'task': {'$ne': null}}"), ==, 0);
+}
+
+static void
+test_slot_usage (void)
+{
+   char *out;
+
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "0"), ==, 2);
+   ASSERT_CONTAINS (out, "--size: '0' is not a whole number from 1 to 100000");
+   ASSERT_CONTAINS (out, "Try 'mtaskctl pool set --help'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "100001"), ==, 2);
+   ASSERT_CONTAINS (out, "--size: '100001' is not a whole number");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "three"), ==, 2);
+   ASSERT_CONTAINS (out, "--size: 'three' is not a whole number");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--timeout", "-1"), ==, 2);
+   ASSERT_CONTAINS (out, "--timeout: '-1' is not a number of seconds");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--timeout", "40000000"), ==, 2);
+   ASSERT_CONTAINS (out, "--timeout: '40000000' is not a number of seconds from 0 to 31622400 (366 days)");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports"), ==, 2);
+   ASSERT_CONTAINS (out, "pool set needs --size");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "--size", "2"), ==, 2);
+   ASSERT_CONTAINS (out, "pool set needs a pool name");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "a#b", "--size", "2"), ==, 2);
+   ASSERT_CONTAINS (out, "'a#b' is not a pool name");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "", "--size", "2"), ==, 2);
+   ASSERT_CONTAINS (out, "'' is not a pool name");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--now"), ==, 2);
+   ASSERT_CONTAINS (out, "pool set does not take --now");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "extra", "--size", "2"), ==, 2);
+   ASSERT_CONTAINS (out, "unexpected argument 'extra'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool"), ==, 2);
+   ASSERT_CONTAINS (out, "give a pool command: set");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "pool", "ls"), ==, 2);
+   ASSERT_CONTAINS (out, "unknown command 'pool ls'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slots", "--size", "2"), ==, 2);
+   ASSERT_CONTAINS (out, "slots does not take --size");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slots", "reports"), ==, 2);
+   ASSERT_CONTAINS (out, "unexpected argument 'reports'");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", "42"), ==, 2);
+   ASSERT_CONTAINS (out, "'42' is not a task id");
+   ASSERT_CONTAINS (out, "Try 'mtaskctl slot keepalive --help'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "stop", "0123456789abcdef0123456z"), ==, 2);
+   ASSERT_CONTAINS (out, "is not a task id");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "stop"), ==, 2);
+   ASSERT_CONTAINS (out, "slot stop needs a task id: mtaskctl slot stop TASK_ID");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "keepalive", "0123456789abcdef01234567", "--timeout", "3"), ==, 2);
+   ASSERT_CONTAINS (out, "slot keepalive does not take --timeout");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot"), ==, 2);
+   ASSERT_CONTAINS (out, "give a slot command: keepalive or stop");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "slot", "free", "0123456789abcdef01234567"), ==, 2);
+   ASSERT_CONTAINS (out, "unknown command 'slot free'");
+   bson_free (out);
+
+   /* Still the task id message show had. */
+   ASSERT_CMPINT (CTL (&out, "show"), ==, 2);
+   ASSERT_CONTAINS (out, "show needs a task id: mtaskctl show ID");
+   bson_free (out);
+
+   ASSERT_CMPINT (count_in ("pools", "{}"), ==, 0);
+   ASSERT_CMPINT (count_in ("slots", "{}"), ==, 0);
+}
+
+static void
+test_slot_help (void)
+{
+   const char *top[] = {mt_test_env ("MTASK_CTL"), "--help", NULL};
+   const char *const cmds[][3] = {
+      {"pool", "set", "--timeout SECS"},
+      {"slots", NULL, "(beyond size)"},
+      {"slot", "keepalive", "TASK_ID"},
+      {"slot", "stop", "on_stop"},
+   };
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (top, 10000, &out), ==, 0);
+   ASSERT_CONTAINS (out, "pool set NAME");
+   ASSERT_CONTAINS (out, "  slots  ");
+   ASSERT_CONTAINS (out, "slot keepalive TASK_ID");
+   ASSERT_CONTAINS (out, "slot stop TASK_ID");
+   bson_free (out);
+   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+      const char *argv[] = {mt_test_env ("MTASK_CTL"), cmds[i][0], cmds[i][1] ? cmds[i][1] : "--help", "--help", NULL};
+
+      ASSERT_CMPINT (mt_test_run (argv, 10000, &out), ==, 0);
+      ASSERT_CONTAINS (out, "Usage: mtaskctl [connection] ");
+      ASSERT_CONTAINS (out, cmds[i][2]);
+      ASSERT_CONTAINS (out, "Example:");
+      bson_free (out);
+   }
+   {
+      const char *argv[] = {mt_test_env ("MTASK_CTL"), "slot", "--help", NULL};
+
+      ASSERT_CMPINT (mt_test_run (argv, 10000, &out), ==, 0);
+      ASSERT_CONTAINS (out, "slot stop TASK_ID");
+      ASSERT (!strstr (out, "group add"));
+      bson_free (out);
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -901,5 +1262,10 @@ main (int argc, char **argv)
    mt_test_add ("/ctl/sync/start", test_sync_start);
    mt_test_add ("/ctl/sync/check", test_sync_check);
    mt_test_add ("/ctl/sync/usage", test_sync_usage);
+   mt_test_add ("/ctl/pool/set", test_pool_set);
+   mt_test_add ("/ctl/pool/usage", test_slot_usage);
+   mt_test_add ("/ctl/pool/help", test_slot_help);
+   mt_test_add ("/ctl/slots/held", test_slots_held);
+   mt_test_add ("/ctl/slots/keepalive_stop", test_slot_keepalive_stop);
    return mt_test_main (argc, argv);
 }
