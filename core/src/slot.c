@@ -24,16 +24,19 @@ mt_pool_set (mongoc_client_t *client, const char *db, const char *name, int32_t 
    bson_t *filter, *update, *opts;
    bool ok;
 
-   if (!name || !name[0] || strchr (name, '#')) {
-      return slot_error (error, MT_CONFIG_ERROR_INVALID, "pool name '%s' must be non-empty and without '#'", name ? name : "");
+   if (!name || !name[0] || strchr (name, '#') || strlen (name) > 200) {
+      return slot_error (error, MT_CONFIG_ERROR_INVALID, "pool name '%s' must be 1 to 200 bytes, without '#'", name ? name : "");
    }
-   if (size < 1 || size > 100000 || !(timeout_seconds >= 0 && timeout_seconds <= 86400.0 * 366)) {
-      return slot_error (error, MT_CONFIG_ERROR_INVALID, "pool '%s': size must be 1 to 100000 and timeout 0 or more seconds", name);
+   if (size < 1 || size > 100000 || !(timeout_seconds <= 86400.0 * 366)) {
+      return slot_error (error, MT_CONFIG_ERROR_INVALID, "pool '%s': size must be 1 to 100000 and timeout at most 366 days", name);
    }
    pools = mongoc_client_get_collection (client, db, MT_POOLS_COLLECTION);
    slots = mongoc_client_get_collection (client, db, MT_SLOTS_COLLECTION);
    filter = BCON_NEW ("_id", name);
-   update = BCON_NEW ("$set", "{", "size", BCON_INT32 (size), "timeout_seconds", BCON_DOUBLE (timeout_seconds), "}");
+   /* A negative timeout keeps the pool's own (0 for a new pool). */
+   update = timeout_seconds >= 0
+               ? BCON_NEW ("$set", "{", "size", BCON_INT32 (size), "timeout_seconds", BCON_DOUBLE (timeout_seconds), "}")
+               : BCON_NEW ("$set", "{", "size", BCON_INT32 (size), "}", "$setOnInsert", "{", "timeout_seconds", BCON_DOUBLE (0), "}");
    opts = BCON_NEW ("upsert", BCON_BOOL (true));
    ok = mongoc_collection_update_one (pools, filter, update, opts, NULL, error);
    bson_destroy (filter);
@@ -312,10 +315,10 @@ mt_slot_acquire (mt_worker_t *worker,
       bson_t *held = BCON_NEW ("pool", pool, "index", "{", "$lt", BCON_INT32 (size), "}", "task", "{", "$ne", BCON_NULL, "}");
       mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (slots, held, NULL, NULL);
       const bson_t *slot;
-      bson_t *seen[64];
+      bson_t *seen[1024];
       size_t n = 0;
 
-      while (n < 64 && mongoc_cursor_next (cursor, &slot)) {
+      while (n < 1024 && mongoc_cursor_next (cursor, &slot)) {
          seen[n++] = bson_copy (slot);
       }
       ok = !mongoc_cursor_error (cursor, error);
@@ -411,12 +414,11 @@ mt_slot_stop (mongoc_client_t *client, const char *db, const bson_oid_t *task_id
       ok = slot_error (error, MT_CONFIG_ERROR_NOT_FOUND, "task %s holds no slot", hex);
    }
    /* End the task first (its worker's own writes are then fenced out),
-    * then free its slot. */
+    * then free its slot. A task that is not running any more only has its
+    * slot freed. */
    if (ok) {
       ok = mongoc_collection_update_one (tasks, filter, update, NULL, &reply, error);
-      if (ok && bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 0) {
-         /* Not running: just free what it holds. */
-      }
+      (void) iter;
       bson_destroy (&reply);
    }
    if (ok) {
@@ -438,11 +440,11 @@ mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *err
    bson_t *held = BCON_NEW ("task", "{", "$ne", BCON_NULL, "}");
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (slots, held, NULL, NULL);
    const bson_t *slot;
-   bson_t *seen[256];
+   bson_t **seen = bson_malloc0 (4096 * sizeof *seen);
    size_t n = 0;
    bool ok;
 
-   while (n < 256 && mongoc_cursor_next (cursor, &slot)) {
+   while (n < 4096 && mongoc_cursor_next (cursor, &slot)) {
       seen[n++] = bson_copy (slot);
    }
    ok = !mongoc_cursor_error (cursor, error);
@@ -468,6 +470,7 @@ mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *err
       }
       bson_destroy (seen[i]);
    }
+   bson_free (seen);
    bson_destroy (held);
    mongoc_collection_destroy (slots);
    return ok;

@@ -315,7 +315,10 @@ MT_EXPORT bool mt_sync_request_start (mongoc_client_t *client, const char *db, c
  * descriptor. A slot not kept alive for `timeout_seconds` (0 = no timeout)
  * is taken back: its task fails with a timeout (or is retried). */
 
-/* Declares or resizes a pool; takes effect at the workers' next claims. */
+/* Declares or resizes a pool (name: 1 to 200 bytes, no '#'; size 1 to
+ * 100000); takes effect at the workers' next claims. A negative
+ * `timeout_seconds` keeps the pool's timeout (0, none, for a new pool);
+ * otherwise at most 366 days. */
 MT_EXPORT bool mt_pool_set (mongoc_client_t *client,
                             const char *db,
                             const char *name,
