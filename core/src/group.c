@@ -43,26 +43,6 @@ group_error (bson_error_t *error, const char *format, const bson_oid_t *group, i
    return group_error_code (error, MT_CONFIG_ERROR_INVALID, format, group, stage);
 }
 
-/* Reads one document by filter into `out` (initialized); *found says
- * whether there was one. */
-static bool
-find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
-{
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);
-   const bson_t *doc;
-   bool ok;
-
-   bson_init (out);
-   *found = mongoc_cursor_next (cursor, &doc);
-   if (*found) {
-      bson_destroy (out);
-      bson_copy_to (doc, out);
-   }
-   ok = !mongoc_cursor_error (cursor, error);
-   mongoc_cursor_destroy (cursor);
-   return ok;
-}
-
 static int64_t
 get_int (const bson_t *doc, const char *key)
 {
@@ -178,7 +158,7 @@ mt_group_enqueue (mongoc_client_t *client,
    bson_init (&doc);
    bson_init (&reply);
    filter = BCON_NEW ("_id", BCON_OID (group));
-   if (!find_one (groups, filter, NULL, &group_doc, &found, error)) {
+   if (!mt_find_one (groups, filter, NULL, &group_doc, &found, error)) {
       goto cleanup;
    }
    if (!found || !strcmp (get_str (&group_doc, "status"), "complete")) {
@@ -212,7 +192,7 @@ mt_group_enqueue (mongoc_client_t *client,
       bool has_later, has_mine;
       bson_t own;
 
-      ok = find_one (stages, started, NULL, &later, &has_later, error) && find_one (stages, mine, NULL, &own, &has_mine, error);
+      ok = mt_find_one (stages, started, NULL, &later, &has_later, error) && mt_find_one (stages, mine, NULL, &own, &has_mine, error);
       bson_destroy (started);
       bson_destroy (mine);
       if (ok && has_later && !has_mine) {
@@ -283,7 +263,7 @@ mt_group_enqueue (mongoc_client_t *client,
       bson_t stage_doc;
       bson_t *by_stage = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage));
 
-      if (find_one (stages, by_stage, NULL, &stage_doc, &found, error) && found &&
+      if (mt_find_one (stages, by_stage, NULL, &stage_doc, &found, error) && found &&
           strcmp (get_str (&stage_doc, "status"), "pending") != 0) {
          bson_t *mine = BCON_NEW ("_id", BCON_OID (&oid), "status", MT_STATUS_WAITING);
          bson_t *go = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "}");
@@ -411,7 +391,7 @@ mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *gr
    bson_t group_doc;
    bool ok = false, found;
 
-   if (!find_one (groups, group_filter, NULL, &group_doc, &found, error)) {
+   if (!mt_find_one (groups, group_filter, NULL, &group_doc, &found, error)) {
       goto cleanup;
    }
    if (!found) {
@@ -441,7 +421,7 @@ mt_group_initiate (mongoc_client_t *client, const char *db, const bson_oid_t *gr
       bson_iter_t iter;
       bool won;
 
-      ok = find_one (stages, filter, opts, &stage, &found, error);
+      ok = mt_find_one (stages, filter, opts, &stage, &found, error);
       bson_destroy (filter);
       bson_destroy (opts);
       if (!ok) {
@@ -749,7 +729,7 @@ mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error
          number = bson_iter_find (&key, "stage") && BSON_ITER_HOLDS_NUMBER (&key) ? (int32_t) bson_iter_as_int64 (&key) : 1;
          {
             bson_t *by_id = BCON_NEW ("_id", BCON_OID (group));
-            ok = find_one (groups, by_id, NULL, &doc, &has, error);
+            ok = mt_find_one (groups, by_id, NULL, &doc, &has, error);
             bson_destroy (&doc);
             if (ok && !has) {
                bson_t *g = BCON_NEW ("_id", BCON_OID (group), "description", "(recovered by the cleaner)", "created",
@@ -762,7 +742,7 @@ mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error
          }
          if (ok) {
             bson_t *by_stage = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number));
-            ok = find_one (stages, by_stage, NULL, &doc, &has, error);
+            ok = mt_find_one (stages, by_stage, NULL, &doc, &has, error);
             bson_destroy (&doc);
             bson_destroy (by_stage);
             if (ok && !has) {

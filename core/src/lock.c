@@ -112,9 +112,8 @@ is_duplicate_key (const bson_error_t *error)
    return error->code == 11000 || error->code == 11001;
 }
 
-/* Whether the run that `lock` names is still going on. */
-static bool
-holder_running (mongoc_client_t *client, const char *db, const bson_t *lock, bool *running, bson_error_t *error)
+bool
+mt_run_is_live (mongoc_client_t *client, const char *db, const bson_t *lock, bool *running, bson_error_t *error)
 {
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
    bson_t filter = BSON_INITIALIZER;
@@ -234,7 +233,7 @@ acquire_one (mongoc_collection_t *locks,
          }
          continue; /* released meanwhile: try again */
       }
-      if (!holder_running (client, db, holder, &running, error)) {
+      if (!mt_run_is_live (client, db, holder, &running, error)) {
          bson_destroy (holder);
          return false;
       }

@@ -63,6 +63,10 @@ bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_
 
 /* ---- the store (store.c) ----------------------------------------------- */
 
+/* Reads the first document matching `filter` into `out` (always
+ * initialized); `*found` says whether there was one. */
+bool mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error);
+
 /* Atomically claims the next due task of `queues` and `types` (BSON arrays
  * of strings): status CREATED, delayed unset or past, highest priority,
  * then oldest. On success `*claimed` is false when nothing was due, else
@@ -125,6 +129,11 @@ bool mt_task_build (const char *queue,
                     bson_t *doc,
                     bson_oid_t *id,
                     bson_error_t *error);
+
+/* Whether the run a holder document names ({task, worker_pid, attempt}: a
+ * lock or a slot) is still going on: its task is WORK_IN_PROGRESS with that
+ * worker and attempt. */
+bool mt_run_is_live (mongoc_client_t *client, const char *db, const bson_t *holder, bool *live, bson_error_t *error);
 
 /* Releases the sorted accounts if `owner` holds them. */
 bool mt_locks_release_sorted (mongoc_client_t *client,

@@ -140,33 +140,6 @@ time_out_holder (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slo
    return ok;
 }
 
-/* Whether the run holding a slot is over: its task is no longer
- * WORK_IN_PROGRESS with that worker and attempt. */
-static bool
-holder_gone (mongoc_client_t *client, const char *db, const bson_t *slot, bool *gone, bson_error_t *error)
-{
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
-   bson_t filter = BSON_INITIALIZER;
-   bson_iter_t iter;
-   int64_t n;
-
-   if (bson_iter_init_find (&iter, slot, "task")) {
-      BSON_APPEND_VALUE (&filter, "_id", bson_iter_value (&iter));
-   }
-   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
-   if (bson_iter_init_find (&iter, slot, "worker_pid")) {
-      BSON_APPEND_VALUE (&filter, "worker_pid", bson_iter_value (&iter));
-   }
-   if (bson_iter_init_find (&iter, slot, "attempt")) {
-      BSON_APPEND_VALUE (&filter, "attempts", bson_iter_value (&iter));
-   }
-   n = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, error);
-   bson_destroy (&filter);
-   mongoc_collection_destroy (tasks);
-   *gone = n == 0;
-   return n >= 0;
-}
-
 /* Frees a slot, only if it still has the holder seen. */
 static bool
 free_slot_cas (mongoc_collection_t *slots, const bson_t *slot, const mt_lock_owner_t *to, bool *done, bson_error_t *error)
@@ -236,13 +209,13 @@ static bool
 reclaimable (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slot, double timeout, bool *yes, bson_error_t *error)
 {
    bson_iter_t iter;
-   bool gone;
+   bool live;
 
    *yes = false;
-   if (!holder_gone (client, worker->db, slot, &gone, error)) {
+   if (!mt_run_is_live (client, worker->db, slot, &live, error)) {
       return false;
    }
-   if (gone) {
+   if (!live) {
       *yes = true;
       return true;
    }

@@ -21,6 +21,24 @@ mt_now_ms (void)
 }
 
 bool
+mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
+{
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);
+   const bson_t *doc;
+   bool ok;
+
+   bson_init (out);
+   *found = mongoc_cursor_next (cursor, &doc);
+   if (*found) {
+      bson_destroy (out);
+      bson_copy_to (doc, out);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   return ok;
+}
+
+bool
 mt_store_claim (mongoc_collection_t *tasks,
                 const char *worker_id,
                 const bson_t *queues,

@@ -38,18 +38,8 @@ static bool
 load (mongoc_client_t *client, const char *db, const char *collection, const bson_t *filter, bson_t *out, bool *found, bson_error_t *error)
 {
    mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
-   const bson_t *doc;
-   bool ok;
+   bool ok = mt_find_one (coll, filter, NULL, out, found, error);
 
-   bson_init (out);
-   *found = mongoc_cursor_next (cursor, &doc);
-   if (*found) {
-      bson_destroy (out);
-      bson_copy_to (doc, out);
-   }
-   ok = !mongoc_cursor_error (cursor, error);
-   mongoc_cursor_destroy (cursor);
    mongoc_collection_destroy (coll);
    return ok;
 }
