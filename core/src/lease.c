@@ -48,7 +48,7 @@ mt_lease_heartbeat (mt_worker_t *worker, mongoc_client_t *client, const char *st
    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new ();
    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, child, reply, running;
    bson_iter_t iter, hb;
-   int64_t before, after;
+   int64_t after;
    bool ok = false;
 
    BSON_APPEND_UTF8 (&filter, "_id", worker->worker_id);
@@ -72,7 +72,6 @@ mt_lease_heartbeat (mt_worker_t *worker, mongoc_client_t *client, const char *st
 
    mongoc_find_and_modify_opts_set_update (opts, &update);
    mongoc_find_and_modify_opts_set_flags (opts, MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-   before = mt_now_ms ();
    if (!mongoc_collection_find_and_modify_with_opts (workers, &filter, opts, &reply, error)) {
       bson_destroy (&reply);
       goto cleanup;
@@ -80,8 +79,11 @@ mt_lease_heartbeat (mt_worker_t *worker, mongoc_client_t *client, const char *st
    after = mt_now_ms ();
    if (bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter) && bson_iter_recurse (&iter, &hb) &&
        bson_iter_find (&hb, "heartbeat") && BSON_ITER_HOLDS_DATE_TIME (&hb)) {
-      /* The server stamped it somewhere between before and after. */
-      int64_t offset = bson_iter_date_time (&hb) - (before + after) / 2;
+      /* The server stamped it somewhere between before and after: the
+       * offset is at least stamp - after. Taking that lower bound, the
+       * worker's idea of the server's time never runs ahead of it, so it
+       * never claims a task early nor takes back a lease early. */
+      int64_t offset = bson_iter_date_time (&hb) - after;
 
       pthread_mutex_lock (&worker->mutex);
       worker->clock_offset_ms = offset;
