@@ -130,7 +130,9 @@ test_timeout_callbacks_in_order (void)
    char *out;
 
    pool ("strict", 1, 1.0);
-   silent = in_pool ("strict", "slotprobe", "{'keepalives': 2, 'hang_ms': 20000}");
+   /* Four keepalives 0.3 s apart span more than two heartbeats (0.5 s), so
+    * the worker sees at least one arrive after its first look. */
+   silent = in_pool ("strict", "slotprobe", "{'keepalives': 4, 'hang_ms': 20000}");
    {
       mongoc_collection_t *tasks = mt_test_tasks ();
       bson_t *filter = BCON_NEW ("_id", BCON_OID (&silent));
