@@ -17,6 +17,20 @@ worker_ready (const char *const *extra)
    return pid;
 }
 
+/* Whether the task holds a slot (it is WORK_IN_PROGRESS a moment before). */
+static bool
+holds_slot (const bson_oid_t *id)
+{
+   char hex[25], *json;
+   int64_t n;
+
+   bson_oid_to_string (id, hex);
+   json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}", hex);
+   n = mt_test_count (json);
+   bson_free (json);
+   return n == 1;
+}
+
 static void
 stop_worker (pid_t pid)
 {
@@ -176,7 +190,7 @@ test_external_stop (void)
    held = in_pool ("one", "slotprobe", "{'hang_ms': 30000}");
    next = in_pool ("one", "slotprobe", "{}");
    pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_status_is (&held, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (holds_slot (&held), 20000);
    {
       /* The pool is full: `next` holds no slot (it may be WORK_IN_PROGRESS
        * for a moment, looking for one, before it goes back to CREATED). */
@@ -222,7 +236,7 @@ test_killed_holder_gives_back (void)
    }
    next = in_pool ("solo", "slotprobe", "{}");
    first = worker_ready (W ("--queues", "q", "--lease", "2", "--pid", "W-HOLDER", "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_status_is (&held, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (holds_slot (&held), 20000);
    kill (first, SIGKILL);
    mt_test_wait_exit (first, 10000);
    second = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "2", "--poll-interval", "0.05"));
