@@ -49,6 +49,13 @@ mt_cli_usage (FILE *out)
             "                         'fork': each task in a child process, so a crash or a\n"
             "                         task's `timeout` costs one attempt, not the worker\n"
             "\n"
+            "Scheduling:\n"
+            "  --archive              move each ended task (FINISHED, FAILED, CANCELLED) of\n"
+            "                         these queues into DB.completed_tasks, same _id and\n"
+            "                         fields; tasks of staged groups stay with their group.\n"
+            "                         Delete old ones with 'mtaskctl purge' (or, on MongoDB,\n"
+            "                         a TTL index: 'mtaskctl retention')\n"
+            "\n"
             "Logging (to stderr):\n"
             "  --log-format FORMAT    'text' (default) or 'json', one object per line\n"
             "  --log-level LEVEL      error, warning, info (default) or debug\n"
@@ -183,7 +190,7 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
          value = eq + 1;
       }
 
-      if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once")) {
+      if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once") || !strcmp (flag, "--archive")) {
          if (value) {
             return fail (error, "%s takes no value, got '%s'", flag, value);
          }
@@ -191,6 +198,8 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
             cli->help = true;
          } else if (!strcmp (flag, "--version")) {
             cli->version = true;
+         } else if (!strcmp (flag, "--archive")) {
+            cli->archive = true;
          } else {
             cli->once = true;
          }

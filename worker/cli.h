@@ -21,6 +21,7 @@ typedef struct {
    int concurrency;
    double poll_interval; /* seconds */
    bool once;
+   bool archive;
    double lease;         /* seconds */
    double grace;         /* seconds */
    int max_attempts;

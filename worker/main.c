@@ -177,6 +177,7 @@ main (int argc, char **argv)
    config.max_attempts = cli.max_attempts;
    config.retry_backoff_ms = (int64_t) (cli.retry_backoff * 1000.0);
    config.isolate = cli.isolate;
+   config.archive = cli.archive;
    config.log_level = cli.log_level;
    config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;
    config.log_data = log_worker_id;

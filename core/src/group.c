@@ -178,6 +178,23 @@ mt_group_enqueue (mongoc_client_t *client,
       goto cleanup;
    }
    filter = NULL;
+   {
+      /* A stage ends when its tasks do: nothing in it repeats, and its
+       * tasks are unique by being in it. */
+      static const char *const refused[] = {"repeat", "cron", "unique_key"};
+      bson_iter_t it;
+
+      for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+         if (bson_iter_init_find (&it, &doc, refused[i])) {
+            bson_set_error (error,
+                            MT_ERROR_CONFIG,
+                            MT_CONFIG_ERROR_INVALID,
+                            "option '%s' is not for a task of a staged group: its stage ends when its tasks do",
+                            refused[i]);
+            goto cleanup;
+         }
+      }
+   }
    if (stage < 1) {
       group_error (error, "group %s: stage numbers start at 1, got %d", group, stage);
       goto cleanup;

@@ -362,7 +362,7 @@ mt_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
       return true;
    }
    return mt_groups_upkeep (client, worker->db, mt_worker_server_now (worker), error) && mt_sync_upkeep (worker, client, error) &&
-          mt_slots_upkeep (worker, client, error);
+          mt_slots_upkeep (worker, client, error) && mt_schedule_upkeep (worker, client, error);
 }
 
 static void *
@@ -378,7 +378,7 @@ heartbeat_main (void *data)
       bool ok;
 
       ok = mt_lease_heartbeat (worker, client, "running", &error) && mt_lease_reclaim (worker, client, false, &error) >= 0 &&
-           mt_upkeep (worker, client, &error);
+           mt_upkeep (worker, client, &error) && (!worker->archive || mt_archive_sweep (worker, client, &error) >= 0);
       mt_slots_watch (worker, client);
       if (!ok && !failing) {
          mt_worker_log (worker, MT_LOG_WARNING, "heartbeat failed: %s; trying again every %.1f s", error.message, (double) interval_ms / 1000.0);

@@ -22,6 +22,16 @@ typedef struct {
    int32_t max_attempts;   /* 0 when the task does not say */
    double timeout;         /* seconds; 0 when the task does not say */
    const char *pool;       /* its slot pool, or NULL */
+
+   /* Scheduling (schedule.c). */
+   double repeat;          /* seconds between runs; 0 when it does not repeat by interval */
+   const char *cron;       /* its cron expression, or NULL */
+   const char *timezone;   /* the cron expression's time zone, or NULL (UTC) */
+   int64_t repeat_until;   /* ms since the epoch; 0 when unbounded */
+   int64_t scheduled;      /* ms: the time this run stands for; 0 when unknown */
+   bson_oid_t series;      /* valid when has_series */
+   bool has_series;
+   const char *unique_key; /* or NULL */
 } mt_task_doc_t;
 
 /* Validates and extracts. On a malformed document, fails with
@@ -118,6 +128,19 @@ bool mt_locks_acquire_sorted (mongoc_client_t *client,
                               char *const *accounts,
                               char ***newly,
                               bson_error_t *error);
+
+/* The field that holds a task's unique_key while the task is live (WAITING,
+ * CREATED, WORK_IN_PROGRESS), under a sparse unique index; removed when it
+ * ends, so that the key can be used again. */
+#define MT_UNIQUE_HELD_FIELD "unique_held"
+
+/* The sparse unique index on MT_UNIQUE_HELD_FIELD. */
+bool mt_unique_index_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
+
+/* Inserts a task document. With MT_UNIQUE_HELD_FIELD set and the key held
+ * by a live task, inserts nothing: `*created` false and `holder` that
+ * task's _id (zeroed when not an ObjectId). */
+bool mt_task_insert (mongoc_collection_t *tasks, const bson_t *doc, bool *created, bson_oid_t *holder, bson_error_t *error);
 
 /* A new task document with mt_enqueue's options, in `status`; `doc` is
  * always initialized. */

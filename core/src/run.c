@@ -84,10 +84,20 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
    } else {
       status = run->status ? run->status : (ok ? MT_STATUS_FINISHED : MT_STATUS_FAILED);
       BSON_APPEND_UTF8 (&set, "status", status);
+      if (mt_task_repeats (&run->parsed)) {
+         /* The run ends and names its successor in the same write. */
+         mt_schedule_append_next (&set, &run->parsed, !strcmp (status, MT_STATUS_CANCELLED), mt_worker_server_now (worker));
+      }
       bson_append_document_end (update, &set);
       BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
       BSON_APPEND_BOOL (&date, "finished", true);
       bson_append_document_end (update, &date);
+      if (run->parsed.unique_key) {
+         /* Ended: its unique_key is free for the next enqueue. */
+         BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &date);
+         BSON_APPEND_UTF8 (&date, MT_UNIQUE_HELD_FIELD, "");
+         bson_append_document_end (update, &date);
+      }
    }
    if (!ok) {
       mt_append_error_history (update, failure, run->parsed.attempts);
@@ -354,6 +364,37 @@ call_process (mt_worker_t *worker, mt_running_t *run, const mt_plugin_entry_t *p
    return ok;
 }
 
+/* The successor an ending run named in its outcome (`update`'s $set.next):
+ * created now, or by the upkeep tick if this fails. */
+static void
+create_successor (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
+{
+   bson_t ended = BSON_INITIALIZER;
+   bson_iter_t iter, next;
+   bson_error_t error;
+
+   if (!bson_iter_init (&iter, &run->doc)) {
+      bson_destroy (&ended);
+      return;
+   }
+   while (bson_iter_next (&iter)) {
+      if (strcmp (bson_iter_key (&iter), "next")) {
+         BSON_APPEND_VALUE (&ended, bson_iter_key (&iter), bson_iter_value (&iter));
+      }
+   }
+   if (bson_iter_init (&iter, update) && bson_iter_find_descendant (&iter, "$set.next", &next)) {
+      BSON_APPEND_VALUE (&ended, "next", bson_iter_value (&next));
+   }
+   if (!mt_schedule_create_successor (worker, run->client, &ended, false, &error)) {
+      mt_worker_log (worker,
+                     MT_LOG_WARNING,
+                     "task %s: cannot create its next run yet (%s); the upkeep tick will",
+                     run->parsed.id_str,
+                     error.message);
+   }
+   bson_destroy (&ended);
+}
+
 /* The outcome, then whatever the run still holds. After an isolated child
  * died, what it held is unknown here: all of the run's locks go. */
 static void
@@ -365,10 +406,21 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
    if (write_outcome (worker, run, &update) && ended) {
       bson_error_t error;
 
+      mt_failpoint ("outcome-written");
       /* A task of a staged group counts toward its stage. Upkeep counts it
        * if this fails. */
       if (!mt_group_task_ended_doc (run->client, worker->db, &run->doc, &error)) {
          mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", run->parsed.id_str, error.message);
+      }
+      if (mt_task_repeats (&run->parsed)) {
+         create_successor (worker, run, &update);
+      }
+      if (worker->archive) {
+         bool moved;
+
+         if (!mt_archive_move (run->client, worker->db, &run->parsed.id, &moved, &error)) {
+            mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot archive it yet (%s); the next sweep will", run->parsed.id_str, error.message);
+         }
       }
    }
    bson_destroy (&update);

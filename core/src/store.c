@@ -2,6 +2,7 @@
  * claim can take, indexes, enqueue. Every function returns the driver's
  * error untouched when the driver fails. */
 #include "mtask-private.h"
+#include "cron.h"
 
 #include <string.h>
 
@@ -262,7 +263,8 @@ cleanup:
  *   (priority desc, created asc); also serves "what is pending in queue X".
  * - mtask_type: counts by status and type ("which types wait unserved").
  * - mtask_worker: "what is worker X running", and recovery of a dead one.
- * - mtask_finished: "what failed recently" (status, then newest first). */
+ * - mtask_finished: "what failed recently" (status, then newest first).
+ * - mtask_unique: one live task per unique_key (sparse, unique). */
 bool
 mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
 {
@@ -313,6 +315,11 @@ mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
       bson_destroy (stages_cmd);
    }
    if (ok) {
+      /* unique_held: a unique_key while its task is live (sparse: most
+       * tasks have none). */
+      ok = mt_unique_index_ensure (client, db, error);
+   }
+   if (ok) {
       /* locks: _id is the account (unique by itself); releasing everything a
        * run holds looks up its owner. */
       bson_t *locks_cmd = BCON_NEW ("createIndexes",
@@ -353,6 +360,117 @@ invalid_option (bson_error_t *error, const char *key, const char *why)
    return false;
 }
 
+/* The options of mt_enqueue, checked. */
+typedef struct {
+   int32_t priority, max_attempts;
+   double delay, repeat;
+   bool has_delay, has_run_at, has_until;
+   int64_t run_at, repeat_until;
+   const char *cron, *timezone, *unique_key, *verbose_name, *creator;
+} enqueue_opts_t;
+
+static bool
+string_option (bson_iter_t *iter, const char **out, size_t max, bson_error_t *error)
+{
+   uint32_t len;
+
+   if (!BSON_ITER_HOLDS_UTF8 (iter) || !bson_iter_utf8 (iter, &len)[0] || len > max) {
+      char why[64];
+
+      bson_snprintf (why, sizeof why, "must be a non-empty string of at most %zu bytes", max);
+      return invalid_option (error, bson_iter_key (iter), why);
+   }
+   *out = bson_iter_utf8 (iter, NULL);
+   return true;
+}
+
+static bool
+parse_enqueue_opts (const bson_t *opts, enqueue_opts_t *o, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   memset (o, 0, sizeof *o);
+   if (!opts || !bson_iter_init (&iter, opts)) {
+      return true;
+   }
+   while (bson_iter_next (&iter)) {
+      const char *key = bson_iter_key (&iter);
+
+      if (!strcmp (key, "delay")) {
+         /* !(x >= 0 && x <= max) also refuses NaN. */
+         if (!BSON_ITER_HOLDS_NUMBER (&iter) ||
+             !(bson_iter_as_double (&iter) >= 0 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S)) {
+            return invalid_option (error, key, "must be a number of seconds from 0 to ten years");
+         }
+         o->delay = bson_iter_as_double (&iter);
+         o->has_delay = true;
+      } else if (!strcmp (key, "run_at")) {
+         if (!BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+            return invalid_option (error, key, "must be a date");
+         }
+         o->run_at = bson_iter_date_time (&iter);
+         o->has_run_at = true;
+      } else if (!strcmp (key, "priority")) {
+         if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) != (int32_t) bson_iter_as_int64 (&iter)) {
+            return invalid_option (error, key, "must be a 32-bit integer");
+         }
+         o->priority = (int32_t) bson_iter_as_int64 (&iter);
+      } else if (!strcmp (key, "max_attempts")) {
+         if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) < 1 || bson_iter_as_int64 (&iter) > INT32_MAX) {
+            return invalid_option (error, key, "must be an integer, 1 or more");
+         }
+         o->max_attempts = (int32_t) bson_iter_as_int64 (&iter);
+      } else if (!strcmp (key, "repeat")) {
+         if (!BSON_ITER_HOLDS_NUMBER (&iter) ||
+             !(bson_iter_as_double (&iter) >= 1 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S)) {
+            return invalid_option (error, key, "must be a number of seconds from 1 to ten years");
+         }
+         o->repeat = bson_iter_as_double (&iter);
+      } else if (!strcmp (key, "repeat_until")) {
+         if (!BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+            return invalid_option (error, key, "must be a date");
+         }
+         o->repeat_until = bson_iter_date_time (&iter);
+         o->has_until = true;
+      } else if (!strcmp (key, "cron")) {
+         if (!string_option (&iter, &o->cron, 256, error)) {
+            return false;
+         }
+      } else if (!strcmp (key, "timezone")) {
+         if (!string_option (&iter, &o->timezone, 64, error)) {
+            return false;
+         }
+      } else if (!strcmp (key, "unique_key")) {
+         if (!string_option (&iter, &o->unique_key, 512, error)) {
+            return false;
+         }
+      } else if (!strcmp (key, "verbose_name")) {
+         if (!string_option (&iter, &o->verbose_name, 1024, error)) {
+            return false;
+         }
+      } else if (!strcmp (key, "creator")) {
+         if (!string_option (&iter, &o->creator, 1024, error)) {
+            return false;
+         }
+      } else {
+         return invalid_option (error, key, NULL);
+      }
+   }
+   if (o->has_delay && o->has_run_at) {
+      return invalid_option (error, "run_at", "and 'delay' both say when to start; give one");
+   }
+   if (o->repeat > 0 && o->cron) {
+      return invalid_option (error, "cron", "and 'repeat' both say when to repeat; give one");
+   }
+   if (o->timezone && !o->cron) {
+      return invalid_option (error, "timezone", "applies to 'cron' only");
+   }
+   if (o->has_until && !o->repeat && !o->cron) {
+      return invalid_option (error, "repeat_until", "needs 'repeat' or 'cron'");
+   }
+   return true;
+}
+
 bool
 mt_task_build (const char *queue,
                const char *type,
@@ -363,10 +481,8 @@ mt_task_build (const char *queue,
                bson_oid_t *id,
                bson_error_t *error)
 {
-   bson_iter_t iter;
-   int32_t priority = 0, max_attempts = 0;
-   double delay = 0;
-   int64_t now;
+   enqueue_opts_t o;
+   int64_t now, first = 0; /* first: when it may start; 0 = now */
 
    bson_init (doc);
    if (!queue || !queue[0] || !type || !type[0]) {
@@ -378,31 +494,41 @@ mt_task_build (const char *queue,
                       type ? type : "");
       return false;
    }
-   if (opts && bson_iter_init (&iter, opts)) {
-      while (bson_iter_next (&iter)) {
-         const char *key = bson_iter_key (&iter);
+   if (!parse_enqueue_opts (opts, &o, error)) {
+      return false;
+   }
 
-         if (!strcmp (key, "delay")) {
-            /* !(x >= 0 && x <= max) also refuses NaN. */
-            if (!BSON_ITER_HOLDS_NUMBER (&iter) ||
-                !(bson_iter_as_double (&iter) >= 0 && bson_iter_as_double (&iter) <= MT_DELAY_MAX_S)) {
-               return invalid_option (error, key, "must be a number of seconds from 0 to ten years");
-            }
-            delay = bson_iter_as_double (&iter);
-         } else if (!strcmp (key, "priority")) {
-            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) != (int32_t) bson_iter_as_int64 (&iter)) {
-               return invalid_option (error, key, "must be a 32-bit integer");
-            }
-            priority = (int32_t) bson_iter_as_int64 (&iter);
-         } else if (!strcmp (key, "max_attempts")) {
-            if (!BSON_ITER_HOLDS_INT (&iter) || bson_iter_as_int64 (&iter) < 1 || bson_iter_as_int64 (&iter) > INT32_MAX) {
-               return invalid_option (error, key, "must be an integer, 1 or more");
-            }
-            max_attempts = (int32_t) bson_iter_as_int64 (&iter);
-         } else {
-            return invalid_option (error, key, NULL);
-         }
+   now = mt_now_ms ();
+   if (o.has_delay && o.delay > 0) {
+      first = now + (int64_t) (o.delay * 1000.0);
+   } else if (o.has_run_at) {
+      first = o.run_at;
+   }
+   if (o.cron) {
+      bson_error_t why;
+      mt_cron_t *cron = mt_cron_parse (o.cron, o.timezone, &why);
+
+      if (!cron) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_INVALID,
+                         "option '%s': %s",
+                         strstr (why.message, "time zone") ? "timezone" : "cron",
+                         why.message);
+         return false;
       }
+      if (!o.has_delay && !o.has_run_at) {
+         first = mt_cron_next (cron, now);
+      }
+      mt_cron_destroy (cron);
+      if (first < 0) {
+         bson_set_error (
+            error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option 'cron': '%s' never matches a date", o.cron);
+         return false;
+      }
+   }
+   if (o.has_until && o.repeat_until < (first ? first : now)) {
+      return invalid_option (error, "repeat_until", "is before the first run");
    }
 
    bson_oid_init (id, NULL);
@@ -416,20 +542,187 @@ mt_task_build (const char *queue,
       bson_t empty = BSON_INITIALIZER;
       BSON_APPEND_DOCUMENT (doc, "params", &empty);
    }
-   now = mt_now_ms ();
    BSON_APPEND_DATE_TIME (doc, "created", now);
-   if (delay > 0) {
-      BSON_APPEND_DATE_TIME (doc, "delayed", now + (int64_t) (delay * 1000.0));
+   if (first) {
+      BSON_APPEND_DATE_TIME (doc, "delayed", first);
    } else {
       BSON_APPEND_NULL (doc, "delayed");
    }
-   BSON_APPEND_INT32 (doc, "priority", priority);
+   BSON_APPEND_INT32 (doc, "priority", o.priority);
    BSON_APPEND_NULL (doc, "worker_pid");
    BSON_APPEND_INT32 (doc, "attempts", 0);
-   if (max_attempts) {
-      BSON_APPEND_INT32 (doc, "max_attempts", max_attempts);
+   if (o.max_attempts) {
+      BSON_APPEND_INT32 (doc, "max_attempts", o.max_attempts);
+   }
+   if (o.repeat > 0 || o.cron) {
+      /* The run's place on the schedule, which the successors' times are
+       * counted from; the series is named by its first task. */
+      if (o.repeat > 0) {
+         BSON_APPEND_DOUBLE (doc, "repeat", o.repeat);
+      } else {
+         BSON_APPEND_UTF8 (doc, "cron", o.cron);
+         if (o.timezone) {
+            BSON_APPEND_UTF8 (doc, "timezone", o.timezone);
+         }
+      }
+      if (o.has_until) {
+         BSON_APPEND_DATE_TIME (doc, "repeat_until", o.repeat_until);
+      }
+      BSON_APPEND_DATE_TIME (doc, "scheduled", first ? first : now);
+      BSON_APPEND_OID (doc, "series", id);
+   }
+   if (o.unique_key) {
+      BSON_APPEND_UTF8 (doc, "unique_key", o.unique_key);
+      BSON_APPEND_UTF8 (doc, MT_UNIQUE_HELD_FIELD, o.unique_key);
+   }
+   if (o.verbose_name) {
+      BSON_APPEND_UTF8 (doc, "verbose_name", o.verbose_name);
+   }
+   if (o.creator) {
+      BSON_APPEND_UTF8 (doc, "creator", o.creator);
    }
    return true;
+}
+
+bool
+mt_unique_index_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
+{
+   mongoc_database_t *database = mongoc_client_get_database (client, db);
+   bson_t *cmd = BCON_NEW ("createIndexes", MT_TASKS_COLLECTION, "indexes", "[", "{", "key", "{", MT_UNIQUE_HELD_FIELD,
+                           BCON_INT32 (1), "}", "name", "mtask_unique", "unique", BCON_BOOL (true), "sparse",
+                           BCON_BOOL (true), "}", "]");
+   bson_t reply;
+   bool ok = mongoc_database_write_command_with_opts (database, cmd, NULL, &reply, error);
+
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   mongoc_database_destroy (database);
+   return ok;
+}
+
+static bool
+is_duplicate_key (const bson_error_t *error)
+{
+   return error->code == 11000 || error->code == 11001;
+}
+
+/* The task holding `key`: a live one keeps it; an ended one (ended by a
+ * path that did not let go of it, e.g. by hand) loses it here. `*held`
+ * says which; `holder` gets its _id. */
+static bool
+unique_holder (mongoc_collection_t *tasks, const char *key, bool *held, bson_oid_t *holder, bson_error_t *error)
+{
+   bson_t *filter = BCON_NEW (MT_UNIQUE_HELD_FIELD, key);
+   bson_t doc;
+   bson_iter_t iter;
+   bool found, ok;
+   const char *status = "";
+
+   *held = false;
+   memset (holder, 0, sizeof *holder);
+   ok = mt_find_one (tasks, filter, NULL, &doc, &found, error);
+   if (ok && found) {
+      if (bson_iter_init_find (&iter, &doc, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
+         bson_oid_copy (bson_iter_oid (&iter), holder);
+      }
+      if (bson_iter_init_find (&iter, &doc, "status") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+         status = bson_iter_utf8 (&iter, NULL);
+      }
+      *held = !strcmp (status, MT_STATUS_CREATED) || !strcmp (status, MT_STATUS_WORK_IN_PROGRESS) ||
+              !strcmp (status, MT_STATUS_WAITING);
+      if (!*held && bson_iter_init_find (&iter, &doc, "_id")) {
+         /* Let go of it for the ended task, only as it was read. */
+         bson_t release = BSON_INITIALIZER;
+         bson_t *update = BCON_NEW ("$unset", "{", MT_UNIQUE_HELD_FIELD, "", "}");
+
+         BSON_APPEND_VALUE (&release, "_id", bson_iter_value (&iter));
+         BSON_APPEND_UTF8 (&release, "status", status);
+         BSON_APPEND_UTF8 (&release, MT_UNIQUE_HELD_FIELD, key);
+         ok = mongoc_collection_update_one (tasks, &release, update, NULL, NULL, error);
+         bson_destroy (update);
+         bson_destroy (&release);
+      }
+   }
+   bson_destroy (&doc);
+   bson_destroy (filter);
+   return ok;
+}
+
+bool
+mt_task_insert (mongoc_collection_t *tasks, const bson_t *doc, bool *created, bson_oid_t *holder, bson_error_t *error)
+{
+   bson_iter_t iter;
+   const char *key = NULL;
+
+   *created = false;
+   if (bson_iter_init_find (&iter, doc, MT_UNIQUE_HELD_FIELD) && BSON_ITER_HOLDS_UTF8 (&iter)) {
+      key = bson_iter_utf8 (&iter, NULL);
+   }
+   /* The unique index decides between concurrent enqueuers; a key held by
+    * an ended task is let go and the insert tried again. */
+   for (int round = 0; round < 8; round++) {
+      bool held;
+
+      if (mongoc_collection_insert_one (tasks, doc, NULL, NULL, error)) {
+         *created = true;
+         return true;
+      }
+      if (!key || !is_duplicate_key (error)) {
+         return false;
+      }
+      if (!unique_holder (tasks, key, &held, holder, error)) {
+         return false;
+      }
+      if (held) {
+         return true;
+      }
+   }
+   bson_set_error (error,
+                   MT_ERROR_STORE,
+                   MT_STORE_ERROR_WRITE,
+                   "unique_key '%s': taken and let go again and again; too much contention, try again",
+                   key);
+   return false;
+}
+
+bool
+mt_enqueue_ex (mongoc_client_t *client,
+               const char *db,
+               const char *queue,
+               const char *type,
+               const bson_t *params,
+               const bson_t *opts,
+               bson_oid_t *id,
+               bool *created,
+               bson_error_t *error)
+{
+   mongoc_collection_t *tasks;
+   bson_oid_t oid, holder;
+   bson_iter_t iter;
+   bson_t doc;
+   bool ok, inserted = false;
+
+   if (!mt_task_build (queue, type, params, opts, MT_STATUS_CREATED, &doc, &oid, error)) {
+      bson_destroy (&doc);
+      return false;
+   }
+   /* Without its index a unique_key would not be unique: make sure of it
+    * before the first insert (idempotent, one round trip). */
+   if (bson_iter_init_find (&iter, &doc, MT_UNIQUE_HELD_FIELD) && !mt_unique_index_ensure (client, db, error)) {
+      bson_destroy (&doc);
+      return false;
+   }
+   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   ok = mt_task_insert (tasks, &doc, &inserted, &holder, error);
+   if (ok && id) {
+      bson_oid_copy (inserted ? &oid : &holder, id);
+   }
+   if (created) {
+      *created = ok && inserted;
+   }
+   mongoc_collection_destroy (tasks);
+   bson_destroy (&doc);
+   return ok;
 }
 
 bool
@@ -442,23 +735,7 @@ mt_enqueue (mongoc_client_t *client,
             bson_oid_t *id,
             bson_error_t *error)
 {
-   mongoc_collection_t *tasks;
-   bson_oid_t oid;
-   bson_t doc;
-   bool ok;
-
-   if (!mt_task_build (queue, type, params, opts, MT_STATUS_CREATED, &doc, &oid, error)) {
-      bson_destroy (&doc);
-      return false;
-   }
-   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
-   ok = mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error);
-   if (ok && id) {
-      bson_oid_copy (&oid, id);
-   }
-   mongoc_collection_destroy (tasks);
-   bson_destroy (&doc);
-   return ok;
+   return mt_enqueue_ex (client, db, queue, type, params, opts, id, NULL, error);
 }
 
 /* An IPv6 address such as ::1 or fe80::1, written without brackets. */

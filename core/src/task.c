@@ -1,6 +1,7 @@
 /* Task documents: what a claimed document must hold, and the words that
  * explain what it lacks. */
 #include "mtask-private.h"
+#include "cron.h"
 
 #include <string.h>
 
@@ -106,6 +107,9 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
    bool has_params = false, has_delayed = false, has_attempts = false, has_worker = false, has_accounts = false;
    bool has_max = false, has_timeout = false, has_pool = false;
    bson_iter_t it_pool;
+   bson_iter_t it_repeat, it_cron, it_tz, it_until, it_scheduled, it_series, it_unique;
+   bool has_repeat = false, has_cron = false, has_tz = false, has_until = false, has_scheduled = false;
+   bool has_series = false, has_unique = false;
 
    while (bson_iter_next (&iter)) {
       const char *key = bson_iter_key (&iter);
@@ -144,6 +148,27 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       } else if (!strcmp (key, "pool")) {
          it_pool = iter;
          has_pool = true;
+      } else if (!strcmp (key, "repeat")) {
+         it_repeat = iter;
+         has_repeat = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "cron")) {
+         it_cron = iter;
+         has_cron = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "timezone")) {
+         it_tz = iter;
+         has_tz = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "repeat_until")) {
+         it_until = iter;
+         has_until = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "scheduled")) {
+         it_scheduled = iter;
+         has_scheduled = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "series")) {
+         it_series = iter;
+         has_series = !BSON_ITER_HOLDS_NULL (&iter);
+      } else if (!strcmp (key, "unique_key")) {
+         it_unique = iter;
+         has_unique = !BSON_ITER_HOLDS_NULL (&iter);
       }
    }
 
@@ -238,6 +263,67 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
          return malformed (error, "pool", "the name of a slot pool", &it_pool);
       }
       out->pool = bson_iter_utf8 (&it_pool, NULL);
+   }
+
+   if (has_repeat) {
+      double r = BSON_ITER_HOLDS_NUMBER (&it_repeat) ? bson_iter_as_double (&it_repeat) : -1;
+
+      if (!(r >= 1 && r <= MT_DELAY_MAX_S)) {
+         return malformed (error, "repeat", "a number of seconds, 1 or more", &it_repeat);
+      }
+      out->repeat = r;
+   }
+   if (has_cron) {
+      if (!BSON_ITER_HOLDS_UTF8 (&it_cron)) {
+         return malformed (error, "cron", "a cron expression (a string)", &it_cron);
+      }
+      out->cron = bson_iter_utf8 (&it_cron, NULL);
+   }
+   if (has_tz) {
+      if (!BSON_ITER_HOLDS_UTF8 (&it_tz)) {
+         return malformed (error, "timezone", "the name of a time zone", &it_tz);
+      }
+      out->timezone = bson_iter_utf8 (&it_tz, NULL);
+   }
+   if (out->repeat > 0 && out->cron) {
+      bson_set_error (
+         error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: it repeats by 'repeat' or by 'cron', not both");
+      return false;
+   }
+   if (out->cron) {
+      bson_error_t why;
+      mt_cron_t *cron = mt_cron_parse (out->cron, out->timezone, &why);
+
+      if (!cron) {
+         bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field 'cron': %s", why.message);
+         return false;
+      }
+      mt_cron_destroy (cron);
+   }
+   if (has_until) {
+      if (!BSON_ITER_HOLDS_DATE_TIME (&it_until)) {
+         return malformed (error, "repeat_until", "a date", &it_until);
+      }
+      out->repeat_until = bson_iter_date_time (&it_until);
+   }
+   if (has_scheduled) {
+      if (!BSON_ITER_HOLDS_DATE_TIME (&it_scheduled)) {
+         return malformed (error, "scheduled", "a date", &it_scheduled);
+      }
+      out->scheduled = bson_iter_date_time (&it_scheduled);
+   }
+   if (has_series) {
+      if (!BSON_ITER_HOLDS_OID (&it_series)) {
+         return malformed (error, "series", "an ObjectId", &it_series);
+      }
+      bson_oid_copy (bson_iter_oid (&it_series), &out->series);
+      out->has_series = true;
+   }
+   if (has_unique) {
+      if (!BSON_ITER_HOLDS_UTF8 (&it_unique) || !bson_iter_utf8 (&it_unique, NULL)[0]) {
+         return malformed (error, "unique_key", "a non-empty string", &it_unique);
+      }
+      out->unique_key = bson_iter_utf8 (&it_unique, NULL);
    }
 
    if (has_worker && BSON_ITER_HOLDS_UTF8 (&it_worker)) {

@@ -55,6 +55,7 @@ struct _mt_worker_t {
    int32_t max_attempts;
    int64_t retry_backoff_ms;
    mt_isolate_t isolate;
+   bool archive;
    char hostname[256];
    int64_t clock_offset_ms; /* under mutex: server clock - ours, from heartbeats */
    mt_slot_t *slots;        /* under mutex: one per thread */
@@ -142,6 +143,30 @@ bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_
 bool mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
 /* Heartbeat thread: calls the slot callbacks of the tasks this worker runs. */
 void mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client);
+
+/* schedule.c: repeating tasks. */
+bool mt_task_repeats (const mt_task_doc_t *task);
+/* The next run of a repeating task whose run ends at `now_ms`: the first
+ * time on its schedule after now (and after the run's own time); -1 when
+ * the series is over (past repeat_until, or a cron that never matches). */
+int64_t mt_schedule_next (const mt_task_doc_t *task, int64_t now_ms);
+/* Appends `next` ({_id, at, created: false}, or null) to an ending run's $set. */
+void mt_schedule_append_next (bson_t *set, const mt_task_doc_t *task, bool cancelled, int64_t now_ms);
+/* Creates the successor the ended run `ended` planned in `next`, once, and
+ * marks it created. `repair`: the planner may have died long ago; the
+ * successor may be in the archive already. */
+bool mt_schedule_create_successor (mt_worker_t *worker, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error);
+/* Upkeep tick: plans and creates successors that ended runs lack. */
+bool mt_schedule_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
+/* Kills the process (SIGKILL) when MTASK_FAILPOINT names `name`: for the
+ * tests of what a crash between two writes leaves behind. */
+void mt_failpoint (const char *name);
+
+/* archive.c: moves an ended task into completed_tasks (`*moved` false when
+ * it is not in tasks, or not movable). */
+bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id, bool *moved, bson_error_t *error);
+/* Moves the ended tasks of the worker's queues; how many, or -1. */
+int64_t mt_archive_sweep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
 
 /* Appends {domain, code, message} under `key`. */
 void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);

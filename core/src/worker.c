@@ -240,6 +240,9 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
       worker->retry_backoff_ms = config->retry_backoff_ms;
       worker->isolate = config->isolate;
    }
+   if (CONFIG_HAS (config, archive)) {
+      worker->archive = config->archive;
+   }
    worker->slots = bson_malloc0 ((size_t) worker->concurrency * sizeof *worker->slots);
    if (gethostname (worker->hostname, sizeof worker->hostname - 1) != 0) {
       bson_strncpy (worker->hostname, "unknown", sizeof worker->hostname);

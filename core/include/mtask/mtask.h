@@ -48,6 +48,7 @@ extern "C" {
 #define MT_SYNC_STAGES_COLLECTION "stages"
 #define MT_POOLS_COLLECTION "pools"
 #define MT_SLOTS_COLLECTION "slots"
+#define MT_COMPLETED_COLLECTION "completed_tasks"
 
 /* Codes in MT_ERROR_CONFIG. */
 typedef enum {
@@ -122,6 +123,15 @@ typedef struct {
    /* Backoff before retry n: this times 2^(n-1), with jitter; default 2 s. */
    int64_t retry_backoff_ms;
    mt_isolate_t isolate; /* default MT_ISOLATE_NONE */
+
+   /* ---- added in 0.3: scheduling ---- */
+
+   /* Move each ended task (FINISHED, FAILED, CANCELLED) of this worker's
+    * queues into `completed_tasks`, same _id and fields: its own at once,
+    * others (ended elsewhere, or left half way by a worker that died) at
+    * each heartbeat. Tasks of staged groups stay with their group. Default
+    * false. */
+   bool archive;
 } mt_worker_config_t;
 
 typedef struct _mt_worker_t mt_worker_t;
@@ -164,11 +174,26 @@ MT_EXPORT const char *mt_default_plugin_dir (void);
 MT_EXPORT mongoc_uri_t *mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error);
 
 /* Inserts a task: status CREATED, created now, priority 0, attempts 0.
- * `params` may be NULL (empty). `opts` may be NULL or hold:
+ * `params` may be NULL (empty). `opts` may be NULL or hold (seed 004's
+ * @background options):
  *   delay         number  seconds from now before it may start (0 to ten years)
+ *   run_at        date    not before this time (instead of delay)
  *   priority      int32   higher first (default 0)
  *   max_attempts  int32   the retry budget
- * Any other key fails with "Invalid option 'key'". `id` may be NULL. */
+ *   repeat        number  seconds between runs (1 or more): when a run ends a
+ *                         successor is created for the next time on the grid
+ *                         first run + k * repeat that lies in the future
+ *   cron          string  five-field cron expression (instead of repeat); the
+ *                         first run is the first match from now unless delay
+ *                         or run_at says otherwise
+ *   timezone      string  IANA time zone of `cron` (default UTC)
+ *   repeat_until  date    no run of a repeating task after this time
+ *   unique_key    string  enqueue nothing while a task with this key is
+ *                         WAITING, CREATED or WORK_IN_PROGRESS
+ *   verbose_name, creator  strings, stored as they are
+ * Any other key fails with "Invalid option 'key'". `id` may be NULL. With a
+ * unique_key already taken this returns true, inserts nothing and sets `id`
+ * to the task holding the key: mt_enqueue_ex() tells the two apart. */
 MT_EXPORT bool mt_enqueue (mongoc_client_t *client,
                            const char *db,
                            const char *queue,
@@ -177,6 +202,19 @@ MT_EXPORT bool mt_enqueue (mongoc_client_t *client,
                            const bson_t *opts,
                            bson_oid_t *id,
                            bson_error_t *error);
+
+/* mt_enqueue, and `*created` (may be NULL) says whether a task was
+ * inserted: false when its unique_key was taken (then `id` names the task
+ * holding it, or is zeroed when that task's _id is not an ObjectId). */
+MT_EXPORT bool mt_enqueue_ex (mongoc_client_t *client,
+                              const char *db,
+                              const char *queue,
+                              const char *type,
+                              const bson_t *params,
+                              const bson_t *opts,
+                              bson_oid_t *id,
+                              bool *created,
+                              bson_error_t *error);
 
 /* Creates the indexes of the tasks and locks collections; idempotent. */
 MT_EXPORT bool mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
@@ -331,6 +369,32 @@ MT_EXPORT bool mt_pool_set (mongoc_client_t *client,
  * and frees its slot; its worker calls the plugin's on_stop. */
 MT_EXPORT bool mt_slot_keepalive (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, bson_error_t *error);
 MT_EXPORT bool mt_slot_stop (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, bson_error_t *error);
+
+/* ---- retention (seed 004's completed tasks) -----------------------------
+ *
+ * Ended tasks stay in `tasks` (or move to `completed_tasks` with the
+ * worker's `archive`) until deleted: by mt_purge(), or on real MongoDB by a
+ * TTL index from mt_retention_set(). */
+
+/* Deletes ended tasks whose `finished` is more than `older_than_seconds`
+ * ago from `collection` ("tasks", "completed_tasks", or NULL for both).
+ * `statuses`: NULL-terminated, a subset of FINISHED, FAILED, CANCELLED;
+ * NULL means all three. Spared in `tasks`: tasks of staged groups (their
+ * group deletes them) and ended runs whose successor is not created yet.
+ * With `dry_run` only counts. Returns how many, or -1 on error. */
+MT_EXPORT int64_t mt_purge (mongoc_client_t *client,
+                            const char *db,
+                            const char *collection,
+                            double older_than_seconds,
+                            const char *const *statuses,
+                            bool dry_run,
+                            bson_error_t *error);
+
+/* A TTL index `mtask_ttl` on `finished` of `collection` ("tasks" or
+ * "completed_tasks"): the server deletes each ended task `seconds` after it
+ * ended. Replaces an earlier one; `seconds` < 0 drops it. mongo-java-server
+ * keeps the index but never expires anything; use mt_purge() there. */
+MT_EXPORT bool mt_retention_set (mongoc_client_t *client, const char *db, const char *collection, int64_t seconds, bson_error_t *error);
 
 /* The name of a log level: "error", "warning", "info", "debug". */
 MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
