@@ -4,6 +4,8 @@
  * group and sync commands drive staged groups (seed 003) and synchronizers
  * (seed 000), and the pool, slots and slot commands concurrency slots
  * (seed 002), through the library's calls, and read their collections.
+ * enqueue's scheduling flags, schedules, purge and retention are seed 004's
+ * repeating tasks, unique tasks and completed-tasks archive.
  *
  *   mtaskctl [connection flags] COMMAND [command flags]
  *   mtaskctl [connection flags] group|sync|pool|slot COMMAND [command flags]
@@ -22,6 +24,7 @@
 
 #define CTL_SERVER_SELECTION_TIMEOUT_MS 5000
 #define CTL_MAX_DELAY 315576000.0 /* ten years, in seconds */
+#define CTL_MAX_AGE 3155760000.0 /* a hundred years, in seconds */
 #define CTL_MAX_POOL_SIZE 100000
 #define CTL_MAX_TIMEOUT 31622400.0 /* 366 days, in seconds: mt_pool_set's bound */
 
@@ -49,12 +52,16 @@ typedef enum {
    CMD_SLOTS = 1 << 17,
    CMD_SLOT_KEEPALIVE = 1 << 18,
    CMD_SLOT_STOP = 1 << 19,
+   CMD_SCHEDULES = 1 << 20,
+   CMD_PURGE = 1 << 21,
+   CMD_RETENTION = 1 << 22,
 } ctl_cmd_t;
 
 #define CMD_GROUP (CMD_GROUP_CREATE | CMD_GROUP_ADD | CMD_GROUP_START | CMD_GROUP_LS | CMD_GROUP_SHOW | CMD_GROUP_CLEAN)
 #define CMD_SYNC (CMD_SYNC_STAGE | CMD_SYNC_CREATE | CMD_SYNC_START | CMD_SYNC_CHECK | CMD_SYNC_LS)
 #define CMD_SLOT (CMD_POOL_SET | CMD_SLOTS | CMD_SLOT_KEEPALIVE | CMD_SLOT_STOP)
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT)
+#define CMD_SCHEDULING (CMD_SCHEDULES | CMD_PURGE | CMD_RETENTION)
+#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT | CMD_SCHEDULING)
 
 /* The argument a command takes after its name, if any. */
 typedef enum {
@@ -91,6 +98,9 @@ static const struct {
    {NULL, "slots", CMD_SLOTS, ARG_NONE},
    {"slot", "keepalive", CMD_SLOT_KEEPALIVE, ARG_TASK_ID},
    {"slot", "stop", CMD_SLOT_STOP, ARG_TASK_ID},
+   {NULL, "schedules", CMD_SCHEDULES, ARG_NONE},
+   {NULL, "purge", CMD_PURGE, ARG_NONE},
+   {NULL, "retention", CMD_RETENTION, ARG_NONE},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -136,6 +146,20 @@ typedef enum {
    F_NOW,
    F_SIZE,
    F_TIMEOUT,
+   F_RUN_AT,
+   F_REPEAT,
+   F_REPEAT_UNTIL,
+   F_CRON,
+   F_TIMEZONE,
+   F_UNIQUE_KEY,
+   F_VERBOSE_NAME,
+   F_CREATOR,
+   F_OLDER_THAN,
+   F_FROM,
+   F_DRY_RUN,
+   F_COLLECTION,
+   F_TTL,
+   F_OFF,
    N_FLAGS
 } ctl_flag_id_t;
 
@@ -152,13 +176,13 @@ static const struct {
    [F_JSON] = {"--json", false, CMD_ALL},
    [F_HELP] = {"--help", false, CMD_ALL},
    [F_VERSION] = {"--version", false, CMD_ALL},
-   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD | CMD_SYNC_STAGE},
+   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD | CMD_SYNC_STAGE | CMD_SCHEDULES},
    [F_TYPE] = {"--type", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD},
    [F_PARAMS] = {"--params", true, CMD_ENQUEUE | CMD_GROUP_ADD | CMD_SYNC_STAGE},
    [F_DELAY] = {"--delay", true, CMD_ENQUEUE | CMD_GROUP_ADD},
    [F_PRIORITY] = {"--priority", true, CMD_ENQUEUE | CMD_GROUP_ADD},
    [F_MAX_ATTEMPTS] = {"--max-attempts", true, CMD_ENQUEUE | CMD_GROUP_ADD},
-   [F_STATUS] = {"--status", true, CMD_LS},
+   [F_STATUS] = {"--status", true, CMD_LS | CMD_PURGE},
    [F_LIMIT] = {"--limit", true, CMD_LS},
    [F_DESCRIPTION] = {"--description", true, CMD_GROUP_CREATE},
    [F_KEEP] = {"--keep", true, CMD_GROUP_CREATE},
@@ -173,6 +197,20 @@ static const struct {
    [F_NOW] = {"--now", false, CMD_SYNC_START},
    [F_SIZE] = {"--size", true, CMD_POOL_SET},
    [F_TIMEOUT] = {"--timeout", true, CMD_POOL_SET},
+   [F_RUN_AT] = {"--run-at", true, CMD_ENQUEUE},
+   [F_REPEAT] = {"--repeat", true, CMD_ENQUEUE},
+   [F_REPEAT_UNTIL] = {"--repeat-until", true, CMD_ENQUEUE},
+   [F_CRON] = {"--cron", true, CMD_ENQUEUE},
+   [F_TIMEZONE] = {"--timezone", true, CMD_ENQUEUE},
+   [F_UNIQUE_KEY] = {"--unique-key", true, CMD_ENQUEUE},
+   [F_VERBOSE_NAME] = {"--verbose-name", true, CMD_ENQUEUE},
+   [F_CREATOR] = {"--creator", true, CMD_ENQUEUE},
+   [F_OLDER_THAN] = {"--older-than", true, CMD_PURGE},
+   [F_FROM] = {"--from", true, CMD_PURGE},
+   [F_DRY_RUN] = {"--dry-run", false, CMD_PURGE},
+   [F_COLLECTION] = {"--collection", true, CMD_RETENTION},
+   [F_TTL] = {"--ttl", true, CMD_RETENTION},
+   [F_OFF] = {"--off", false, CMD_RETENTION},
 };
 
 /* Statuses in lifecycle order: the order of the stats columns. */
@@ -184,6 +222,11 @@ static const char *const statuses[] = {MT_STATUS_WAITING,
                                        MT_STATUS_CANCELLED};
 #define N_STATUSES (sizeof statuses / sizeof statuses[0])
 #define STATUS_LIST "CREATED, WORK_IN_PROGRESS, FINISHED, FAILED, CANCELLED, WAITING"
+
+/* The statuses of a task that has ended: all that purge may delete. */
+static const char *const ended_statuses[] = {MT_STATUS_FINISHED, MT_STATUS_FAILED, MT_STATUS_CANCELLED};
+#define N_ENDED (sizeof ended_statuses / sizeof ended_statuses[0])
+#define ENDED_LIST "FINISHED, FAILED, CANCELLED"
 
 typedef struct {
    const char *words[3];     /* the words that are not flags, in order */
@@ -206,7 +249,20 @@ typedef struct {
    bson_t *params;
    bson_oid_t oid;                /* the id argument */
    bson_oid_t next, start_stage; /* --next, --start-stage */
+   int64_t run_at, repeat_until;  /* ms since the epoch */
+   double repeat;                 /* --repeat, seconds */
+   double older_than;             /* --older-than, seconds */
+   int64_t ttl;                   /* --ttl, whole seconds */
+   const char *ended[4];          /* purge --status: NULL-terminated, or all NULL for every ended status */
+   const char *from;              /* purge --from: a collection, or NULL for both */
+   const char *collection;        /* retention --collection */
 } ctl_t;
+
+#define SCHEDULING_COMMANDS                                                                   \
+   "Scheduling and retention (enqueue takes --repeat, --cron, --run-at, --unique-key):\n"      \
+   "  schedules             repeating tasks that are live, soonest next run first\n"          \
+   "  purge                 delete ended tasks older than a duration: --older-than 30d\n"    \
+   "  retention             a TTL index that makes MongoDB delete ended tasks: --ttl 30d\n"
 
 #define GROUP_COMMANDS                                                                      \
    "Staged groups (DB.groups, DB.group_stages): stage N+1 starts when stage N has ended\n" \
@@ -242,27 +298,124 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
    case CMD_ENQUEUE:
       fprintf (out,
                "Usage: mtaskctl [connection] enqueue --queue Q --type T [--params JSON]\n"
-               "                [--delay SECS] [--priority N] [--max-attempts N] [--json]\n"
+               "                [--delay DURATION | --run-at TIME] [--priority N] [--max-attempts N]\n"
+               "                [--repeat DURATION | --cron EXPR [--timezone TZ]]\n"
+               "                [--repeat-until TIME] [--unique-key KEY] [--verbose-name TEXT]\n"
+               "                [--creator TEXT] [--json]\n"
                "\n"
                "Inserts a CREATED task into DB.tasks and prints its id (24 hex digits).\n"
+               "A DURATION is seconds (90, 0.5) or a number with a unit: s, m, h, d\n"
+               "(90s, 15m, 2h, 1d, 1h30m). A TIME is ISO 8601 with a zone:\n"
+               "2026-11-23T10:00:00Z, 2026-11-23T10:00:00.250Z, 2026-11-23T11:00:00+01:00.\n"
                "\n"
-               "  --queue Q          the queue a worker serves (required)\n"
-               "                       --queue general\n"
-               "  --type T           the task type: the plugin that runs it (required)\n"
-               "                       --type echo\n"
-               "  --params JSON      the task's input, a JSON object (default: {})\n"
-               "                       --params '{\"to\": \"ana@example.com\", \"n\": 3}'\n"
-               "  --delay SECS       not to be started before SECS seconds from now\n"
-               "                       --delay 90   --delay 0.5\n"
-               "  --priority N       higher runs first; may be negative (default: 0)\n"
-               "                       --priority 10\n"
-               "  --max-attempts N   the retry budget: claims before it stays FAILED\n"
-               "                       --max-attempts 3\n"
-               "  --json             print {\"_id\": {\"$oid\": ID}} instead of the bare id\n"
+               "  --queue Q            the queue a worker serves (required)\n"
+               "                         --queue general\n"
+               "  --type T             the task type: the plugin that runs it (required)\n"
+               "                         --type echo\n"
+               "  --params JSON        the task's input, a JSON object (default: {})\n"
+               "                         --params '{\"to\": \"ana@example.com\", \"n\": 3}'\n"
+               "  --delay DURATION     not to be started before that long from now\n"
+               "                         --delay 90   --delay 0.5   --delay 2h\n"
+               "  --run-at TIME        not to be started before TIME (instead of --delay)\n"
+               "                         --run-at 2026-11-23T10:00:00Z\n"
+               "  --priority N         higher runs first; may be negative (default: 0)\n"
+               "                         --priority 10\n"
+               "  --max-attempts N     the retry budget: claims before it stays FAILED\n"
+               "                         --max-attempts 3\n"
+               "\n"
+               "Repeating (each run, when it ends, creates the next one; 'schedules' lists them):\n"
+               "  --repeat DURATION    run every DURATION, at least 1 s: first now (or at\n"
+               "                       --delay/--run-at), then on that grid   --repeat 15m\n"
+               "  --cron EXPR          run at the times of a five-field cron expression\n"
+               "                       (minute hour day-of-month month day-of-week), or\n"
+               "                       @hourly, @daily, @weekly, @monthly, @yearly; not\n"
+               "                       with --repeat      --cron '*/5 * * * *'   --cron @daily\n"
+               "  --timezone TZ        the IANA time zone of --cron's times (default: UTC)\n"
+               "                         --timezone Europe/Berlin\n"
+               "  --repeat-until TIME  no run after TIME     --repeat-until 2026-12-31T23:59:59Z\n"
+               "\n"
+               "Unique and descriptive:\n"
+               "  --unique-key KEY     enqueue nothing while a task with this key is WAITING,\n"
+               "                       CREATED or WORK_IN_PROGRESS: then print that task's id,\n"
+               "                       say so on stderr, and exit 0   --unique-key report-2026-11\n"
+               "  --verbose-name TEXT  a name for people, stored as is\n"
+               "                         --verbose-name 'Monthly report'\n"
+               "  --creator TEXT       who enqueued it, stored as is   --creator billing-cron\n"
+               "\n"
+               "  --json               print {\"_id\": {\"$oid\": ID}, \"created\": true}; created is\n"
+               "                       false when --unique-key was taken and ID is the holder's\n"
                "\n"
                "Example:\n"
                "  mtaskctl --db tasks enqueue --queue general --type echo --params '{\"a\": 1}'\n"
-               "  id=$(mtaskctl --db tasks enqueue --queue reports --type pdf --delay 3600)\n");
+               "  id=$(mtaskctl --db tasks enqueue --queue reports --type pdf --delay 1h)\n"
+               "  mtaskctl --db tasks enqueue --queue reports --type pdf --cron '0 6 * * 1-5' \\\n"
+               "          --timezone Europe/Berlin --unique-key weekday-report\n");
+      break;
+   case CMD_SCHEDULES:
+      fprintf (out,
+               "Usage: mtaskctl [connection] schedules [--queue Q] [--json]\n"
+               "\n"
+               "Lists the repeating tasks in DB.tasks that are live (WAITING, CREATED or\n"
+               "WORK_IN_PROGRESS, with 'repeat' or 'cron'), soonest next run first: the\n"
+               "series (the id of its first run), type, queue, rule, next run (UTC), until,\n"
+               "status and the id of the task that stands for the next run.\n"
+               "\n"
+               "  --queue Q   only tasks of queue Q             --queue reports\n"
+               "  --json      one task document per line, with \"rule\" (as the table shows\n"
+               "              it) and \"next_run\" (a date, or null when due now) added\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks schedules\n"
+               "  mtaskctl --db tasks schedules --queue reports --json\n");
+      break;
+   case CMD_PURGE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] purge --older-than DURATION [--status LIST]\n"
+               "                [--from tasks|completed_tasks|both] [--dry-run] [--json]\n"
+               "\n"
+               "Deletes ended tasks (FINISHED, FAILED, CANCELLED) whose 'finished' is more than\n"
+               "DURATION ago. Live tasks (WAITING, CREATED, WORK_IN_PROGRESS) are never\n"
+               "purged, nor, in DB.tasks, tasks of staged groups (their group deletes them)\n"
+               "or an ended run of a repeating task whose next run is not created yet.\n"
+               "Prints 'purged N ended task(s) older than DURATION from WHERE'.\n"
+               "\n"
+               "  --older-than DURATION  seconds, or a number with a unit s, m, h, d (required)\n"
+               "                           --older-than 30d   --older-than 12h\n"
+               "  --status LIST          only these, comma-separated: " ENDED_LIST "\n"
+               "                         (default: all three)   --status FAILED,CANCELLED\n"
+               "  --from WHERE           tasks, completed_tasks (the archive) or both\n"
+               "                         (default: both)         --from completed_tasks\n"
+               "  --dry-run              count them, delete nothing: 'would purge N ...'\n"
+               "  --json                 print {\"purged\": N, \"dry_run\": true or false}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks purge --older-than 30d --dry-run\n"
+               "  mtaskctl --db tasks purge --older-than 7d --status FINISHED --from tasks\n");
+      break;
+   case CMD_RETENTION:
+      fprintf (out,
+               "Usage: mtaskctl [connection] retention [--collection tasks|completed_tasks]\n"
+               "                --ttl DURATION | --off [--json]\n"
+               "\n"
+               "Sets how long MongoDB keeps ended tasks: a TTL index 'mtask_ttl' on 'finished'\n"
+               "makes the server delete each task DURATION after it ended (tasks that have not\n"
+               "ended have no 'finished' and stay). --ttl replaces an earlier index; --off\n"
+               "drops it. On mongo-java-server (the dev database) the index is kept but never\n"
+               "deletes anything: use 'mtaskctl purge' there. Unlike purge, a TTL index on\n"
+               "DB.tasks also deletes ended tasks of staged groups and an ended run of a\n"
+               "repeating task whose next run is not created yet: prefer completed_tasks.\n"
+               "\n"
+               "  --collection C    tasks or completed_tasks (the archive; the default)\n"
+               "                      --collection tasks\n"
+               "  --ttl DURATION    whole seconds, or a number with a unit s, m, h, d\n"
+               "                      --ttl 30d   --ttl 86400\n"
+               "  --off             drop the TTL index: ended tasks stay until purged\n"
+               "  --json            print {\"collection\": C, \"ttl_seconds\": N or null,\n"
+               "                    \"previous_ttl_seconds\": N or null}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks retention --ttl 90d\n"
+               "  mtaskctl --db tasks retention --collection tasks --off\n");
       break;
    case CMD_LS:
       fprintf (out,
@@ -623,8 +776,9 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "Usage: mtaskctl [connection] COMMAND [flags]\n"
                "       mtaskctl [connection] group|sync|pool|slot COMMAND [flags]\n"
                "\n"
-               "Queries and enqueues tasks in the MongoDB collection DB.tasks, runs staged\n"
-               "groups and synchronizers, and manages concurrency slots.\n"
+               "Queries and enqueues tasks in the MongoDB collection DB.tasks, schedules\n"
+               "repeating ones, runs staged groups and synchronizers, manages concurrency\n"
+               "slots, and purges ended tasks.\n"
                "\n"
                "Commands ('mtaskctl COMMAND --help' for each one's flags):\n"
                "  enqueue   insert a task and print its id\n"
@@ -632,6 +786,8 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "  show ID   one task as JSON\n"
                "  stats     counts by queue and status, and waiting tasks by type\n"
                "  locks     account locks: who holds what, since when\n"
+               "\n"
+               SCHEDULING_COMMANDS
                "\n"
                GROUP_COMMANDS
                "\n"
@@ -660,6 +816,8 @@ usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "  mtaskctl --db tasks enqueue --queue general --type echo --params '{\"a\": 1}'\n"
                "  mtaskctl --db tasks ls --status FAILED\n"
                "  mtaskctl --host db1.example --db tasks stats --json\n"
+               "  mtaskctl --db tasks enqueue --queue reports --type pdf --cron '0 6 * * *'\n"
+               "  mtaskctl --db tasks purge --older-than 30d\n"
                "  mtaskctl --db tasks group show 6553f1c2a4e0b1d2c3f40a17\n"
                "  mtaskctl --db tasks sync start nightly\n"
                "  mtaskctl --db tasks pool set reports --size 3 --timeout 300\n");
@@ -797,8 +955,8 @@ check_command (ctl_t *ctl)
       k++;
    }
    if (!ctl->words[0]) {
-      return fail ("give a command: enqueue, ls, show, stats, locks, slots, group COMMAND, sync COMMAND, "
-                   "pool set or slot COMMAND");
+      return fail ("give a command: enqueue, ls, show, stats, locks, schedules, purge, retention, slots, "
+                   "group COMMAND, sync COMMAND, pool set or slot COMMAND");
    }
    if (ctl->family && !ctl->words[1]) {
       return fail ("give a %s command: %s", ctl->family, families[k].with_or);
@@ -811,8 +969,8 @@ check_command (ctl_t *ctl)
                    families[k].with_commas);
    }
    if (!ctl->cmd) {
-      return fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, slots, group COMMAND, "
-                   "sync COMMAND, pool set and slot COMMAND",
+      return fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, schedules, purge, "
+                   "retention, slots, group COMMAND, sync COMMAND, pool set and slot COMMAND",
                    ctl->words[0]);
    }
    next = ctl->family ? 2 : 1;
@@ -899,6 +1057,243 @@ parse_seconds (ctl_flag_id_t flag, const char *value, double *out)
    return parse_seconds_to (flag, value, CTL_MAX_DELAY, "ten years", out);
 }
 
+/* A duration: seconds ("90", "0.5") or numbers with units s, m, h, d
+ * ("90s", "15m", "2h", "1d", "1h30m"), within [min, max]; `range` says
+ * what that is. The one parser of --delay, --repeat, --older-than, --ttl. */
+static bool
+parse_duration (ctl_flag_id_t flag, const char *value, double min, double max, const char *range, double *out)
+{
+   const char *p = value;
+   char *end;
+   double total = 0;
+
+   errno = 0;
+   *out = strtod (value, &end);
+   if (end != value && !*end && !errno) {
+      p = NULL; /* plain seconds */
+   }
+   while (p && *p) {
+      double n = 0, scale = 1;
+      bool any = false;
+
+      for (; *p >= '0' && *p <= '9'; p++, any = true) {
+         n = n * 10 + (*p - '0');
+      }
+      if (*p == '.') {
+         for (p++; *p >= '0' && *p <= '9'; p++, any = true) {
+            scale /= 10;
+            n += (*p - '0') * scale;
+         }
+      }
+      if (!any) {
+         break;
+      }
+      switch (*p++) {
+      case 's':
+         total += n;
+         continue;
+      case 'm':
+         total += n * 60;
+         continue;
+      case 'h':
+         total += n * 3600;
+         continue;
+      case 'd':
+         total += n * 86400;
+         continue;
+      default:
+         p = value; /* a number without a unit, or an unknown unit */
+         break;
+      }
+      break;
+   }
+   if (p && (p == value || *p)) {
+      return fail ("%s: '%s' is not a duration: give seconds (90) or a number with a unit s, m, h or d "
+                   "(90s, 15m, 2h, 1d, 1h30m)",
+                   flags[flag].name,
+                   value);
+   }
+   if (p) {
+      *out = total;
+   }
+   if (!isfinite (*out) || !(*out >= min && *out <= max)) {
+      return fail ("%s: '%s' is out of range: give %s", flags[flag].name, value, range);
+   }
+   return true;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar. */
+static int64_t
+days_from_civil (int64_t y, int m, int d)
+{
+   int64_t era, yoe, doy, doe;
+
+   y -= m <= 2;
+   era = (y >= 0 ? y : y - 399) / 400;
+   yoe = y - era * 400;
+   doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+   doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+   return era * 146097 + doe - 719468;
+}
+
+/* `n` decimal digits at *p, into *out; advances *p. */
+static bool
+take_digits (const char **p, int n, int *out)
+{
+   *out = 0;
+   for (int i = 0; i < n; i++, (*p)++) {
+      if (**p < '0' || **p > '9') {
+         return false;
+      }
+      *out = *out * 10 + (**p - '0');
+   }
+   return true;
+}
+
+/* An ISO 8601 time with a zone, into milliseconds since the epoch:
+ * 2026-11-23T10:00:00Z, 2026-11-23T10:00:00.250Z, 2026-11-23T11:00:00+01:00
+ * (also +0100, +01, seconds left out, a space or 't' for the 'T'). */
+static bool
+parse_time (ctl_flag_id_t flag, const char *value, int64_t *out)
+{
+   static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+   const char *p = value;
+   int year, month, day, hour, minute, second = 0, ms = 0, off_h = 0, off_m = 0, sign = 0;
+   bool leap;
+
+   if (!take_digits (&p, 4, &year) || *p++ != '-' || !take_digits (&p, 2, &month) || *p++ != '-' ||
+       !take_digits (&p, 2, &day)) {
+      goto bad;
+   }
+   if (*p != 'T' && *p != 't' && *p != ' ') {
+      goto bad;
+   }
+   p++;
+   if (!take_digits (&p, 2, &hour) || *p++ != ':' || !take_digits (&p, 2, &minute)) {
+      goto bad;
+   }
+   if (*p == ':') {
+      p++;
+      if (!take_digits (&p, 2, &second)) {
+         goto bad;
+      }
+      if (*p == '.' || *p == ',') {
+         int scale = 100;
+
+         if (p[1] < '0' || p[1] > '9') {
+            goto bad;
+         }
+         for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) {
+            ms += (*p - '0') * scale; /* beyond milliseconds, scale is 0 */
+         }
+      }
+   }
+   if (*p == 'Z' || *p == 'z') {
+      p++;
+   } else if (*p == '+' || *p == '-') {
+      sign = *p++ == '-' ? -1 : 1;
+      if (!take_digits (&p, 2, &off_h)) {
+         goto bad;
+      }
+      if (*p == ':') {
+         p++;
+         if (!take_digits (&p, 2, &off_m)) {
+            goto bad;
+         }
+      } else if (*p >= '0' && *p <= '9' && !take_digits (&p, 2, &off_m)) {
+         goto bad;
+      }
+      if (off_h > 23 || off_m > 59) {
+         return fail ("%s: '%s' has an offset out of range: give -23:59 to +23:59", flags[flag].name, value);
+      }
+   } else if (!*p) {
+      return fail ("%s: '%s' has no time zone: add Z for UTC or an offset such as +01:00, "
+                   "e.g. %sZ",
+                   flags[flag].name,
+                   value,
+                   value);
+   }
+   if (*p) {
+      goto bad;
+   }
+   leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+   if (month < 1 || month > 12 || day < 1 || day > month_days[month - 1] + (month == 2 && leap)) {
+      return fail ("%s: '%s' is not a date of the calendar", flags[flag].name, value);
+   }
+   if (hour > 23 || minute > 59 || second > 59) {
+      return fail ("%s: '%s' is not a time of day: hours 00 to 23, minutes and seconds 00 to 59",
+                   flags[flag].name,
+                   value);
+   }
+   *out = ((days_from_civil (year, month, day) * 24 + hour) * 60 + minute) * 60000 + second * 1000 + ms -
+          sign * (off_h * 60 + off_m) * 60000;
+   return true;
+
+bad:
+   return fail ("%s: '%s' is not a time: give ISO 8601 with a zone, e.g. 2026-11-23T10:00:00Z or "
+                "2026-11-23T11:00:00+01:00",
+                flags[flag].name,
+                value);
+}
+
+/* purge --status: a comma-separated list of ended statuses, into
+ * ctl->ended (each once, NULL-terminated). */
+static bool
+parse_ended_statuses (ctl_t *ctl, const char *value)
+{
+   size_t n = 0;
+
+   for (const char *p = value;; p++) {
+      size_t len = strcspn (p, ",");
+      size_t k;
+      bool again = false;
+
+      for (k = 0; k < N_ENDED && (strlen (ended_statuses[k]) != len || strncmp (p, ended_statuses[k], len)); k++) {
+      }
+      if (k == N_ENDED) {
+         for (size_t live = 0; live < N_STATUSES; live++) {
+            if (strlen (statuses[live]) == len && !strncmp (p, statuses[live], len)) {
+               return fail ("--status: %s is a live status, and live tasks are never purged; give one or more of "
+                            ENDED_LIST ", comma-separated",
+                            statuses[live]);
+            }
+         }
+         return fail ("--status: '%.*s' is not one of " ENDED_LIST "; e.g. --status FAILED,CANCELLED", (int) len, p);
+      }
+      for (size_t i = 0; i < n; i++) {
+         again |= ctl->ended[i] == ended_statuses[k]; /* given twice: once is enough */
+      }
+      if (!again) {
+         ctl->ended[n++] = ended_statuses[k];
+      }
+      p += len;
+      if (!*p) {
+         break;
+      }
+   }
+   return true;
+}
+
+/* The flags of enqueue that go together, or do not. */
+static bool
+check_enqueue_flags (const ctl_t *ctl)
+{
+   if (ctl->seen[F_DELAY] && ctl->seen[F_RUN_AT]) {
+      return fail ("give either --delay or --run-at, not both: --delay counts from now, --run-at is a time");
+   }
+   if (ctl->seen[F_REPEAT] && ctl->seen[F_CRON]) {
+      return fail ("give either --repeat (every so long) or --cron (at the times of an expression), not both");
+   }
+   if (ctl->seen[F_TIMEZONE] && !ctl->seen[F_CRON]) {
+      return fail ("--timezone is the time zone of --cron's times; it needs --cron, e.g. --cron '0 6 * * *' "
+                   "--timezone Europe/Berlin");
+   }
+   if (ctl->seen[F_REPEAT_UNTIL] && !ctl->seen[F_REPEAT] && !ctl->seen[F_CRON]) {
+      return fail ("--repeat-until ends a repeating task; it needs --repeat or --cron");
+   }
+   return true;
+}
+
 /* The command is known and takes every flag given; converts the values. */
 static bool
 check_values (ctl_t *ctl)
@@ -915,6 +1310,9 @@ check_values (ctl_t *ctl)
       {F_NAME, "a stage name"},
       {F_CALLABLE, "a task type"},
       {F_TASK, "a task type"},
+      {F_CRON, "a cron expression"},
+      {F_TIMEZONE, "a time zone"},
+      {F_UNIQUE_KEY, "a key"},
    };
    bson_json_reader_t *reader = NULL;
    bson_error_t error;
@@ -953,7 +1351,38 @@ check_values (ctl_t *ctl)
    if (ctl->seen[F_STAGE] && !parse_int (F_STAGE, ctl->value[F_STAGE], 1, INT32_MAX, &ctl->stage)) {
       goto cleanup;
    }
-   if (ctl->seen[F_DELAY] && !parse_seconds (F_DELAY, ctl->value[F_DELAY], &ctl->delay)) {
+   if (ctl->seen[F_DELAY] &&
+       !parse_duration (F_DELAY, ctl->value[F_DELAY], 0, CTL_MAX_DELAY, "0 to ten years (315576000 s)", &ctl->delay)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_REPEAT] &&
+       !parse_duration (F_REPEAT, ctl->value[F_REPEAT], 1, CTL_MAX_DELAY, "1 second to ten years (315576000 s)", &ctl->repeat)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_OLDER_THAN] && !parse_duration (F_OLDER_THAN,
+                                                   ctl->value[F_OLDER_THAN],
+                                                   0,
+                                                   CTL_MAX_AGE,
+                                                   "0 to a hundred years (3155760000 s)",
+                                                   &ctl->older_than)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_TTL]) {
+      double ttl;
+
+      if (!parse_duration (F_TTL, ctl->value[F_TTL], 0, INT32_MAX, "0 to 68 years (2147483647 s, MongoDB's limit)", &ttl)) {
+         goto cleanup;
+      }
+      if (ttl != (double) (int64_t) ttl) {
+         fail ("--ttl: '%s' is not a whole number of seconds", ctl->value[F_TTL]);
+         goto cleanup;
+      }
+      ctl->ttl = (int64_t) ttl;
+   }
+   if (ctl->seen[F_RUN_AT] && !parse_time (F_RUN_AT, ctl->value[F_RUN_AT], &ctl->run_at)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_REPEAT_UNTIL] && !parse_time (F_REPEAT_UNTIL, ctl->value[F_REPEAT_UNTIL], &ctl->repeat_until)) {
       goto cleanup;
    }
    if (ctl->seen[F_KEEP] && !parse_seconds (F_KEEP, ctl->value[F_KEEP], &ctl->keep)) {
@@ -972,7 +1401,11 @@ check_values (ctl_t *ctl)
    if (ctl->seen[F_START_STAGE] && !parse_stage_id (F_START_STAGE, ctl->value[F_START_STAGE], &ctl->start_stage)) {
       goto cleanup;
    }
-   if (ctl->seen[F_STATUS]) {
+   if (ctl->seen[F_STATUS] && ctl->cmd == CMD_PURGE) {
+      if (!parse_ended_statuses (ctl, ctl->value[F_STATUS])) {
+         goto cleanup;
+      }
+   } else if (ctl->seen[F_STATUS]) {
       bool known = false;
 
       for (size_t k = 0; k < N_STATUSES; k++) {
@@ -1016,6 +1449,34 @@ check_values (ctl_t *ctl)
       fail ("enqueue needs --queue and --type, e.g. enqueue --queue general --type echo");
       goto cleanup;
    }
+   if (ctl->cmd == CMD_ENQUEUE && !check_enqueue_flags (ctl)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_FROM]) {
+      if (!strcmp (ctl->value[F_FROM], MT_TASKS_COLLECTION) || !strcmp (ctl->value[F_FROM], MT_COMPLETED_COLLECTION)) {
+         ctl->from = ctl->value[F_FROM];
+      } else if (strcmp (ctl->value[F_FROM], "both")) {
+         fail ("--from: '%s' is not tasks, completed_tasks or both", ctl->value[F_FROM]);
+         goto cleanup;
+      }
+   }
+   if (ctl->cmd == CMD_PURGE && !ctl->seen[F_OLDER_THAN]) {
+      fail ("purge needs --older-than: how long ago an ended task must have finished, e.g. purge --older-than 30d");
+      goto cleanup;
+   }
+   ctl->collection = MT_COMPLETED_COLLECTION;
+   if (ctl->seen[F_COLLECTION]) {
+      if (strcmp (ctl->value[F_COLLECTION], MT_TASKS_COLLECTION) && strcmp (ctl->value[F_COLLECTION], MT_COMPLETED_COLLECTION)) {
+         fail ("--collection: '%s' is not tasks or completed_tasks", ctl->value[F_COLLECTION]);
+         goto cleanup;
+      }
+      ctl->collection = ctl->value[F_COLLECTION];
+   }
+   if (ctl->cmd == CMD_RETENTION && ctl->seen[F_TTL] == ctl->seen[F_OFF]) {
+      fail ("retention needs either --ttl DURATION (keep ended tasks that long) or --off (drop the TTL index)%s",
+            ctl->seen[F_TTL] ? ", not both" : ", e.g. retention --ttl 30d");
+      goto cleanup;
+   }
    if (ctl->cmd == CMD_GROUP_ADD && (!ctl->seen[F_STAGE] || !ctl->seen[F_QUEUE] || !ctl->seen[F_TYPE])) {
       fail ("group add needs --stage, --queue and --type, e.g. group add %s --stage 1 --queue general --type echo", ctl->id);
       goto cleanup;
@@ -1054,24 +1515,29 @@ print_json (const bson_t *doc)
    bson_free (json);
 }
 
+/* Milliseconds since the epoch as ISO-8601 UTC to the second. */
+static const char *
+format_ms (int64_t ms, char *out, size_t size)
+{
+   struct tm tm;
+   time_t secs = (time_t) (ms / 1000 - (ms % 1000 < 0)); /* floor, for dates before 1970 */
+
+   if (!gmtime_r (&secs, &tm) || !strftime (out, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+      snprintf (out, size, "%" PRId64 "ms", ms);
+   }
+   return out;
+}
+
 /* A date field as ISO-8601 UTC to the second, or "-". */
 static const char *
 format_date (const bson_t *doc, const char *key, char *out, size_t size)
 {
    bson_iter_t iter;
-   struct tm tm;
-   int64_t ms;
-   time_t secs;
 
    if (!bson_iter_init_find (&iter, doc, key) || !BSON_ITER_HOLDS_DATE_TIME (&iter)) {
       return "-";
    }
-   ms = bson_iter_date_time (&iter);
-   secs = (time_t) (ms / 1000 - (ms % 1000 < 0)); /* floor, for dates before 1970 */
-   if (!gmtime_r (&secs, &tm) || !strftime (out, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-      snprintf (out, size, "%" PRId64 "ms", ms);
-   }
-   return out;
+   return format_ms (bson_iter_date_time (&iter), out, size);
 }
 
 /* A scalar field as text; "-" when missing or null. */
@@ -1192,17 +1658,87 @@ cleanup:
    return status;
 }
 
+static bool find_one (mongoc_client_t *client,
+                      const char *db,
+                      const char *collection,
+                      const bson_t *filter,
+                      const bson_t *opts,
+                      bson_t *out,
+                      bool *found,
+                      bson_error_t *error);
+
+/* The task holding a unique key, when mt_enqueue_ex could not name it (its
+ * _id is not an ObjectId: another client inserted it): {_id} into `doc`
+ * (initialized; left empty when it has ended meanwhile) and its _id as
+ * text into buf. */
+static void
+unique_holder (mongoc_client_t *client, const char *db, const char *key, bson_t *doc, char *buf, size_t size)
+{
+   bson_t *filter = BCON_NEW ("unique_key",
+                              BCON_UTF8 (key),
+                              "status",
+                              "{",
+                              "$in",
+                              "[",
+                              BCON_UTF8 (MT_STATUS_WAITING),
+                              BCON_UTF8 (MT_STATUS_CREATED),
+                              BCON_UTF8 (MT_STATUS_WORK_IN_PROGRESS),
+                              "]",
+                              "}");
+   bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}");
+   bson_error_t error;
+   bson_iter_t iter;
+   bool found;
+
+   snprintf (buf, size, "(one that has ended since)");
+   if (find_one (client, db, MT_TASKS_COLLECTION, filter, opts, doc, &found, &error) && found &&
+       bson_iter_init_find (&iter, doc, "_id")) {
+      if (BSON_ITER_HOLDS_UTF8 (&iter)) {
+         snprintf (buf, size, "%s", bson_iter_utf8 (&iter, NULL));
+      } else {
+         /* { "_id" : VALUE }: the value's JSON alone. */
+         char *json = bson_as_relaxed_extended_json (doc, NULL);
+         const char *value = strchr (json, ':');
+         size_t len = value ? strlen (value) : 0;
+
+         if (value && len > 4 && !strcmp (value + len - 2, " }")) {
+            snprintf (buf, size, "%.*s", (int) (len - 4), value + 2);
+         } else {
+            snprintf (buf, size, "%s", json);
+         }
+         bson_free (json);
+      }
+   }
+   bson_destroy (filter);
+   bson_destroy (opts);
+}
+
 static int
 cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db)
 {
-   bson_t opts = BSON_INITIALIZER, out = BSON_INITIALIZER;
+   static const struct {
+      ctl_flag_id_t flag;
+      const char *option;
+   } strings[] = {
+      {F_CRON, "cron"},
+      {F_TIMEZONE, "timezone"},
+      {F_UNIQUE_KEY, "unique_key"},
+      {F_VERBOSE_NAME, "verbose_name"},
+      {F_CREATOR, "creator"},
+   };
+   bson_t opts = BSON_INITIALIZER, out = BSON_INITIALIZER, other = BSON_INITIALIZER;
    bson_error_t error;
-   bson_oid_t id;
-   char hex[25];
+   bson_oid_t id, zero = {{0}};
+   bson_iter_t iter;
+   bool created = true, unnamed;
+   char hex[25], holder[256];
    int status = EXIT_RUNTIME;
 
    if (ctl->seen[F_DELAY]) {
       BSON_APPEND_DOUBLE (&opts, "delay", ctl->delay);
+   }
+   if (ctl->seen[F_RUN_AT]) {
+      BSON_APPEND_DATE_TIME (&opts, "run_at", ctl->run_at);
    }
    if (ctl->seen[F_PRIORITY]) {
       BSON_APPEND_INT32 (&opts, "priority", ctl->priority);
@@ -1210,7 +1746,18 @@ cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db)
    if (ctl->seen[F_MAX_ATTEMPTS]) {
       BSON_APPEND_INT32 (&opts, "max_attempts", ctl->max_attempts);
    }
-   if (!mt_enqueue (client, db, ctl->value[F_QUEUE], ctl->value[F_TYPE], ctl->params, &opts, &id, &error)) {
+   if (ctl->seen[F_REPEAT]) {
+      BSON_APPEND_DOUBLE (&opts, "repeat", ctl->repeat);
+   }
+   if (ctl->seen[F_REPEAT_UNTIL]) {
+      BSON_APPEND_DATE_TIME (&opts, "repeat_until", ctl->repeat_until);
+   }
+   for (size_t k = 0; k < sizeof strings / sizeof strings[0]; k++) {
+      if (ctl->seen[strings[k].flag]) {
+         BSON_APPEND_UTF8 (&opts, strings[k].option, ctl->value[strings[k].flag]);
+      }
+   }
+   if (!mt_enqueue_ex (client, db, ctl->value[F_QUEUE], ctl->value[F_TYPE], ctl->params, &opts, &id, &created, &error)) {
       if (error.domain == MT_ERROR_CONFIG) {
          fail ("cannot enqueue: %s", error.message);
          status = EXIT_USAGE;
@@ -1219,18 +1766,39 @@ cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db)
       }
       goto cleanup;
    }
+   bson_oid_to_string (&id, hex);
+   unnamed = !created && !bson_oid_compare (&id, &zero);
+   if (unnamed) {
+      unique_holder (client, db, ctl->value[F_UNIQUE_KEY], &other, holder, sizeof holder);
+   } else {
+      snprintf (holder, sizeof holder, "%s", hex);
+   }
    if (ctl->seen[F_JSON]) {
-      BSON_APPEND_OID (&out, "_id", &id);
+      if (!unnamed) {
+         BSON_APPEND_OID (&out, "_id", &id);
+      } else if (bson_iter_init_find (&iter, &other, "_id")) {
+         BSON_APPEND_VALUE (&out, "_id", bson_iter_value (&iter));
+      } else {
+         BSON_APPEND_NULL (&out, "_id");
+      }
+      BSON_APPEND_BOOL (&out, "created", created);
       print_json (&out);
    } else {
-      bson_oid_to_string (&id, hex);
-      printf ("%s\n", hex);
+      printf ("%s\n", holder);
+   }
+   if (!created) {
+      fflush (stdout);
+      fprintf (stderr,
+               "mtaskctl: nothing enqueued: task %s holds unique_key '%s'\n",
+               holder,
+               ctl->value[F_UNIQUE_KEY] ? ctl->value[F_UNIQUE_KEY] : "");
    }
    status = 0;
 
 cleanup:
    bson_destroy (&opts);
    bson_destroy (&out);
+   bson_destroy (&other);
    return status;
 }
 
@@ -3172,6 +3740,380 @@ cleanup:
    return status;
 }
 
+/* ---- scheduling and retention (seed 004) ------------------------------- */
+
+/* Seconds in the largest unit that holds them whole: "30d", "12h", "90m",
+ * "45s", "1.5s". */
+static const char *
+format_duration (double seconds, char *buf, size_t size)
+{
+   static const struct {
+      int64_t unit;
+      const char *suffix;
+   } units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}};
+   /* Whole seconds only, and none too large for an int64_t. */
+   bool whole = seconds >= 60 && seconds < 1e15 && seconds == (double) (int64_t) seconds;
+
+   for (size_t k = 0; whole && k < sizeof units / sizeof units[0]; k++) {
+      if ((int64_t) seconds % units[k].unit == 0) {
+         snprintf (buf, size, "%" PRId64 "%s", (int64_t) seconds / units[k].unit, units[k].suffix);
+         return buf;
+      }
+   }
+   snprintf (buf, size, "%.15gs", seconds);
+   return buf;
+}
+
+/* How a repeating task repeats: "every 60 s (1m)", "cron '0 6 * * *' (Europe/Berlin)". */
+static void
+format_rule (const bson_t *task, char *buf, size_t size)
+{
+   const char *cron = get_str (task, "cron"), *zone = get_str (task, "timezone");
+   bson_iter_t iter;
+   char unit[64];
+
+   if (cron) {
+      snprintf (buf, size, "cron '%s' (%s)", cron, zone ? zone : "UTC");
+   } else if (bson_iter_init_find (&iter, task, "repeat") && BSON_ITER_HOLDS_NUMBER (&iter)) {
+      double every = bson_iter_as_double (&iter);
+
+      format_duration (every, unit, sizeof unit);
+      if (unit[strlen (unit) - 1] == 's') {
+         snprintf (buf, size, "every %.15g s", every);
+      } else {
+         snprintf (buf, size, "every %.15g s (%s)", every, unit);
+      }
+   } else {
+      snprintf (buf, size, "(malformed: see 'mtaskctl show')");
+   }
+}
+
+/* When a live run of a repeating task is next due: its `delayed`, else the
+ * time it stands for (`scheduled`); false when neither is a date (due now). */
+static bool
+next_run (const bson_t *task, int64_t *ms)
+{
+   bson_iter_t iter;
+
+   if ((bson_iter_init_find (&iter, task, "delayed") && BSON_ITER_HOLDS_DATE_TIME (&iter)) ||
+       (bson_iter_init_find (&iter, task, "scheduled") && BSON_ITER_HOLDS_DATE_TIME (&iter))) {
+      *ms = bson_iter_date_time (&iter);
+      return true;
+   }
+   return false;
+}
+
+typedef struct {
+   const bson_t *task;
+   int64_t next; /* INT64_MIN when due now */
+   size_t order; /* as read: by _id */
+} schedule_row_t;
+
+static int
+compare_schedule_rows (const void *pa, const void *pb)
+{
+   const schedule_row_t *a = pa, *b = pb;
+
+   if (a->next != b->next) {
+      return a->next < b->next ? -1 : 1;
+   }
+   return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* The columns of one schedule's row. */
+typedef struct {
+   char series[64], type[64], queue[64], rule[160], next[40], until[40], status[32], task[64];
+} schedule_cells_t;
+
+static void
+schedule_cells (const schedule_row_t *row, schedule_cells_t *c)
+{
+   char buf[64];
+
+   /* Every run carries its series; a first run written before may not. */
+   snprintf (c->series,
+             sizeof c->series,
+             "%s",
+             format_field (row->task, bson_has_field (row->task, "series") ? "series" : "_id", buf, sizeof buf));
+   snprintf (c->type, sizeof c->type, "%s", format_field (row->task, "type", buf, sizeof buf));
+   snprintf (c->queue, sizeof c->queue, "%s", format_field (row->task, "queue", buf, sizeof buf));
+   format_rule (row->task, c->rule, sizeof c->rule);
+   if (row->next == INT64_MIN) {
+      snprintf (c->next, sizeof c->next, "now");
+   } else {
+      format_ms (row->next, c->next, sizeof c->next);
+   }
+   if (!strcmp (format_date (row->task, "repeat_until", c->until, sizeof c->until), "-")) {
+      snprintf (c->until, sizeof c->until, "-");
+   }
+   snprintf (c->status, sizeof c->status, "%s", format_field (row->task, "status", buf, sizeof buf));
+   snprintf (c->task, sizeof c->task, "%s", format_field (row->task, "_id", buf, sizeof buf));
+}
+
+static void
+schedules_table (const char *db, const ctl_t *ctl, const schedule_row_t *rows, size_t n)
+{
+   int w[5] = {4, 5, 4, 8, 6}; /* TYPE QUEUE RULE NEXT_RUN STATUS */
+   schedule_cells_t c;
+
+   if (!n) {
+      if (ctl->seen[F_QUEUE]) {
+         printf ("no repeating tasks of queue %s in %s.%s\n", ctl->value[F_QUEUE], db, MT_TASKS_COLLECTION);
+      } else {
+         printf ("no repeating tasks in %s.%s\n", db, MT_TASKS_COLLECTION);
+      }
+      return;
+   }
+   for (size_t i = 0; i < n; i++) {
+      schedule_cells (&rows[i], &c);
+      w[0] = BSON_MAX (w[0], (int) strlen (c.type));
+      w[1] = BSON_MAX (w[1], (int) strlen (c.queue));
+      w[2] = BSON_MAX (w[2], (int) strlen (c.rule));
+      w[3] = BSON_MAX (w[3], (int) strlen (c.next));
+      w[4] = BSON_MAX (w[4], (int) strlen (c.status));
+   }
+   printf ("%-24s  %-*s  %-*s  %-*s  %-*s  %-20s  %-*s  %s\n",
+           "SERIES", w[0], "TYPE", w[1], "QUEUE", w[2], "RULE", w[3], "NEXT_RUN", "UNTIL", w[4], "STATUS", "TASK");
+   for (size_t i = 0; i < n; i++) {
+      schedule_cells (&rows[i], &c);
+      printf ("%-24s  %-*s  %-*s  %-*s  %-*s  %-20s  %-*s  %s\n",
+              c.series, w[0], c.type, w[1], c.queue, w[2], c.rule, w[3], c.next, c.until, w[4], c.status, c.task);
+   }
+}
+
+static int
+cmd_schedules (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bson_t *filter = BCON_NEW ("status",
+                              "{",
+                              "$in",
+                              "[",
+                              BCON_UTF8 (MT_STATUS_WAITING),
+                              BCON_UTF8 (MT_STATUS_CREATED),
+                              BCON_UTF8 (MT_STATUS_WORK_IN_PROGRESS),
+                              "]",
+                              "}",
+                              "$or",
+                              "[",
+                              "{",
+                              "repeat",
+                              "{",
+                              "$ne",
+                              BCON_NULL,
+                              "}",
+                              "}",
+                              "{",
+                              "cron",
+                              "{",
+                              "$ne",
+                              BCON_NULL,
+                              "}",
+                              "}",
+                              "]");
+   bson_t *opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
+   schedule_row_t *rows = NULL;
+   doc_list_t tasks = {0};
+   bson_error_t error;
+   int status = 0;
+
+   if (ctl->seen[F_QUEUE]) {
+      BSON_APPEND_UTF8 (filter, "queue", ctl->value[F_QUEUE]);
+   }
+   if (!read_docs (client, db, MT_TASKS_COLLECTION, filter, opts, &tasks, &error)) {
+      status = db_error (db, MT_TASKS_COLLECTION, &error, "list the repeating tasks");
+      goto cleanup;
+   }
+   rows = bson_malloc0 ((tasks.len + 1) * sizeof *rows);
+   for (size_t i = 0; i < tasks.len; i++) {
+      rows[i].task = tasks.items[i];
+      rows[i].order = i;
+      if (!next_run (tasks.items[i], &rows[i].next)) {
+         rows[i].next = INT64_MIN;
+      }
+   }
+   qsort (rows, tasks.len, sizeof *rows, compare_schedule_rows);
+   if (!ctl->seen[F_JSON]) {
+      schedules_table (db, ctl, rows, tasks.len);
+      goto cleanup;
+   }
+   for (size_t i = 0; i < tasks.len; i++) {
+      bson_t out = BSON_INITIALIZER;
+      char rule[160];
+
+      bson_copy_to_excluding_noinit (rows[i].task, &out, "rule", "next_run", NULL);
+      format_rule (rows[i].task, rule, sizeof rule);
+      BSON_APPEND_UTF8 (&out, "rule", rule);
+      if (rows[i].next == INT64_MIN) {
+         BSON_APPEND_NULL (&out, "next_run");
+      } else {
+         BSON_APPEND_DATE_TIME (&out, "next_run", rows[i].next);
+      }
+      print_json (&out);
+      bson_destroy (&out);
+   }
+
+cleanup:
+   bson_free (rows);
+   doc_list_destroy (&tasks);
+   bson_destroy (filter);
+   bson_destroy (opts);
+   return status;
+}
+
+/* "DB.tasks", "DB.completed_tasks", or both. */
+static char *
+purge_where (const ctl_t *ctl, const char *db)
+{
+   if (ctl->from) {
+      return bson_strdup_printf ("%s.%s", db, ctl->from);
+   }
+   return bson_strdup_printf ("%s.%s and %s.%s", db, MT_TASKS_COLLECTION, db, MT_COMPLETED_COLLECTION);
+}
+
+static int
+cmd_purge (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   bool dry_run = ctl->seen[F_DRY_RUN];
+   char *where = purge_where (ctl, db), age[64], which[64] = "";
+   bson_error_t error;
+   int64_t n;
+   int status = 0;
+
+   n = mt_purge (client, db, ctl->from, ctl->older_than, ctl->ended[0] ? ctl->ended : NULL, dry_run, &error);
+   if (n < 0) {
+      if (error.domain == MT_ERROR_CONFIG) {
+         fail ("cannot purge: %s", error.message);
+         status = EXIT_USAGE;
+      } else {
+         fflush (stdout);
+         fprintf (stderr, "mtaskctl: cannot purge ended tasks in %s: %s\n", where, error.message);
+         status = EXIT_RUNTIME;
+      }
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER;
+
+      BSON_APPEND_INT64 (&out, "purged", n);
+      BSON_APPEND_BOOL (&out, "dry_run", dry_run);
+      print_json (&out);
+      bson_destroy (&out);
+      goto cleanup;
+   }
+   for (size_t k = 0; ctl->ended[k]; k++) {
+      size_t len = strlen (which);
+
+      snprintf (which + len,
+                sizeof which - len,
+                "%s%s",
+                !k ? " (" : ctl->ended[k + 1] ? ", " : " or ",
+                ctl->ended[k]);
+   }
+   if (which[0]) {
+      strncat (which, ")", sizeof which - strlen (which) - 1);
+   }
+   printf ("%s %" PRId64 " ended task(s)%s older than %s from %s%s\n",
+           dry_run ? "would purge" : "purged",
+           n,
+           which,
+           format_duration (ctl->older_than, age, sizeof age),
+           where,
+           dry_run ? "; nothing deleted (--dry-run)" : "");
+
+cleanup:
+   bson_free (where);
+   return status;
+}
+
+/* The TTL of the index mtask_ttl on `collection`, in *seconds; -1 when
+ * there is none. */
+static bool
+ttl_index (mongoc_client_t *client, const char *db, const char *collection, int64_t *seconds, bson_error_t *error)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
+   const bson_t *index;
+   bool ok;
+
+   *seconds = -1;
+   while (mongoc_cursor_next (cursor, &index)) {
+      const char *name = get_str (index, "name");
+
+      if (name && !strcmp (name, "mtask_ttl")) {
+         *seconds = get_int (index, "expireAfterSeconds", -1);
+      }
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   return ok;
+}
+
+static int
+cmd_retention (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   int64_t seconds = ctl->seen[F_OFF] ? -1 : ctl->ttl, was;
+   char ttl[64] = "", before[64] = "";
+   bson_error_t error;
+   int status = 0;
+
+   if (!ttl_index (client, db, ctl->collection, &was, &error)) {
+      status = db_error (db, ctl->collection, &error, "read the indexes");
+      goto cleanup;
+   }
+   if (!mt_retention_set (client, db, ctl->collection, seconds, &error)) {
+      if (error.domain == MT_ERROR_CONFIG) {
+         fail ("cannot set the retention of %s.%s: %s", db, ctl->collection, error.message);
+         status = EXIT_USAGE;
+      } else {
+         status = db_error (db, ctl->collection, &error, "%s the TTL index mtask_ttl", seconds < 0 ? "drop" : "create");
+      }
+      goto cleanup;
+   }
+   if (ctl->seen[F_JSON]) {
+      bson_t out = BSON_INITIALIZER;
+
+      BSON_APPEND_UTF8 (&out, "collection", ctl->collection);
+      if (seconds < 0) {
+         BSON_APPEND_NULL (&out, "ttl_seconds");
+      } else {
+         BSON_APPEND_INT64 (&out, "ttl_seconds", seconds);
+      }
+      if (was < 0) {
+         BSON_APPEND_NULL (&out, "previous_ttl_seconds");
+      } else {
+         BSON_APPEND_INT64 (&out, "previous_ttl_seconds", was);
+      }
+      print_json (&out);
+      bson_destroy (&out);
+      goto cleanup;
+   }
+   if (was >= 0) {
+      snprintf (before, sizeof before, "it was %s", format_duration ((double) was, ttl, sizeof ttl));
+   }
+   if (seconds < 0) {
+      if (was < 0) {
+         printf ("%s.%s: there was no TTL index; ended tasks stay until purged\n", db, ctl->collection);
+      } else {
+         printf ("%s.%s: TTL index mtask_ttl dropped (%s); ended tasks stay until purged\n", db, ctl->collection, before);
+      }
+      goto cleanup;
+   }
+   printf ("%s.%s: the server deletes each ended task %s after it finished (TTL index mtask_ttl on 'finished', "
+           "expireAfterSeconds %" PRId64 "; %s)\n",
+           db,
+           ctl->collection,
+           format_duration ((double) seconds, ttl, sizeof ttl),
+           seconds,
+           was < 0 ? "new" : before);
+   printf ("note: mongo-java-server (the dev database) keeps the index but never expires documents; "
+           "use 'mtaskctl purge --older-than %s' there\n",
+           ttl);
+
+cleanup:
+   return status;
+}
+
 /* The driver's own warnings and errors, prefixed; nothing else. */
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -3293,6 +4235,15 @@ main (int argc, char **argv)
       break;
    case CMD_SLOT_STOP:
       status = cmd_slot_stop (&ctl, client, db);
+      break;
+   case CMD_SCHEDULES:
+      status = cmd_schedules (&ctl, client, db);
+      break;
+   case CMD_PURGE:
+      status = cmd_purge (&ctl, client, db);
+      break;
+   case CMD_RETENTION:
+      status = cmd_retention (&ctl, client, db);
       break;
    case CMD_STATS:
    default:

@@ -1,6 +1,8 @@
 /* mtaskctl against a real server: what a person or a script sees. */
 #include "mt-test.h"
 
+#include <time.h>
+
 /* Runs mtaskctl with the test server's connection and `args`; returns the
  * exit code, output in *out. */
 static int
@@ -1241,6 +1243,673 @@ test_slot_help (void)
    }
 }
 
+/* ---- scheduling and retention (seed 004) -------------------------------- */
+
+/* As ctl(), with only what mtaskctl writes to stdout in *out: what
+ * id=$(mtaskctl ...) gets. */
+static int
+ctl_stdout (char **out, const char *const *args)
+{
+   const char *argv[40];
+   size_t n = 0;
+
+   argv[n++] = "/bin/sh";
+   argv[n++] = "-c";
+   argv[n++] = "exec \"$0\" \"$@\" 2>/dev/null";
+   argv[n++] = mt_test_env ("MTASK_CTL");
+   argv[n++] = "--uri";
+   argv[n++] = mt_test_uri ();
+   argv[n++] = "--db";
+   argv[n++] = mt_test_db ();
+   for (size_t i = 0; args[i]; i++) {
+      argv[n++] = args[i];
+   }
+   argv[n] = NULL;
+   return mt_test_run (argv, 30000, out);
+}
+
+#define CTL_STDOUT(out, ...) ctl_stdout (out, (const char *const[]){__VA_ARGS__, NULL})
+
+/* The task whose id a command printed (24 hex digits and a newline). */
+static bson_t *
+task_of (const char *printed)
+{
+   bson_oid_t id;
+
+   ASSERT (strlen (printed) >= 24 && bson_oid_is_valid (printed, 24));
+   bson_oid_init_from_string (&id, printed);
+   return mt_test_task (&id);
+}
+
+static bool
+same_oid (const bson_t *doc, const char *field, const char *hex)
+{
+   bson_iter_t iter;
+   char text[25];
+
+   if (!bson_iter_init_find (&iter, doc, field) || !BSON_ITER_HOLDS_OID (&iter)) {
+      return false;
+   }
+   bson_oid_to_string (bson_iter_oid (&iter), text);
+   return !strncmp (text, hex, 24);
+}
+
+static void
+test_enqueue_run_at (void)
+{
+   char *id, *out;
+   bson_t *doc;
+
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--run-at", "2030-01-02T03:04:05Z");
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), ==, 1893553445000); /* 2030-01-02T03:04:05Z */
+   ASSERT (!mt_test_has (doc, "repeat"));
+   ASSERT (!mt_test_has (doc, "cron"));
+   bson_destroy (doc);
+   bson_free (id);
+
+   /* Milliseconds and offsets: the same instant written three ways. */
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--run-at", "2030-01-02T04:04:05.250+01:00");
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), ==, 1893553445250);
+   bson_destroy (doc);
+   bson_free (id);
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--run-at", "2030-01-01T22:04:05-05:00");
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), ==, 1893553445000);
+   bson_destroy (doc);
+   bson_free (id);
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--run-at", "2028-02-29T08:30:00Z"); /* a leap day */
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), ==, 1835425800000);
+   bson_destroy (doc);
+   bson_free (id);
+
+   /* --json: the id as before, and whether a task was created. */
+   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--delay", "2h", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT (mt_test_has (doc, "_id"));
+   ASSERT (mt_test_has (doc, "created"));
+   ASSERT_CONTAINS (out, "\"created\" : true");
+   bson_destroy (doc);
+   bson_free (out);
+   doc = one ("tasks", "{'delayed': {'$gt': {'$date': '2000-01-01T00:00:00Z'}, '$lt': {'$date': '2028-01-01T00:00:00Z'}}}");
+   ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), >=, 7199000);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), <=, 7201000);
+   bson_destroy (doc);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 5);
+}
+
+static void
+test_enqueue_repeat (void)
+{
+   char *id;
+   bson_t *doc;
+
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--repeat", "90s", "--repeat-until", "2031-06-30T12:00:00Z",
+                "--verbose-name", "Ping the partners", "--creator", "ops-team");
+   doc = task_of (id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
+   ASSERT_CMPINT (mt_test_int (doc, "repeat"), ==, 90);
+   ASSERT_CMPINT (mt_test_date (doc, "repeat_until"), ==, 1940587200000);
+   ASSERT (mt_test_date (doc, "scheduled") >= mt_test_date (doc, "created"));
+   ASSERT (same_oid (doc, "series", id)); /* the first run names its series */
+   ASSERT (!mt_test_has (doc, "cron"));
+   ASSERT_CMPSTR (mt_test_str (doc, "verbose_name"), "Ping the partners");
+   ASSERT_CMPSTR (mt_test_str (doc, "creator"), "ops-team");
+   bson_destroy (doc);
+   bson_free (id);
+
+   /* Plain seconds, units, and a first run at a given time. */
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--repeat", "3600", "--run-at", "2030-01-02T03:04:05Z");
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_int (doc, "repeat"), ==, 3600);
+   ASSERT_CMPINT (mt_test_date (doc, "delayed"), ==, 1893553445000);
+   ASSERT_CMPINT (mt_test_date (doc, "scheduled"), ==, 1893553445000);
+   bson_destroy (doc);
+   bson_free (id);
+   id = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--repeat", "1d12h");
+   doc = task_of (id);
+   ASSERT_CMPINT (mt_test_int (doc, "repeat"), ==, 129600);
+   bson_destroy (doc);
+   bson_free (id);
+}
+
+static void
+test_enqueue_cron (void)
+{
+   char *id;
+   bson_t *doc;
+   int64_t created, delayed;
+
+   id = CTL_ID ("enqueue", "--queue", "reports", "--type", "echo", "--cron", "*/5 * * * *", "--timezone", "Europe/Berlin");
+   doc = task_of (id);
+   ASSERT_CMPSTR (mt_test_str (doc, "cron"), "*/5 * * * *");
+   ASSERT_CMPSTR (mt_test_str (doc, "timezone"), "Europe/Berlin");
+   ASSERT (!mt_test_has (doc, "repeat"));
+   ASSERT (same_oid (doc, "series", id));
+   created = mt_test_date (doc, "created");
+   delayed = mt_test_date (doc, "delayed");
+   /* The next match: a whole five minutes, after now, within five minutes. */
+   ASSERT_CMPINT (delayed % 300000, ==, 0);
+   ASSERT_CMPINT (delayed, >, created - 1000);
+   ASSERT_CMPINT (delayed, <=, created + 300000);
+   ASSERT_CMPINT (mt_test_date (doc, "scheduled"), ==, delayed);
+   bson_destroy (doc);
+   bson_free (id);
+
+   /* The zone counts: 06:30 in Kolkata (UTC+05:30, no DST) is 01:00 UTC. */
+   id = CTL_ID ("enqueue", "--queue", "reports", "--type", "echo", "--cron", "30 6 * * *", "--timezone", "Asia/Kolkata");
+   doc = task_of (id);
+   created = mt_test_date (doc, "created");
+   delayed = mt_test_date (doc, "delayed");
+   ASSERT_CMPINT (delayed % 86400000, ==, 3600000);
+   ASSERT_CMPINT (delayed, >, created - 1000);
+   ASSERT_CMPINT (delayed, <=, created + 86400000);
+   bson_destroy (doc);
+   bson_free (id);
+
+   /* No zone: UTC. */
+   id = CTL_ID ("enqueue", "--queue", "reports", "--type", "echo", "--cron", "@daily");
+   doc = task_of (id);
+   ASSERT (!mt_test_has (doc, "timezone"));
+   ASSERT_CMPINT (mt_test_date (doc, "delayed") % 86400000, ==, 0);
+   bson_destroy (doc);
+   bson_free (id);
+}
+
+static void
+test_enqueue_unique (void)
+{
+   char *first, *out, *expect;
+   bson_t *doc;
+
+   first = CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11");
+
+   /* Taken: exit 0, the holder's id alone on stdout, the reason on stderr. */
+   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11"), ==, 0);
+   expect = bson_strdup_printf ("nothing enqueued: task %.24s holds unique_key 'report-2026-11'", first);
+   ASSERT_CONTAINS (out, expect);
+   bson_free (expect);
+   bson_free (out);
+   ASSERT_CMPINT (CTL_STDOUT (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11"), ==, 0);
+   ASSERT_CMPINT (strlen (out), ==, 25);
+   out[24] = '\0';
+   ASSERT_CMPSTR (out, first);
+   bson_free (out);
+   ASSERT_CMPINT (
+      CTL_STDOUT (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"created\" : false");
+   doc = mt_test_bson (out);
+   ASSERT (same_oid (doc, "_id", first));
+   bson_destroy (doc);
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_count ("{'unique_key': 'report-2026-11'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
+
+   /* Another key is another task. */
+   bson_free (CTL_ID ("enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-12"));
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 2);
+
+   /* Once the holder has ended, the key is free again. */
+   {
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t *filter = mt_test_bson ("{'unique_key': 'report-2026-11'}");
+      bson_t *update = mt_test_bson ("{'$set': {'status': 'FINISHED'}}");
+      bson_error_t error;
+
+      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+      bson_destroy (filter);
+      bson_destroy (update);
+      mongoc_collection_destroy (tasks);
+   }
+   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11", "--json"),
+                  ==,
+                  0);
+   ASSERT_CONTAINS (out, "\"created\" : true");
+   ASSERT (!strstr (out, first));
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_count ("{'unique_key': 'report-2026-11'}"), ==, 2);
+   bson_free (first);
+
+   /* A holder another client inserted, with an _id that is not an ObjectId:
+    * named all the same. */
+   {
+      mongoc_collection_t *tasks = mt_test_tasks ();
+      bson_t *legacy = mt_test_bson ("{'_id': 'legacy-7', 'queue': 'general', 'type': 'echo', 'status': 'CREATED', "
+                                     "'unique_key': 'nightly', 'unique_held': 'nightly'}");
+      bson_error_t error;
+
+      ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, legacy, NULL, NULL, &error), error);
+      bson_destroy (legacy);
+      mongoc_collection_destroy (tasks);
+   }
+   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "nightly"), ==, 0);
+   ASSERT_CONTAINS (out, "nothing enqueued: task legacy-7 holds unique_key 'nightly'");
+   bson_free (out);
+   ASSERT_CMPINT (CTL_STDOUT (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "nightly", "--json"), ==, 0);
+   doc = mt_test_bson (out);
+   ASSERT_CMPSTR (mt_test_str (doc, "_id"), "legacy-7");
+   bson_destroy (doc);
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_count ("{'unique_key': 'nightly'}"), ==, 1);
+}
+
+static void
+test_enqueue_schedule_usage (void)
+{
+   static const struct {
+      const char *flags[7]; /* NULL-terminated */
+      int code;
+      const char *message;
+   } cases[] = {
+      {{"--run-at", "tomorrow"}, 2, "--run-at: 'tomorrow' is not a time: give ISO 8601 with a zone"},
+      {{"--run-at", "2026-11-23T10:00:00"}, 2, "--run-at: '2026-11-23T10:00:00' has no time zone: add Z"},
+      {{"--run-at", "2027-02-29T10:00:00Z"}, 2, "--run-at: '2027-02-29T10:00:00Z' is not a date of the calendar"},
+      {{"--run-at", "2026-11-23T24:00:00Z"}, 2, "is not a time of day"},
+      {{"--run-at", "2026-11-23T10:00:00+25:00"}, 2, "has an offset out of range"},
+      {{"--run-at", "2030-01-01T00:00:00Z", "--delay", "5"}, 2, "give either --delay or --run-at, not both"},
+      {{"--repeat", "60", "--cron", "* * * * *"}, 2, "give either --repeat (every so long) or --cron"},
+      {{"--timezone", "Europe/Berlin"}, 2, "--timezone is the time zone of --cron's times; it needs --cron"},
+      {{"--repeat", "60", "--timezone", "UTC"}, 2, "it needs --cron"},
+      {{"--repeat-until", "2030-01-01T00:00:00Z"}, 2, "--repeat-until ends a repeating task; it needs --repeat or --cron"},
+      {{"--repeat-until", "2030-01-01", "--repeat", "60"}, 2, "--repeat-until: '2030-01-01' is not a time"},
+      {{"--repeat", "0"}, 2, "--repeat: '0' is out of range: give 1 second to ten years"},
+      {{"--repeat", "0.5s"}, 2, "--repeat: '0.5s' is out of range"},
+      {{"--repeat", "5x"}, 2, "--repeat: '5x' is not a duration: give seconds (90) or a number with a unit s, m, h or d"},
+      {{"--repeat", "m"}, 2, "--repeat: 'm' is not a duration"},
+      {{"--delay", "-1"}, 2, "--delay: '-1' is out of range"},
+      {{"--delay", "11000d"}, 2, "--delay: '11000d' is out of range: give 0 to ten years"},
+      {{"--cron", ""}, 2, "--cron needs a cron expression, got ''"},
+      {{"--unique-key", ""}, 2, "--unique-key needs a key, got ''"},
+      /* What only the library can tell: its message, as a usage error. */
+      {{"--cron", "61 * * * *"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
+      {{"--cron", "* * * *"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
+      {{"--cron", "0 6 * * *", "--timezone", "Mars/Olympus_Mons"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
+      {{"--repeat", "60", "--run-at", "2030-01-02T00:00:00Z", "--repeat-until", "2030-01-01T00:00:00Z"},
+       2,
+       "mtaskctl: cannot enqueue: option 'repeat_until' is before the first run"},
+   };
+
+   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      const char *args[16] = {"enqueue", "--queue", "general", "--type", "echo"};
+      size_t n = 5;
+      char *out;
+
+      for (size_t f = 0; cases[i].flags[f]; f++) {
+         args[n++] = cases[i].flags[f];
+      }
+      args[n] = NULL;
+      if (ctl (&out, args) != cases[i].code || !strstr (out, cases[i].message)) {
+         mt_test_fail (__FILE__, __LINE__, "case %zu (%s %s): want exit %d and '%s', got: %s",
+                       i, cases[i].flags[0], cases[i].flags[1], cases[i].code, cases[i].message, out);
+      }
+      ASSERT_CONTAINS (out, "Try 'mtaskctl enqueue --help'");
+      bson_free (out);
+   }
+   ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+}
+
+/* A repeating task as the library writes it, then ended. */
+static void
+end_task (const char *id, const char *status)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_oid_t oid;
+   bson_t *filter, *update;
+   bson_error_t error;
+
+   bson_oid_init_from_string (&oid, id);
+   filter = BCON_NEW ("_id", BCON_OID (&oid));
+   update = BCON_NEW ("$set", "{", "status", BCON_UTF8 (status), "finished", BCON_DATE_TIME ((int64_t) time (NULL) * 1000), "}");
+   ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
+   bson_destroy (filter);
+   bson_destroy (update);
+   mongoc_collection_destroy (tasks);
+}
+
+static void
+test_schedules (void)
+{
+   char *every, *cron, *ended, *plain, *out, *line, *next, *expect;
+   bson_t *doc;
+   int lines = 0;
+
+   ASSERT_CMPINT (CTL (&out, "schedules"), ==, 0);
+   ASSERT_CONTAINS (out, "no repeating tasks in ");
+   bson_free (out);
+
+   every = CTL_ID ("enqueue", "--queue", "general", "--type", "ping", "--repeat", "60", "--run-at", "2030-01-02T03:04:05Z",
+                   "--repeat-until", "2031-06-30T12:00:00Z");
+   cron = CTL_ID ("enqueue", "--queue", "reports", "--type", "report_pdf", "--cron", "*/5 * * * *", "--timezone",
+                  "Europe/Berlin");
+   ended = CTL_ID ("enqueue", "--queue", "general", "--type", "gone", "--repeat", "1h");
+   end_task (ended, "CANCELLED");
+   plain = CTL_ID ("enqueue", "--queue", "general", "--type", "echo");
+
+   ASSERT_CMPINT (CTL (&out, "schedules"), ==, 0);
+   ASSERT_CONTAINS (out, "SERIES");
+   ASSERT_CONTAINS (out, "NEXT_RUN");
+   ASSERT_CONTAINS (out, "every 60 s (1m)");
+   ASSERT_CONTAINS (out, "2030-01-02T03:04:05Z");
+   ASSERT_CONTAINS (out, "2031-06-30T12:00:00Z");
+   ASSERT_CONTAINS (out, "cron '*/5 * * * *' (Europe/Berlin)");
+   ASSERT_CONTAINS (out, "report_pdf");
+   ASSERT_CONTAINS (out, every);
+   ASSERT_CONTAINS (out, cron);
+   ASSERT (!strstr (out, ended));
+   ASSERT (!strstr (out, plain));
+   ASSERT (!strstr (out, "gone"));
+   ASSERT (strstr (out, cron) < strstr (out, every)); /* due within 5 minutes, before 2030 */
+   bson_free (out);
+
+   /* The cron task's next run as the table shows it: its `delayed`. */
+   {
+      bson_t *task = task_of (cron);
+      char when[32];
+      time_t secs = (time_t) (mt_test_date (task, "delayed") / 1000);
+      struct tm tm;
+
+      gmtime_r (&secs, &tm);
+      strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      ASSERT_CMPINT (CTL (&out, "schedules", "--queue", "reports"), ==, 0);
+      expect = bson_strdup_printf ("cron '*/5 * * * *' (Europe/Berlin)  %s  -", when);
+      ASSERT_CONTAINS (out, expect);
+      ASSERT (!strstr (out, every));
+      bson_free (expect);
+      bson_free (out);
+      bson_destroy (task);
+   }
+
+   ASSERT_CMPINT (CTL (&out, "schedules", "--json"), ==, 0);
+   for (line = out; *line; line = next + 1) {
+      bson_error_t error;
+
+      next = strchr (line, '\n');
+      ASSERT (next);
+      *next = '\0';
+      doc = bson_new_from_json ((const uint8_t *) line, -1, &error); /* not mt_test_bson: the rule has quotes */
+      ASSERT_OR_PRINT (doc, error);
+      if (lines == 0) {
+         ASSERT (same_oid (doc, "_id", cron));
+         ASSERT_CMPSTR (mt_test_str (doc, "rule"), "cron '*/5 * * * *' (Europe/Berlin)");
+         ASSERT_CMPINT (mt_test_date (doc, "next_run"), ==, mt_test_date (doc, "delayed"));
+      } else {
+         ASSERT (same_oid (doc, "_id", every));
+         ASSERT (same_oid (doc, "series", every));
+         ASSERT_CMPSTR (mt_test_str (doc, "rule"), "every 60 s (1m)");
+         ASSERT_CMPINT (mt_test_date (doc, "next_run"), ==, 1893553445000);
+      }
+      bson_destroy (doc);
+      lines++;
+   }
+   ASSERT_CMPINT (lines, ==, 2);
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "schedules", "--queue", "nowhere"), ==, 0);
+   ASSERT_CONTAINS (out, "no repeating tasks of queue nowhere in ");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "schedules", "--status", "CREATED"), ==, 2);
+   ASSERT_CONTAINS (out, "schedules does not take --status");
+   bson_free (out);
+
+   /* show prints the schedule's fields, dates readable. */
+   ASSERT_CMPINT (CTL (&out, "show", every), ==, 0);
+   ASSERT_CONTAINS (out, "\"repeat\" : 60");
+   ASSERT_CONTAINS (out, "\"scheduled\" : { \"$date\" : \"2030-01-02T03:04:05Z\" }");
+   ASSERT_CONTAINS (out, "\"repeat_until\" : { \"$date\" : \"2031-06-30T12:00:00Z\" }");
+   ASSERT_CONTAINS (out, "\"series\" : { \"$oid\" : \"");
+   bson_free (out);
+   bson_free (every);
+   bson_free (cron);
+   bson_free (ended);
+   bson_free (plain);
+}
+
+/* An ended (or not) task inserted as another client would, into
+ * `collection`, finished `age` seconds ago. */
+static void
+insert_finished (const char *collection, const char *status, int64_t age)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
+   int64_t finished = ((int64_t) time (NULL) - age) * 1000;
+   bson_t *doc = BCON_NEW ("queue", "general", "type", "echo", "status", BCON_UTF8 (status), "created",
+                           BCON_DATE_TIME (finished - 60000), "finished", BCON_DATE_TIME (finished), "mark",
+                           BCON_INT64 (age));
+   bson_error_t error;
+
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (coll, doc, NULL, NULL, &error), error);
+   bson_destroy (doc);
+   mongoc_collection_destroy (coll);
+}
+
+#define DAY 86400
+
+static void
+test_purge (void)
+{
+   char *out;
+
+   insert_finished ("tasks", "FINISHED", 40 * DAY);
+   insert_finished ("tasks", "FAILED", 40 * DAY);
+   insert_finished ("tasks", "CANCELLED", 40 * DAY);
+   insert_finished ("tasks", "FINISHED", 3600); /* recent */
+   insert_finished ("tasks", "CREATED", 40 * DAY); /* a retry: live, an old 'finished' */
+   insert_finished ("tasks", "WORK_IN_PROGRESS", 40 * DAY);
+   insert_finished ("tasks", "WAITING", 40 * DAY);
+   insert_finished ("completed_tasks", "FINISHED", 40 * DAY);
+   insert_finished ("completed_tasks", "FAILED", 40 * DAY);
+   insert_finished ("completed_tasks", "FAILED", 3600);
+
+   /* A dry run counts and deletes nothing. */
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30d", "--dry-run"), ==, 0);
+   ASSERT_CONTAINS (out, "would purge 5 ended task(s) older than 30d from ");
+   ASSERT_CONTAINS (out, ".tasks and ");
+   ASSERT_CONTAINS (out, ".completed_tasks");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 7);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 3);
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30d", "--dry-run", "--status", "FAILED", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"purged\" : 2");
+   ASSERT_CONTAINS (out, "\"dry_run\" : true");
+   bson_free (out);
+
+   /* One status, one collection. */
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "720h", "--status", "FAILED", "--from", "tasks"), ==, 0);
+   ASSERT_CONTAINS (out, "purged 1 ended task(s) (FAILED) older than 30d from ");
+   ASSERT (!strstr (out, "completed_tasks"));
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{'status': 'FAILED'}"), ==, 0);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{'status': 'FAILED'}"), ==, 2);
+
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30d", "--status", "FINISHED,FAILED", "--from", "completed_tasks"), ==, 0);
+   ASSERT_CONTAINS (out, "purged 2 ended task(s) (FINISHED or FAILED) older than 30d from ");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 1);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{'mark': 3600}"), ==, 1);
+
+   /* The rest of the old ended ones; live and recent ones stay. */
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "2592000", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"purged\" : 2");
+   ASSERT_CONTAINS (out, "\"dry_run\" : false");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 4);
+   ASSERT_CMPINT (count_in ("tasks", "{'status': 'CREATED'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'status': 'WORK_IN_PROGRESS'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'status': 'WAITING'}"), ==, 1);
+   ASSERT_CMPINT (count_in ("tasks", "{'status': 'FINISHED', 'mark': 3600}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30m"), ==, 0);
+   ASSERT_CONTAINS (out, "purged 2 ended task(s) older than 30m from ");
+   bson_free (out);
+   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 3);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 0);
+}
+
+static void
+test_purge_usage (void)
+{
+   static const struct {
+      const char *flags[6];
+      const char *message;
+   } cases[] = {
+      {{NULL}, "purge needs --older-than: how long ago"},
+      {{"--older-than", "30d", "--status", "CREATED"}, "--status: CREATED is a live status, and live tasks are never purged"},
+      {{"--older-than", "30d", "--status", "FAILED,WORK_IN_PROGRESS"}, "WORK_IN_PROGRESS is a live status"},
+      {{"--older-than", "30d", "--status", "DONE"}, "--status: 'DONE' is not one of FINISHED, FAILED, CANCELLED"},
+      {{"--older-than", "30d", "--status", "FAILED,"}, "--status: '' is not one of"},
+      {{"--older-than", "1y"}, "--older-than: '1y' is not a duration"},
+      {{"--older-than", "-5"}, "--older-than: '-5' is out of range"},
+      {{"--older-than", "30d", "--from", "archive"}, "--from: 'archive' is not tasks, completed_tasks or both"},
+      {{"--older-than", "30d", "--ttl", "5"}, "purge does not take --ttl"},
+      {{"--older-than", "30d", "--queue", "general"}, "purge does not take --queue"},
+   };
+
+   insert_finished ("tasks", "CREATED", 40 * DAY);
+   insert_finished ("tasks", "FINISHED", 40 * DAY);
+   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      const char *args[10] = {"purge"};
+      size_t n = 1;
+      char *out;
+
+      for (size_t f = 0; f < 6 && cases[i].flags[f]; f++) {
+         args[n++] = cases[i].flags[f];
+      }
+      args[n] = NULL;
+      if (ctl (&out, args) != 2 || !strstr (out, cases[i].message)) {
+         mt_test_fail (__FILE__, __LINE__, "case %zu: want exit 2 and '%s', got: %s", i, cases[i].message, out);
+      }
+      bson_free (out);
+   }
+   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 2);
+}
+
+/* The TTL index mtask_ttl of `collection`: its expireAfterSeconds, -1 when
+ * there is none; fails the test unless its key is {finished: 1}. */
+static int64_t
+ttl_of (const char *collection)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
+   const bson_t *index;
+   bson_error_t error;
+   int64_t ttl = -1;
+   bool failed;
+
+   while (mongoc_cursor_next (cursor, &index)) {
+      if (mt_test_str (index, "name") && !strcmp (mt_test_str (index, "name"), "mtask_ttl")) {
+         bson_iter_t iter;
+
+         ASSERT_CMPINT (mt_test_int (index, "key.finished"), ==, 1);
+         ASSERT (bson_iter_init_find (&iter, index, "key") && BSON_ITER_HOLDS_DOCUMENT (&iter));
+         ttl = mt_test_int (index, "expireAfterSeconds");
+      }
+   }
+   failed = mongoc_cursor_error (cursor, &error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (!failed, error);
+   return ttl;
+}
+
+static void
+test_retention (void)
+{
+   char *out;
+
+   insert_finished ("completed_tasks", "FINISHED", 3600);
+   insert_finished ("tasks", "FINISHED", 3600);
+
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "30d"), ==, 0);
+   ASSERT_CONTAINS (out, ".completed_tasks: the server deletes each ended task 30d after it finished");
+   ASSERT_CONTAINS (out, "expireAfterSeconds 2592000; new)");
+   ASSERT_CONTAINS (out, "mongo-java-server (the dev database) keeps the index but never expires documents");
+   ASSERT_CONTAINS (out, "mtaskctl purge --older-than 30d");
+   bson_free (out);
+   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, 2592000);
+   ASSERT_CMPINT (ttl_of ("tasks"), ==, -1);
+
+   /* Again: replaced. */
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "7d", "--collection", "completed_tasks"), ==, 0);
+   ASSERT_CONTAINS (out, "7d after it finished");
+   ASSERT_CONTAINS (out, "it was 30d");
+   bson_free (out);
+   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, 604800);
+
+   /* mongo-java-server drops an index by name from every collection of the
+    * database (MongoDB only from the one named), so this test drops one
+    * collection's index only while the other has none. */
+   ASSERT_CMPINT (CTL (&out, "retention", "--off"), ==, 0);
+   ASSERT_CONTAINS (out, ".completed_tasks: TTL index mtask_ttl dropped (it was 7d); ended tasks stay until purged");
+   bson_free (out);
+   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, -1);
+   ASSERT_CMPINT (CTL (&out, "retention", "--off"), ==, 0);
+   ASSERT_CONTAINS (out, ".completed_tasks: there was no TTL index; ended tasks stay until purged");
+   bson_free (out);
+
+   ASSERT_CMPINT (CTL (&out, "retention", "--collection", "tasks", "--ttl", "3600", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"collection\" : \"tasks\"");
+   ASSERT_CONTAINS (out, "\"ttl_seconds\" : 3600");
+   ASSERT_CONTAINS (out, "\"previous_ttl_seconds\" : null");
+   ASSERT (!strstr (out, "mongo-java-server")); /* --json: the document alone */
+   bson_free (out);
+   ASSERT_CMPINT (ttl_of ("tasks"), ==, 3600);
+   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, -1);
+   ASSERT_CMPINT (CTL (&out, "retention", "--collection", "tasks", "--off", "--json"), ==, 0);
+   ASSERT_CONTAINS (out, "\"ttl_seconds\" : null");
+   ASSERT_CONTAINS (out, "\"previous_ttl_seconds\" : 3600");
+   bson_free (out);
+   ASSERT_CMPINT (ttl_of ("tasks"), ==, -1);
+   /* Nothing deleted by any of it. */
+   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 1);
+   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 1);
+
+   ASSERT_CMPINT (CTL (&out, "retention"), ==, 2);
+   ASSERT_CONTAINS (out, "retention needs either --ttl DURATION (keep ended tasks that long) or --off");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "1d", "--off"), ==, 2);
+   ASSERT_CONTAINS (out, ", not both");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "1.5"), ==, 2);
+   ASSERT_CONTAINS (out, "--ttl: '1.5' is not a whole number of seconds");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "1d", "--collection", "locks"), ==, 2);
+   ASSERT_CONTAINS (out, "--collection: 'locks' is not tasks or completed_tasks");
+   bson_free (out);
+   ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "1d", "--dry-run"), ==, 2);
+   ASSERT_CONTAINS (out, "retention does not take --dry-run");
+   bson_free (out);
+}
+
+static void
+test_schedule_help (void)
+{
+   const char *top[] = {mt_test_env ("MTASK_CTL"), "--help", NULL};
+   const char *const cmds[][2] = {
+      {"enqueue", "--unique-key KEY"},
+      {"schedules", "soonest next run first"},
+      {"purge", "--older-than DURATION"},
+      {"retention", "--ttl DURATION"},
+   };
+   char *out;
+
+   ASSERT_CMPINT (mt_test_run (top, 10000, &out), ==, 0);
+   ASSERT_CONTAINS (out, "Scheduling and retention");
+   ASSERT_CONTAINS (out, "  schedules  ");
+   ASSERT_CONTAINS (out, "  purge  ");
+   ASSERT_CONTAINS (out, "  retention  ");
+   bson_free (out);
+   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+      const char *argv[] = {mt_test_env ("MTASK_CTL"), cmds[i][0], "--help", NULL};
+
+      ASSERT_CMPINT (mt_test_run (argv, 10000, &out), ==, 0);
+      ASSERT_CONTAINS (out, "Usage: mtaskctl [connection] ");
+      ASSERT_CONTAINS (out, cmds[i][1]);
+      ASSERT_CONTAINS (out, "Example:");
+      bson_free (out);
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1267,5 +1936,15 @@ main (int argc, char **argv)
    mt_test_add ("/ctl/pool/help", test_slot_help);
    mt_test_add ("/ctl/slots/held", test_slots_held);
    mt_test_add ("/ctl/slots/keepalive_stop", test_slot_keepalive_stop);
+   mt_test_add ("/ctl/schedule/enqueue_run_at", test_enqueue_run_at);
+   mt_test_add ("/ctl/schedule/enqueue_repeat", test_enqueue_repeat);
+   mt_test_add ("/ctl/schedule/enqueue_cron", test_enqueue_cron);
+   mt_test_add ("/ctl/schedule/enqueue_unique", test_enqueue_unique);
+   mt_test_add ("/ctl/schedule/enqueue_usage", test_enqueue_schedule_usage);
+   mt_test_add ("/ctl/schedule/schedules", test_schedules);
+   mt_test_add ("/ctl/schedule/help", test_schedule_help);
+   mt_test_add ("/ctl/purge/ended", test_purge);
+   mt_test_add ("/ctl/purge/usage", test_purge_usage);
+   mt_test_add ("/ctl/retention/ttl_index", test_retention);
    return mt_test_main (argc, argv);
 }
