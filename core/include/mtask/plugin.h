@@ -172,9 +172,11 @@ struct _mt_host_api_t {
    void *(*mongoc_client) (mt_task_t *task);
    const char *(*db_name) (mt_task_t *task);
 
-   /* A follow-up task, as mt_enqueue: `opts` may hold delay, priority,
-    * max_attempts. `id_out` (may be NULL) gets its id as 24 hex digits and
-    * a NUL (25 bytes). */
+   /* A follow-up task, as mt_enqueue: `opts` may hold its options (delay
+    * or run_at, priority, max_attempts, repeat or cron and timezone,
+    * repeat_until, unique_key, verbose_name, creator). `id_out` (may be
+    * NULL) gets its id as 24 hex digits and a NUL (25 bytes): with a
+    * unique_key already held, the id of the task holding it. */
    bool (*enqueue) (mt_task_t *task,
                     const char *queue,
                     const char *type,
