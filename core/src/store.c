@@ -509,12 +509,15 @@ mt_task_build (const char *queue,
       mt_cron_t *cron = mt_cron_parse (o.cron, o.timezone, &why);
 
       if (!cron) {
+         bool zone = strstr (why.message, "time zone") != NULL;
+
+         /* "cron: unknown time zone 'X'..." is about the other option. */
          bson_set_error (error,
                          MT_ERROR_CONFIG,
                          MT_CONFIG_ERROR_INVALID,
                          "option '%s': %s",
-                         strstr (why.message, "time zone") ? "timezone" : "cron",
-                         why.message);
+                         zone ? "timezone" : "cron",
+                         zone && !strncmp (why.message, "cron: ", 6) ? why.message + 6 : why.message);
          return false;
       }
       if (!o.has_delay && !o.has_run_at) {

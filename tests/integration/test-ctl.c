@@ -1525,7 +1525,7 @@ test_enqueue_schedule_usage (void)
       /* What only the library can tell: its message, as a usage error. */
       {{"--cron", "61 * * * *"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
       {{"--cron", "* * * *"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
-      {{"--cron", "0 6 * * *", "--timezone", "Mars/Olympus_Mons"}, 2, "mtaskctl: cannot enqueue: option 'cron': "},
+      {{"--cron", "0 6 * * *", "--timezone", "Mars/Olympus_Mons"}, 2, "mtaskctl: cannot enqueue: option 'timezone': unknown"},
       {{"--repeat", "60", "--run-at", "2030-01-02T00:00:00Z", "--repeat-until", "2030-01-01T00:00:00Z"},
        2,
        "mtaskctl: cannot enqueue: option 'repeat_until' is before the first run"},
