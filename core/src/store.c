@@ -432,28 +432,31 @@ parse_enqueue_opts (const bson_t *opts, enqueue_opts_t *o, bson_error_t *error)
          }
          o->repeat_until = bson_iter_date_time (&iter);
          o->has_until = true;
-      } else if (!strcmp (key, "cron")) {
-         if (!string_option (&iter, &o->cron, 256, error)) {
-            return false;
-         }
-      } else if (!strcmp (key, "timezone")) {
-         if (!string_option (&iter, &o->timezone, 64, error)) {
-            return false;
-         }
-      } else if (!strcmp (key, "unique_key")) {
-         if (!string_option (&iter, &o->unique_key, 512, error)) {
-            return false;
-         }
-      } else if (!strcmp (key, "verbose_name")) {
-         if (!string_option (&iter, &o->verbose_name, 1024, error)) {
-            return false;
-         }
-      } else if (!strcmp (key, "creator")) {
-         if (!string_option (&iter, &o->creator, 1024, error)) {
-            return false;
-         }
       } else {
-         return invalid_option (error, key, NULL);
+         /* The string options, and their bounds (a unique key is an index
+          * key, which MongoDB limits). */
+         const struct {
+            const char *name;
+            const char **field;
+            size_t max;
+         } strings[] = {
+            {"cron", &o->cron, 256},
+            {"timezone", &o->timezone, 64},
+            {"unique_key", &o->unique_key, 512},
+            {"verbose_name", &o->verbose_name, 1024},
+            {"creator", &o->creator, 1024},
+         };
+         size_t i = 0;
+
+         while (i < sizeof strings / sizeof strings[0] && strcmp (key, strings[i].name)) {
+            i++;
+         }
+         if (i == sizeof strings / sizeof strings[0]) {
+            return invalid_option (error, key, NULL);
+         }
+         if (!string_option (&iter, strings[i].field, strings[i].max, error)) {
+            return false;
+         }
       }
    }
    if (o->has_delay && o->has_run_at) {
