@@ -511,6 +511,31 @@ mt_test_worker (const char *const *extra)
    return mt_test_spawn (argv);
 }
 
+pid_t
+mt_test_worker_ready (const char *const *extra)
+{
+   pid_t pid = mt_test_worker (extra);
+
+   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
+   return pid;
+}
+
+void
+mt_test_worker_stop (pid_t pid)
+{
+   int status;
+
+   kill (pid, SIGTERM);
+   status = mt_test_wait_exit (pid, 30000);
+   if (mt_test_exit_code (status) != 0) {
+      char *out = mt_test_output (pid);
+
+      printf ("# worker output:\n%s\n", out);
+      bson_free (out);
+   }
+   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
+}
+
 /* Alone in its frame, so that longjmp clobbers nothing of the caller's.
  * Returns 0 passed, 1 failed, 2 skipped. */
 static int

@@ -134,5 +134,13 @@ int64_t mt_test_cpu_ms (pid_t pid);
 /* mtask-worker with --uri to the test server, --db mt_test_db(), the
  * shipped and test plugin directories, and `extra` flags (NULL-ended). */
 pid_t mt_test_worker (const char *const *extra);
+/* mt_test_worker, once it has said it started (its indexes are built).
+ * Starting workers create indexes; on mongo-java-server an update racing
+ * with that has been seen to fail with "Unknown error: null", a server-side
+ * exception. Real MongoDB has no such race; tests wait instead of depending
+ * on either. */
+pid_t mt_test_worker_ready (const char *const *extra);
+/* SIGTERM, and the worker must exit 0 within 30 s. */
+void mt_test_worker_stop (pid_t pid);
 
 #endif

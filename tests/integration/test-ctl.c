@@ -5,22 +5,34 @@
 
 /* Runs mtaskctl with the test server's connection and `args`; returns the
  * exit code, output in *out. */
+/* Runs `prefix` (NULL-terminated, may be empty), then mtaskctl on the test
+ * database with `args`; output in *out. */
 static int
-ctl (char **out, const char *const *args)
+ctl_with (char **out, const char *const *prefix, const char *const *args)
 {
-   const char *argv[32];
+   const char *argv[40];
    size_t n = 0;
 
+   for (size_t i = 0; prefix[i]; i++) {
+      argv[n++] = prefix[i];
+   }
    argv[n++] = mt_test_env ("MTASK_CTL");
    argv[n++] = "--uri";
    argv[n++] = mt_test_uri ();
    argv[n++] = "--db";
    argv[n++] = mt_test_db ();
    for (size_t i = 0; args[i]; i++) {
+      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
       argv[n++] = args[i];
    }
    argv[n] = NULL;
    return mt_test_run (argv, 30000, out);
+}
+
+static int
+ctl (char **out, const char *const *args)
+{
+   return ctl_with (out, (const char *const[]){NULL}, args);
 }
 
 #define CTL(out, ...) ctl (out, (const char *const[]){__VA_ARGS__, NULL})
@@ -1250,22 +1262,7 @@ test_slot_help (void)
 static int
 ctl_stdout (char **out, const char *const *args)
 {
-   const char *argv[40];
-   size_t n = 0;
-
-   argv[n++] = "/bin/sh";
-   argv[n++] = "-c";
-   argv[n++] = "exec \"$0\" \"$@\" 2>/dev/null";
-   argv[n++] = mt_test_env ("MTASK_CTL");
-   argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
-   argv[n++] = "--db";
-   argv[n++] = mt_test_db ();
-   for (size_t i = 0; args[i]; i++) {
-      argv[n++] = args[i];
-   }
-   argv[n] = NULL;
-   return mt_test_run (argv, 30000, out);
+   return ctl_with (out, (const char *const[]){"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/null", NULL}, args);
 }
 
 #define CTL_STDOUT(out, ...) ctl_stdout (out, (const char *const[]){__VA_ARGS__, NULL})

@@ -49,26 +49,6 @@ one (const char *name, const char *json)
    return copy;
 }
 
-/* A worker, once it is ready. (Starting workers create indexes; on
- * mongo-java-server an update racing with that has been seen to fail with
- * "Unknown error: null", a server-side exception. Real MongoDB has no such
- * race; the tests wait instead of depending on either.) */
-static pid_t
-worker_ready (const char *const *extra)
-{
-   pid_t pid = mt_test_worker (extra);
-
-   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
-   return pid;
-}
-
-static void
-stop_worker (pid_t pid)
-{
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
-}
-
 /* Min or max of a date field over the tasks matching `json`. */
 static int64_t
 task_time (const char *json, const char *field, bool max)
@@ -108,7 +88,7 @@ test_seed_000_example (void)
    ASSERT_OR_PRINT (mt_sync_stage_create (client, db, "stage 2", "another_callable", "another_queue", NULL, &stage_2, NULL, &stage_3, &error), error);
    ASSERT_OR_PRINT (mt_sync_create (client, db, "process", &stage_3, &error), error);
 
-   pid = worker_ready (W ("--queues", "other_queue", "another_queue", "--concurrency", "2", "--lease", "3", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "other_queue", "another_queue", "--concurrency", "2", "--lease", "3", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_sync_begin_stage (client, db, "process", NULL, &error), error); /* begin_stage() */
    ASSERT (!mt_sync_begin_stage (client, db, "process", NULL, &error));              /* not twice */
    ASSERT_CONTAINS (error.message, "running already");
@@ -146,7 +126,7 @@ test_seed_000_example (void)
       ASSERT_CMPSTR (mt_test_str (closed, "status"), "FINISHED");
       bson_destroy (closed);
    }
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -163,16 +143,16 @@ test_start_requested_begins_at_tick (void)
    ASSERT_OR_PRINT (mt_sync_create (client, mt_test_db (), "nightly", &only, &error), error);
    ASSERT (!mt_sync_create (client, mt_test_db (), "nightly", &only, &error));
    ASSERT_CONTAINS (error.message, "exists already");
-   a = worker_ready (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
-   b = worker_ready (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
+   a = mt_test_worker_ready (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
+   b = mt_test_worker_ready (W ("--queues", "q1", "--lease", "3", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_sync_request_start (client, mt_test_db (), "nightly", &error), error);
    ASSERT (!mt_sync_request_start (client, mt_test_db (), "weekly", &error));
    ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_NOT_FOUND);
    WAIT_UNTIL (count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
    ASSERT_CMPINT (count_in ("tasks", "{'type': 'another_callable'}"), ==, 1); /* begun once */
    ASSERT_CMPINT (count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 3);
-   stop_worker (a);
-   stop_worker (b);
+   mt_test_worker_stop (a);
+   mt_test_worker_stop (b);
 }
 
 /* ---- staged groups (seed 003) ------------------------------------------ */
@@ -223,7 +203,7 @@ test_waiting_not_claimed (void)
 
    add (&group, 1, "echo", "{}", NULL);
    add (&group, 2, "echo", "{}", NULL);
-   pid = worker_ready (W ("--queues", "q", "--once"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--once"));
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    ASSERT_CMPINT (mt_test_count (waiting), ==, 2);
    bson_free (waiting);
@@ -249,7 +229,7 @@ test_three_stages_with_retries (void)
       }
    }
    for (int i = 0; i < 3; i++) {
-      pids[i] = worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--retry-backoff", "0.2", "--poll-interval", "0.05"));
+      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--retry-backoff", "0.2", "--poll-interval", "0.05"));
    }
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    bson_oid_to_string (&group, hex);
@@ -288,7 +268,7 @@ test_three_stages_with_retries (void)
    ASSERT_CMPINT (count_in ("group_stages", json), ==, 3);
    bson_free (json);
    for (int i = 0; i < 3; i++) {
-      stop_worker (pids[i]);
+      mt_test_worker_stop (pids[i]);
    }
 }
 
@@ -305,13 +285,13 @@ test_cleaned_up_at_end (void)
          add (&group, stage, "echo", "{}", NULL);
       }
    }
-   pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
    ASSERT_CMPINT (count_in ("group_stages", json), ==, 0);
    ASSERT_CMPINT (mt_test_count (json), ==, 0);
    bson_free (json);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -323,7 +303,7 @@ test_kept_then_deleted (void)
    char hex[25], *json;
 
    add (&group, 1, "echo", "{}", NULL);
-   pid = worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    bson_oid_to_string (&group, hex);
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete', 'keep_until': {'$exists': true}}", hex);
@@ -334,7 +314,7 @@ test_kept_then_deleted (void)
    bson_free (json);
    WAIT_UNTIL (count_in ("groups", "{}") == 0, 30000); /* then gone */
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -352,7 +332,7 @@ test_enqueue_rules (void)
    ASSERT_CONTAINS (error.message, "stage numbers start at 1");
    add (&group, 1, "probe", "{'sleep_ms': 800}", NULL);
    add (&group, 2, "echo", "{}", NULL);
-   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    json = group_json (&group, "'stage': 1, 'status': 'WORK_IN_PROGRESS'");
    WAIT_UNTIL (mt_test_count (json) == 1, 20000);
@@ -366,7 +346,7 @@ test_enqueue_rules (void)
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 3, "q", "echo", NULL, NULL, NULL, &error));
    ASSERT_CONTAINS (error.message, "is complete");
    ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_STATE);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    /* A stage before one that has started would run out of order. */
    group = new_group ("order", 3600);
@@ -399,10 +379,10 @@ test_orphans_repaired (void)
    }
    ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), false, &error), ==, 2);
    ASSERT_CMPINT (count_in ("groups", "{'description': '(recovered by the cleaner)'}"), ==, 1);
-   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count (json) == 0, 30000); /* ran to the end, cleaned up */
    ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    /* And the purge. */
    group = new_group ("purged", 0);
@@ -427,7 +407,7 @@ test_worker_killed_mid_stage (void)
       add (&group, 1, "probe", "{'sleep_ms': 1500}", NULL);
    }
    add (&group, 2, "echo", "{}", NULL);
-   first = worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--pid", "W-KILLED", "--poll-interval", "0.05"));
+   first = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--pid", "W-KILLED", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    running = group_json (&group, "'status': 'WORK_IN_PROGRESS'");
    WAIT_UNTIL (mt_test_count (running) == 3, 20000);
@@ -435,11 +415,11 @@ test_worker_killed_mid_stage (void)
    kill (first, SIGKILL);
    mt_test_wait_exit (first, 10000);
    killed_at = bson_get_monotonic_time ();
-   second = worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--poll-interval", "0.05"));
+   second = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
    /* Lease 2 s, then at most 6 tasks of 1.5 s on 3 threads, plus ticks. */
    ASSERT_CMPINT ((bson_get_monotonic_time () - killed_at) / 1000, <, 15000);
-   stop_worker (second);
+   mt_test_worker_stop (second);
 }
 
 int

@@ -11,21 +11,6 @@
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static void
-stop_worker (pid_t pid)
-{
-   int status;
-
-   kill (pid, SIGTERM);
-   status = mt_test_wait_exit (pid, 30000);
-   if (mt_test_exit_code (status) != 0) {
-      char *out = mt_test_output (pid);
-      printf ("# worker output:\n%s\n", out);
-      bson_free (out);
-   }
-   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
-}
-
-static void
 insert_many (const char *type, const char *params_json, int n, const char *extra_json)
 {
    mongoc_collection_t *tasks = mt_test_tasks ();
@@ -64,7 +49,7 @@ test_idle_worker_does_not_spin (void)
     * condition): ten polls and a few heartbeats should cost little. */
    mt_test_nap_ms (2000);
    ASSERT_CMPINT (mt_test_cpu_ms (pid) - before, <, 400);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -95,7 +80,7 @@ test_registry (void)
       bson_destroy (task);
    }
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
    ASSERT (mongoc_cursor_next (cursor, &doc));
@@ -138,7 +123,7 @@ test_sigkill_mid_run (void)
       bson_destroy (filter);
       mongoc_collection_destroy (workers);
    }
-   stop_worker (second);
+   mt_test_worker_stop (second);
 }
 
 static void
@@ -159,7 +144,7 @@ test_sigkill_last_attempt_fails (void)
    ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "worker 'W-ONE' was lost");
    ASSERT (mt_test_is_null (doc, "worker_pid"));
    bson_destroy (doc);
-   stop_worker (second);
+   mt_test_worker_stop (second);
 }
 
 static void
@@ -192,7 +177,7 @@ test_restart_same_id_takes_back (void)
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
    ASSERT_CONTAINS (mt_test_str (doc, "errors.0.message"), "worker 'W-SAME' was restarted while running this task");
    bson_destroy (doc);
-   stop_worker (again);
+   mt_test_worker_stop (again);
 }
 
 static void
@@ -217,8 +202,8 @@ test_sigstop_cannot_overwrite (void)
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
    ASSERT (mt_test_is_null (doc, "worker_pid"));
    bson_destroy (doc);
-   stop_worker (paused);
-   stop_worker (heir);
+   mt_test_worker_stop (paused);
+   mt_test_worker_stop (heir);
 }
 
 static void
@@ -397,7 +382,7 @@ test_retries_with_backoff (void)
    ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), <=, 1300);
    ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), >, delayed[1] - mt_test_date (doc, "errors.0.at"));
    bson_destroy (doc);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static int64_t
@@ -498,7 +483,7 @@ test_database_outage (void)
       mongoc_cursor_destroy (cursor);
       bson_destroy (pipeline);
    }
-   stop_worker (worker);
+   mt_test_worker_stop (worker);
    mongoc_collection_destroy (tasks);
    mongoc_collection_destroy (executions);
    mongoc_client_destroy (client);

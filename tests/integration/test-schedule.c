@@ -10,22 +10,6 @@
 
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-static pid_t
-worker_ready (const char *const *extra)
-{
-   pid_t pid = mt_test_worker (extra);
-
-   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
-   return pid;
-}
-
-static void
-stop_worker (pid_t pid)
-{
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
-}
-
 static int64_t
 count_in (const char *collection, const char *json)
 {
@@ -180,13 +164,13 @@ test_repeat_under_three_workers (void)
    int ended;
 
    for (int i = 0; i < 3; i++) {
-      pids[i] = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "3", "--poll-interval", "0.05"));
+      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "3", "--poll-interval", "0.05"));
    }
    /* Every second for five seconds: runs at +0 s, +1 s, ... +5 s. */
    series = enqueue_opts ("record", "{}", BCON_NEW ("repeat", BCON_INT32 (1), "repeat_until", BCON_DATE_TIME (now + 5000)));
    WAIT_UNTIL (count_series (&series, "'status': 'FINISHED', 'next': null") == 1, 30000);
    for (int i = 0; i < 3; i++) {
-      stop_worker (pids[i]);
+      mt_test_worker_stop (pids[i]);
    }
 
    runs_read (&series, &runs);
@@ -202,20 +186,20 @@ static void
 test_downtime_catches_up_once (void)
 {
    bson_oid_t series = enqueue_opts ("record", "{}", BCON_NEW ("repeat", BCON_INT32 (1)));
-   pid_t pid = worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
+   pid_t pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
    int64_t stopped, restarted;
    runs_t runs;
    int in_gap = 0, after = 0;
 
    WAIT_UNTIL (count_series (&series, "'status': 'FINISHED'") >= 3, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
    stopped = mt_now_ms ();
    /* Ten intervals with no worker at all: the downtime itself. */
    mt_test_nap_ms (10000);
    restarted = mt_now_ms ();
-   pid = worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_series (&series, "'status': 'FINISHED'") >= 7, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    runs_read (&series, &runs);
    check_series (&runs, 1000);
@@ -256,9 +240,9 @@ crash_between_writes (const char *failpoint)
    ASSERT_CMPINT (count_series (&series, "'status': 'FINISHED', 'next.created': false"), ==, 1);
 
    /* Another worker's upkeep finishes what the dead one began. */
-   pid = worker_ready (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_series (&series, "'status': 'FINISHED'") >= 3, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    runs_read (&series, &runs);
    check_series (&runs, 1000);
@@ -304,9 +288,9 @@ test_ended_elsewhere_gets_successor (void)
    bson_destroy (doc);
    mongoc_collection_destroy (tasks);
 
-   pid = worker_ready (W ("--queues", "q", "--lease", "1", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_series (&failed, "'status': 'FINISHED'") == 1, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 
    doc = mt_test_task (&failed);
    ASSERT (is_true (doc, "next.created"));
@@ -327,13 +311,13 @@ test_cron_first_and_next (void)
    int64_t now = mt_now_ms ();
    bson_oid_t id = enqueue_opts ("echo", "{}", BCON_NEW ("cron", "* * * * *", "run_at", BCON_DATE_TIME (now)));
    bson_oid_t later = enqueue_opts ("echo", "{}", BCON_NEW ("cron", "0 3 * * *", "timezone", "Asia/Kolkata"));
-   pid_t pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid_t pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    bson_t *doc;
    int64_t at;
 
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 30000);
    WAIT_UNTIL (count_series (&id, NULL) == 2, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
    doc = mt_test_task (&id);
    at = mt_test_date (doc, "next.at");
    ASSERT_CMPINT (at % 60000, ==, 0);
@@ -416,9 +400,9 @@ test_malformed_schedule_fails (void)
    ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
    bson_destroy (doc);
    mongoc_collection_destroy (tasks);
-   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
    doc = mt_test_task (&id);
    ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "field 'cron'");
    bson_destroy (doc);
@@ -534,10 +518,10 @@ test_unique_repeating (void)
 
    ASSERT (enqueue_unique ("heartbeat", BCON_NEW ("repeat", BCON_INT32 (1)), &series));
    ASSERT (!enqueue_unique ("heartbeat", BCON_NEW ("repeat", BCON_INT32 (1)), &again));
-   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_series (&series, "'status': 'FINISHED'") >= 2, 30000);
    ASSERT (!enqueue_unique ("heartbeat", BCON_NEW ("repeat", BCON_INT32 (1)), &again));
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
    ASSERT_CMPINT (mt_test_count ("{'unique_key': 'heartbeat', 'series': {'$exists': false}}"), ==, 0);
    ASSERT_CMPINT (mt_test_count ("{'unique_key': 'heartbeat', 'status': {'$in': ['CREATED', 'WORK_IN_PROGRESS']}}"), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'unique_key': 'heartbeat'}"), ==, count_series (&series, NULL));
@@ -603,9 +587,9 @@ test_archive_killed_between_writes (void)
    ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, json), ==, 1);
 
    /* The next archiving worker finishes the move: once, nothing lost. */
-   pid = worker_ready (W ("--queues", "q", "--archive", "--lease", "1", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--archive", "--lease", "1", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count (json) == 0, 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
    ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 1);
    ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, json), ==, 1);
    ASSERT_CMPINT (count_in ("executions", "{}"), ==, 1);
