@@ -8,15 +8,6 @@
 
 #define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-static pid_t
-worker_ready (const char *const *extra)
-{
-   pid_t pid = mt_test_worker (extra);
-
-   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
-   return pid;
-}
-
 /* Whether the task holds a slot (it is WORK_IN_PROGRESS a moment before). */
 static bool
 holds_slot (const bson_oid_t *id)
@@ -29,13 +20,6 @@ holds_slot (const bson_oid_t *id)
    n = mt_test_count (json);
    bson_free (json);
    return n == 1;
-}
-
-static void
-stop_worker (pid_t pid)
-{
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
 }
 
 static void
@@ -110,7 +94,7 @@ test_limit_across_workers (void)
       in_pool ("two", "sleep", "{'seconds': 0.3}");
    }
    for (int i = 0; i < 3; i++) {
-      pids[i] = worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
+      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
    }
    /* Sample the database while they run. */
    for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000;
@@ -128,7 +112,7 @@ test_limit_across_workers (void)
    ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), <=, 2);
    ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), ==, 2);
    for (int i = 0; i < 3; i++) {
-      stop_worker (pids[i]);
+      mt_test_worker_stop (pids[i]);
    }
 }
 
@@ -158,7 +142,7 @@ test_timeout_callbacks_in_order (void)
       mongoc_collection_destroy (tasks);
    }
    next = in_pool ("strict", "slotprobe", "{}");
-   pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&silent, "FAILED"), 30000);
    doc = mt_test_task (&silent);
    ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_TIMEOUT);
@@ -176,7 +160,7 @@ test_timeout_callbacks_in_order (void)
       ASSERT (k < t && t < s);
    }
    bson_free (out);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -188,9 +172,11 @@ test_external_stop (void)
 
    pool ("one", 1, 0);
    held = in_pool ("one", "slotprobe", "{'hang_ms': 30000}");
-   next = in_pool ("one", "slotprobe", "{}");
-   pid = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
    WAIT_UNTIL (holds_slot (&held), 20000);
+   /* Only now: enqueued together, the second thread could take the one
+    * slot first and run `next` before `held`. */
+   next = in_pool ("one", "slotprobe", "{}");
    {
       /* The pool is full: `next` holds no slot (it may be WORK_IN_PROGRESS
        * for a moment, looking for one, before it goes back to CREATED). */
@@ -212,7 +198,7 @@ test_external_stop (void)
    ASSERT (mt_test_status_is (&held, "CANCELLED")); /* its own outcome was fenced out */
    ASSERT (!mt_slot_stop (mt_test_client (), mt_test_db (), &held, &error));
    ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_NOT_FOUND);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -235,14 +221,14 @@ test_killed_holder_gives_back (void)
       mongoc_collection_destroy (tasks);
    }
    next = in_pool ("solo", "slotprobe", "{}");
-   first = worker_ready (W ("--queues", "q", "--lease", "2", "--pid", "W-HOLDER", "--poll-interval", "0.05"));
+   first = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--pid", "W-HOLDER", "--poll-interval", "0.05"));
    WAIT_UNTIL (holds_slot (&held), 20000);
    kill (first, SIGKILL);
    mt_test_wait_exit (first, 10000);
-   second = worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "2", "--poll-interval", "0.05"));
+   second = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "2", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&next, "FINISHED"), 30000);
    ASSERT (mt_test_status_is (&held, "FAILED"));
-   stop_worker (second);
+   mt_test_worker_stop (second);
 }
 
 static void
@@ -255,7 +241,7 @@ test_resize_without_restart (void)
    for (int i = 0; i < 12; i++) {
       in_pool ("grow", "sleep", "{'seconds': 0.4}");
    }
-   pid = worker_ready (W ("--queues", "q", "--concurrency", "4", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 2, 30000);
    ASSERT_CMPINT (max_overlap ("{'status': 'FINISHED'}"), ==, 1);
    pool ("grow", 3, 0);
@@ -268,7 +254,7 @@ test_resize_without_restart (void)
    }
    ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}"), ==, 12);
    ASSERT_CMPINT (most, ==, 3);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 static void
@@ -282,13 +268,13 @@ test_pool_rules (void)
    ASSERT (!mt_pool_set (mt_test_client (), mt_test_db (), "p", 0, 0, &error));
    ASSERT_CONTAINS (error.message, "size must be 1 to 100000");
    /* A task of a pool nobody declared waits, uncounted, and says why. */
-   pid = worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_output_contains (pid, "no pool 'undeclared'"), 20000);
    /* Given back (not failed), attempt uncounted. */
    WAIT_UNTIL (mt_test_count ("{'status': 'CREATED', 'attempts': 0, 'delayed': {'$ne': null}}") == 1, 20000);
    pool ("undeclared", 1, 0);
    WAIT_UNTIL (mt_test_status_is (&orphan, "FINISHED"), 30000);
-   stop_worker (pid);
+   mt_test_worker_stop (pid);
 }
 
 int
