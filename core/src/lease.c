@@ -28,12 +28,17 @@ append_running (mt_worker_t *worker, bson_t *doc, const char *key)
    BSON_APPEND_ARRAY_BEGIN (doc, key, &array);
    pthread_mutex_lock (&worker->mutex);
    for (int i = 0; i < worker->concurrency; i++) {
-      if (worker->slots[i].busy) {
-         char k[16];
-         const char *kp;
+      char k[16];
+      const char *kp;
 
+      if (worker->slots[i].busy) {
          bson_uint32_to_string (n++, &kp, k, sizeof k);
          BSON_APPEND_VALUE (&array, kp, &worker->slots[i].id);
+      }
+      /* Claimed ahead: held as much as running, leases included. */
+      for (int a = 0; a < worker->slots[i].n_ahead; a++) {
+         bson_uint32_to_string (n++, &kp, k, sizeof k);
+         BSON_APPEND_VALUE (&array, kp, &worker->slots[i].ahead[a].id);
       }
    }
    pthread_mutex_unlock (&worker->mutex);

@@ -91,6 +91,22 @@ bool mt_store_claim (mongoc_collection_t *tasks,
                      bool *claimed,
                      bson_error_t *error);
 
+/* Claims up to `max` due tasks in three round trips (find the candidates,
+ * claim each that is still due with one update, read back what carries
+ * `token`, which must be unique to this call). `docs` (room for `max`)
+ * gets `*n` claimed documents, each initialized, in claim order. For a
+ * backlog: it costs one scan of the collection for several tasks. */
+bool mt_store_claim_batch (mongoc_collection_t *tasks,
+                           const char *worker_id,
+                           const char *token,
+                           const bson_t *queues,
+                           const bson_t *types,
+                           int64_t now_ms,
+                           size_t max,
+                           bson_t *docs,
+                           size_t *n,
+                           bson_error_t *error);
+
 /* Applies `update` to the task only while this worker still holds the claim
  * it made (`worker_pid` and `attempts`). Fails with MT_STORE_ERROR_LOST when
  * the claim is gone. */

@@ -58,6 +58,9 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
    bson_init (update);
    BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &set);
    BSON_APPEND_NULL (&set, "worker_pid");
+   if (run->started_ms) {
+      BSON_APPEND_DATE_TIME (&set, "started", run->started_ms);
+   }
    if (run->has_result) {
       BSON_APPEND_DOCUMENT (&set, "result", &run->result);
    }
@@ -522,7 +525,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
 }
 
 void
-mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc)
+mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead)
 {
    mt_running_t run;
    const mt_plugin_entry_t *plugin;
@@ -567,6 +570,11 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
    }
    if (!take_slot (worker, &run)) {
       goto cleanup;
+   }
+   if (ahead && !run.pool) {
+      /* Not worth a write of its own: the outcome's carries it. A task in
+       * a pool got `started` with its slot. */
+      run.started_ms = mt_worker_server_now (worker);
    }
    mt_worker_log (worker,
                   MT_LOG_DEBUG,

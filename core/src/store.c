@@ -39,6 +39,63 @@ mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t
    return ok;
 }
 
+/* What a claim looks for: CREATED, one of `queues` and `types`, due. */
+static void
+claim_filter (bson_t *filter, const bson_t *queues, const bson_t *types, int64_t now_ms)
+{
+   bson_t child, or, clause, cmp;
+
+   BSON_APPEND_UTF8 (filter, "status", MT_STATUS_CREATED);
+   BSON_APPEND_DOCUMENT_BEGIN (filter, "queue", &child);
+   BSON_APPEND_ARRAY (&child, "$in", queues);
+   bson_append_document_end (filter, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (filter, "type", &child);
+   BSON_APPEND_ARRAY (&child, "$in", types);
+   bson_append_document_end (filter, &child);
+   BSON_APPEND_ARRAY_BEGIN (filter, "$or", &or);
+   BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &clause);
+   BSON_APPEND_NULL (&clause, "delayed");
+   bson_append_document_end (&or, &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &clause);
+   BSON_APPEND_DOCUMENT_BEGIN (&clause, "delayed", &cmp);
+   BSON_APPEND_DATE_TIME (&cmp, "$lte", now_ms);
+   bson_append_document_end (&clause, &cmp);
+   bson_append_document_end (&or, &clause);
+   bson_append_array_end (filter, &or);
+}
+
+/* What a claim writes; `token` (may be NULL) names a batch claim. */
+static void
+claim_update (bson_t *update, const char *worker_id, const char *token)
+{
+   bson_t child;
+
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &child);
+   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_WORK_IN_PROGRESS);
+   BSON_APPEND_UTF8 (&child, "worker_pid", worker_id);
+   if (token) {
+      BSON_APPEND_UTF8 (&child, "claim", token);
+   }
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &child);
+   BSON_APPEND_BOOL (&child, "started", true);
+   BSON_APPEND_BOOL (&child, "heartbeat", true); /* the lease starts now */
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "attempts", 1);
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
+   BSON_APPEND_UTF8 (&child, "slot", ""); /* a slot of an earlier attempt */
+   bson_append_document_end (update, &child);
+}
+
+static void
+claim_sort (bson_t *sort)
+{
+   BSON_APPEND_INT32 (sort, "priority", -1);
+   BSON_APPEND_INT32 (sort, "created", 1);
+}
+
 bool
 mt_store_claim (mongoc_collection_t *tasks,
                 const char *worker_id,
@@ -50,49 +107,15 @@ mt_store_claim (mongoc_collection_t *tasks,
                 bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, update = BSON_INITIALIZER, reply;
-   bson_t child, or, clause, cmp;
    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new ();
    bson_iter_t iter;
    bool ok = false;
 
    *claimed = false;
    bson_init (task);
-
-   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", queues);
-   bson_append_document_end (&filter, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "type", &child);
-   BSON_APPEND_ARRAY (&child, "$in", types);
-   bson_append_document_end (&filter, &child);
-   BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
-   BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &clause);
-   BSON_APPEND_NULL (&clause, "delayed");
-   bson_append_document_end (&or, &clause);
-   BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &clause);
-   BSON_APPEND_DOCUMENT_BEGIN (&clause, "delayed", &cmp);
-   BSON_APPEND_DATE_TIME (&cmp, "$lte", now_ms);
-   bson_append_document_end (&clause, &cmp);
-   bson_append_document_end (&or, &clause);
-   bson_append_array_end (&filter, &or);
-
-   BSON_APPEND_INT32 (&sort, "priority", -1);
-   BSON_APPEND_INT32 (&sort, "created", 1);
-
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
-   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_WORK_IN_PROGRESS);
-   BSON_APPEND_UTF8 (&child, "worker_pid", worker_id);
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
-   BSON_APPEND_BOOL (&child, "started", true);
-   BSON_APPEND_BOOL (&child, "heartbeat", true); /* the lease starts now */
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
-   BSON_APPEND_INT32 (&child, "attempts", 1);
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
-   BSON_APPEND_UTF8 (&child, "slot", ""); /* a slot of an earlier attempt */
-   bson_append_document_end (&update, &child);
+   claim_filter (&filter, queues, types, now_ms);
+   claim_sort (&sort);
+   claim_update (&update, worker_id, NULL);
 
    mongoc_find_and_modify_opts_set_sort (opts, &sort);
    mongoc_find_and_modify_opts_set_update (opts, &update);
@@ -121,6 +144,82 @@ cleanup:
    bson_destroy (&filter);
    bson_destroy (&sort);
    bson_destroy (&update);
+   return ok;
+}
+
+bool
+mt_store_claim_batch (mongoc_collection_t *tasks,
+                      const char *worker_id,
+                      const char *token,
+                      const bson_t *queues,
+                      const bson_t *types,
+                      int64_t now_ms,
+                      size_t max,
+                      bson_t *docs,
+                      size_t *n,
+                      bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, ids = BSON_INITIALIZER, child;
+   bson_t *opts = BCON_NEW ("limit", BCON_INT64 ((int64_t) max), "projection", "{", "_id", BCON_INT32 (1), "}");
+   bson_t *mine = BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
+   bson_t sort = BSON_INITIALIZER, *mine_opts;
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   uint32_t found = 0;
+   bool ok = false;
+
+   *n = 0;
+   claim_filter (&filter, queues, types, now_ms);
+   claim_sort (&sort);
+   BSON_APPEND_DOCUMENT (opts, "sort", &sort);
+
+   /* 1. The candidates, in claim order. */
+   cursor = mongoc_collection_find_with_opts (tasks, &filter, opts, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, doc, "_id")) {
+         char key[16];
+         const char *k;
+
+         bson_uint32_to_string (found++, &k, key, sizeof key);
+         BSON_APPEND_VALUE (&ids, k, bson_iter_value (&iter));
+      }
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   if (!ok || found == 0) {
+      goto cleanup;
+   }
+
+   /* 2. Each one that is still due is claimed atomically, as the single
+    * claim would; the others went to someone else meanwhile. */
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &child);
+   BSON_APPEND_ARRAY (&child, "$in", &ids);
+   bson_append_document_end (&filter, &child);
+   claim_update (&update, worker_id, token);
+   ok = mongoc_collection_update_many (tasks, &filter, &update, NULL, NULL, error);
+   if (!ok) {
+      goto cleanup;
+   }
+
+   /* 3. What this claim got, by its token. */
+   mine_opts = BCON_NEW ("sort", BCON_DOCUMENT (&sort));
+   cursor = mongoc_collection_find_with_opts (tasks, mine, mine_opts, NULL);
+   while (*n < max && mongoc_cursor_next (cursor, &doc)) {
+      bson_copy_to (doc, &docs[(*n)++]);
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (mine_opts);
+
+cleanup:
+   bson_destroy (mine);
+   bson_destroy (opts);
+   bson_destroy (&sort);
+   bson_destroy (&ids);
+   bson_destroy (&update);
+   bson_destroy (&filter);
    return ok;
 }
 

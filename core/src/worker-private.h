@@ -12,6 +12,15 @@
 #define MT_SERVER_SELECTION_MS 5000
 #define MT_BUSY_DELAY_S 1.0 /* a task whose account is busy waits about this long */
 
+#define MT_CLAIM_BATCH_MAX 8 /* tasks one thread claims ahead in a backlog */
+
+/* A task claimed ahead: held by the worker, not running yet. */
+typedef struct {
+   bson_value_t id; /* a copy */
+   char id_str[64];
+   int32_t attempts;
+} mt_held_t;
+
 /* What one thread is running, for heartbeats and for giving back. */
 typedef struct {
    bool busy;
@@ -20,6 +29,8 @@ typedef struct {
    int32_t attempts;
    pid_t child; /* with MT_ISOLATE_FORK, while the child runs; else 0 */
    struct _mt_running_t *run; /* the running task, for slot callbacks */
+   mt_held_t ahead[MT_CLAIM_BATCH_MAX]; /* claimed ahead, in order */
+   int n_ahead;
 } mt_slot_t;
 
 struct _mt_worker_t {
@@ -86,6 +97,7 @@ typedef struct _mt_running_t {
    const mt_plugin_entry_t *plugin;
    bool should_stop;               /* under worker->mutex: stopped or timed out */
    int64_t last_keepalive;         /* under worker->mutex: as last seen */
+   int64_t started_ms;             /* when process() was called, if the claim's `started` is not that; else 0 */
 } mt_running_t;
 
 extern const mt_host_api_t mt_host_api;
@@ -97,8 +109,10 @@ mt_lock_owner_t mt_run_owner (const mt_running_t *run);
 /* run->held := held + accounts (add) or held - accounts, kept sorted. */
 void mt_run_held_update (mt_running_t *run, char *const *accounts, bool add);
 
-/* Runs one claimed task document (stolen) to its outcome, on slot `slot`. */
-void mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc);
+/* Runs one claimed task document (stolen) to its outcome, on slot `slot`.
+ * `ahead`: it was claimed ahead of its turn, so its `started` (the claim's)
+ * is set again, to now, by its outcome write. */
+void mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead);
 
 /* The server's clock as this worker estimates it (ms since the epoch). */
 int64_t mt_worker_server_now (mt_worker_t *worker);

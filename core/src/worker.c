@@ -440,6 +440,114 @@ maybe_sweep (mt_worker_t *worker, mongoc_collection_t *tasks, bool force)
    }
 }
 
+/* Gives back one task this worker holds, as it was before the claim
+ * (attempt not counted), with what the run took. */
+static void
+give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, const bson_value_t *id, int32_t attempts, const char *id_str)
+{
+   mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->worker_id, .attempt = attempts};
+   bson_t filter = BSON_INITIALIZER, *update;
+   bson_error_t error;
+
+   BSON_APPEND_VALUE (&filter, "_id", id);
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+   BSON_APPEND_UTF8 (&filter, "worker_pid", worker->worker_id);
+   BSON_APPEND_INT32 (&filter, "attempts", attempts);
+   update = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "worker_pid", BCON_NULL, "delayed", BCON_NULL, "}",
+                      "$inc", "{", "attempts", BCON_INT32 (-1), "}",
+                      "$unset", "{", "started", "", "heartbeat", "", "}");
+   if (mongoc_collection_update_one (tasks, &filter, update, NULL, NULL, &error)) {
+      mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
+      mt_locks_release_all (client, worker->db, &owner, &error);
+      mt_slot_release (client, worker->db, id, attempts, &error);
+   } else {
+      mt_worker_log (worker,
+                     MT_LOG_ERROR,
+                     "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
+                     id_str,
+                     error.message);
+   }
+   bson_destroy (update);
+   bson_destroy (&filter);
+}
+
+/* Gives back what thread `slot` claimed ahead; under worker->mutex. */
+static void
+give_back_ahead_locked (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks)
+{
+   mt_slot_t *s = &worker->slots[slot];
+
+   for (int a = 0; a < s->n_ahead; a++) {
+      give_back_held (worker, client, tasks, &s->ahead[a].id, s->ahead[a].attempts, s->ahead[a].id_str);
+      bson_value_destroy (&s->ahead[a].id);
+   }
+   s->n_ahead = 0;
+}
+
+/* Records claimed-ahead documents on the thread's slot, for the heartbeat
+ * (their leases) and for giving back. */
+static void
+hold_ahead (mt_worker_t *worker, int slot, const bson_t *docs, size_t n)
+{
+   mt_slot_t *s = &worker->slots[slot];
+
+   pthread_mutex_lock (&worker->mutex);
+   for (size_t i = 0; i < n && s->n_ahead < MT_CLAIM_BATCH_MAX; i++) {
+      mt_task_doc_t parsed;
+      bson_error_t ignored;
+      bson_iter_t iter;
+
+      mt_task_doc_parse (&docs[i], &parsed, &ignored); /* fills _id, attempts when it can */
+      if (!bson_iter_init_find (&iter, &docs[i], "_id")) {
+         continue;
+      }
+      bson_value_copy (bson_iter_value (&iter), &s->ahead[s->n_ahead].id);
+      bson_strncpy (s->ahead[s->n_ahead].id_str, parsed.id_str, sizeof s->ahead[s->n_ahead].id_str);
+      s->ahead[s->n_ahead].attempts = bson_iter_init_find (&iter, &docs[i], "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
+      s->n_ahead++;
+   }
+   pthread_mutex_unlock (&worker->mutex);
+}
+
+static bool
+values_equal (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+   bool equal;
+
+   BSON_APPEND_VALUE (&x, "v", a);
+   BSON_APPEND_VALUE (&y, "v", b);
+   equal = bson_equal (&x, &y);
+   bson_destroy (&x);
+   bson_destroy (&y);
+   return equal;
+}
+
+/* Takes the next claimed-ahead document off the slot's list to run it:
+ * false when it was given back meanwhile (the worker is stopping). */
+static bool
+take_ahead (mt_worker_t *worker, int slot, const bson_t *doc)
+{
+   mt_slot_t *s = &worker->slots[slot];
+   bson_iter_t iter;
+   bool found = false;
+
+   if (!bson_iter_init_find (&iter, doc, "_id")) {
+      return true; /* never held: mt_run_task fails it as malformed */
+   }
+   pthread_mutex_lock (&worker->mutex);
+   for (int a = 0; a < s->n_ahead && !found; a++) {
+      if (values_equal (bson_iter_value (&iter), &s->ahead[a].id)) {
+         found = true;
+         bson_value_destroy (&s->ahead[a].id);
+         memmove (&s->ahead[a], &s->ahead[a + 1], (size_t) (s->n_ahead - a - 1) * sizeof s->ahead[0]);
+         s->n_ahead--;
+      }
+   }
+   pthread_mutex_unlock (&worker->mutex);
+   return found;
+}
+
 static void *
 thread_main (void *data)
 {
@@ -447,7 +555,10 @@ thread_main (void *data)
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
    int slot;
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
-   int64_t backoff = 0, failing_since = 0;
+   int64_t backoff = 0, failing_since = 0, idle_ms = 0;
+   bson_t ahead[MT_CLAIM_BATCH_MAX];
+   size_t n_ahead = 0, next_ahead = 0, batch = 1;
+   uint64_t claims = 0;
 
    pthread_mutex_lock (&worker->mutex);
    slot = worker->next_slot++;
@@ -456,18 +567,58 @@ thread_main (void *data)
    while (!is_stopping (worker)) {
       bson_error_t error;
       bson_t doc;
-      bool claimed;
+      bool claimed, ok;
+
+      if (next_ahead < n_ahead) {
+         /* A task claimed ahead: run it (it is ours until then). */
+         bson_t *next = &ahead[next_ahead++];
+
+         if (take_ahead (worker, slot, next)) {
+            bson_copy_to (next, &doc);
+            mt_run_task (worker, slot, client, tasks, &doc, next_ahead > 1);
+         }
+         bson_destroy (next);
+         continue;
+      }
+      n_ahead = next_ahead = 0;
 
       maybe_sweep (worker, tasks, false);
-      if (!mt_store_claim (tasks,
-                           worker->worker_id,
-                           &worker->queues_array,
-                           &worker->types_array,
-                           mt_worker_server_now (worker),
-                           &doc,
-                           &claimed,
-                           &error)) {
+      if (batch > 1) {
+         /* A backlog: several tasks for one scan of the collection. */
+         char token[300];
+
+         bson_snprintf (token, sizeof token, "%s#%d#%" PRIu64, worker->worker_id, slot, ++claims);
+         bson_init (&doc);
+         ok = mt_store_claim_batch (tasks,
+                                    worker->worker_id,
+                                    token,
+                                    &worker->queues_array,
+                                    &worker->types_array,
+                                    mt_worker_server_now (worker),
+                                    batch,
+                                    ahead,
+                                    &n_ahead,
+                                    &error);
+         claimed = n_ahead > 0;
+         if (ok) {
+            hold_ahead (worker, slot, ahead, n_ahead);
+            /* Grow while every claim comes back full; otherwise start over. */
+            batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
+         }
+      } else {
+         ok = mt_store_claim (tasks,
+                              worker->worker_id,
+                              &worker->queues_array,
+                              &worker->types_array,
+                              mt_worker_server_now (worker),
+                              &doc,
+                              &claimed,
+                              &error);
+         batch = ok && claimed ? 2 : 1;
+      }
+      if (!ok) {
          bson_destroy (&doc);
+         batch = 1;
          backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);
          if (mt_error_is_network (&error)) {
             int64_t now = bson_get_monotonic_time ();
@@ -496,16 +647,33 @@ thread_main (void *data)
       backoff = 0;
       failing_since = 0;
       if (claimed) {
-         mt_run_task (worker, slot, client, tasks, &doc);
+         idle_ms = 0;
+         if (n_ahead > 0) {
+            bson_destroy (&doc); /* the batch is in `ahead` */
+         } else {
+            mt_run_task (worker, slot, client, tasks, &doc, false);
+         }
          continue;
       }
       bson_destroy (&doc);
       if (worker->once) {
          break;
       }
-      if (!idle_wait (worker, worker->poll_interval_ms)) {
+      /* Right after work, look again soon (poll/64), then back off to the
+       * poll interval: a task arriving while this thread is idle waits a
+       * fraction of the interval, and an idle worker costs what it did. */
+      idle_ms = idle_ms ? BSON_MIN (idle_ms * 2, worker->poll_interval_ms) : BSON_MAX (1, worker->poll_interval_ms / 64);
+      if (!idle_wait (worker, idle_ms)) {
          break;
       }
+   }
+
+   /* Stopping: what was claimed ahead and not run goes back. */
+   pthread_mutex_lock (&worker->mutex);
+   give_back_ahead_locked (worker, slot, client, tasks);
+   pthread_mutex_unlock (&worker->mutex);
+   while (next_ahead < n_ahead) {
+      bson_destroy (&ahead[next_ahead++]);
    }
 
    mongoc_collection_destroy (tasks);
@@ -598,10 +766,8 @@ give_back_all (mt_worker_t *worker)
    pthread_mutex_lock (&worker->mutex);
    for (int i = 0; i < worker->concurrency; i++) {
       mt_slot_t *slot = &worker->slots[i];
-      bson_t filter = BSON_INITIALIZER, *update;
-      mt_lock_owner_t owner = {.task_id = &slot->id, .worker_id = worker->worker_id, .attempt = slot->attempts};
-      bson_error_t error;
 
+      give_back_ahead_locked (worker, i, client, tasks);
       if (!slot->busy) {
          continue;
       }
@@ -610,26 +776,7 @@ give_back_all (mt_worker_t *worker)
       } else {
          threads_busy = true;
       }
-      BSON_APPEND_VALUE (&filter, "_id", &slot->id);
-      BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
-      BSON_APPEND_UTF8 (&filter, "worker_pid", worker->worker_id);
-      BSON_APPEND_INT32 (&filter, "attempts", slot->attempts);
-      update = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "worker_pid", BCON_NULL, "delayed", BCON_NULL, "}",
-                         "$inc", "{", "attempts", BCON_INT32 (-1), "}",
-                         "$unset", "{", "started", "", "heartbeat", "", "}");
-      if (mongoc_collection_update_one (tasks, &filter, update, NULL, NULL, &error)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", slot->id_str);
-         mt_locks_release_all (client, worker->db, &owner, &error);
-         mt_slot_release (client, worker->db, &slot->id, slot->attempts, &error);
-      } else {
-         mt_worker_log (worker,
-                        MT_LOG_ERROR,
-                        "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
-                        slot->id_str,
-                        error.message);
-      }
-      bson_destroy (update);
-      bson_destroy (&filter);
+      give_back_held (worker, client, tasks, &slot->id, slot->attempts, slot->id_str);
    }
    /* Isolated children are gone: their threads end at once. Threads still
     * inside process() cannot be stopped; the caller must end the process. */

@@ -341,6 +341,51 @@ test_sigterm_grace_lets_finish (void)
 }
 
 static void
+test_claimed_ahead_given_back (void)
+{
+   /* A backlog: the worker claims several tasks per round trip. Those it
+    * has not started when it stops go back as they were. */
+   pid_t pid;
+
+   insert_many ("sleep", "{'seconds': 0.1}", 40, NULL);
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   /* One thread, yet more than one task held: claimed ahead. */
+   WAIT_UNTIL (mt_test_count ("{'status': 'WORK_IN_PROGRESS'}") >= 2, 20000);
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 4, 20000);
+   mt_test_worker_stop (pid);
+   ASSERT_CMPINT (mt_test_count ("{'status': 'WORK_IN_PROGRESS'}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}") + mt_test_count ("{'status': 'CREATED'}"), ==, 40);
+   ASSERT_CMPINT (mt_test_count ("{'status': 'CREATED', 'attempts': 0, 'worker_pid': null, 'started': {'$exists': false}}"),
+                  ==,
+                  mt_test_count ("{'status': 'CREATED'}"));
+   ASSERT_CMPINT (mt_test_count ("{'status': 'CREATED'}"), >, 0);
+}
+
+static void
+test_claimed_ahead_keeps_its_lease (void)
+{
+   /* Eight tasks of 0.5 s claimed at once outlast a 2 s lease: the
+    * heartbeat renews those waiting their turn, so no other worker takes
+    * them back and nothing runs twice. */
+   mongoc_collection_t *executions = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "executions");
+   bson_t *ok_filter = BCON_NEW ("ok", BCON_BOOL (true));
+   pid_t pids[2];
+
+   insert_many ("record", "{'ms': 500}", 24, NULL);
+   for (int i = 0; i < 2; i++) {
+      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05"));
+   }
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 24, 60000);
+   for (int i = 0; i < 2; i++) {
+      mt_test_worker_stop (pids[i]);
+   }
+   ASSERT_CMPINT (mongoc_collection_count_documents (executions, ok_filter, NULL, NULL, NULL, NULL), ==, 24);
+   ASSERT_CMPINT (mt_test_count ("{'attempts': 1}"), ==, 24);
+   bson_destroy (ok_filter);
+   mongoc_collection_destroy (executions);
+}
+
+static void
 test_retries_with_backoff (void)
 {
    bson_oid_t id = mt_test_enqueue ("q", "fail", "{'message': 'flaky'}", "{'max_attempts': 3}");
@@ -579,6 +624,8 @@ main (int argc, char **argv)
    mt_test_add ("/reliability/shutdown/grace_lets_finish", test_sigterm_grace_lets_finish);
    mt_test_add ("/reliability/shutdown/gives_back_after_grace", test_sigterm_gives_back_after_grace);
    mt_test_add ("/reliability/shutdown/second_signal", test_second_signal_gives_back_now);
+   mt_test_add ("/reliability/batch/claimed_ahead_given_back", test_claimed_ahead_given_back);
+   mt_test_add ("/reliability/batch/claimed_ahead_keeps_its_lease", test_claimed_ahead_keeps_its_lease);
    mt_test_add ("/reliability/retries/backoff", test_retries_with_backoff);
    mt_test_add ("/reliability/hostile/documents", test_hostile_documents);
    mt_test_add ("/reliability/outage/database_away_20s", test_database_outage);
