@@ -97,7 +97,7 @@ typedef struct {
    const char *const *plugin_dirs;
 
    int concurrency;          /* threads running tasks; default 1 */
-   int64_t poll_interval_ms; /* idle wait between claims; default 1000 */
+   int64_t poll_interval_ms; /* longest idle wait between claims (sooner right after work); default 1000 */
    bool once;                /* process what is due, then return */
 
    /* Where the worker's log lines go; default: nowhere. Called from any
