@@ -44,6 +44,10 @@ bool mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *err
  * that finds what the claim can never take. */
 void mt_task_doc_malformed_filter (bson_t *filter_or);
 
+/* A task's _id as printed in logs and errors: 24 hex digits for an
+ * ObjectId. */
+void mt_task_id_string (const bson_value_t *id, char *out, size_t size);
+
 /* Human name of a BSON type, for error messages: "string", "document"... */
 const char *mt_bson_type_name (bson_type_t type);
 

@@ -166,25 +166,38 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    bson_destroy (&update);
 }
 
+void
+mt_give_back_update (bson_t *update, int64_t delayed_ms)
+{
+   bson_t child;
+
+   bson_init (update);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &child);
+   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
+   BSON_APPEND_NULL (&child, "worker_pid");
+   if (delayed_ms) {
+      BSON_APPEND_DATE_TIME (&child, "delayed", delayed_ms);
+   } else {
+      BSON_APPEND_NULL (&child, "delayed");
+   }
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "attempts", -1);
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
+   BSON_APPEND_UTF8 (&child, "started", "");
+   BSON_APPEND_UTF8 (&child, "heartbeat", "");
+   bson_append_document_end (update, &child);
+}
+
 /* Puts a claimed task back as it was before the claim, not counting the
  * attempt, to be tried again after `seconds`. */
 static void
 give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *why)
 {
-   bson_t update = BSON_INITIALIZER, child;
+   bson_t update;
 
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &child);
-   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
-   BSON_APPEND_NULL (&child, "worker_pid");
-   BSON_APPEND_DATE_TIME (&child, "delayed", mt_worker_server_now (worker) + (int64_t) (seconds * 1000.0));
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
-   BSON_APPEND_INT32 (&child, "attempts", -1);
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
-   BSON_APPEND_UTF8 (&child, "started", "");
-   BSON_APPEND_UTF8 (&child, "heartbeat", "");
-   bson_append_document_end (&update, &child);
+   mt_give_back_update (&update, mt_worker_server_now (worker) + (int64_t) (seconds * 1000.0));
    mt_worker_log (worker, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
    write_outcome (worker, run, &update);
    bson_destroy (&update);

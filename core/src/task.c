@@ -44,8 +44,8 @@ mt_bson_type_name (bson_type_t type)
    }
 }
 
-static void
-id_to_string (const bson_value_t *id, char *out, size_t size)
+void
+mt_task_id_string (const bson_value_t *id, char *out, size_t size)
 {
    switch (id->value_type) {
    case BSON_TYPE_OID:
@@ -117,7 +117,7 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       if (!strcmp (key, "_id")) {
          /* Points into doc, so no copy to free. */
          out->id = *bson_iter_value (&iter);
-         id_to_string (&out->id, out->id_str, sizeof out->id_str);
+         mt_task_id_string (&out->id, out->id_str, sizeof out->id_str);
       } else if (!strcmp (key, "queue")) {
          it_queue = iter;
          has_queue = true;

@@ -182,6 +182,11 @@ bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_
 /* Moves the ended tasks of the worker's queues; how many, or -1. */
 int64_t mt_archive_sweep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error);
 
+/* The update that puts a claimed task back as it was before its claim
+ * (CREATED, attempt not counted, no started or lease); `delayed_ms` 0 means
+ * due at once. Initializes `update`. */
+void mt_give_back_update (bson_t *update, int64_t delayed_ms);
+
 /* Appends {domain, code, message} under `key`. */
 void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);
 /* Appends the $push of `error` to the task's capped `errors` history. */

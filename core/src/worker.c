@@ -446,17 +446,15 @@ static void
 give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, const bson_value_t *id, int32_t attempts, const char *id_str)
 {
    mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->worker_id, .attempt = attempts};
-   bson_t filter = BSON_INITIALIZER, *update;
+   bson_t filter = BSON_INITIALIZER, update;
    bson_error_t error;
 
    BSON_APPEND_VALUE (&filter, "_id", id);
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
    BSON_APPEND_UTF8 (&filter, "worker_pid", worker->worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", attempts);
-   update = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "worker_pid", BCON_NULL, "delayed", BCON_NULL, "}",
-                      "$inc", "{", "attempts", BCON_INT32 (-1), "}",
-                      "$unset", "{", "started", "", "heartbeat", "", "}");
-   if (mongoc_collection_update_one (tasks, &filter, update, NULL, NULL, &error)) {
+   mt_give_back_update (&update, 0);
+   if (mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error)) {
       mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
       mt_locks_release_all (client, worker->db, &owner, &error);
       mt_slot_release (client, worker->db, id, attempts, &error);
@@ -467,7 +465,7 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
                      id_str,
                      error.message);
    }
-   bson_destroy (update);
+   bson_destroy (&update);
    bson_destroy (&filter);
 }
 
@@ -493,17 +491,16 @@ hold_ahead (mt_worker_t *worker, int slot, const bson_t *docs, size_t n)
 
    pthread_mutex_lock (&worker->mutex);
    for (size_t i = 0; i < n && s->n_ahead < MT_CLAIM_BATCH_MAX; i++) {
-      mt_task_doc_t parsed;
-      bson_error_t ignored;
+      mt_held_t *held = &s->ahead[s->n_ahead];
       bson_iter_t iter;
 
-      mt_task_doc_parse (&docs[i], &parsed, &ignored); /* fills _id, attempts when it can */
+      /* Only what giving it back needs; the document is parsed when it runs. */
       if (!bson_iter_init_find (&iter, &docs[i], "_id")) {
          continue;
       }
-      bson_value_copy (bson_iter_value (&iter), &s->ahead[s->n_ahead].id);
-      bson_strncpy (s->ahead[s->n_ahead].id_str, parsed.id_str, sizeof s->ahead[s->n_ahead].id_str);
-      s->ahead[s->n_ahead].attempts = bson_iter_init_find (&iter, &docs[i], "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
+      bson_value_copy (bson_iter_value (&iter), &held->id);
+      mt_task_id_string (&held->id, held->id_str, sizeof held->id_str);
+      held->attempts = bson_iter_init_find (&iter, &docs[i], "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
       s->n_ahead++;
    }
    pthread_mutex_unlock (&worker->mutex);
