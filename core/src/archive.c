@@ -6,7 +6,7 @@
  * `tasks`, and only while it is still ended. A worker that dies between the
  * two leaves the task in both; the next sweep copies it again (the same
  * document) and deletes it. Nothing is lost, and nothing ends up twice. */
-#include "worker-private.h"
+#include "mtask-private.h"
 
 #include <string.h>
 
@@ -82,9 +82,9 @@ mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id
 }
 
 int64_t
-mt_archive_sweep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
+mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
    bson_t filter = BSON_INITIALIZER, child;
    bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}", "limit", BCON_INT64 (500));
    bson_value_t *ids = NULL;
@@ -95,7 +95,7 @@ mt_archive_sweep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *er
    bool ok = true;
 
    BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", &worker->queues_array);
+   BSON_APPEND_ARRAY (&child, "$in", queues);
    bson_append_document_end (&filter, &child);
    append_movable (&filter, ended_statuses);
 
@@ -122,7 +122,7 @@ mt_archive_sweep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *er
       bool one = false;
 
       if (ok) {
-         ok = mt_archive_move (client, worker->db, &ids[i], &one, error);
+         ok = mt_archive_move (client, ctx->db, &ids[i], &one, error);
          moved += one;
       }
       bson_value_destroy (&ids[i]);

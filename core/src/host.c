@@ -95,7 +95,7 @@ host_set_status_message (mt_task_t *task, const char *message, bson_error_t *err
       BSON_APPEND_NULL (&set, "status_message");
    }
    bson_append_document_end (&update, &set);
-   ok = mt_store_update_claimed (run->tasks, &run->parsed, run->worker->worker_id, &update, error);
+   ok = mt_store_update_claimed (run->tasks, &run->parsed, run->worker->ctx.worker_id, &update, error);
    bson_destroy (&update);
    return ok;
 }
@@ -121,13 +121,13 @@ host_log (mt_task_t *task, mt_log_level_t level, const char *message)
 {
    mt_running_t *run = running (task);
 
-   mt_worker_log (run->worker, level, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, message);
+   mt_log (&run->worker->ctx, level, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, message);
 }
 
 mt_lock_owner_t
 mt_run_owner (const mt_running_t *run)
 {
-   mt_lock_owner_t owner = {.task_id = &run->parsed.id, .worker_id = run->worker->worker_id, .attempt = run->parsed.attempts};
+   mt_lock_owner_t owner = {.task_id = &run->parsed.id, .worker_id = run->worker->ctx.worker_id, .attempt = run->parsed.attempts};
    return owner;
 }
 
@@ -173,7 +173,7 @@ host_lock_accounts (mt_task_t *task, const char *const *accounts, size_t n_accou
    if (!sorted) {
       return false;
    }
-   ok = mt_locks_acquire_sorted (run->client, run->worker->db, &owner, sorted, NULL, error);
+   ok = mt_locks_acquire_sorted (run->client, run->worker->ctx.db, &owner, sorted, NULL, error);
    if (ok) {
       mt_run_held_update (run, sorted, true);
    }
@@ -192,7 +192,7 @@ host_unlock_accounts (mt_task_t *task, const char *const *accounts, size_t n_acc
    if (!sorted) {
       return false;
    }
-   ok = mt_locks_release_sorted (run->client, run->worker->db, &owner, sorted, error);
+   ok = mt_locks_release_sorted (run->client, run->worker->ctx.db, &owner, sorted, error);
    if (ok) {
       mt_run_held_update (run, sorted, false);
    }
@@ -242,7 +242,7 @@ host_with_accounts (mt_task_t *task,
    if (!sorted) {
       return false;
    }
-   ok = mt_locks_acquire_sorted (run->client, run->worker->db, &owner, sorted, &newly, error);
+   ok = mt_locks_acquire_sorted (run->client, run->worker->ctx.db, &owner, sorted, &newly, error);
    mt_strv_free (sorted);
    if (!ok) {
       return false;
@@ -253,10 +253,10 @@ host_with_accounts (mt_task_t *task,
    run->in_scope = false;
    /* Release what this scope took, whatever fn returned. */
    if (newly[0]) {
-      if (mt_locks_release_sorted (run->client, run->worker->db, &owner, newly, &release_error)) {
+      if (mt_locks_release_sorted (run->client, run->worker->ctx.db, &owner, newly, &release_error)) {
          mt_run_held_update (run, newly, false);
       } else {
-         mt_worker_log (run->worker,
+         mt_log (&run->worker->ctx,
                      MT_LOG_WARNING,
                      "task %s: cannot release its scoped locks yet (%s); they go when the task ends",
                      run->parsed.id_str,
@@ -276,7 +276,7 @@ host_mongoc_client (mt_task_t *task)
 static const char *
 host_db_name (mt_task_t *task)
 {
-   return running (task)->worker->db;
+   return running (task)->worker->ctx.db;
 }
 
 static bool
@@ -291,7 +291,7 @@ host_enqueue (mt_task_t *task,
    mt_running_t *run = running (task);
    bson_oid_t id;
 
-   if (!mt_enqueue (run->client, run->worker->db, queue, type, params, opts, &id, error)) {
+   if (!mt_enqueue (run->client, run->worker->ctx.db, queue, type, params, opts, &id, error)) {
       return false;
    }
    if (id_out) {
@@ -315,7 +315,7 @@ host_keepalive (mt_task_t *task, bson_error_t *error)
       bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_API, "keepalive: task %s runs in no slot pool", run->parsed.id_str);
       return false;
    }
-   slots = mongoc_client_get_collection (run->client, run->worker->db, MT_SLOTS_COLLECTION);
+   slots = mongoc_client_get_collection (run->client, run->worker->ctx.db, MT_SLOTS_COLLECTION);
    BSON_APPEND_VALUE (&filter, "task", &run->parsed.id);
    BSON_APPEND_INT32 (&filter, "attempt", run->parsed.attempts);
    ok = mongoc_collection_update_one (slots, &filter, update, NULL, &reply, error);
@@ -336,9 +336,9 @@ host_should_stop (mt_task_t *task)
    mt_running_t *run = running (task);
    bool stop;
 
-   pthread_mutex_lock (&run->worker->mutex);
+   pthread_mutex_lock (&run->worker->ctx.mutex);
    stop = run->should_stop;
-   pthread_mutex_unlock (&run->worker->mutex);
+   pthread_mutex_unlock (&run->worker->ctx.mutex);
    return stop;
 }
 

@@ -14,34 +14,6 @@
 #define MT_ACCOUNT_MAX 256
 #define MT_ACCOUNTS_MAX 1000
 
-int
-mt_strcmp_ptr (const void *a, const void *b)
-{
-   return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-bool
-mt_strv_contains (char *const *strv, const char *s)
-{
-   for (size_t i = 0; strv && strv[i]; i++) {
-      if (!strcmp (strv[i], s)) {
-         return true;
-      }
-   }
-   return false;
-}
-
-size_t
-mt_strv_len (char *const *strv)
-{
-   size_t n = 0;
-
-   while (strv && strv[n]) {
-      n++;
-   }
-   return n;
-}
-
 char **
 mt_accounts_normalize (const char *const *accounts, size_t n_accounts, bson_error_t *error)
 {
@@ -88,15 +60,6 @@ mt_accounts_normalize (const char *const *accounts, size_t n_accounts, bson_erro
    }
    sorted[n] = NULL;
    return sorted;
-}
-
-void
-mt_strv_free (char **strv)
-{
-   for (size_t i = 0; strv && strv[i]; i++) {
-      bson_free (strv[i]);
-   }
-   bson_free (strv);
 }
 
 static void

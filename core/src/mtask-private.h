@@ -1,8 +1,16 @@
-/* Private to libmtask: shared between its sources and its unit tests. */
+/* Private to libmtask: shared between its sources and its unit tests.
+ *
+ * The middle layers of the core, from the bottom up: the task document
+ * model and the plugin loader (task.c, cron.c, plugin.c), the store
+ * (store.c), and the features (lock.c, slot.c, schedule.c, archive.c,
+ * group.c, sync.c, lease.c), each of which calls only what is below it.
+ * The services under them are in context-private.h; the run of a task, the
+ * upkeep tick and the worker over them in worker-private.h. The layering is
+ * checked by tools/check-layers; docs/architecture.md draws it. */
 #ifndef MTASK_PRIVATE_H
 #define MTASK_PRIVATE_H
 
-#include <mtask/mtask.h>
+#include "context-private.h"
 
 #define MT_DELAY_MAX_S (3650.0 * 24 * 3600) /* ten years */
 
@@ -50,6 +58,16 @@ void mt_task_id_string (const bson_value_t *id, char *out, size_t size);
 
 /* Human name of a BSON type, for error messages: "string", "document"... */
 const char *mt_bson_type_name (bson_type_t type);
+
+/* Appends {domain, code, message} under `key`. */
+void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);
+/* Appends the $push of `error` to the task's capped `errors` history. */
+void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt);
+
+/* The update that puts a claimed task back as it was before its claim
+ * (CREATED, attempt not counted, no started or lease); `delayed_ms` 0 means
+ * due at once. Initializes `update`. */
+void mt_give_back_update (bson_t *update, int64_t delayed_ms);
 
 /* ---- plugins (plugin.c) ------------------------------------------------- */
 
@@ -126,19 +144,11 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
  * marked, or -1 on error. */
 int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error);
 
-/* Wall-clock milliseconds since the epoch, as BSON dates count them. */
-int64_t mt_now_ms (void);
-
 /* ---- account locks (lock.c) --------------------------------------------- */
 
 /* A sorted copy of `accounts` without duplicates, NULL-terminated; fails with
  * MT_LOCK_ERROR_INVALID on an empty or oversized name. */
 char **mt_accounts_normalize (const char *const *accounts, size_t n_accounts, bson_error_t *error);
-void mt_strv_free (char **strv);
-size_t mt_strv_len (char *const *strv);
-bool mt_strv_contains (char *const *strv, const char *s);
-/* strcmp for qsort over an array of char *. */
-int mt_strcmp_ptr (const void *a, const void *b);
 
 /* Locks the sorted accounts, all or nothing; `newly` (may be NULL) gets the
  * ones this call took, NULL-terminated. */
@@ -199,8 +209,70 @@ bool mt_group_task_ended (mongoc_client_t *client,
 bool mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *task, bson_error_t *error);
 bool mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error);
 
-/* Whether an error means the server could not be reached (retry later)
- * rather than that it refused the operation. */
-bool mt_error_is_network (const bson_error_t *error);
+/* ---- synchronizers (sync.c) -------------------------------------------- */
+
+/* Upkeep tick: start requested synchronizers, advance running ones. */
+bool mt_sync_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+
+/* ---- concurrency slots (slot.c) ----------------------------------------- */
+
+/* Takes a slot of `pool` for `owner`; `slot_id` gets its _id. */
+bool mt_slot_acquire (mt_context_t *ctx,
+                      mongoc_client_t *client,
+                      const char *pool,
+                      const mt_lock_owner_t *owner,
+                      bool *got,
+                      char *slot_id,
+                      size_t slot_id_size,
+                      bson_error_t *error);
+bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bson_error_t *error);
+/* Upkeep tick: takes back slots whose keepalive is older than their pool's
+ * timeout, and slots of runs that are over. */
+bool mt_slots_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+
+/* What the database says of the slot a run holds, for the watcher that
+ * calls the plugin's slot callbacks. */
+typedef struct {
+   bool holds;        /* the run still holds its slot (true when unknown) */
+   int64_t keepalive; /* the slot's last keepalive, ms; 0 when unknown */
+   bool cancelled;    /* the slot is gone because its task was stopped */
+} mt_slot_state_t;
+
+void mt_slot_state (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, mt_slot_state_t *state);
+
+/* ---- repeating tasks (schedule.c) --------------------------------------- */
+
+bool mt_task_repeats (const mt_task_doc_t *task);
+/* The next run of a repeating task whose run ends at `now_ms`: the first
+ * time on its schedule after now (and after the run's own time); -1 when
+ * the series is over (past repeat_until, or a cron that never matches). */
+int64_t mt_schedule_next (const mt_task_doc_t *task, int64_t now_ms);
+/* Appends `next` ({_id, at, created: false}, or null) to an ending run's $set. */
+void mt_schedule_append_next (bson_t *set, const mt_task_doc_t *task, bool cancelled, int64_t now_ms);
+/* Creates the successor the ended run `ended` planned in `next`, once, and
+ * marks it created. `repair`: the planner may have died long ago; the
+ * successor may be in the archive already. */
+bool mt_schedule_create_successor (mt_context_t *ctx, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error);
+/* Upkeep tick: plans and creates successors that ended runs lack. */
+bool mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+
+/* ---- the archive (archive.c) -------------------------------------------- */
+
+/* Moves an ended task into completed_tasks (`*moved` false when it is not
+ * in tasks, or not movable). */
+bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id, bool *moved, bson_error_t *error);
+/* Moves the ended tasks of `queues` (a BSON array); how many, or -1. */
+int64_t mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error);
+
+/* ---- leases (lease.c) ---------------------------------------------------- */
+
+/* The worker's registry document in `workers`: `fields` ($set: host, pid,
+ * queues, status, the tasks it holds...) with a server-stamped heartbeat,
+ * from which the context's estimate of the server's clock is updated; then
+ * the leases of the tasks in `held` (an array of _ids) are renewed. */
+bool mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_error_t *error);
+/* Takes back the tasks of workers whose lease ran out (or, `own_only`, what
+ * an earlier worker with this id left running). How many, or -1. */
+int64_t mt_lease_reclaim (mt_context_t *ctx, mongoc_client_t *client, bool own_only, bson_error_t *error);
 
 #endif /* MTASK_PRIVATE_H */

@@ -9,40 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MT_ERROR_HISTORY 5 /* failures kept in a task's `errors` */
-
-void
-mt_append_error (bson_t *doc, const char *key, const bson_error_t *error)
-{
-   bson_t child;
-
-   BSON_APPEND_DOCUMENT_BEGIN (doc, key, &child);
-   BSON_APPEND_INT32 (&child, "domain", (int32_t) error->domain);
-   BSON_APPEND_INT32 (&child, "code", (int32_t) error->code);
-   BSON_APPEND_UTF8 (&child, "message", error->message);
-   bson_append_document_end (doc, &child);
-}
-
-void
-mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt)
-{
-   bson_t push, errors, each, item;
-
-   BSON_APPEND_DOCUMENT_BEGIN (update, "$push", &push);
-   BSON_APPEND_DOCUMENT_BEGIN (&push, "errors", &errors);
-   BSON_APPEND_ARRAY_BEGIN (&errors, "$each", &each);
-   BSON_APPEND_DOCUMENT_BEGIN (&each, "0", &item);
-   BSON_APPEND_INT32 (&item, "attempt", attempt);
-   BSON_APPEND_INT32 (&item, "domain", (int32_t) error->domain);
-   BSON_APPEND_INT32 (&item, "code", (int32_t) error->code);
-   BSON_APPEND_UTF8 (&item, "message", error->message);
-   BSON_APPEND_DATE_TIME (&item, "at", mt_now_ms ());
-   bson_append_document_end (&each, &item);
-   bson_append_array_end (&errors, &each);
-   BSON_APPEND_INT32 (&errors, "$slice", -MT_ERROR_HISTORY);
-   bson_append_document_end (&push, &errors);
-   bson_append_document_end (update, &push);
-}
 
 /* Builds the outcome update: status, finished, result, error, worker_pid;
  * a failure with attempts left goes back to CREATED after a backoff. */
@@ -52,7 +18,7 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
 {
    bson_t set, date;
    const char *status;
-   int32_t max = mt_worker_max_attempts (worker, run->parsed.type, run->parsed.max_attempts);
+   int32_t max = mt_retry_max_attempts (&worker->ctx, run->parsed.type, run->parsed.max_attempts);
    bool retry = !ok && !run->status && !run->delayed && run->parsed.attempts < max;
 
    bson_init (update);
@@ -69,13 +35,13 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       BSON_APPEND_INT32 (&set, "max_attempts", max);
    }
    if (run->delayed || retry) {
-      int64_t wait_ms = run->delayed ? (int64_t) (run->delay_seconds * 1000.0) : mt_worker_backoff_ms (worker, run->parsed.attempts);
+      int64_t wait_ms = run->delayed ? (int64_t) (run->delay_seconds * 1000.0) : mt_retry_backoff_ms (&worker->ctx, run->parsed.attempts);
 
       BSON_APPEND_UTF8 (&set, "status", MT_STATUS_CREATED);
-      BSON_APPEND_DATE_TIME (&set, "delayed", mt_worker_server_now (worker) + wait_ms);
+      BSON_APPEND_DATE_TIME (&set, "delayed", mt_server_now (&worker->ctx) + wait_ms);
       bson_append_document_end (update, &set);
       if (retry) {
-         mt_worker_log (worker,
+         mt_log (&worker->ctx,
                         MT_LOG_INFO,
                         "task %s (%s): attempt %" PRId32 " of %" PRId32 " failed; retrying in %.1f s",
                         run->parsed.id_str,
@@ -89,7 +55,7 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       BSON_APPEND_UTF8 (&set, "status", status);
       if (mt_task_repeats (&run->parsed)) {
          /* The run ends and names its successor in the same write. */
-         mt_schedule_append_next (&set, &run->parsed, !strcmp (status, MT_STATUS_CANCELLED), mt_worker_server_now (worker));
+         mt_schedule_append_next (&set, &run->parsed, !strcmp (status, MT_STATUS_CANCELLED), mt_server_now (&worker->ctx));
       }
       bson_append_document_end (update, &set);
       BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
@@ -118,24 +84,24 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
    int64_t backoff = 100;
    bson_error_t error;
 
-   while (!mt_store_update_claimed (run->tasks, &run->parsed, worker->worker_id, update, &error)) {
+   while (!mt_store_update_claimed (run->tasks, &run->parsed, worker->ctx.worker_id, update, &error)) {
       if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
-         mt_worker_log (worker,
+         mt_log (&worker->ctx,
                         MT_LOG_WARNING,
                         "task %s: lost it, outcome dropped: %s",
                         run->parsed.id_str,
                         error.message);
          return false;
       }
-      if (!mt_error_is_network (&error) || mt_worker_is_abandoned (worker)) {
-         mt_worker_log (worker,
+      if (!mt_error_is_network (&error) || mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
+         mt_log (&worker->ctx,
                         MT_LOG_ERROR,
                         "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
                         run->parsed.id_str,
                         error.message);
          return false;
       }
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                      MT_LOG_WARNING,
                      "task %s: cannot write its outcome yet (%s); retrying in %" PRId64 " ms",
                      run->parsed.id_str,
@@ -153,7 +119,7 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
 {
    bson_t update = BSON_INITIALIZER, set, date;
 
-   mt_worker_log (worker, MT_LOG_WARNING, "task %s: %s; marked FAILED", run->parsed.id_str, why->message);
+   mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: %s; marked FAILED", run->parsed.id_str, why->message);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
    BSON_APPEND_UTF8 (&set, "status", MT_STATUS_FAILED);
    BSON_APPEND_NULL (&set, "worker_pid");
@@ -166,30 +132,6 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    bson_destroy (&update);
 }
 
-void
-mt_give_back_update (bson_t *update, int64_t delayed_ms)
-{
-   bson_t child;
-
-   bson_init (update);
-   BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &child);
-   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
-   BSON_APPEND_NULL (&child, "worker_pid");
-   if (delayed_ms) {
-      BSON_APPEND_DATE_TIME (&child, "delayed", delayed_ms);
-   } else {
-      BSON_APPEND_NULL (&child, "delayed");
-   }
-   bson_append_document_end (update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (update, "$inc", &child);
-   BSON_APPEND_INT32 (&child, "attempts", -1);
-   bson_append_document_end (update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
-   BSON_APPEND_UTF8 (&child, "started", "");
-   BSON_APPEND_UTF8 (&child, "heartbeat", "");
-   bson_append_document_end (update, &child);
-}
-
 /* Puts a claimed task back as it was before the claim, not counting the
  * attempt, to be tried again after `seconds`. */
 static void
@@ -197,8 +139,8 @@ give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *w
 {
    bson_t update;
 
-   mt_give_back_update (&update, mt_worker_server_now (worker) + (int64_t) (seconds * 1000.0));
-   mt_worker_log (worker, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
+   mt_give_back_update (&update, mt_server_now (&worker->ctx) + (int64_t) (seconds * 1000.0));
+   mt_log (&worker->ctx, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
    write_outcome (worker, run, &update);
    bson_destroy (&update);
 }
@@ -242,7 +184,7 @@ take_declared_accounts (mt_worker_t *worker, mt_running_t *run)
       fail_claimed (worker, run, &why);
       return false;
    }
-   ok = mt_locks_acquire_sorted (run->client, worker->db, &owner, sorted, NULL, &error);
+   ok = mt_locks_acquire_sorted (run->client, worker->ctx.db, &owner, sorted, NULL, &error);
    if (ok) {
       run->declared = sorted;
       mt_run_held_update (run, sorted, true);
@@ -250,7 +192,7 @@ take_declared_accounts (mt_worker_t *worker, mt_running_t *run)
    }
    mt_strv_free (sorted);
    if (error.domain != MT_ERROR_LOCK) {
-      mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot take its accounts: %s", run->parsed.id_str, error.message);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot take its accounts: %s", run->parsed.id_str, error.message);
    }
    give_back (worker, run, busy_delay (), error.message);
    return false;
@@ -275,14 +217,14 @@ take_slot (mt_worker_t *worker, mt_running_t *run)
       return true;
    }
    error.domain = 0;
-   if (mt_slot_acquire (worker, run->client, pool, &owner, &got, slot_id, sizeof slot_id, &error) && got) {
+   if (mt_slot_acquire (&worker->ctx, run->client, pool, &owner, &got, slot_id, sizeof slot_id, &error) && got) {
       /* Running, in the pool's sense, from now: the task says which slot,
        * and `started` is when it got it. */
       bson_t *update = BCON_NEW ("$set", "{", "slot", slot_id, "}", "$currentDate", "{", "started", BCON_BOOL (true), "}");
 
       run->pool = pool;
-      if (!mt_store_update_claimed (run->tasks, &run->parsed, worker->worker_id, update, &error)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot record its slot: %s", run->parsed.id_str, error.message);
+      if (!mt_store_update_claimed (run->tasks, &run->parsed, worker->ctx.worker_id, update, &error)) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot record its slot: %s", run->parsed.id_str, error.message);
       }
       bson_destroy (update);
       return true;
@@ -290,11 +232,11 @@ take_slot (mt_worker_t *worker, mt_running_t *run)
    if (!got && error.domain == 0) {
       give_back (worker, run, busy_delay () / 2, "no free slot in its pool");
    } else {
-      mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot take a slot of pool '%s': %s", run->parsed.id_str, pool, error.message);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot take a slot of pool '%s': %s", run->parsed.id_str, pool, error.message);
       give_back (worker, run, 5.0, error.message);
    }
    if (run->held && run->held[0]) {
-      mt_locks_release_all (run->client, worker->db, &owner, &error);
+      mt_locks_release_all (run->client, worker->ctx.db, &owner, &error);
    }
    return false;
 }
@@ -315,17 +257,17 @@ release_leftovers (mt_worker_t *worker, mt_running_t *run)
       }
    }
    if (forgotten[0]) {
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                   MT_LOG_WARNING,
                   "task %s (%s) still held account lock(s) %s when process() returned; released them",
                   run->parsed.id_str,
                   run->parsed.type,
                   forgotten);
    }
-   if (run->held && run->held[0] && mt_locks_release_all (run->client, worker->db, &owner, &error) < 0) {
+   if (run->held && run->held[0] && mt_locks_release_all (run->client, worker->ctx.db, &owner, &error) < 0) {
       /* Not a lock any more once the run is over: the next taker takes it
        * over. Say so and go on. */
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                   MT_LOG_WARNING,
                   "task %s: cannot release its account locks (%s); they lapse now that the task has ended",
                   run->parsed.id_str,
@@ -338,7 +280,7 @@ slot_set (mt_worker_t *worker, int slot, const mt_running_t *run, pid_t child)
 {
    mt_slot_t *s = &worker->slots[slot];
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    if (run && !s->busy) {
       bson_value_copy (&run->parsed.id, &s->id);
       bson_strncpy (s->id_str, run->parsed.id_str, sizeof s->id_str);
@@ -351,7 +293,7 @@ slot_set (mt_worker_t *worker, int slot, const mt_running_t *run, pid_t child)
       s->run = NULL;
    }
    s->child = child;
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
 }
 
 /* process() and the log line about it. */
@@ -368,14 +310,14 @@ call_process (mt_worker_t *worker, mt_running_t *run, const mt_plugin_entry_t *p
                       run->parsed.type);
    }
    if (ok) {
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                      MT_LOG_DEBUG,
                      "task %s (%s): %s",
                      run->parsed.id_str,
                      run->parsed.type,
                      run->delayed ? "delayed" : (run->status ? run->status : MT_STATUS_FINISHED));
    } else {
-      mt_worker_log (worker, MT_LOG_WARNING, "task %s (%s) failed: %s", run->parsed.id_str, run->parsed.type, failure->message);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "task %s (%s) failed: %s", run->parsed.id_str, run->parsed.type, failure->message);
    }
    return ok;
 }
@@ -401,8 +343,8 @@ create_successor (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
    if (bson_iter_init (&iter, update) && bson_iter_find_descendant (&iter, "$set.next", &next)) {
       BSON_APPEND_VALUE (&ended, "next", bson_iter_value (&next));
    }
-   if (!mt_schedule_create_successor (worker, run->client, &ended, false, &error)) {
-      mt_worker_log (worker,
+   if (!mt_schedule_create_successor (&worker->ctx, run->client, &ended, false, &error)) {
+      mt_log (&worker->ctx,
                      MT_LOG_WARNING,
                      "task %s: cannot create its next run yet (%s); the upkeep tick will",
                      run->parsed.id_str,
@@ -425,8 +367,8 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
       mt_failpoint ("outcome-written");
       /* A task of a staged group counts toward its stage. Upkeep counts it
        * if this fails. */
-      if (!mt_group_task_ended_doc (run->client, worker->db, &run->doc, &error)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", run->parsed.id_str, error.message);
+      if (!mt_group_task_ended_doc (run->client, worker->ctx.db, &run->doc, &error)) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", run->parsed.id_str, error.message);
       }
       if (mt_task_repeats (&run->parsed)) {
          create_successor (worker, run, &update);
@@ -434,8 +376,8 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
       if (worker->archive) {
          bool moved;
 
-         if (!mt_archive_move (run->client, worker->db, &run->parsed.id, &moved, &error)) {
-            mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot archive it yet (%s); the next sweep will", run->parsed.id_str, error.message);
+         if (!mt_archive_move (run->client, worker->ctx.db, &run->parsed.id, &moved, &error)) {
+            mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot archive it yet (%s); the next sweep will", run->parsed.id_str, error.message);
          }
       }
    }
@@ -443,16 +385,16 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
    if (run->pool) {
       bson_error_t error;
 
-      if (!mt_slot_release (run->client, worker->db, &run->parsed.id, run->parsed.attempts, &error)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot free its slot yet (%s); it is taken back later", run->parsed.id_str, error.message);
+      if (!mt_slot_release (run->client, worker->ctx.db, &run->parsed.id, run->parsed.attempts, &error)) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot free its slot yet (%s); it is taken back later", run->parsed.id_str, error.message);
       }
    }
    if (child_died) {
       mt_lock_owner_t owner = mt_run_owner (run);
       bson_error_t error;
 
-      if (mt_locks_release_all (run->client, worker->db, &owner, &error) < 0) {
-         mt_worker_log (worker, MT_LOG_WARNING, "task %s: cannot release its account locks (%s); they lapse now", run->parsed.id_str, error.message);
+      if (mt_locks_release_all (run->client, worker->ctx.db, &owner, &error) < 0) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: cannot release its account locks (%s); they lapse now", run->parsed.id_str, error.message);
       }
    } else {
       release_leftovers (worker, run);
@@ -488,7 +430,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
       }
       mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
       run->client = client;
-      run->tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+      run->tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
       ok = call_process (worker, run, plugin, &child_failure);
       finish (worker, run, ok, &child_failure, false);
       mongoc_collection_destroy (run->tasks);
@@ -533,7 +475,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
                       "process() ended its process with exit status %d",
                       WIFEXITED (status) ? WEXITSTATUS (status) : -1);
    }
-   mt_worker_log (worker, MT_LOG_WARNING, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, failure->message);
+   mt_log (&worker->ctx, MT_LOG_WARNING, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, failure->message);
    return false;
 }
 
@@ -570,7 +512,7 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
                       MT_ERROR_PLUGIN,
                       MT_PLUGIN_ERROR_INVALID,
                       "worker '%s' claimed task type '%s' it has no plugin for",
-                      worker->worker_id,
+                      worker->ctx.worker_id,
                       run.parsed.type);
       fail_claimed (worker, &run, &failure);
       goto cleanup;
@@ -587,9 +529,9 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
    if (ahead && !run.pool) {
       /* Not worth a write of its own: the outcome's carries it. A task in
        * a pool got `started` with its slot. */
-      run.started_ms = mt_worker_server_now (worker);
+      run.started_ms = mt_server_now (&worker->ctx);
    }
-   mt_worker_log (worker,
+   mt_log (&worker->ctx,
                   MT_LOG_DEBUG,
                   "task %s (%s) on queue '%s': attempt %" PRId32 " started",
                   run.parsed.id_str,
@@ -626,15 +568,13 @@ typedef struct {
 } watch_t;
 
 void
-mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client)
+mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client)
 {
-   mongoc_collection_t *slots = mongoc_client_get_collection (client, worker->db, MT_SLOTS_COLLECTION);
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
    watch_t *seen = bson_malloc0 ((size_t) worker->concurrency * sizeof *seen);
    bson_value_t *ids = bson_malloc0 ((size_t) worker->concurrency * sizeof *ids);
    int n = 0;
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    for (int i = 0; i < worker->concurrency; i++) {
       mt_slot_t *s = &worker->slots[i];
 
@@ -645,41 +585,21 @@ mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client)
          n++;
       }
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
 
    /* Ask the database without holding the lock. */
    for (int i = 0; i < n; i++) {
-      bson_t filter = BSON_INITIALIZER;
-      mongoc_cursor_t *cursor;
-      const bson_t *doc;
-      bson_iter_t iter;
+      mt_slot_state_t state;
 
-      BSON_APPEND_VALUE (&filter, "task", &ids[i]);
-      BSON_APPEND_INT32 (&filter, "attempt", seen[i].attempts);
-      cursor = mongoc_collection_find_with_opts (slots, &filter, NULL, NULL);
-      if (mongoc_cursor_next (cursor, &doc)) {
-         seen[i].holds = true;
-         if (bson_iter_init_find (&iter, doc, "keepalive") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
-            seen[i].keepalive = bson_iter_date_time (&iter);
-         }
-      } else if (mongoc_cursor_error (cursor, NULL)) {
-         seen[i].holds = true; /* unknown: assume nothing happened */
-      }
-      mongoc_cursor_destroy (cursor);
-      bson_destroy (&filter);
-      if (!seen[i].holds) {
-         bson_t by_id = BSON_INITIALIZER;
-
-         BSON_APPEND_VALUE (&by_id, "_id", &ids[i]);
-         BSON_APPEND_UTF8 (&by_id, "status", MT_STATUS_CANCELLED);
-         seen[i].cancelled = mongoc_collection_count_documents (tasks, &by_id, NULL, NULL, NULL, NULL) > 0;
-         bson_destroy (&by_id);
-      }
+      mt_slot_state (client, worker->ctx.db, &ids[i], seen[i].attempts, &state);
+      seen[i].holds = state.holds;
+      seen[i].keepalive = state.keepalive;
+      seen[i].cancelled = state.cancelled;
       bson_value_destroy (&ids[i]);
    }
 
    /* Callbacks, for the runs that are still the same. */
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    for (int i = 0; i < n; i++) {
       mt_running_t *run = seen[i].run;
       const mt_plugin_t *d = NULL;
@@ -708,7 +628,7 @@ mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client)
          continue;
       }
       run->should_stop = true;
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                      MT_LOG_WARNING,
                      "task %s (%s): %s",
                      run->parsed.id_str,
@@ -721,9 +641,7 @@ mt_slots_watch (mt_worker_t *worker, mongoc_client_t *client)
          d->on_stop (&run->base, run->plugin->state);
       }
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    bson_free (seen);
    bson_free (ids);
-   mongoc_collection_destroy (slots);
-   mongoc_collection_destroy (tasks);
 }

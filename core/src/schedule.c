@@ -14,33 +14,13 @@
  * ended, so they do not drift; after downtime the successor is the first
  * time on the grid that is still ahead, so a missed stretch costs one late
  * run, not one per missed time. */
-#include "worker-private.h"
+#include "mtask-private.h"
 #include "cron.h"
 
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-
-void
-mt_failpoint (const char *name)
-{
-   /* Tests kill the worker at named points between two writes, the way a
-    * power cut would: MTASK_FAILPOINT=archive-copied,... */
-   const char *list = getenv ("MTASK_FAILPOINT");
-   size_t len = strlen (name);
-
-   for (const char *p = list; p && *p;) {
-      const char *end = strchr (p, ',');
-      size_t n = end ? (size_t) (end - p) : strlen (p);
-
-      if (n == len && !strncmp (p, name, len)) {
-         fprintf (stderr, "mtask: failpoint '%s': killing the worker\n", name);
-         raise (SIGKILL);
-      }
-      p = end ? end + 1 : NULL;
-   }
-}
 
 bool
 mt_task_repeats (const mt_task_doc_t *task)
@@ -190,10 +170,10 @@ successor_doc (const bson_t *ended, const mt_task_doc_t *task, const bson_oid_t 
 }
 
 bool
-mt_schedule_create_successor (mt_worker_t *worker, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error)
+mt_schedule_create_successor (mt_context_t *ctx, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
-   mongoc_collection_t *completed = mongoc_client_get_collection (client, worker->db, MT_COMPLETED_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *completed = mongoc_client_get_collection (client, ctx->db, MT_COMPLETED_COLLECTION);
    bson_iter_t iter, next;
    bson_oid_t id, holder;
    int64_t at = 0;
@@ -243,7 +223,7 @@ mt_schedule_create_successor (mt_worker_t *worker, mongoc_client_t *client, cons
          }
       }
       if (!found) {
-         successor_doc (ended, &task, &id, at, mt_worker_server_now (worker), &doc);
+         successor_doc (ended, &task, &id, at, mt_server_now (ctx), &doc);
          ok = mt_task_insert (tasks, &doc, &inserted, &holder, error);
          if (!ok && (error->code == 11000 || error->code == 11001)) {
             ok = true; /* created before: by us before a crash, or by upkeep */
@@ -276,7 +256,7 @@ mt_schedule_create_successor (mt_worker_t *worker, mongoc_client_t *client, cons
       bson_destroy (&update);
    }
    if (ok && skipped[0]) {
-      mt_worker_log (worker, MT_LOG_WARNING, "a repeating task's series ends: no successor: %s", skipped);
+      mt_log (ctx, MT_LOG_WARNING, "a repeating task's series ends: no successor: %s", skipped);
    }
 
 cleanup:
@@ -301,9 +281,9 @@ append_ended (bson_t *filter)
 }
 
 bool
-mt_schedule_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
+mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
    bson_t *opts = BCON_NEW ("limit", BCON_INT64 (100));
    mongoc_cursor_t *cursor;
    const bson_t *doc;
@@ -336,7 +316,7 @@ mt_schedule_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *
       bson_append_document_end (&plan, &set);
       BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
       if (mt_task_doc_parse (doc, &task, &why)) {
-         mt_schedule_append_next (&set, &task, cancelled, mt_worker_server_now (worker));
+         mt_schedule_append_next (&set, &task, cancelled, mt_server_now (ctx));
       } else {
          BSON_APPEND_NULL (&set, "next");
       }
@@ -356,7 +336,7 @@ mt_schedule_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *
 
       cursor = mongoc_collection_find_with_opts (tasks, f, opts, NULL);
       while (ok && mongoc_cursor_next (cursor, &doc)) {
-         ok = mt_schedule_create_successor (worker, client, doc, true, error);
+         ok = mt_schedule_create_successor (ctx, client, doc, true, error);
       }
       if (ok && mongoc_cursor_error (cursor, error)) {
          ok = false;

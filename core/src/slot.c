@@ -6,7 +6,7 @@
  * whose holder's run is over, or whose keepalive is older than the pool's
  * timeout, is a compare-and-swap on the holder seen. So a slot has one
  * holder, and a pool never runs more tasks than it has slots. */
-#include "worker-private.h"
+#include "mtask-private.h"
 
 #include <string.h>
 
@@ -64,9 +64,9 @@ mt_pool_set (mongoc_client_t *client, const char *db, const char *name, int32_t 
 /* Fails the run that holds a timed-out slot: CREATED to retry, or FAILED on
  * its last attempt; only that very run (worker and attempt). */
 static bool
-time_out_holder (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slot, double timeout, bson_error_t *error)
+time_out_holder (mt_context_t *ctx, mongoc_client_t *client, const bson_t *slot, double timeout, bson_error_t *error)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
    bson_t filter = BSON_INITIALIZER, task;
    bson_iter_t iter;
    int32_t attempt = 0, max;
@@ -110,7 +110,7 @@ time_out_holder (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slo
       if (bson_iter_init_find (&iter, &task, "type") && BSON_ITER_HOLDS_UTF8 (&iter)) {
          type = bson_iter_utf8 (&iter, NULL);
       }
-      max = mt_worker_max_attempts (worker, type, task_max);
+      max = mt_retry_max_attempts (ctx, type, task_max);
       bson_set_error (&why,
                       MT_ERROR_TASK,
                       MT_TASK_ERROR_TIMEOUT,
@@ -131,7 +131,7 @@ time_out_holder (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slo
       ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, error);
       bson_destroy (&update);
       if (ok && attempt >= max) {
-         ok = mt_group_task_ended_doc (client, worker->db, &task, error);
+         ok = mt_group_task_ended_doc (client, ctx->db, &task, error);
       }
    }
    bson_destroy (&task);
@@ -206,13 +206,13 @@ read_pool (mongoc_client_t *client, const char *db, const char *pool, int32_t *s
 /* Whether a held slot can be taken back: its run is over, or it timed out
  * (then its run is failed first). */
 static bool
-reclaimable (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slot, double timeout, bool *yes, bson_error_t *error)
+reclaimable (mt_context_t *ctx, mongoc_client_t *client, const bson_t *slot, double timeout, bool *yes, bson_error_t *error)
 {
    bson_iter_t iter;
    bool live;
 
    *yes = false;
-   if (!mt_run_is_live (client, worker->db, slot, &live, error)) {
+   if (!mt_run_is_live (client, ctx->db, slot, &live, error)) {
       return false;
    }
    if (!live) {
@@ -220,15 +220,15 @@ reclaimable (mt_worker_t *worker, mongoc_client_t *client, const bson_t *slot, d
       return true;
    }
    if (timeout > 0 && bson_iter_init_find (&iter, slot, "keepalive") && BSON_ITER_HOLDS_DATE_TIME (&iter) &&
-       bson_iter_date_time (&iter) < mt_worker_server_now (worker) - (int64_t) (timeout * 1000)) {
+       bson_iter_date_time (&iter) < mt_server_now (ctx) - (int64_t) (timeout * 1000)) {
       *yes = true;
-      return time_out_holder (worker, client, slot, timeout, error);
+      return time_out_holder (ctx, client, slot, timeout, error);
    }
    return true;
 }
 
 bool
-mt_slot_acquire (mt_worker_t *worker,
+mt_slot_acquire (mt_context_t *ctx,
                  mongoc_client_t *client,
                  const char *pool,
                  const mt_lock_owner_t *owner,
@@ -237,7 +237,7 @@ mt_slot_acquire (mt_worker_t *worker,
                  size_t slot_id_size,
                  bson_error_t *error)
 {
-   mongoc_collection_t *slots = mongoc_client_get_collection (client, worker->db, MT_SLOTS_COLLECTION);
+   mongoc_collection_t *slots = mongoc_client_get_collection (client, ctx->db, MT_SLOTS_COLLECTION);
    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
    bson_t *filter = NULL, *sort = BCON_NEW ("index", BCON_INT32 (1)), reply, update = BSON_INITIALIZER, child;
    bson_iter_t iter;
@@ -246,7 +246,7 @@ mt_slot_acquire (mt_worker_t *worker,
    bool ok, found;
 
    *got = false;
-   ok = read_pool (client, worker->db, pool, &size, &timeout, &found, error);
+   ok = read_pool (client, ctx->db, pool, &size, &timeout, &found, error);
    if (ok && !found) {
       ok = slot_error (error, MT_CONFIG_ERROR_NOT_FOUND, "no pool '%s'; declare it with mtaskctl pool set", pool);
    }
@@ -301,7 +301,7 @@ mt_slot_acquire (mt_worker_t *worker,
          bool yes = false;
 
          if (ok && !*got) {
-            ok = reclaimable (worker, client, seen[i], timeout, &yes, error);
+            ok = reclaimable (ctx, client, seen[i], timeout, &yes, error);
             if (ok && yes) {
                bson_iter_t id;
 
@@ -407,9 +407,9 @@ mt_slot_stop (mongoc_client_t *client, const char *db, const bson_oid_t *task_id
 }
 
 bool
-mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
+mt_slots_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
 {
-   mongoc_collection_t *slots = mongoc_client_get_collection (client, worker->db, MT_SLOTS_COLLECTION);
+   mongoc_collection_t *slots = mongoc_client_get_collection (client, ctx->db, MT_SLOTS_COLLECTION);
    bson_t *held = BCON_NEW ("task", "{", "$ne", BCON_NULL, "}");
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (slots, held, NULL, NULL);
    const bson_t *slot;
@@ -433,10 +433,10 @@ mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *err
          pool = bson_iter_utf8 (&iter, NULL);
       }
       if (ok && pool) {
-         ok = read_pool (client, worker->db, pool, &size, &timeout, &found, error);
+         ok = read_pool (client, ctx->db, pool, &size, &timeout, &found, error);
       }
       if (ok && found) {
-         ok = reclaimable (worker, client, seen[i], timeout, &yes, error);
+         ok = reclaimable (ctx, client, seen[i], timeout, &yes, error);
       }
       if (ok && yes) {
          ok = free_slot_cas (slots, seen[i], NULL, &done, error);
@@ -447,4 +447,40 @@ mt_slots_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *err
    bson_destroy (held);
    mongoc_collection_destroy (slots);
    return ok;
+}
+
+void
+mt_slot_state (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, mt_slot_state_t *state)
+{
+   mongoc_collection_t *slots = mongoc_client_get_collection (client, db, MT_SLOTS_COLLECTION);
+   bson_t filter = BSON_INITIALIZER;
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bson_iter_t iter;
+
+   memset (state, 0, sizeof *state);
+   BSON_APPEND_VALUE (&filter, "task", task_id);
+   BSON_APPEND_INT32 (&filter, "attempt", attempt);
+   cursor = mongoc_collection_find_with_opts (slots, &filter, NULL, NULL);
+   if (mongoc_cursor_next (cursor, &doc)) {
+      state->holds = true;
+      if (bson_iter_init_find (&iter, doc, "keepalive") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+         state->keepalive = bson_iter_date_time (&iter);
+      }
+   } else if (mongoc_cursor_error (cursor, NULL)) {
+      state->holds = true; /* unknown: assume nothing happened */
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (&filter);
+   if (!state->holds) {
+      mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+      bson_t by_id = BSON_INITIALIZER;
+
+      BSON_APPEND_VALUE (&by_id, "_id", task_id);
+      BSON_APPEND_UTF8 (&by_id, "status", MT_STATUS_CANCELLED);
+      state->cancelled = mongoc_collection_count_documents (tasks, &by_id, NULL, NULL, NULL, NULL) > 0;
+      bson_destroy (&by_id);
+      mongoc_collection_destroy (tasks);
+   }
+   mongoc_collection_destroy (slots);
 }

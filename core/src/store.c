@@ -7,21 +7,6 @@
 #include <string.h>
 
 bool
-mt_error_is_network (const bson_error_t *error)
-{
-   return error->domain == MONGOC_ERROR_STREAM || error->domain == MONGOC_ERROR_SERVER_SELECTION;
-}
-
-int64_t
-mt_now_ms (void)
-{
-   struct timeval tv;
-
-   bson_gettimeofday (&tv);
-   return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-bool
 mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
 {
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);

@@ -13,7 +13,7 @@
  * synchronizer found with `stage_task` null is finished off by the next
  * check. Advancing is one conditional update on (status, actual_stage):
  * however many callers check at once, one advances. */
-#include "worker-private.h"
+#include "mtask-private.h"
 
 #include <string.h>
 
@@ -443,11 +443,11 @@ cleanup:
 }
 
 bool
-mt_sync_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *error)
+mt_sync_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
 {
-   mongoc_collection_t *syncs = mongoc_client_get_collection (client, worker->db, MT_SYNCHRONIZERS_COLLECTION);
+   mongoc_collection_t *syncs = mongoc_client_get_collection (client, ctx->db, MT_SYNCHRONIZERS_COLLECTION);
    bson_t *filter = BCON_NEW ("$or", "[", "{", "status", "running", "}", "{", "status", "stand_by", "start_at", "{", "$lte",
-                              BCON_DATE_TIME (mt_worker_server_now (worker)), "}", "}", "]");
+                              BCON_DATE_TIME (mt_server_now (ctx)), "}", "}", "]");
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (syncs, filter, NULL, NULL);
    const bson_t *doc;
    char **names = NULL, **starting = NULL;
@@ -480,10 +480,10 @@ mt_sync_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *erro
    for (size_t i = 0; ok && i < m; i++) {
       bson_error_t why;
 
-      if (!mt_sync_begin_stage (client, worker->db, starting[i], NULL, &why)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "synchronizer '%s' cannot begin: %s", starting[i], why.message);
+      if (!mt_sync_begin_stage (client, ctx->db, starting[i], NULL, &why)) {
+         mt_log (ctx, MT_LOG_WARNING, "synchronizer '%s' cannot begin: %s", starting[i], why.message);
       } else {
-         mt_worker_log (worker, MT_LOG_INFO, "synchronizer '%s' began", starting[i]);
+         mt_log (ctx, MT_LOG_INFO, "synchronizer '%s' began", starting[i]);
       }
    }
    /* upkeep: check_completion of each running one. */
@@ -491,10 +491,10 @@ mt_sync_upkeep (mt_worker_t *worker, mongoc_client_t *client, bson_error_t *erro
       bool advanced;
       bson_error_t why;
 
-      if (!mt_sync_check_completion (client, worker->db, names[i], &advanced, &why)) {
-         mt_worker_log (worker, MT_LOG_WARNING, "synchronizer '%s': %s", names[i], why.message);
+      if (!mt_sync_check_completion (client, ctx->db, names[i], &advanced, &why)) {
+         mt_log (ctx, MT_LOG_WARNING, "synchronizer '%s': %s", names[i], why.message);
       } else if (advanced) {
-         mt_worker_log (worker, MT_LOG_INFO, "synchronizer '%s' completed a stage", names[i]);
+         mt_log (ctx, MT_LOG_INFO, "synchronizer '%s' completed a stage", names[i]);
       }
    }
    mt_strv_free (names);

@@ -1,9 +1,12 @@
-/* Task documents: what a claimed document must hold, and the words that
- * explain what it lacks. */
+/* Task documents: what a claimed document must hold, the words that
+ * explain what it lacks, and the pieces of the updates that move a task
+ * through its lifecycle (its error and error history, a give-back). */
 #include "mtask-private.h"
 #include "cron.h"
 
 #include <string.h>
+
+#define MT_ERROR_HISTORY 5 /* failures kept in a task's `errors` */
 
 const char *
 mt_bson_type_name (bson_type_t type)
@@ -401,4 +404,61 @@ mt_task_doc_malformed_filter (bson_t *or_array)
    bson_append_document_end (&field, &not);
    bson_append_document_end (&clause, &field);
    bson_append_document_end (or_array, &clause);
+}
+
+void
+mt_append_error (bson_t *doc, const char *key, const bson_error_t *error)
+{
+   bson_t child;
+
+   BSON_APPEND_DOCUMENT_BEGIN (doc, key, &child);
+   BSON_APPEND_INT32 (&child, "domain", (int32_t) error->domain);
+   BSON_APPEND_INT32 (&child, "code", (int32_t) error->code);
+   BSON_APPEND_UTF8 (&child, "message", error->message);
+   bson_append_document_end (doc, &child);
+}
+
+void
+mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt)
+{
+   bson_t push, errors, each, item;
+
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$push", &push);
+   BSON_APPEND_DOCUMENT_BEGIN (&push, "errors", &errors);
+   BSON_APPEND_ARRAY_BEGIN (&errors, "$each", &each);
+   BSON_APPEND_DOCUMENT_BEGIN (&each, "0", &item);
+   BSON_APPEND_INT32 (&item, "attempt", attempt);
+   BSON_APPEND_INT32 (&item, "domain", (int32_t) error->domain);
+   BSON_APPEND_INT32 (&item, "code", (int32_t) error->code);
+   BSON_APPEND_UTF8 (&item, "message", error->message);
+   BSON_APPEND_DATE_TIME (&item, "at", mt_now_ms ());
+   bson_append_document_end (&each, &item);
+   bson_append_array_end (&errors, &each);
+   BSON_APPEND_INT32 (&errors, "$slice", -MT_ERROR_HISTORY);
+   bson_append_document_end (&push, &errors);
+   bson_append_document_end (update, &push);
+}
+
+void
+mt_give_back_update (bson_t *update, int64_t delayed_ms)
+{
+   bson_t child;
+
+   bson_init (update);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &child);
+   BSON_APPEND_UTF8 (&child, "status", MT_STATUS_CREATED);
+   BSON_APPEND_NULL (&child, "worker_pid");
+   if (delayed_ms) {
+      BSON_APPEND_DATE_TIME (&child, "delayed", delayed_ms);
+   } else {
+      BSON_APPEND_NULL (&child, "delayed");
+   }
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$inc", &child);
+   BSON_APPEND_INT32 (&child, "attempts", -1);
+   bson_append_document_end (update, &child);
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
+   BSON_APPEND_UTF8 (&child, "started", "");
+   BSON_APPEND_UTF8 (&child, "heartbeat", "");
+   bson_append_document_end (update, &child);
 }

@@ -24,37 +24,6 @@
 
 #define MT_SWEEP_INTERVAL_US (5 * 1000 * 1000)
 
-void
-mt_worker_log (mt_worker_t *worker, mt_log_level_t level, const char *format, ...)
-{
-   char message[2048];
-   va_list args;
-
-   if (!worker->log_func || level > worker->log_level) {
-      return;
-   }
-   va_start (args, format);
-   vsnprintf (message, sizeof message, format, args);
-   va_end (args);
-   worker->log_func (level, message, worker->log_data);
-}
-
-const char *
-mt_log_level_name (mt_log_level_t level)
-{
-   switch (level) {
-   case MT_LOG_ERROR:
-      return "error";
-   case MT_LOG_WARNING:
-      return "warning";
-   case MT_LOG_INFO:
-      return "info";
-   case MT_LOG_DEBUG:
-   default:
-      return "debug";
-   }
-}
-
 const char *
 mt_default_plugin_dir (void)
 {
@@ -83,22 +52,6 @@ mt_worker_config_init (mt_worker_config_t *config)
 /* Whether a caller's config struct (maybe from an older header) has `field`. */
 #define CONFIG_HAS(config, field) \
    ((config)->struct_size >= offsetof (mt_worker_config_t, field) + sizeof ((config)->field))
-
-static char **
-strv_copy (const char *const *strv)
-{
-   size_t n = 0;
-   char **copy;
-
-   while (strv && strv[n]) {
-      n++;
-   }
-   copy = bson_malloc0 ((n + 1) * sizeof *copy);
-   for (size_t i = 0; i < n; i++) {
-      copy[i] = bson_strdup (strv[i]);
-   }
-   return copy;
-}
 
 static bool
 config_invalid (bson_error_t *error, const char *message)
@@ -168,19 +121,6 @@ config_check (const mt_worker_config_t *config, bson_error_t *error)
    return true;
 }
 
-static void
-strings_to_array (char *const *strv, bson_t *array)
-{
-   char key[16];
-   const char *k;
-
-   bson_init (array);
-   for (uint32_t i = 0; strv[i]; i++) {
-      bson_uint32_to_string (i, &k, key, sizeof key);
-      bson_append_utf8 (array, k, -1, strv[i], -1);
-   }
-}
-
 static char *
 generate_worker_id (void)
 {
@@ -206,38 +146,26 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
 
    worker = bson_malloc0 (sizeof *worker);
    worker->wake_pipe[0] = worker->wake_pipe[1] = -1;
-   pthread_mutex_init (&worker->mutex, NULL);
-   {
-      /* Deadlines are on the monotonic clock, so the cond must be too. */
-      pthread_condattr_t attr;
-
-      pthread_condattr_init (&attr);
-      pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-      pthread_cond_init (&worker->cond, &attr);
-      pthread_condattr_destroy (&attr);
-   }
+   mt_context_init (&worker->ctx);
    bson_init (&worker->queues_array);
    bson_init (&worker->types_array);
 
-   worker->db = bson_strdup (config->db);
-   worker->queues = strv_copy (config->queue_names);
-   worker->worker_id = config->worker_id ? bson_strdup (config->worker_id) : generate_worker_id ();
+   worker->ctx.db = bson_strdup (config->db);
+   worker->queues = mt_strv_copy (config->queue_names);
+   worker->ctx.worker_id = config->worker_id ? bson_strdup (config->worker_id) : generate_worker_id ();
    worker->concurrency = config->concurrency;
    worker->poll_interval_ms = config->poll_interval_ms;
    worker->once = config->once;
-   worker->log_func = config->log_func;
-   worker->log_data = config->log_data;
-   worker->log_level = config->log_level;
-   worker->lease_ms = 30 * 1000;
+   worker->ctx.log_func = config->log_func;
+   worker->ctx.log_data = config->log_data;
+   worker->ctx.log_level = config->log_level;
    worker->grace_ms = 30 * 1000;
-   worker->max_attempts = 3;
-   worker->retry_backoff_ms = 2000;
    worker->isolate = MT_ISOLATE_NONE;
    if (CONFIG_HAS (config, isolate)) {
-      worker->lease_ms = config->lease_ms;
+      worker->ctx.lease_ms = config->lease_ms;
       worker->grace_ms = config->grace_ms;
-      worker->max_attempts = config->max_attempts;
-      worker->retry_backoff_ms = config->retry_backoff_ms;
+      worker->ctx.max_attempts = config->max_attempts;
+      worker->ctx.retry_backoff_ms = config->retry_backoff_ms;
       worker->isolate = config->isolate;
    }
    if (CONFIG_HAS (config, archive)) {
@@ -276,12 +204,17 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    }
    worker->types = bson_malloc0 ((mt_plugin_set_count (worker->plugins) + 1) * sizeof (char *));
    for (size_t i = 0; i < mt_plugin_set_count (worker->plugins); i++) {
-      worker->types[i] = bson_strdup (mt_plugin_set_at (worker->plugins, i)->descriptor->type);
+      const mt_plugin_t *d = mt_plugin_set_at (worker->plugins, i)->descriptor;
+
+      worker->types[i] = bson_strdup (d->type);
+      if (d->struct_size >= offsetof (mt_plugin_t, max_attempts) + sizeof (int32_t) && d->max_attempts > 0) {
+         mt_retry_set_budget (&worker->ctx, d->type, d->max_attempts);
+      }
    }
    bson_destroy (&worker->queues_array);
    bson_destroy (&worker->types_array);
-   strings_to_array (worker->queues, &worker->queues_array);
-   strings_to_array (worker->types, &worker->types_array);
+   mt_strv_to_array (worker->queues, &worker->queues_array);
+   mt_strv_to_array (worker->types, &worker->types_array);
 
    /* The worker retries on its own, so the driver need not wait 30 s before
     * it reports an unreachable server; a URI may still say otherwise. */
@@ -315,7 +248,7 @@ fail:
 const char *
 mt_worker_id (const mt_worker_t *worker)
 {
-   return worker->worker_id;
+   return worker->ctx.worker_id;
 }
 
 const char *const *
@@ -340,7 +273,7 @@ mt_worker_destroy (mt_worker_t *worker)
    if (!worker) {
       return;
    }
-   if (mt_worker_is_abandoned (worker)) {
+   if (mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
       /* Threads still run plugin code with this state: the process is
        * about to end; freeing it under them would be worse. */
       return;
@@ -365,10 +298,7 @@ mt_worker_destroy (mt_worker_t *worker)
    bson_destroy (&worker->types_array);
    mt_strv_free (worker->types);
    mt_strv_free (worker->queues);
-   bson_free (worker->worker_id);
-   bson_free (worker->db);
-   pthread_cond_destroy (&worker->cond);
-   pthread_mutex_destroy (&worker->mutex);
+   mt_context_cleanup (&worker->ctx);
    bson_free (worker);
 }
 
@@ -377,33 +307,7 @@ mt_worker_destroy (mt_worker_t *worker)
 static bool
 is_stopping (mt_worker_t *worker)
 {
-   bool stopping;
-
-   pthread_mutex_lock (&worker->mutex);
-   stopping = worker->stopping;
-   pthread_mutex_unlock (&worker->mutex);
-   return stopping;
-}
-
-bool
-mt_worker_wait (mt_worker_t *worker, int64_t ms, const bool *flag)
-{
-   struct timespec deadline;
-   bool set;
-
-   clock_gettime (CLOCK_MONOTONIC, &deadline);
-   deadline.tv_sec += ms / 1000;
-   deadline.tv_nsec += (ms % 1000) * 1000000L;
-   if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-   }
-   pthread_mutex_lock (&worker->mutex);
-   while (!*flag && pthread_cond_timedwait (&worker->cond, &worker->mutex, &deadline) != ETIMEDOUT) {
-   }
-   set = *flag;
-   pthread_mutex_unlock (&worker->mutex);
-   return set;
+   return mt_context_get (&worker->ctx, &worker->ctx.stopping);
 }
 
 /* Waits up to `ms`, or less when the worker is asked to stop. Returns false
@@ -411,7 +315,7 @@ mt_worker_wait (mt_worker_t *worker, int64_t ms, const bool *flag)
 static bool
 idle_wait (mt_worker_t *worker, int64_t ms)
 {
-   return !mt_worker_wait (worker, ms, &worker->stopping);
+   return !mt_context_wait (&worker->ctx, ms, &worker->ctx.stopping);
 }
 
 /* At most one thread sweeps per interval; `force` sweeps now. */
@@ -423,20 +327,20 @@ maybe_sweep (mt_worker_t *worker, mongoc_collection_t *tasks, bool force)
    int64_t marked;
    bool due;
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    due = force || worker->last_sweep_us == 0 || now - worker->last_sweep_us >= MT_SWEEP_INTERVAL_US;
    if (due) {
       worker->last_sweep_us = now;
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    if (!due) {
       return;
    }
    marked = mt_store_sweep (tasks, &worker->queues_array, &error);
    if (marked < 0) {
-      mt_worker_log (worker, MT_LOG_WARNING, "sweep of malformed tasks failed: %s", error.message);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "sweep of malformed tasks failed: %s", error.message);
    } else if (marked > 0) {
-      mt_worker_log (worker, MT_LOG_WARNING, "marked %" PRId64 " malformed task(s) FAILED", marked);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "marked %" PRId64 " malformed task(s) FAILED", marked);
    }
 }
 
@@ -445,21 +349,21 @@ maybe_sweep (mt_worker_t *worker, mongoc_collection_t *tasks, bool force)
 static void
 give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, const bson_value_t *id, int32_t attempts, const char *id_str)
 {
-   mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->worker_id, .attempt = attempts};
+   mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->ctx.worker_id, .attempt = attempts};
    bson_t filter = BSON_INITIALIZER, update;
    bson_error_t error;
 
    BSON_APPEND_VALUE (&filter, "_id", id);
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
-   BSON_APPEND_UTF8 (&filter, "worker_pid", worker->worker_id);
+   BSON_APPEND_UTF8 (&filter, "worker_pid", worker->ctx.worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", attempts);
    mt_give_back_update (&update, 0);
    if (mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error)) {
-      mt_worker_log (worker, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
-      mt_locks_release_all (client, worker->db, &owner, &error);
-      mt_slot_release (client, worker->db, id, attempts, &error);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
+      mt_locks_release_all (client, worker->ctx.db, &owner, &error);
+      mt_slot_release (client, worker->ctx.db, id, attempts, &error);
    } else {
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                      MT_LOG_ERROR,
                      "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
                      id_str,
@@ -469,7 +373,7 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
    bson_destroy (&filter);
 }
 
-/* Gives back what thread `slot` claimed ahead; under worker->mutex. */
+/* Gives back what thread `slot` claimed ahead; under worker->ctx.mutex. */
 static void
 give_back_ahead_locked (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks)
 {
@@ -489,7 +393,7 @@ hold_ahead (mt_worker_t *worker, int slot, const bson_t *docs, size_t n)
 {
    mt_slot_t *s = &worker->slots[slot];
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    for (size_t i = 0; i < n && s->n_ahead < MT_CLAIM_BATCH_MAX; i++) {
       mt_held_t *held = &s->ahead[s->n_ahead];
       bson_iter_t iter;
@@ -503,7 +407,7 @@ hold_ahead (mt_worker_t *worker, int slot, const bson_t *docs, size_t n)
       held->attempts = bson_iter_init_find (&iter, &docs[i], "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
       s->n_ahead++;
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
 }
 
 static bool
@@ -532,7 +436,7 @@ take_ahead (mt_worker_t *worker, int slot, const bson_t *doc)
    if (!bson_iter_init_find (&iter, doc, "_id")) {
       return true; /* never held: mt_run_task fails it as malformed */
    }
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    for (int a = 0; a < s->n_ahead && !found; a++) {
       if (values_equal (bson_iter_value (&iter), &s->ahead[a].id)) {
          found = true;
@@ -541,7 +445,7 @@ take_ahead (mt_worker_t *worker, int slot, const bson_t *doc)
          s->n_ahead--;
       }
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    return found;
 }
 
@@ -551,15 +455,15 @@ thread_main (void *data)
    mt_worker_t *worker = data;
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
    int slot;
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
    int64_t backoff = 0, failing_since = 0, idle_ms = 0;
    bson_t ahead[MT_CLAIM_BATCH_MAX];
    size_t n_ahead = 0, next_ahead = 0, batch = 1;
    uint64_t claims = 0;
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    slot = worker->next_slot++;
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
 
    while (!is_stopping (worker)) {
       bson_error_t error;
@@ -584,14 +488,14 @@ thread_main (void *data)
          /* A backlog: several tasks for one scan of the collection. */
          char token[300];
 
-         bson_snprintf (token, sizeof token, "%s#%d#%" PRIu64, worker->worker_id, slot, ++claims);
+         bson_snprintf (token, sizeof token, "%s#%d#%" PRIu64, worker->ctx.worker_id, slot, ++claims);
          bson_init (&doc);
          ok = mt_store_claim_batch (tasks,
-                                    worker->worker_id,
+                                    worker->ctx.worker_id,
                                     token,
                                     &worker->queues_array,
                                     &worker->types_array,
-                                    mt_worker_server_now (worker),
+                                    mt_server_now (&worker->ctx),
                                     batch,
                                     ahead,
                                     &n_ahead,
@@ -604,10 +508,10 @@ thread_main (void *data)
          }
       } else {
          ok = mt_store_claim (tasks,
-                              worker->worker_id,
+                              worker->ctx.worker_id,
                               &worker->queues_array,
                               &worker->types_array,
-                              mt_worker_server_now (worker),
+                              mt_server_now (&worker->ctx),
                               &doc,
                               &claimed,
                               &error);
@@ -623,17 +527,17 @@ thread_main (void *data)
             failing_since = failing_since ? failing_since : now;
             if (worker->once && now - failing_since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000) {
                /* A --once run (say, from cron) must end: give up. */
-               pthread_mutex_lock (&worker->mutex);
+               pthread_mutex_lock (&worker->ctx.mutex);
                worker->failed = true;
                worker->failure = error;
-               pthread_mutex_unlock (&worker->mutex);
+               pthread_mutex_unlock (&worker->ctx.mutex);
                break;
             }
-            mt_worker_log (worker, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
+            mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
          } else {
             /* A document the claim trips on (e.g. a mistyped field): the
              * sweep takes it out of the way. */
-            mt_worker_log (worker, MT_LOG_ERROR, "claim failed: %s", error.message);
+            mt_log (&worker->ctx, MT_LOG_ERROR, "claim failed: %s", error.message);
             maybe_sweep (worker, tasks, true);
          }
          if (!idle_wait (worker, backoff)) {
@@ -666,9 +570,9 @@ thread_main (void *data)
    }
 
    /* Stopping: what was claimed ahead and not run goes back. */
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    give_back_ahead_locked (worker, slot, client, tasks);
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    while (next_ahead < n_ahead) {
       bson_destroy (&ahead[next_ahead++]);
    }
@@ -676,13 +580,13 @@ thread_main (void *data)
    mongoc_collection_destroy (tasks);
    mongoc_client_pool_push (worker->pool, client);
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    if (--worker->running_threads == 0) {
       /* The last one out tells the main thread (once mode ends here). */
       ssize_t r = write (worker->wake_pipe[1], "d", 1);
       (void) r;
    }
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    return NULL;
 }
 
@@ -697,14 +601,14 @@ prepare (mt_worker_t *worker, bson_error_t *error)
    /* Indexes; this worker's registry document, which also sets our estimate
     * of the server's clock; and the tasks an earlier run of a worker with
     * this id left WORK_IN_PROGRESS (none of them can be running now). */
-   while (!(ok = mt_indexes_ensure (client, worker->db, error) && mt_lease_heartbeat (worker, client, "running", error) &&
-                 mt_lease_reclaim (worker, client, true, error) >= 0)) {
+   while (!(ok = mt_indexes_ensure (client, worker->ctx.db, error) && mt_heartbeat_write (worker, client, "running", error) &&
+                 mt_lease_reclaim (&worker->ctx, client, true, error) >= 0)) {
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
 
       if (!mt_error_is_network (error) || worker->once) {
          break;
       }
-      mt_worker_log (worker, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error->message, backoff);
+      mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error->message, backoff);
       if (poll (&pfd, 1, (int) backoff) > 0) {
          break; /* asked to stop */
       }
@@ -745,9 +649,9 @@ threads_left (mt_worker_t *worker)
 {
    int n;
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    n = worker->running_threads;
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    return n;
 }
 
@@ -757,10 +661,10 @@ static void
 give_back_all (mt_worker_t *worker)
 {
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
    bool threads_busy = false;
 
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    for (int i = 0; i < worker->concurrency; i++) {
       mt_slot_t *slot = &worker->slots[i];
 
@@ -777,8 +681,8 @@ give_back_all (mt_worker_t *worker)
    }
    /* Isolated children are gone: their threads end at once. Threads still
     * inside process() cannot be stopped; the caller must end the process. */
-   worker->abandoned = threads_busy;
-   pthread_mutex_unlock (&worker->mutex);
+   worker->ctx.abandoned = threads_busy;
+   pthread_mutex_unlock (&worker->ctx.mutex);
    mongoc_collection_destroy (tasks);
    mongoc_client_pool_push (worker->pool, client);
 }
@@ -790,12 +694,9 @@ shut_down (mt_worker_t *worker)
 {
    int64_t deadline = bson_get_monotonic_time () + worker->grace_ms * 1000;
 
-   pthread_mutex_lock (&worker->mutex);
-   worker->stopping = true;
-   pthread_cond_broadcast (&worker->cond);
-   pthread_mutex_unlock (&worker->mutex);
+   mt_context_raise (&worker->ctx, &worker->ctx.stopping);
    if (threads_left (worker) > 0) {
-      mt_worker_log (worker,
+      mt_log (&worker->ctx,
                      MT_LOG_INFO,
                      "stopping: no new claims; running tasks have %.0f s to finish, then they are given back "
                      "(stop again to give them back now)",
@@ -806,13 +707,13 @@ shut_down (mt_worker_t *worker)
       char c;
 
       if (left_ms <= 0) {
-         mt_worker_log (worker, MT_LOG_WARNING, "grace period over: giving back the tasks still running");
+         mt_log (&worker->ctx, MT_LOG_WARNING, "grace period over: giving back the tasks still running");
          give_back_all (worker);
          return;
       }
       c = wait_byte (worker, (int) BSON_MIN (left_ms, 100));
       if (c == 's') {
-         mt_worker_log (worker, MT_LOG_WARNING, "stopped again: giving back the tasks still running");
+         mt_log (&worker->ctx, MT_LOG_WARNING, "stopped again: giving back the tasks still running");
          give_back_all (worker);
          return;
       }
@@ -822,58 +723,7 @@ shut_down (mt_worker_t *worker)
 bool
 mt_worker_abandoned (const mt_worker_t *worker)
 {
-   return mt_worker_is_abandoned ((mt_worker_t *) worker);
-}
-
-bool
-mt_worker_is_abandoned (mt_worker_t *worker)
-{
-   bool abandoned;
-
-   pthread_mutex_lock (&worker->mutex);
-   abandoned = worker->abandoned;
-   pthread_mutex_unlock (&worker->mutex);
-   return abandoned;
-}
-
-int64_t
-mt_worker_server_now (mt_worker_t *worker)
-{
-   int64_t offset;
-
-   pthread_mutex_lock (&worker->mutex);
-   offset = worker->clock_offset_ms;
-   pthread_mutex_unlock (&worker->mutex);
-   return mt_now_ms () + offset;
-}
-
-int32_t
-mt_worker_max_attempts (mt_worker_t *worker, const char *type, int32_t task_max)
-{
-   const mt_plugin_entry_t *plugin;
-
-   if (task_max > 0) {
-      return task_max;
-   }
-   plugin = type ? mt_plugin_set_find (worker->plugins, type) : NULL;
-   if (plugin && plugin->descriptor->struct_size >= offsetof (mt_plugin_t, max_attempts) + sizeof (int32_t) &&
-       plugin->descriptor->max_attempts > 0) {
-      return plugin->descriptor->max_attempts;
-   }
-   return worker->max_attempts;
-}
-
-int64_t
-mt_worker_backoff_ms (mt_worker_t *worker, int32_t attempt)
-{
-   double ms = (double) worker->retry_backoff_ms;
-
-   for (int32_t i = 1; i < attempt && ms < 3600e3; i++) {
-      ms *= 2;
-   }
-   ms = BSON_MIN (ms, 3600e3);
-   /* +-25 %, so that tasks failing together do not retry together. */
-   return (int64_t) (ms * (0.75 + (double) (rand () % 501) / 1000.0));
+   return mt_context_get ((mt_context_t *) &worker->ctx, &worker->ctx.abandoned);
 }
 
 bool
@@ -894,7 +744,7 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
                       MT_ERROR_STORE,
                       MT_STORE_ERROR_WRITE,
                       "cannot prepare '%s.tasks' (create its indexes): %s",
-                      worker->db,
+                      worker->ctx.db,
                       cause.message);
       return false;
    }
@@ -903,26 +753,26 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       bson_strncpy (names + strlen (names), i ? ", " : "", sizeof names - strlen (names));
       bson_strncpy (names + strlen (names), worker->types[i], sizeof names - strlen (names));
    }
-   mt_worker_log (worker,
+   mt_log (&worker->ctx,
                MT_LOG_INFO,
                "worker '%s' started: db '%s', %d thread(s), task types: %s%s",
-               worker->worker_id,
-               worker->db,
+               worker->ctx.worker_id,
+               worker->ctx.db,
                worker->concurrency,
                names,
                worker->once ? "; --once" : "");
 
    threads = bson_malloc0 ((size_t) worker->concurrency * sizeof *threads);
-   pthread_mutex_lock (&worker->mutex);
-   worker->stopping = false;
+   pthread_mutex_lock (&worker->ctx.mutex);
+   worker->ctx.stopping = false;
    worker->running_threads = worker->concurrency;
-   pthread_mutex_unlock (&worker->mutex);
+   pthread_mutex_unlock (&worker->ctx.mutex);
    for (int i = 0; i < worker->concurrency; i++) {
       if (pthread_create (&threads[i], NULL, thread_main, worker) != 0) {
          bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "cannot start thread %d: %s", i, strerror (errno));
-         pthread_mutex_lock (&worker->mutex);
+         pthread_mutex_lock (&worker->ctx.mutex);
          worker->running_threads -= worker->concurrency - i;
-         pthread_mutex_unlock (&worker->mutex);
+         pthread_mutex_unlock (&worker->ctx.mutex);
          ok = false;
          mt_worker_stop (worker);
          break;
@@ -930,7 +780,7 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       started++;
    }
 
-   if (ok && !mt_lease_start (worker, error)) {
+   if (ok && !mt_heartbeat_start (worker, error)) {
       ok = false;
       mt_worker_stop (worker);
    }
@@ -939,27 +789,24 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    if (wait_byte (worker, -1) == 's') {
       shut_down (worker);
    }
-   pthread_mutex_lock (&worker->mutex);
-   worker->stopping = true;
-   pthread_cond_broadcast (&worker->cond);
-   pthread_mutex_unlock (&worker->mutex);
+   mt_context_raise (&worker->ctx, &worker->ctx.stopping);
 
-   if (!mt_worker_is_abandoned (worker)) {
+   if (!mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
       for (int i = 0; i < started; i++) {
          pthread_join (threads[i], NULL);
       }
       bson_free (threads);
    }
-   mt_lease_stop (worker);
-   if (mt_worker_is_abandoned (worker)) {
-      mt_worker_log (worker, MT_LOG_WARNING, "worker '%s' stopped, leaving tasks it gave back running", worker->worker_id);
+   mt_heartbeat_stop (worker);
+   if (mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
+      mt_log (&worker->ctx, MT_LOG_WARNING, "worker '%s' stopped, leaving tasks it gave back running", worker->ctx.worker_id);
       return ok;
    }
 
    /* Drain what is left so the next run starts clean. */
    for (char c; read (worker->wake_pipe[0], &c, 1) == 1;) {
    }
-   pthread_mutex_lock (&worker->mutex);
+   pthread_mutex_lock (&worker->ctx.mutex);
    if (worker->failed) {
       bson_set_error (error,
                       MT_ERROR_STORE,
@@ -969,8 +816,8 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       worker->failed = false;
       ok = false;
    }
-   pthread_mutex_unlock (&worker->mutex);
-   mt_worker_log (worker, MT_LOG_INFO, "worker '%s' stopped", worker->worker_id);
+   pthread_mutex_unlock (&worker->ctx.mutex);
+   mt_log (&worker->ctx, MT_LOG_INFO, "worker '%s' stopped", worker->ctx.worker_id);
    return ok;
 }
 

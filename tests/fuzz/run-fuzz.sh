@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if ! out=$(clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
       -I"$root/core/include" -I"$root/core/src" $(pkg-config --cflags libmongoc-1.0) \
-      "$root/tests/fuzz/fuzz-task.c" "$root/core/src/task.c" "$root/core/src/cron.c" \
+      "$root/tests/fuzz/fuzz-task.c" "$root/core/src/task.c" "$root/core/src/cron.c" "$root/core/src/context.c" \
       $(pkg-config --libs libmongoc-1.0) -o "$work/fuzz-task" 2>&1); then
   echo "not ok 1 /fuzz/task_parser/libfuzzer"
   printf '%s\n' "$out" | sed 's/^/# /'

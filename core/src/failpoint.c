@@ -1,0 +1,30 @@
+/* Failpoints: tests kill the worker at named points between two writes,
+ * the way a power cut would (MTASK_FAILPOINT=archive-copied,...). Built
+ * only with the meson option 'failpoints', which the test build turns on;
+ * an installed worker has none of this. */
+#include "context-private.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef MT_FAILPOINTS
+void
+mt_failpoint (const char *name)
+{
+   const char *list = getenv ("MTASK_FAILPOINT");
+   size_t len = strlen (name);
+
+   for (const char *p = list; p && *p;) {
+      const char *end = strchr (p, ',');
+      size_t n = end ? (size_t) (end - p) : strlen (p);
+
+      if (n == len && !strncmp (p, name, len)) {
+         fprintf (stderr, "mtask: failpoint '%s': killing the worker\n", name);
+         raise (SIGKILL);
+      }
+      p = end ? end + 1 : NULL;
+   }
+}
+#endif
