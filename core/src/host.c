@@ -304,30 +304,20 @@ static bool
 host_keepalive (mt_task_t *task, bson_error_t *error)
 {
    mt_running_t *run = running (task);
-   mongoc_collection_t *slots;
-   bson_t filter = BSON_INITIALIZER, reply;
-   bson_t *update = BCON_NEW ("$currentDate", "{", "keepalive", BCON_BOOL (true), "}");
-   bson_iter_t iter;
-   bool ok;
+   bool held;
 
    if (!run->pool) {
-      bson_destroy (update);
       bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_API, "keepalive: task %s runs in no slot pool", run->parsed.id_str);
       return false;
    }
-   slots = mongoc_client_get_collection (run->client, run->worker->ctx.db, MT_SLOTS_COLLECTION);
-   BSON_APPEND_VALUE (&filter, "task", &run->parsed.id);
-   BSON_APPEND_INT32 (&filter, "attempt", run->parsed.attempts);
-   ok = mongoc_collection_update_one (slots, &filter, update, NULL, &reply, error);
-   if (ok && bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
-      bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_LOST, "keepalive: task %s no longer holds its slot", run->parsed.id_str);
-      ok = false;
+   if (!mt_slot_touch (run->client, run->worker->ctx.db, &run->parsed.id, run->parsed.attempts, &held, error)) {
+      return false;
    }
-   bson_destroy (&reply);
-   bson_destroy (&filter);
-   bson_destroy (update);
-   mongoc_collection_destroy (slots);
-   return ok;
+   if (!held) {
+      bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_LOST, "keepalive: task %s no longer holds its slot", run->parsed.id_str);
+      return false;
+   }
+   return true;
 }
 
 static bool

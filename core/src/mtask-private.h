@@ -226,6 +226,9 @@ bool mt_slot_acquire (mt_context_t *ctx,
                       size_t slot_id_size,
                       bson_error_t *error);
 bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bson_error_t *error);
+/* The keepalive of the slot a run holds; `*held` false when the run no
+ * longer holds one. */
+bool mt_slot_touch (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bool *held, bson_error_t *error);
 /* Upkeep tick: takes back slots whose keepalive is older than their pool's
  * timeout, and slots of runs that are over. */
 bool mt_slots_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);

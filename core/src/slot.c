@@ -364,6 +364,26 @@ mt_slot_keepalive (mongoc_client_t *client, const char *db, const bson_oid_t *ta
 }
 
 bool
+mt_slot_touch (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bool *held, bson_error_t *error)
+{
+   mongoc_collection_t *slots = mongoc_client_get_collection (client, db, MT_SLOTS_COLLECTION);
+   bson_t filter = BSON_INITIALIZER, reply;
+   bson_t *update = BCON_NEW ("$currentDate", "{", "keepalive", BCON_BOOL (true), "}");
+   bson_iter_t iter;
+   bool ok;
+
+   BSON_APPEND_VALUE (&filter, "task", task_id);
+   BSON_APPEND_INT32 (&filter, "attempt", attempt);
+   ok = mongoc_collection_update_one (slots, &filter, update, NULL, &reply, error);
+   *held = ok && !(bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0);
+   bson_destroy (&reply);
+   bson_destroy (&filter);
+   bson_destroy (update);
+   mongoc_collection_destroy (slots);
+   return ok;
+}
+
+bool
 mt_slot_stop (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, bson_error_t *error)
 {
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
