@@ -18,7 +18,7 @@
 const { Agenda } = require('agenda');
 
 // Agenda's defaults, and its fastest settings for this work, found by trying
-// (README.md, Benchmarks): poll every 100 ms (default 5 s), enough
+// (docs/benchmarks.md): poll every 100 ms (default 5 s), enough
 // concurrency that running is never the limit (defaults 5 per job type, 20
 // in all), and no lock limit (the default: one poll locks every due job).
 // Polling more often than that is slower: every tick of processEvery starts

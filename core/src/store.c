@@ -342,12 +342,13 @@ cleanup:
    return marked;
 }
 
-/* The indexes, and why (README "Indexes" repeats this list):
+/* The indexes, and why (docs/operations.md, "Indexes", repeats this list):
  * - mtask_claim: the claim's equality on status and queue, then its sort
  *   (priority desc, created asc); also serves "what is pending in queue X".
  * - mtask_type: counts by status and type ("which types wait unserved").
  * - mtask_worker: "what is worker X running", and recovery of a dead one.
  * - mtask_finished: "what failed recently" (status, then newest first).
+ * - mtask_group: a staged group's tasks by stage and status.
  * - mtask_unique: one live task per unique_key (sparse, unique). */
 bool
 mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)

@@ -276,9 +276,9 @@ test_shipped_plugins_bad_params (void)
 static void
 test_crash_takes_worker_down (void)
 {
-   /* Without isolation a crashing plugin takes its worker with it (the
-    * README says so); the task is left as the crash found it, claimed and
-    * started, for an operator or recovery to see. */
+   /* Without isolation a crashing plugin takes its worker with it
+    * (docs/reliability.md says so); the task is left as the crash found it,
+    * claimed and started, for an operator or recovery to see. */
    bson_oid_t id = mt_test_enqueue ("general", "crash", NULL, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "general", "--once", "--pid", "DOOMED"));
    int status = mt_test_wait_exit (pid, 30000);
@@ -542,7 +542,7 @@ test_indexes_created (void)
    ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);
    mongoc_cursor_destroy (cursor);
    mongoc_collection_destroy (tasks);
-   ASSERT_CMPINT (found, ==, 6); /* README "Indexes" lists them */
+   ASSERT_CMPINT (found, ==, 6); /* docs/operations.md, "Indexes", lists them */
 }
 
 static void
