@@ -27,11 +27,6 @@ import subprocess
 import sys
 import tempfile
 
-# Pages the README's map names that another branch adds. While one is
-# absent, a link to it passes with a note; once it exists it is checked
-# like any other.
-PENDING = {"docs/architecture.md"}
-
 # Callbacks have the signatures the ABI fixes, and an example that ignores
 # `state` is no worse for it; everything else -Wextra says is an error.
 # -D_GNU_SOURCE as the project's own build has it: under a strict -std=c11
@@ -257,7 +252,7 @@ def anchors(path):
 
 
 def check_links(rel, prose):
-    problems, notes = [], []
+    problems = []
     here = os.path.dirname(os.path.join(root, rel))
     for m in re.finditer(r"\[[^\]]*\]\(([^)\s]+)\)", prose):
         target = m.group(1)
@@ -266,16 +261,12 @@ def check_links(rel, prose):
             continue
         path, _, anchor = target.partition("#")
         full = os.path.normpath(os.path.join(here, path)) if path else os.path.join(root, rel)
-        target_rel = os.path.relpath(full, root)
         if not os.path.exists(full):
-            if target_rel in PENDING:
-                notes.append(f"{rel}:{line}: {target_rel} is not in this tree yet; not checked")
-            else:
-                problems.append(f"{rel}:{line}: {target}: no such file")
+            problems.append(f"{rel}:{line}: {target}: no such file")
             continue
         if anchor and (not full.endswith(".md") or anchor not in anchors(full)):
             problems.append(f"{rel}:{line}: {target}: no heading '#{anchor}' there")
-    diag = "\n".join(notes + problems)
+    diag = "\n".join(problems)
     check(not problems, f"/docs/links/{rel}", comment(diag) if diag else "")
 
 
