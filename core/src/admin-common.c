@@ -115,8 +115,9 @@ mt_admin_docs_read (mongoc_client_t *client,
                     mt_admin_docs_t *docs,
                     bson_error_t *error)
 {
+   bson_t all = BSON_INITIALIZER;
    mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, opts, NULL);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter ? filter : &all, opts, NULL);
    const bson_t *doc;
    bool ok;
 
@@ -130,6 +131,7 @@ mt_admin_docs_read (mongoc_client_t *client,
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
    mongoc_collection_destroy (coll);
+   bson_destroy (&all);
    return ok;
 }
 

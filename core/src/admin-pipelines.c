@@ -291,7 +291,7 @@ mt_admin_group (mongoc_client_t *client, const char *db, const bson_oid_t *id, c
       {"stages", MT_ADMIN_OPT_BOOL, &with_stages},
       {NULL},
    };
-   bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
+   bson_t *filter = NULL;
    bson_t *find_opts = BCON_NEW ("projection", "{", "done_ids", BCON_INT32 (0), "}");
    bson_t group = BSON_INITIALIZER;
    stage_rows_t rows = {0};
@@ -302,6 +302,11 @@ mt_admin_group (mongoc_client_t *client, const char *db, const bson_oid_t *id, c
    if (!mt_admin_begin (reply, opts, spec, error)) {
       goto cleanup;
    }
+   if (!id) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "which group? give its id");
+      goto cleanup;
+   }
+   filter = BCON_NEW ("_id", BCON_OID (id));
    bson_destroy (&group); /* mt_admin_find_one initializes it again */
    if (!mt_admin_find_one (client, db, MT_GROUPS_COLLECTION, filter, find_opts, &group, &found, error)) {
       mt_admin_fail (reply, MT_GROUPS_COLLECTION, NULL);
@@ -374,7 +379,7 @@ append_stage_name (mongoc_client_t *client, const char *db, const bson_t *sync, 
 bool
 mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
-   bson_t all = BSON_INITIALIZER, list, item;
+   bson_t list, item;
    bson_t *find_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t syncs = {0};
    bson_iter_t iter;
@@ -385,7 +390,7 @@ mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
-   if (!mt_admin_docs_read (client, db, MT_SYNCHRONIZERS_COLLECTION, &all, find_opts, &syncs, error)) {
+   if (!mt_admin_docs_read (client, db, MT_SYNCHRONIZERS_COLLECTION, NULL, find_opts, &syncs, error)) {
       mt_admin_fail (reply, MT_SYNCHRONIZERS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -409,7 +414,6 @@ mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bso
 
 cleanup:
    mt_admin_docs_destroy (&syncs);
-   bson_destroy (&all);
    bson_destroy (find_opts);
    return ok;
 }
@@ -457,6 +461,10 @@ mt_admin_sync_stage (mongoc_client_t *client, const char *db, const bson_oid_t *
    char hex[25];
 
    if (!mt_admin_begin (reply, opts, NULL, error)) {
+      goto cleanup;
+   }
+   if (!id) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "which stage? give its id");
       goto cleanup;
    }
    bson_destroy (&stage); /* sync_stage_read initializes it again */

@@ -57,7 +57,8 @@ typedef struct {
    size_t len, cap;
 } mt_admin_docs_t;
 
-/* Appends every document `filter` matches in `collection` to `docs`. */
+/* Appends every document `filter` (NULL: all) matches in `collection` to
+ * `docs`. */
 bool mt_admin_docs_read (mongoc_client_t *client,
                          const char *db,
                          const char *collection,

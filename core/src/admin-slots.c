@@ -81,7 +81,7 @@ append_value_or_null (bson_t *out, const char *key, const bson_t *doc)
 bool
 mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
-   bson_t all = BSON_INITIALIZER, list, item, slots;
+   bson_t list, item, slots;
    bson_t *by_name = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t pools = {0}, held = {0};
    uint32_t n_undeclared = 0;
@@ -91,7 +91,7 @@ mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
-   if (!mt_admin_docs_read (client, db, MT_POOLS_COLLECTION, &all, by_name, &pools, error)) {
+   if (!mt_admin_docs_read (client, db, MT_POOLS_COLLECTION, NULL, by_name, &pools, error)) {
       mt_admin_fail (reply, MT_POOLS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -129,7 +129,6 @@ mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bso
 cleanup:
    mt_admin_docs_destroy (&pools);
    mt_admin_docs_destroy (&held);
-   bson_destroy (&all);
    bson_destroy (by_name);
    return ok;
 }
@@ -177,7 +176,7 @@ cleanup:
 bool
 mt_admin_task_slots (mongoc_client_t *client, const char *db, const bson_oid_t *task_id, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
-   bson_t *filter = BCON_NEW ("task", BCON_OID (task_id));
+   bson_t *filter = NULL;
    bson_t *find_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t slots = {0};
    bson_t list;
@@ -187,6 +186,11 @@ mt_admin_task_slots (mongoc_client_t *client, const char *db, const bson_oid_t *
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
+   if (!task_id) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "which task? give its id");
+      goto cleanup;
+   }
+   filter = BCON_NEW ("task", BCON_OID (task_id));
    if (!mt_admin_docs_read (client, db, MT_SLOTS_COLLECTION, filter, find_opts, &slots, error)) {
       mt_admin_fail (reply, MT_SLOTS_COLLECTION, NULL);
       goto cleanup;

@@ -236,6 +236,10 @@ mt_admin_task (mongoc_client_t *client, const char *db, const bson_oid_t *id, co
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
+   if (!id) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "which task? give its id");
+      goto cleanup;
+   }
    BSON_APPEND_OID (&filter, "_id", id);
    bson_destroy (&task); /* mt_admin_find_one initializes it again */
    if (!mt_admin_find_one (client, db, MT_TASKS_COLLECTION, &filter, NULL, &task, &found, error)) {
@@ -295,7 +299,7 @@ mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
 {
    bson_t *find_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t locks = {0};
-   bson_t all = BSON_INITIALIZER, list, item;
+   bson_t list, item;
    bson_iter_t iter;
    char key[16];
    bool ok = false;
@@ -304,7 +308,7 @@ mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
-   if (!mt_admin_docs_read (client, db, MT_LOCKS_COLLECTION, &all, find_opts, &locks, error)) {
+   if (!mt_admin_docs_read (client, db, MT_LOCKS_COLLECTION, NULL, find_opts, &locks, error)) {
       mt_admin_fail (reply, MT_LOCKS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -329,7 +333,6 @@ mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
 
 cleanup:
    mt_admin_docs_destroy (&locks);
-   bson_destroy (&all);
    bson_destroy (find_opts);
    return ok;
 }
