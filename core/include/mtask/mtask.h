@@ -399,6 +399,167 @@ MT_EXPORT bool mt_retention_set (mongoc_client_t *client, const char *db, const 
 /* The name of a log level: "error", "warning", "info", "debug". */
 MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
 
+/* ---- admin API: the queries and views of front ends -----------------------
+ *
+ * Everything a front end (mtaskctl, a web dashboard, a script) shows is read
+ * here, once, so that none of them holds a query of its own. These calls
+ * only read. Each one is
+ *
+ *   bool mt_admin_NOUN (client, db, [the one thing it is about,] opts, reply, error);
+ *
+ * - `reply` is always initialized, on failure too: bson_destroy() it. On
+ *   success it holds the result in the named fields below. When the
+ *   database fails, `error` is the driver's, untouched, and `reply` is
+ *   {"collection": C}: the collection whose read failed, with "item": the
+ *   _id of the listed document it was for when it was a read for one row of
+ *   a listing (a lock's task, a synchronizer's stage). Otherwise it is {}.
+ * - `opts` may be NULL. A key the call does not take fails with domain
+ *   MT_ERROR_CONFIG, code MT_CONFIG_ERROR_OPTION and the message exactly
+ *   "Invalid option 'KEY'"; a value of the wrong type fails with
+ *   MT_CONFIG_ERROR_INVALID and a message naming the option.
+ * - A task named by id that does not exist fails with MT_ERROR_STORE /
+ *   MT_STORE_ERROR_NOT_FOUND; a group, stage, synchronizer or pool with
+ *   MT_ERROR_CONFIG / MT_CONFIG_ERROR_NOT_FOUND ("no group ID in DB.groups");
+ *   `reply` then names the collection.
+ * - Documents are returned as stored, with the fields said added.
+ *   "Lifecycle order" of statuses is WAITING, CREATED, WORK_IN_PROGRESS,
+ *   FINISHED, FAILED, CANCELLED, then any other status by name. */
+
+/* Counts of the tasks:
+ *   {"by_queue": [{"queue": Q, "status": S, "n": N}, ...],
+ *    "by_type": [{"type": T, "n": N}, ...],
+ *    "statuses": [S, ...]}
+ * by_queue: every queue and status that occurs, by queue name, then status
+ * in lifecycle order. by_type: the CREATED tasks by type (a type that keeps
+ * waiting may be one no running worker has a plugin for). statuses: every S
+ * of by_queue once, in lifecycle order. Q, S and T are text: "(none)" when
+ * the tasks have no such field, a number or ObjectId as text, "(not a
+ * string)" for other types. No options. */
+MT_EXPORT bool mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* Tasks, newest `created` first (then highest _id): {"tasks": [TASK, ...]}.
+ * opts: queue, status, type (strings: only tasks with that value); limit
+ * (an integer, 0 or more: at most that many; 0, the default, is all). */
+MT_EXPORT bool mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* One task, its whole document: {"task": TASK}. No options. */
+MT_EXPORT bool mt_admin_task (mongoc_client_t *client,
+                              const char *db,
+                              const bson_oid_t *id,
+                              const bson_t *opts,
+                              bson_t *reply,
+                              bson_error_t *error);
+
+/* The live task (WAITING, CREATED or WORK_IN_PROGRESS) holding
+ * unique_key `key`: {"task": TASK}, or {"task": null} when none does (the
+ * holder mt_enqueue_ex() saw has ended since). No options. */
+MT_EXPORT bool mt_admin_unique_holder (mongoc_client_t *client,
+                                       const char *db,
+                                       const char *key,
+                                       const bson_t *opts,
+                                       bson_t *reply,
+                                       bson_error_t *error);
+
+/* The account locks by account: {"locks": [LOCK, ...]}, each the lock's
+ * document with "state": "held" while the run it names goes on, or "stale"
+ * once that run is over (the next task to lock the account takes it over).
+ * No options. */
+MT_EXPORT bool mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* The staged groups, newest first: {"groups": [GROUP, ...]}, each the
+ * group's document with "stage_count" (its stage documents) and
+ * "current_stage" (the number of its first stage not complete, or null).
+ * No options. */
+MT_EXPORT bool mt_admin_groups (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* One group and its stages:
+ *   {"group": GROUP, "stages": [STAGE, ...], "statuses": [S, ...]}
+ * The stages by number, each the stage's document without its done_ids
+ * (total and done are the stage's own counts) or, where tasks name a stage
+ * that has no document, {"number": N, "missing": true}; each with "tasks":
+ * {STATUS: n}, its tasks counted by status ("(none)" for tasks without
+ * one). statuses: every STATUS counted, once, in lifecycle order.
+ * opts: stages (bool, default true): false reads the group alone,
+ * {"group": GROUP}. */
+MT_EXPORT bool mt_admin_group (mongoc_client_t *client,
+                               const char *db,
+                               const bson_oid_t *id,
+                               const bson_t *opts,
+                               bson_t *reply,
+                               bson_error_t *error);
+
+/* The synchronizers by name: {"synchronizers": [SYNC, ...]}, each the
+ * synchronizer's document with "actual_stage_name" and "start_stage_name":
+ * the name of the stage its actual_stage and start_stage point at, or null
+ * when it points at none or at a stage that does not exist. No options. */
+MT_EXPORT bool mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* One synchronizer by name: {"synchronizer": SYNC}. No options. */
+MT_EXPORT bool mt_admin_sync (mongoc_client_t *client,
+                              const char *db,
+                              const char *name,
+                              const bson_t *opts,
+                              bson_t *reply,
+                              bson_error_t *error);
+
+/* One synchronizer stage (mt_sync_stage_create): {"stage": STAGE}. No
+ * options. */
+MT_EXPORT bool mt_admin_sync_stage (mongoc_client_t *client,
+                                    const char *db,
+                                    const bson_oid_t *id,
+                                    const bson_t *opts,
+                                    bson_t *reply,
+                                    bson_error_t *error);
+
+/* The pools by name, each with its held slots:
+ *   {"pools": [{"_id": NAME, "size": N, "timeout_seconds": S,
+ *               "in_use": n, "slots": [SLOT, ...]}, ...],
+ *    "undeclared": [SLOT, ...]}
+ * A SLOT of a pool is a held slot's document (by index) with "beyond_size":
+ * true when its index is at or above the pool's size (the pool shrank
+ * while its task ran): such a slot is not counted in in_use. undeclared:
+ * the held slots of pools that `pools` does not have, as stored. No
+ * options. */
+MT_EXPORT bool mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* One pool: {"pool": POOL, "in_use": n, "slots": [SLOT, ...]}, its document
+ * as stored and its held slots as in mt_admin_slots. No options. */
+MT_EXPORT bool mt_admin_pool (mongoc_client_t *client,
+                              const char *db,
+                              const char *name,
+                              const bson_t *opts,
+                              bson_t *reply,
+                              bson_error_t *error);
+
+/* The slots task `task_id` holds, by _id: {"slots": [SLOT, ...]} (empty
+ * when it holds none). No options. */
+MT_EXPORT bool mt_admin_task_slots (mongoc_client_t *client,
+                                    const char *db,
+                                    const bson_oid_t *task_id,
+                                    const bson_t *opts,
+                                    bson_t *reply,
+                                    bson_error_t *error);
+
+/* The live repeating tasks (WAITING, CREATED or WORK_IN_PROGRESS with
+ * `repeat` or `cron`), soonest next run first: {"schedules": [TASK, ...]},
+ * each the task's document with "rule", how it repeats as text ("every
+ * 900 s (15m)", "cron '0 6 * * 1-5' (Europe/Berlin)"), and "next_run": its
+ * `delayed`, else its `scheduled` date, or null when it is due now (those
+ * first). opts: queue (string: only tasks of that queue). */
+MT_EXPORT bool mt_admin_schedules (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* How long ended tasks are kept (mt_retention_set()):
+ *   {"retention": [{"collection": C, "ttl_seconds": N or null}, ...]}
+ * for tasks and completed_tasks; null when there is no TTL index.
+ * opts: collection ("tasks" or "completed_tasks": that one only). */
+MT_EXPORT bool mt_admin_retention (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* A number of seconds the way the admin replies write durations: in the
+ * largest of d, h, m that holds it whole, from a minute up ("30d", "12h",
+ * "90m"), else in seconds ("45s", "1.5s"). Writes into `buf` and returns
+ * it. */
+MT_EXPORT const char *mt_duration_format (double seconds, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

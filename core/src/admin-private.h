@@ -1,0 +1,97 @@
+/* Private to the admin API (admin-*.c): the query layer front ends call.
+ * It sits on top of the store and the features and is called by nothing
+ * else in the library; it reads, and never writes. */
+#ifndef MTASK_ADMIN_PRIVATE_H
+#define MTASK_ADMIN_PRIVATE_H
+
+#include "mtask-private.h"
+
+/* The kinds of value an admin option takes. */
+typedef enum {
+   MT_ADMIN_OPT_STRING, /* a non-empty string; out: const char ** into opts */
+   MT_ADMIN_OPT_COUNT,  /* an integer, 0 or more; out: int64_t * */
+   MT_ADMIN_OPT_BOOL,   /* true or false; out: bool * */
+} mt_admin_opt_type_t;
+
+/* One option a call takes; a list of them ends with a NULL key. */
+typedef struct {
+   const char *key;
+   mt_admin_opt_type_t type;
+   void *out;
+} mt_admin_opt_t;
+
+/* The start of every admin call: initializes `reply`, then checks `opts`
+ * (may be NULL) against `spec` (may be NULL: no options) and stores each
+ * value given in its `out`. An unknown key fails with MT_CONFIG_ERROR_OPTION
+ * "Invalid option 'KEY'", a value of the wrong kind with
+ * MT_CONFIG_ERROR_INVALID and a message naming the option. */
+bool mt_admin_begin (bson_t *reply, const bson_t *opts, const mt_admin_opt_t *spec, bson_error_t *error);
+
+/* A read in `collection` failed (`error` says why): `reply` becomes
+ * {"collection": C}, with "item": the _id of the listed document the read
+ * was for when `item` is not NULL. Returns false. */
+bool mt_admin_fail (bson_t *reply, const char *collection, const bson_value_t *item);
+
+bool mt_admin_not_found (bson_t *reply,
+                         const char *collection,
+                         bson_error_t *error,
+                         uint32_t domain,
+                         uint32_t code,
+                         const char *format,
+                         ...) BSON_GNUC_PRINTF (6, 7);
+
+/* The first document of `collection` that `filter` matches, as
+ * mt_find_one: `out` always initialized. */
+bool mt_admin_find_one (mongoc_client_t *client,
+                        const char *db,
+                        const char *collection,
+                        const bson_t *filter,
+                        const bson_t *opts,
+                        bson_t *out,
+                        bool *found,
+                        bson_error_t *error);
+
+/* Documents read into memory, in the order read. */
+typedef struct {
+   bson_t **items;
+   size_t len, cap;
+} mt_admin_docs_t;
+
+/* Appends every document `filter` (NULL: all) matches in `collection` to
+ * `docs`. */
+bool mt_admin_docs_read (mongoc_client_t *client,
+                         const char *db,
+                         const char *collection,
+                         const bson_t *filter,
+                         const bson_t *opts,
+                         mt_admin_docs_t *docs,
+                         bson_error_t *error);
+void mt_admin_docs_destroy (mt_admin_docs_t *docs);
+
+/* The key of element `i` of a BSON array; `buf` holds 16 bytes. Give it to
+ * the bson_append_*() functions: the BSON_APPEND_*() macros evaluate their
+ * key twice. */
+const char *mt_admin_array_key (uint32_t i, char *buf);
+
+/* A field as text, for names and labels: a string as is, an ObjectId's
+ * hex digits, a number; "-" when missing or null, "?" for other types. */
+const char *mt_admin_text (const bson_t *doc, const char *key, char *buf, size_t size);
+
+/* The string, ObjectId or number at `key`, or NULL / `otherwise`. */
+const char *mt_admin_str (const bson_t *doc, const char *key);
+const bson_oid_t *mt_admin_oid (const bson_t *doc, const char *key);
+int64_t mt_admin_int (const bson_t *doc, const char *key, int64_t otherwise);
+
+/* Task statuses in lifecycle order (WAITING first), then unknown ones by
+ * name: the order of status columns and rows. */
+int mt_admin_status_compare (const char *a, const char *b);
+
+/* Appends `statuses` (n names, sorted here) to `reply` as the array
+ * "statuses", each once. */
+void mt_admin_append_statuses (bson_t *reply, const char **statuses, size_t n);
+
+/* The live statuses: a task holding a unique key or a repeating task's
+ * next run is WAITING, CREATED or WORK_IN_PROGRESS. */
+void mt_admin_append_live (bson_t *filter);
+
+#endif /* MTASK_ADMIN_PRIVATE_H */
