@@ -93,6 +93,16 @@ void mt_failpoint (const char *name);
 #define mt_failpoint(name) ((void) 0)
 #endif
 
+/* Writes the coverage counters now, in a coverage build (tools/test
+ * --coverage), before a process ends without exit(): _exit() in a forked
+ * child, a failpoint's SIGKILL. Elsewhere it is nothing. */
+#ifdef MT_COVERAGE
+void __gcov_dump (void);
+#define mt_coverage_flush() __gcov_dump ()
+#else
+#define mt_coverage_flush() ((void) 0)
+#endif
+
 /* ---- string vectors (strv.c) ------------------------------------------- */
 
 /* A copy of a NULL-terminated vector (NULL copies as empty). */

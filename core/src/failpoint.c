@@ -22,6 +22,7 @@ mt_failpoint (const char *name)
 
       if (n == len && !strncmp (p, name, len)) {
          fprintf (stderr, "mtask: failpoint '%s': killing the worker\n", name);
+         mt_coverage_flush ();
          raise (SIGKILL);
       }
       p = end ? end + 1 : NULL;

@@ -426,6 +426,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
       bool ok;
 
       if (!client) {
+         mt_coverage_flush ();
          _exit (70);
       }
       mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
@@ -435,6 +436,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
       finish (worker, run, ok, &child_failure, false);
       mongoc_collection_destroy (run->tasks);
       mongoc_client_destroy (client);
+      mt_coverage_flush ();
       _exit (0);
    }
 
