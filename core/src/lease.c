@@ -92,7 +92,7 @@ reclaim_one (mt_context_t *ctx,
              int64_t cutoff)
 {
    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, date, reply;
-   bson_iter_t iter;
+   bson_iter_t iter, id_iter;
    const bson_value_t *id;
    const char *holder = "?", *type = NULL;
    int32_t attempts = 0, task_max = 0, max;
@@ -100,10 +100,11 @@ reclaim_one (mt_context_t *ctx,
    char id_str[64] = "?";
    bool ok, taken = false;
 
-   if (!bson_iter_init_find (&iter, task, "_id")) {
+   /* `id` points into its iterator: one of its own, as `iter` moves on. */
+   if (!bson_iter_init_find (&id_iter, task, "_id")) {
       return false;
    }
-   id = bson_iter_value (&iter);
+   id = bson_iter_value (&id_iter);
    if (id->value_type == BSON_TYPE_OID) {
       bson_oid_to_string (&id->value.v_oid, id_str);
    }

@@ -294,11 +294,24 @@ mt_task_doc_parse (const bson_t *doc, mt_task_doc_t *out, bson_error_t *error)
       return false;
    }
    if (out->cron) {
+      /* The expression alone first, so that a zone that does not load is
+       * reported as the fault of 'timezone', not of 'cron'. */
       bson_error_t why;
-      mt_cron_t *cron = mt_cron_parse (out->cron, out->timezone, &why);
+      const char *field = "cron";
+      mt_cron_t *cron = mt_cron_parse (out->cron, NULL, &why);
 
+      if (cron && out->timezone) {
+         mt_cron_destroy (cron);
+         field = "timezone";
+         cron = mt_cron_parse (out->cron, out->timezone, &why);
+      }
       if (!cron) {
-         bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "malformed task: field 'cron': %s", why.message);
+         bson_set_error (error,
+                         MT_ERROR_TASK,
+                         MT_TASK_ERROR_MALFORMED,
+                         "malformed task: field '%s': %s",
+                         field,
+                         strncmp (why.message, "cron: ", 6) ? why.message : why.message + 6);
          return false;
       }
       mt_cron_destroy (cron);
