@@ -183,17 +183,23 @@ reclaim_one (mt_context_t *ctx,
       mt_lock_owner_t owner = {.task_id = id, .worker_id = holder, .attempt = attempts};
 
       taken = true;
-      mt_locks_release_all (client, ctx->db, &owner, &error);
-      mt_slot_release (client, ctx->db, id, attempts, &error);
+      /* Both lapse anyway now that the run is over (the next taker takes
+       * the lock over; upkeep frees the slot): say so and go on. */
+      if (mt_locks_release_all (client, ctx->db, &owner, &error) < 0) {
+         mt_log (ctx, MT_LOG_WARNING, "task %s: cannot release its account locks yet: %s", id_str, error.message);
+      }
+      if (!mt_slot_release (client, ctx->db, id, attempts, &error)) {
+         mt_log (ctx, MT_LOG_WARNING, "task %s: cannot free its slot yet: %s", id_str, error.message);
+      }
       if (attempts >= max && !mt_group_task_ended_doc (client, ctx->db, task, &error)) {
          mt_log (ctx, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", id_str, error.message);
       }
       mt_log (ctx,
-                     MT_LOG_WARNING,
-                     "task %s: %s; now %s",
-                     id_str,
-                     why.message,
-                     attempts >= max ? "FAILED, its attempts spent" : "CREATED again");
+              MT_LOG_WARNING,
+              "task %s: %s; now %s",
+              id_str,
+              why.message,
+              attempts >= max ? "FAILED, its attempts spent" : "CREATED again");
    } else if (!ok) {
       mt_log (ctx, MT_LOG_WARNING, "task %s: cannot take it back: %s", id_str, error.message);
    }
