@@ -8,10 +8,16 @@
 // it accepts connections; everything else goes to stderr. SIGTERM and SIGINT
 // stop it cleanly with exit status 0: a shutdown hook closes the clients and
 // the backend, and with it the H2 file, which is then consistent.
+//
+// Every command passes through FailCommand first: MongoDB's configureFailPoint
+// command and its failCommand failpoint, for fault injection in tests.
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.Document;
+
+import io.netty.channel.Channel;
 
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
@@ -90,9 +96,28 @@ public final class DevDb {
             System.setProperty("org.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoWireProtocolHandler", "off");
         }
 
+        // Both backends route every command through
+        // AbstractMongoBackend.handleCommand (all but ping and serverStatus
+        // sent as OP_QUERY, which the server answers itself); the override
+        // hands it to FailCommand with the backend's own handling to run.
+        FailCommand failCommand = new FailCommand();
         MongoBackend backend;
         try {
-            backend = data != null ? new H2Backend(data) : new MemoryBackend();
+            backend = data != null
+                ? new H2Backend(data) {
+                    @Override
+                    public Document handleCommand(Channel channel, String db, String command, Document query) {
+                        return failCommand.handle(channel, db, command, query,
+                            () -> super.handleCommand(channel, db, command, query));
+                    }
+                }
+                : new MemoryBackend() {
+                    @Override
+                    public Document handleCommand(Channel channel, String db, String command, Document query) {
+                        return failCommand.handle(channel, db, command, query,
+                            () -> super.handleCommand(channel, db, command, query));
+                    }
+                };
         } catch (RuntimeException e) {
             // H2 says "The file is locked" when another server has it open.
             System.err.println("devdb: cannot open the data file '" + data + "': " + e.getMessage());
