@@ -310,6 +310,13 @@ is_stopping (mt_worker_t *worker)
    return mt_context_get (&worker->ctx, &worker->ctx.stopping);
 }
 
+/* Whether a --once run gave up on the database: its threads stop. */
+static bool
+gave_up (mt_worker_t *worker)
+{
+   return mt_context_get (&worker->ctx, &worker->failed);
+}
+
 /* Waits up to `ms`, or less when the worker is asked to stop. Returns false
  * when it is stopping. */
 static bool
@@ -465,7 +472,7 @@ thread_main (void *data)
    slot = worker->next_slot++;
    pthread_mutex_unlock (&worker->ctx.mutex);
 
-   while (!is_stopping (worker)) {
+   while (!is_stopping (worker) && !gave_up (worker)) {
       bson_error_t error;
       bson_t doc;
       bool claimed, ok;
