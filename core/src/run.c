@@ -77,14 +77,17 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
 /* Writes an outcome, retrying while the server cannot be reached: a result
  * is never dropped because the database blinked. It lands once the server
  * is back, or is dropped by the fence when another worker took the task
- * over meanwhile (the worker says so). */
+ * over meanwhile (the worker says so). A --once run gives up after a
+ * minute, as its claims do. */
 static bool
 write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
 {
-   int64_t backoff = 100;
+   int64_t backoff = 100, since = bson_get_monotonic_time ();
    bson_error_t error;
 
    while (!mt_store_update_claimed (run->tasks, &run->parsed, worker->ctx.worker_id, update, &error)) {
+      bool too_long = worker->once && bson_get_monotonic_time () - since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000;
+
       if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
          mt_log (&worker->ctx,
                         MT_LOG_WARNING,
@@ -93,12 +96,19 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
                         error.message);
          return false;
       }
-      if (!mt_error_is_network (&error) || mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
+      if (!mt_error_is_network (&error) || mt_context_get (&worker->ctx, &worker->ctx.abandoned) || too_long) {
          mt_log (&worker->ctx,
                         MT_LOG_ERROR,
                         "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
                         run->parsed.id_str,
                         error.message);
+         if (too_long) {
+            /* A --once run (say, from cron) must end: its thread stops. */
+            pthread_mutex_lock (&worker->ctx.mutex);
+            worker->failed = true;
+            worker->failure = error;
+            pthread_mutex_unlock (&worker->ctx.mutex);
+         }
          return false;
       }
       mt_log (&worker->ctx,

@@ -185,6 +185,23 @@ mt_store_claim_batch (mongoc_collection_t *tasks,
    claim_update (&update, worker_id, token);
    ok = mongoc_collection_update_many (tasks, &filter, &update, NULL, NULL, error);
    if (!ok) {
+      /* The update stops at a document it cannot claim (a mistyped field,
+       * say) and keeps what it claimed before: give those back as they
+       * were, or no one runs them until their lease ends. (Without the
+       * server there is nothing to do: the lease takes care of them.) */
+      bson_t back;
+      bson_error_t cause = *error, undo;
+
+      mt_give_back_update (&back, 0);
+      if (!mt_error_is_network (&cause) && !mongoc_collection_update_many (tasks, mine, &back, NULL, NULL, &undo)) {
+         bson_set_error (error,
+                         cause.domain,
+                         cause.code,
+                         "%s; the tasks claimed before it cannot be given back (%s): they come back when their lease ends",
+                         cause.message,
+                         undo.message);
+      }
+      bson_destroy (&back);
       goto cleanup;
    }
 

@@ -310,6 +310,13 @@ is_stopping (mt_worker_t *worker)
    return mt_context_get (&worker->ctx, &worker->ctx.stopping);
 }
 
+/* Whether a --once run gave up on the database: its threads stop. */
+static bool
+gave_up (mt_worker_t *worker)
+{
+   return mt_context_get (&worker->ctx, &worker->failed);
+}
+
 /* Waits up to `ms`, or less when the worker is asked to stop. Returns false
  * when it is stopping. */
 static bool
@@ -465,7 +472,7 @@ thread_main (void *data)
    slot = worker->next_slot++;
    pthread_mutex_unlock (&worker->ctx.mutex);
 
-   while (!is_stopping (worker)) {
+   while (!is_stopping (worker) && !gave_up (worker)) {
       bson_error_t error;
       bson_t doc;
       bool claimed, ok;
@@ -604,12 +611,18 @@ prepare (mt_worker_t *worker, bson_error_t *error)
    while (!(ok = mt_indexes_ensure (client, worker->ctx.db, error) && mt_heartbeat_write (worker, client, "running", error) &&
                  mt_lease_reclaim (&worker->ctx, client, true, error) >= 0)) {
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
+      int n;
 
       if (!mt_error_is_network (error) || worker->once) {
          break;
       }
       mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error->message, backoff);
-      if (poll (&pfd, 1, (int) backoff) > 0) {
+      /* The stop signal's handler may interrupt this very poll: look at
+       * the pipe again rather than try the server once more. */
+      do {
+         n = poll (&pfd, 1, (int) backoff);
+      } while (n < 0 && errno == EINTR);
+      if (n > 0) {
          break; /* asked to stop */
       }
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
