@@ -257,10 +257,10 @@ host_with_accounts (mt_task_t *task,
          mt_run_held_update (run, newly, false);
       } else {
          mt_log (&run->worker->ctx,
-                     MT_LOG_WARNING,
-                     "task %s: cannot release its scoped locks yet (%s); they go when the task ends",
-                     run->parsed.id_str,
-                     release_error.message);
+                 MT_LOG_WARNING,
+                 "task %s: cannot release its scoped locks yet (%s); they go when the task ends",
+                 run->parsed.id_str,
+                 release_error.message);
       }
    }
    mt_strv_free (newly);

@@ -42,13 +42,13 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       bson_append_document_end (update, &set);
       if (retry) {
          mt_log (&worker->ctx,
-                        MT_LOG_INFO,
-                        "task %s (%s): attempt %" PRId32 " of %" PRId32 " failed; retrying in %.1f s",
-                        run->parsed.id_str,
-                        run->parsed.type,
-                        run->parsed.attempts,
-                        max,
-                        (double) wait_ms / 1000.0);
+                 MT_LOG_INFO,
+                 "task %s (%s): attempt %" PRId32 " of %" PRId32 " failed; retrying in %.1f s",
+                 run->parsed.id_str,
+                 run->parsed.type,
+                 run->parsed.attempts,
+                 max,
+                 (double) wait_ms / 1000.0);
       }
    } else {
       status = run->status ? run->status : (ok ? MT_STATUS_FINISHED : MT_STATUS_FAILED);
@@ -90,18 +90,18 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
 
       if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
          mt_log (&worker->ctx,
-                        MT_LOG_WARNING,
-                        "task %s: lost it, outcome dropped: %s",
-                        run->parsed.id_str,
-                        error.message);
+                 MT_LOG_WARNING,
+                 "task %s: lost it, outcome dropped: %s",
+                 run->parsed.id_str,
+                 error.message);
          return false;
       }
       if (!mt_error_is_network (&error) || mt_context_get (&worker->ctx, &worker->ctx.abandoned) || too_long) {
          mt_log (&worker->ctx,
-                        MT_LOG_ERROR,
-                        "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
-                        run->parsed.id_str,
-                        error.message);
+                 MT_LOG_ERROR,
+                 "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
+                 run->parsed.id_str,
+                 error.message);
          if (too_long) {
             /* A --once run (say, from cron) must end: its thread stops. */
             pthread_mutex_lock (&worker->ctx.mutex);
@@ -112,11 +112,11 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
          return false;
       }
       mt_log (&worker->ctx,
-                     MT_LOG_WARNING,
-                     "task %s: cannot write its outcome yet (%s); retrying in %" PRId64 " ms",
-                     run->parsed.id_str,
-                     error.message,
-                     backoff);
+              MT_LOG_WARNING,
+              "task %s: cannot write its outcome yet (%s); retrying in %" PRId64 " ms",
+              run->parsed.id_str,
+              error.message,
+              backoff);
       usleep ((useconds_t) backoff * 1000);
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
    }
@@ -268,20 +268,20 @@ release_leftovers (mt_worker_t *worker, mt_running_t *run)
    }
    if (forgotten[0]) {
       mt_log (&worker->ctx,
-                  MT_LOG_WARNING,
-                  "task %s (%s) still held account lock(s) %s when process() returned; released them",
-                  run->parsed.id_str,
-                  run->parsed.type,
-                  forgotten);
+              MT_LOG_WARNING,
+              "task %s (%s) still held account lock(s) %s when process() returned; released them",
+              run->parsed.id_str,
+              run->parsed.type,
+              forgotten);
    }
    if (run->held && run->held[0] && mt_locks_release_all (run->client, worker->ctx.db, &owner, &error) < 0) {
       /* Not a lock any more once the run is over: the next taker takes it
        * over. Say so and go on. */
       mt_log (&worker->ctx,
-                  MT_LOG_WARNING,
-                  "task %s: cannot release its account locks (%s); they lapse now that the task has ended",
-                  run->parsed.id_str,
-                  error.message);
+              MT_LOG_WARNING,
+              "task %s: cannot release its account locks (%s); they lapse now that the task has ended",
+              run->parsed.id_str,
+              error.message);
    }
 }
 
@@ -321,11 +321,11 @@ call_process (mt_worker_t *worker, mt_running_t *run, const mt_plugin_entry_t *p
    }
    if (ok) {
       mt_log (&worker->ctx,
-                     MT_LOG_DEBUG,
-                     "task %s (%s): %s",
-                     run->parsed.id_str,
-                     run->parsed.type,
-                     run->delayed ? "delayed" : (run->status ? run->status : MT_STATUS_FINISHED));
+              MT_LOG_DEBUG,
+              "task %s (%s): %s",
+              run->parsed.id_str,
+              run->parsed.type,
+              run->delayed ? "delayed" : (run->status ? run->status : MT_STATUS_FINISHED));
    } else {
       mt_log (&worker->ctx, MT_LOG_WARNING, "task %s (%s) failed: %s", run->parsed.id_str, run->parsed.type, failure->message);
    }
@@ -355,10 +355,10 @@ create_successor (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
    }
    if (!mt_schedule_create_successor (&worker->ctx, run->client, &ended, false, &error)) {
       mt_log (&worker->ctx,
-                     MT_LOG_WARNING,
-                     "task %s: cannot create its next run yet (%s); the upkeep tick will",
-                     run->parsed.id_str,
-                     error.message);
+              MT_LOG_WARNING,
+              "task %s: cannot create its next run yet (%s); the upkeep tick will",
+              run->parsed.id_str,
+              error.message);
    }
    bson_destroy (&ended);
 }
@@ -544,12 +544,12 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
       run.started_ms = mt_server_now (&worker->ctx);
    }
    mt_log (&worker->ctx,
-                  MT_LOG_DEBUG,
-                  "task %s (%s) on queue '%s': attempt %" PRId32 " started",
-                  run.parsed.id_str,
-                  run.parsed.type,
-                  run.parsed.queue,
-                  run.parsed.attempts);
+           MT_LOG_DEBUG,
+           "task %s (%s) on queue '%s': attempt %" PRId32 " started",
+           run.parsed.id_str,
+           run.parsed.type,
+           run.parsed.queue,
+           run.parsed.attempts);
 
    if (worker->isolate == MT_ISOLATE_FORK) {
       /* When the child finished the task it wrote the outcome and released
@@ -641,11 +641,11 @@ mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client)
       }
       run->should_stop = true;
       mt_log (&worker->ctx,
-                     MT_LOG_WARNING,
-                     "task %s (%s): %s",
-                     run->parsed.id_str,
-                     run->parsed.type,
-                     seen[i].cancelled ? "stopped by request" : "its slot timed out and was taken back");
+              MT_LOG_WARNING,
+              "task %s (%s): %s",
+              run->parsed.id_str,
+              run->parsed.type,
+              seen[i].cancelled ? "stopped by request" : "its slot timed out and was taken back");
       if (!seen[i].cancelled && d && d->on_timeout) {
          d->on_timeout (&run->base, run->plugin->state);
       }

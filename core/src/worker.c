@@ -371,10 +371,10 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
       mt_slot_release (client, worker->ctx.db, id, attempts, &error);
    } else {
       mt_log (&worker->ctx,
-                     MT_LOG_ERROR,
-                     "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
-                     id_str,
-                     error.message);
+              MT_LOG_ERROR,
+              "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
+              id_str,
+              error.message);
    }
    bson_destroy (&update);
    bson_destroy (&filter);
@@ -710,10 +710,10 @@ shut_down (mt_worker_t *worker)
    mt_context_raise (&worker->ctx, &worker->ctx.stopping);
    if (threads_left (worker) > 0) {
       mt_log (&worker->ctx,
-                     MT_LOG_INFO,
-                     "stopping: no new claims; running tasks have %.0f s to finish, then they are given back "
-                     "(stop again to give them back now)",
-                     (double) worker->grace_ms / 1000.0);
+              MT_LOG_INFO,
+              "stopping: no new claims; running tasks have %.0f s to finish, then they are given back "
+              "(stop again to give them back now)",
+              (double) worker->grace_ms / 1000.0);
    }
    while (threads_left (worker) > 0) {
       int64_t left_ms = (deadline - bson_get_monotonic_time ()) / 1000;
@@ -767,13 +767,13 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       bson_strncpy (names + strlen (names), worker->types[i], sizeof names - strlen (names));
    }
    mt_log (&worker->ctx,
-               MT_LOG_INFO,
-               "worker '%s' started: db '%s', %d thread(s), task types: %s%s",
-               worker->ctx.worker_id,
-               worker->ctx.db,
-               worker->concurrency,
-               names,
-               worker->once ? "; --once" : "");
+           MT_LOG_INFO,
+           "worker '%s' started: db '%s', %d thread(s), task types: %s%s",
+           worker->ctx.worker_id,
+           worker->ctx.db,
+           worker->concurrency,
+           names,
+           worker->once ? "; --once" : "");
 
    threads = bson_malloc0 ((size_t) worker->concurrency * sizeof *threads);
    pthread_mutex_lock (&worker->ctx.mutex);
