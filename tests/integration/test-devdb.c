@@ -2,47 +2,7 @@
  * backends, the oplog, clean stops. Each test starts its own instances. */
 #include "mt-test.h"
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-/* Starts devdb with `args` and returns its URI (bson_free it). */
-static char *
-start (const char *const *args, pid_t *pid)
-{
-   const char *argv[16];
-   size_t n = 0;
-   char *out, *line, *end, *uri;
-
-   argv[n++] = mt_test_env ("MTASK_DEVDB");
-   for (size_t i = 0; args[i]; i++) {
-      argv[n++] = args[i];
-   }
-   argv[n] = NULL;
-   *pid = mt_test_spawn (argv);
-   WAIT_UNTIL (mt_test_output_contains (*pid, "READY "), 120000);
-   out = mt_test_output (*pid);
-   line = strstr (out, "READY ") + 6;
-   end = strchr (line, '\n');
-   ASSERT (end);
-   *end = '\0';
-   ASSERT (!strncmp (line, "mongodb://127.0.0.1:", 20));
-   ASSERT (end[-1] == '/');
-   uri = bson_strdup (line);
-   bson_free (out);
-   return uri;
-}
-
-static void
-stop (pid_t pid)
-{
-   int status;
-
-   kill (pid, SIGTERM);
-   status = mt_test_wait_exit (pid, 30000);
-   ASSERT (WIFEXITED (status));
-   ASSERT_CMPINT (WEXITSTATUS (status), ==, 0);
-}
 
 static mongoc_client_t *
 connect_to (const char *uri)
@@ -56,31 +16,18 @@ connect_to (const char *uri)
    return client;
 }
 
-static int64_t
-count_tasks (mongoc_client_t *client)
-{
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
-   bson_t filter = BSON_INITIALIZER;
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, &error);
-
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
 static void
 test_memory (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory"), &pid);
    mongoc_client_t *client = connect_to (uri);
    bson_error_t error;
 
    ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
-   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   ASSERT_CMPINT (mt_test_count_at (client, "devdb_test", "tasks", "{}"), ==, 1);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
@@ -100,18 +47,18 @@ test_data_file_persists (void)
    unlink (path);
    file = bson_strdup_printf ("%s.mv", path);
 
-   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   uri = mt_test_devdb_start (W ("--port", "0", "--data", file), &pid);
    client = connect_to (uri);
    ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 
-   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   uri = mt_test_devdb_start (W ("--port", "0", "--data", file), &pid);
    client = connect_to (uri);
-   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   ASSERT_CMPINT (mt_test_count_at (client, "devdb_test", "tasks", "{}"), ==, 1);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
    unlink (file);
    bson_free (file);
@@ -121,7 +68,7 @@ static void
 test_oplog_change_stream (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", "--oplog", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory", "--oplog"), &pid);
    mongoc_client_t *client = connect_to (uri);
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
    bson_t pipeline = BSON_INITIALIZER;
@@ -145,7 +92,7 @@ test_oplog_change_stream (void)
    bson_destroy (&pipeline);
    mongoc_collection_destroy (tasks);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
@@ -153,7 +100,7 @@ static void
 test_port_in_use (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory"), &pid);
    const char *port = strrchr (uri, ':') + 1;
    char *port_only = bson_strndup (port, strlen (port) - 1);
    const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", port_only, NULL};
@@ -164,7 +111,7 @@ test_port_in_use (void)
    ASSERT_CONTAINS (out, "Address already in use");
    bson_free (out);
    bson_free (port_only);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
