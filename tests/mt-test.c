@@ -117,21 +117,32 @@ print_commented (const char *text, int last_lines)
 
 static void print_child_output (const child_t *child, int last_lines);
 
-/* At the end of each test: kills what the test left running. */
-static void
-reap_children (void)
+/* At the end of each test. A process the test started and left running is
+ * a leak: it would go on writing to the server, hold a port or use the CPU
+ * while later tests run, so it fails the test (which program, its pid, its
+ * last lines), and is then killed so that the next test starts clean.
+ * Returns the test's result, 1 (failed) when something leaked. */
+static int
+end_children (int result)
 {
    for (size_t i = 0; i < n_children; i++) {
       child_t *child = &children[i];
 
       if (!child->exited && waitpid (child->pid, &child->status, WNOHANG) == 0) {
+         printf ("# %s (pid %d) was still running when the test ended%s; its last lines:\n",
+                 child->program,
+                 (int) child->pid,
+                 result == 1 ? " (after the failure above)" : "; stop it in the test");
+         print_child_output (child, 10);
          kill (child->pid, SIGKILL);
          waitpid (child->pid, &child->status, 0);
+         result = 1;
       }
       child->exited = true;
       unlink (child->path);
    }
    n_children = 0;
+   return result;
 }
 
 static mongoc_client_t *client;
@@ -897,8 +908,7 @@ mt_test_main (int argc, char **argv)
       current = tests[i].path;
       snprintf (db_name, sizeof db_name, "t%d_%d", (int) getpid (), ++db_counter);
       start = bson_get_monotonic_time ();
-      result = run_one (tests[i].fn);
-      reap_children ();
+      result = end_children (run_one (tests[i].fn));
       if (result == 2) {
          printf ("ok %d %s # SKIP %s\n", ++number, current, skip_reason);
       } else {

@@ -144,7 +144,9 @@ char *mt_test_status (const bson_oid_t *id); /* bson_free it */
 bool mt_test_status_is (const bson_oid_t *id, const char *status);
 
 /* Starts a process with stdout and stderr captured to a file; NULL-ended
- * argv. */
+ * argv. A process still running when its test ends fails that test: stop
+ * it (mt_test_process_stop, mt_test_worker_stop) or wait for it
+ * (mt_test_wait_exit) in the test. */
 pid_t mt_test_spawn (const char *const *argv);
 /* Waits for it to exit; fails the test after `timeout_ms`. Returns the
  * wait status. */
