@@ -2,9 +2,13 @@
  * field, and what a worker does with what it is given. */
 #include "mt-test.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void
 test_lifecycle_fields (void)
@@ -379,27 +383,59 @@ test_unreachable_database_once (void)
    bson_free (out);
 }
 
+/* Whether something listens on 127.0.0.1:`port` already: binding it the
+ * way a server does (SO_REUSEADDR, so a closed connection's TIME_WAIT does
+ * not count) fails with EADDRINUSE. */
+static bool
+port_in_use (int port)
+{
+   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+   int one = 1;
+   bool in_use;
+
+   ASSERT (fd >= 0);
+   addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+   ASSERT (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+   in_use = bind (fd, (struct sockaddr *) &addr, sizeof addr) != 0 && errno == EADDRINUSE;
+   close (fd);
+   return in_use;
+}
+
 static void
 test_seed_line_one_verbatim (void)
 {
    /* `mtask-worker --db tasks --queues general glavstroy`, word for word:
     * so localhost:27017. This test starts its own devdb there, and skips
-    * when it cannot have that port. Plugins come from $MTASK_PLUGINS. */
+    * when that port is taken (by a MongoDB, or this test in another run);
+    * any other reason the devdb does not start fails it. Plugins come from
+    * $MTASK_PLUGINS. */
    const char *devdb_argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", "27017", "--memory", NULL};
    const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", "tasks", "--queues", "general", "glavstroy", NULL};
    mongoc_client_t *client;
    bson_error_t error;
    pid_t devdb, pid;
-   int status;
+   char *uri;
 
+   if (port_in_use (27017)) {
+      mt_test_skip ("port 27017 is in use here");
+   }
    devdb = mt_test_spawn (devdb_argv);
-   for (int i = 0; !mt_test_output_contains (devdb, "READY "); i++) {
-      if (waitpid (devdb, &status, WNOHANG) == devdb) {
+   uri = mt_test_devdb_wait_ready (devdb);
+   if (!uri) {
+      /* Taken between the look above and the devdb's bind. */
+      if (mt_test_output_contains (devdb, "Address already in use")) {
          mt_test_skip ("port 27017 is in use here");
       }
-      ASSERT (i < 3000);
-      mt_test_nap_ms (20);
+      printf ("# output of %s:\n", devdb_argv[0]);
+      mt_test_print_output (devdb, 0);
+      mt_test_fail (__FILE__,
+                    __LINE__,
+                    "%s --port 27017 exited %d before it was ready",
+                    devdb_argv[0],
+                    mt_test_exit_code (mt_test_wait_exit (devdb, 0)));
    }
+   bson_free (uri);
    client = mongoc_client_new ("mongodb://127.0.0.1:27017/");
    mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
    ASSERT_OR_PRINT (mt_enqueue (client, "tasks", "general", "echo", NULL, NULL, NULL, &error), error);
