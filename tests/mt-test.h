@@ -79,6 +79,16 @@ void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNU
       }                                                                                          \
    } while (0)
 
+/* For a wait loop that does more than WAIT_UNTIL (samples as it waits,
+ * keeps what it read): fails the test naming `what` it waited for once
+ * the monotonic clock (bson_get_monotonic_time) has passed `deadline`. */
+#define ASSERT_BEFORE(deadline, what)                                                        \
+   do {                                                                                      \
+      if (bson_get_monotonic_time () > (deadline)) {                                         \
+         mt_test_fail (__FILE__, __LINE__, "timed out waiting for %s", (what));              \
+      }                                                                                      \
+   } while (0)
+
 void mt_test_nap_ms (int ms);
 
 /* A NULL-ended list of strings, for argv and flag lists:

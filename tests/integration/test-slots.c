@@ -88,12 +88,14 @@ test_limit_across_workers (void)
       pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
    }
    /* Sample the database while they run. */
-   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000;
-        mt_test_count ("{'status': 'FINISHED'}") < 20 && bson_get_monotonic_time () < deadline;) {
+   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 20;) {
       /* Running in the pool's sense: holding a slot (a task is
        * WORK_IN_PROGRESS for a moment after its claim while it looks for
        * one, and goes back if there is none). */
-      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
+      int64_t running;
+
+      ASSERT_BEFORE (deadline, "the 20 tasks of pool 'two' to be FINISHED");
+      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
       ASSERT_CMPINT (running, <=, 2);
       most = BSON_MAX (most, running);
       mt_test_nap_ms (20);
@@ -215,9 +217,11 @@ test_resize_without_restart (void)
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 2, 30000);
    ASSERT_CMPINT (max_overlap ("{'status': 'FINISHED'}"), ==, 1);
    pool ("grow", 3, 0);
-   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
-        mt_test_count ("{'status': 'FINISHED'}") < 12 && bson_get_monotonic_time () < deadline;) {
-      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
+   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 12;) {
+      int64_t running;
+
+      ASSERT_BEFORE (deadline, "the 12 tasks of pool 'grow' to be FINISHED");
+      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
       ASSERT_CMPINT (running, <=, 3);
       most = BSON_MAX (most, running);
       mt_test_nap_ms (20);
