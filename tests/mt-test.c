@@ -24,9 +24,13 @@ static const char *current;
 static int db_counter;
 static char db_name[128];
 
-/* Processes spawned by the current test, killed when it ends. */
+/* Processes spawned by the current test: what was started, whether it has
+ * been waited for, and the file holding its output. */
 typedef struct {
    pid_t pid;
+   bool exited;
+   int status;
+   char program[256];
    char path[256];
 } child_t;
 static child_t children[64];
@@ -87,21 +91,58 @@ mt_test_env (const char *name)
    return value;
 }
 
+/* Prints `text` as TAP comments, each line behind "# "; only its last
+ * `last_lines` lines when that is not 0. */
 static void
-reap_children (void)
+print_commented (const char *text, int last_lines)
+{
+   const char *start = text;
+   int lines = 0;
+
+   for (const char *p = text; *p; p++) {
+      lines += *p == '\n' || !p[1];
+   }
+   for (int skip = last_lines ? lines - last_lines : 0; skip > 0; skip--) {
+      start = strchr (start, '\n') + 1;
+   }
+   while (*start) {
+      const char *end = strchr (start, '\n');
+      int len = end ? (int) (end - start) : (int) strlen (start);
+
+      printf ("#   %.*s\n", len, start);
+      start += len + (end ? 1 : 0);
+   }
+   fflush (stdout);
+}
+
+static void print_child_output (const child_t *child, int last_lines);
+
+/* At the end of each test. A process the test started and left running is
+ * a leak: it would go on writing to the server, hold a port or use the CPU
+ * while later tests run, so it fails the test (which program, its pid, its
+ * last lines), and is then killed so that the next test starts clean.
+ * Returns the test's result, 1 (failed) when something leaked. */
+static int
+end_children (int result)
 {
    for (size_t i = 0; i < n_children; i++) {
-      if (children[i].pid > 0) {
-         int status;
+      child_t *child = &children[i];
 
-         if (waitpid (children[i].pid, &status, WNOHANG) == 0) {
-            kill (children[i].pid, SIGKILL);
-            waitpid (children[i].pid, &status, 0);
-         }
-         unlink (children[i].path);
+      if (!child->exited && waitpid (child->pid, &child->status, WNOHANG) == 0) {
+         printf ("# %s (pid %d) was still running when the test ended%s; its last lines:\n",
+                 child->program,
+                 (int) child->pid,
+                 result == 1 ? " (after the failure above)" : "; stop it in the test");
+         print_child_output (child, 10);
+         kill (child->pid, SIGKILL);
+         waitpid (child->pid, &child->status, 0);
+         result = 1;
       }
+      child->exited = true;
+      unlink (child->path);
    }
    n_children = 0;
+   return result;
 }
 
 static mongoc_client_t *client;
@@ -206,9 +247,15 @@ mt_test_db (void)
 }
 
 mongoc_collection_t *
+mt_test_collection (const char *name)
+{
+   return mongoc_client_get_collection (mt_test_client (), mt_test_db (), name);
+}
+
+mongoc_collection_t *
 mt_test_tasks (void)
 {
-   return mongoc_client_get_collection (mt_test_client (), mt_test_db (), "tasks");
+   return mt_test_collection ("tasks");
 }
 
 bson_t *
@@ -229,42 +276,180 @@ mt_test_bson (const char *json)
    return doc;
 }
 
+/* How many documents of `coll` match the JSON filter; destroys `coll`. */
+static int64_t
+count (mongoc_collection_t *coll, const char *json_filter)
+{
+   bson_t *filter = mt_test_bson (json_filter);
+   bson_error_t error;
+   int64_t n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
+
+   bson_destroy (filter);
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (n >= 0, error);
+   return n;
+}
+
 int64_t
 mt_test_count (const char *json_filter)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *filter = mt_test_bson (json_filter);
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (tasks, filter, NULL, NULL, NULL, &error);
+   return count (mt_test_tasks (), json_filter);
+}
 
-   bson_destroy (filter);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (n >= 0, error);
+int64_t
+mt_test_count_in (const char *collection, const char *format, ...)
+{
+   va_list args;
+   char *json;
+   int64_t n;
+
+   va_start (args, format);
+   json = bson_strdupv_printf (format, args);
+   va_end (args);
+   n = count (mt_test_collection (collection), json);
+   bson_free (json);
    return n;
+}
+
+int64_t
+mt_test_count_at (mongoc_client_t *other, const char *db, const char *collection, const char *json_filter)
+{
+   return count (mongoc_client_get_collection (other, db, collection), json_filter);
+}
+
+/* The first document of `collection` matching `filter`, or NULL. */
+static bson_t *
+find_one (const char *collection, const bson_t *filter)
+{
+   mongoc_collection_t *coll = mt_test_collection (collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
+   const bson_t *doc;
+   bson_t *copy = NULL;
+   bson_error_t error;
+   bool failed;
+
+   if (mongoc_cursor_next (cursor, &doc)) {
+      copy = bson_copy (doc);
+   }
+   failed = mongoc_cursor_error (cursor, &error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (!failed, error);
+   return copy;
+}
+
+bson_t *
+mt_test_find_one (const char *collection, const char *format, ...)
+{
+   va_list args;
+   char *json;
+   bson_t *filter, *doc;
+
+   va_start (args, format);
+   json = bson_strdupv_printf (format, args);
+   va_end (args);
+   filter = mt_test_bson (json);
+   doc = find_one (collection, filter);
+   bson_destroy (filter);
+   if (!doc) {
+      char message[512];
+
+      bson_snprintf (message, sizeof message, "no document in %s matches %s", collection, json);
+      bson_free (json);
+      mt_test_fail (__FILE__, __LINE__, "%s", message);
+   }
+   bson_free (json);
+   return doc;
 }
 
 bson_t *
 mt_test_task (const bson_oid_t *id)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_t filter = BSON_INITIALIZER;
-   mongoc_cursor_t *cursor;
-   const bson_t *doc;
-   bson_t *copy = NULL;
-   bson_error_t error;
+   bson_t *doc;
+   char hex[25];
 
    BSON_APPEND_OID (&filter, "_id", id);
-   cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   bool failed = mongoc_cursor_error (cursor, &error);
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (tasks);
+   doc = find_one ("tasks", &filter);
    bson_destroy (&filter);
+   if (!doc) {
+      bson_oid_to_string (id, hex);
+      mt_test_fail (__FILE__, __LINE__, "no task %s", hex);
+   }
+   return doc;
+}
+
+void
+mt_test_insert (const char *collection, const bson_t *doc)
+{
+   mongoc_collection_t *coll = mt_test_collection (collection);
+   bson_error_t error;
+   bool ok = mongoc_collection_insert_one (coll, doc, NULL, NULL, &error);
+
+   mongoc_collection_destroy (coll);
+   ASSERT_OR_PRINT (ok, error);
+}
+
+bson_oid_t
+mt_test_task_insert (const char *json)
+{
+   bson_t *doc = mt_test_bson (json);
+   bson_oid_t id;
+
+   bson_oid_init (&id, NULL);
+   BSON_APPEND_OID (doc, "_id", &id);
+   mt_test_insert ("tasks", doc);
+   bson_destroy (doc);
+   return id;
+}
+
+void
+mt_test_task_set (const bson_oid_t *id, const char *format, ...)
+{
+   mongoc_collection_t *tasks = mt_test_tasks ();
+   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
+   bson_t *fields;
+   bson_error_t error;
+   va_list args;
+   char *json;
+   bool ok;
+
+   va_start (args, format);
+   json = bson_strdupv_printf (format, args);
+   va_end (args);
+   fields = mt_test_bson (json);
+   bson_free (json);
+   BSON_APPEND_OID (&filter, "_id", id);
+   BSON_APPEND_DOCUMENT (&update, "$set", fields);
+   ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error);
+   bson_destroy (fields);
+   bson_destroy (&filter);
+   bson_destroy (&update);
+   mongoc_collection_destroy (tasks);
+   ASSERT_OR_PRINT (ok, error);
+}
+
+int64_t
+mt_test_ttl_seconds (const char *collection)
+{
+   mongoc_collection_t *coll = mt_test_collection (collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
+   const bson_t *index;
+   bson_error_t error;
+   int64_t ttl = -1;
+   bool failed;
+
+   while (mongoc_cursor_next (cursor, &index)) {
+      if (mt_test_str (index, "name") && !strcmp (mt_test_str (index, "name"), "mtask_ttl")) {
+         ASSERT_CMPINT (mt_test_int (index, "key.finished"), ==, 1);
+         ttl = mt_test_int (index, "expireAfterSeconds");
+      }
+   }
+   failed = mongoc_cursor_error (cursor, &error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
    ASSERT_OR_PRINT (!failed, error);
-   ASSERT (copy);
-   return copy;
+   return ttl;
 }
 
 static bool
@@ -370,6 +555,8 @@ mt_test_spawn (const char *const *argv)
 
    ASSERT (n_children < sizeof children / sizeof children[0]);
    child = &children[n_children];
+   child->exited = false;
+   bson_strncpy (child->program, argv[0], sizeof child->program);
    snprintf (child->path, sizeof child->path, "/tmp/mtask-test-%d-%zu.out", (int) getpid (), n_children);
    fd = open (child->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
    ASSERT (fd >= 0);
@@ -398,33 +585,36 @@ find_child (pid_t pid)
    return NULL;
 }
 
+/* Whether the child has exited, reaping it if so. */
+static bool
+child_exited (child_t *child)
+{
+   if (!child->exited && waitpid (child->pid, &child->status, WNOHANG) == child->pid) {
+      child->exited = true;
+   }
+   return child->exited;
+}
+
 int
 mt_test_wait_exit (pid_t pid, int timeout_ms)
 {
    int64_t deadline = bson_get_monotonic_time () + (int64_t) timeout_ms * 1000;
-   int status;
+   child_t *child = find_child (pid);
 
-   find_child (pid);
-   for (;;) {
-      pid_t r = waitpid (pid, &status, WNOHANG);
-
-      if (r == pid) {
-         return status;
-      }
+   while (!child_exited (child)) {
       if (bson_get_monotonic_time () > deadline) {
-         char *out = mt_test_output (pid);
-         fprintf (stdout, "# output of %d:\n%s\n", (int) pid, out);
-         bson_free (out);
-         mt_test_fail (__FILE__, __LINE__, "process %d did not exit within %d ms", (int) pid, timeout_ms);
+         printf ("# output of %s (pid %d):\n", child->program, (int) pid);
+         print_child_output (child, 0);
+         mt_test_fail (__FILE__, __LINE__, "%s (pid %d) did not exit within %d ms", child->program, (int) pid, timeout_ms);
       }
       mt_test_nap_ms (10);
    }
+   return child->status;
 }
 
-char *
-mt_test_output (pid_t pid)
+static char *
+read_output (const child_t *child)
 {
-   child_t *child = find_child (pid);
    FILE *f = fopen (child->path, "r");
    bson_string_t *s = bson_string_new (NULL);
    char buf[4096];
@@ -438,6 +628,27 @@ mt_test_output (pid_t pid)
       fclose (f);
    }
    return bson_string_free (s, false);
+}
+
+char *
+mt_test_output (pid_t pid)
+{
+   return read_output (find_child (pid));
+}
+
+static void
+print_child_output (const child_t *child, int last_lines)
+{
+   char *out = read_output (child);
+
+   print_commented (out, last_lines);
+   bson_free (out);
+}
+
+void
+mt_test_print_output (pid_t pid, int last_lines)
+{
+   print_child_output (find_child (pid), last_lines);
 }
 
 bool
@@ -466,6 +677,100 @@ mt_test_run (const char *const *argv, int timeout_ms, char **out)
       *out = mt_test_output (pid);
    }
    return mt_test_exit_code (status);
+}
+
+void
+mt_test_process_stop (pid_t pid, int timeout_ms)
+{
+   child_t *child = find_child (pid);
+   int code;
+
+   if (!child->exited) {
+      kill (pid, SIGTERM);
+   }
+   code = mt_test_exit_code (mt_test_wait_exit (pid, timeout_ms));
+   if (code != 0) {
+      printf ("# output of %s (pid %d):\n", child->program, (int) pid);
+      print_child_output (child, 0);
+      mt_test_fail (__FILE__, __LINE__, "%s (pid %d) exited %d after SIGTERM, not 0", child->program, (int) pid, code);
+   }
+}
+
+void
+mt_test_process_kill (pid_t pid)
+{
+   child_t *child = find_child (pid);
+
+   if (!child->exited) {
+      kill (pid, SIGKILL);
+   }
+   mt_test_wait_exit (pid, 10000);
+}
+
+char *
+mt_test_devdb_wait_ready (pid_t pid)
+{
+   int64_t deadline = bson_get_monotonic_time () + 120 * 1000 * 1000;
+   child_t *child = find_child (pid);
+   char *out, *line, *end, *uri;
+
+   for (;;) {
+      out = read_output (child);
+      line = strstr (out, "READY ");
+      if (line) {
+         break;
+      }
+      bson_free (out);
+      if (child_exited (child)) {
+         return NULL;
+      }
+      if (bson_get_monotonic_time () > deadline) {
+         printf ("# output of %s (pid %d):\n", child->program, (int) pid);
+         print_child_output (child, 0);
+         mt_test_fail (__FILE__, __LINE__, "timed out after 120 s waiting for the READY line of %s", child->program);
+      }
+      mt_test_nap_ms (20);
+   }
+   line += 6;
+   end = strchr (line, '\n');
+   if (!end || strncmp (line, "mongodb://127.0.0.1:", 20) != 0 || end[-1] != '/') {
+      char message[256];
+
+      bson_snprintf (message, sizeof message, "%s", line);
+      bson_free (out);
+      mt_test_fail (__FILE__, __LINE__, "not 'READY mongodb://127.0.0.1:PORT/' but 'READY %s'", message);
+   }
+   *end = '\0';
+   uri = bson_strdup (line);
+   bson_free (out);
+   return uri;
+}
+
+char *
+mt_test_devdb_start (const char *const *args, pid_t *pid)
+{
+   const char *argv[32];
+   size_t n = 0;
+   char *uri;
+
+   argv[n++] = mt_test_env ("MTASK_DEVDB");
+   for (size_t i = 0; args[i]; i++) {
+      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
+      argv[n++] = args[i];
+   }
+   argv[n] = NULL;
+   *pid = mt_test_spawn (argv);
+   uri = mt_test_devdb_wait_ready (*pid);
+   if (!uri) {
+      printf ("# output of %s:\n", argv[0]);
+      mt_test_print_output (*pid, 0);
+      mt_test_fail (__FILE__,
+                    __LINE__,
+                    "%s exited %d before it was ready",
+                    argv[0],
+                    mt_test_exit_code (mt_test_wait_exit (*pid, 0)));
+   }
+   return uri;
 }
 
 int64_t
@@ -523,17 +828,31 @@ mt_test_worker_ready (const char *const *extra)
 void
 mt_test_worker_stop (pid_t pid)
 {
-   int status;
+   mt_test_process_stop (pid, 30000);
+}
 
-   kill (pid, SIGTERM);
-   status = mt_test_wait_exit (pid, 30000);
-   if (mt_test_exit_code (status) != 0) {
-      char *out = mt_test_output (pid);
+pid_t
+mt_test_worker_once (const char *const *extra, int timeout_ms)
+{
+   const char *argv[48];
+   size_t n = 0;
+   pid_t pid;
+   int code;
 
-      printf ("# worker output:\n%s\n", out);
-      bson_free (out);
+   argv[n++] = "--once";
+   for (size_t i = 0; extra && extra[i]; i++) {
+      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
+      argv[n++] = extra[i];
    }
-   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
+   argv[n] = NULL;
+   pid = mt_test_worker (argv);
+   code = mt_test_exit_code (mt_test_wait_exit (pid, timeout_ms));
+   if (code != 0) {
+      printf ("# output of mtask-worker --once (pid %d):\n", (int) pid);
+      mt_test_print_output (pid, 0);
+      mt_test_fail (__FILE__, __LINE__, "mtask-worker --once (pid %d) exited %d, not 0", (int) pid, code);
+   }
+   return pid;
 }
 
 /* Alone in its frame, so that longjmp clobbers nothing of the caller's.
@@ -589,8 +908,7 @@ mt_test_main (int argc, char **argv)
       current = tests[i].path;
       snprintf (db_name, sizeof db_name, "t%d_%d", (int) getpid (), ++db_counter);
       start = bson_get_monotonic_time ();
-      result = run_one (tests[i].fn);
-      reap_children ();
+      result = end_children (run_one (tests[i].fn));
       if (result == 2) {
          printf ("ok %d %s # SKIP %s\n", ++number, current, skip_reason);
       } else {

@@ -79,7 +79,21 @@ void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNU
       }                                                                                          \
    } while (0)
 
+/* For a wait loop that does more than WAIT_UNTIL (samples as it waits,
+ * keeps what it read): fails the test naming `what` it waited for once
+ * the monotonic clock (bson_get_monotonic_time) has passed `deadline`. */
+#define ASSERT_BEFORE(deadline, what)                                                        \
+   do {                                                                                      \
+      if (bson_get_monotonic_time () > (deadline)) {                                         \
+         mt_test_fail (__FILE__, __LINE__, "timed out waiting for %s", (what));              \
+      }                                                                                      \
+   } while (0)
+
 void mt_test_nap_ms (int ms);
+
+/* A NULL-ended list of strings, for argv and flag lists:
+ * mt_test_worker (W ("--queues", "q", "--once")). */
+#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Ends the current test as skipped, saying why (TAP "# SKIP"). */
 void mt_test_skip (const char *reason);
@@ -97,13 +111,39 @@ const char *mt_test_port (void);
 mongoc_client_t *mt_test_client (void);
 /* A database name unique to this test. */
 const char *mt_test_db (void);
+/* The collection `name` of the test's database; mt_test_tasks () is
+ * "tasks". Destroy with mongoc_collection_destroy. */
+mongoc_collection_t *mt_test_collection (const char *name);
 mongoc_collection_t *mt_test_tasks (void);
 
 /* Parses `json` (single quotes allowed, turned into double quotes). */
 bson_t *mt_test_bson (const char *json);
+/* How many tasks match the JSON filter; fails the test on an error. */
 int64_t mt_test_count (const char *json_filter);
+/* How many documents of `collection` match the JSON filter, given as a
+ * printf format; fails the test on an error. */
+int64_t mt_test_count_in (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
+/* The same on another server than the test's (one the test started), in
+ * database `db` through `client`. */
+int64_t mt_test_count_at (mongoc_client_t *client, const char *db, const char *collection, const char *json_filter);
+/* The first document of `collection` that the JSON filter (a printf
+ * format) matches; fails the test when there is none. Free with
+ * bson_destroy. */
+bson_t *mt_test_find_one (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
 /* The task's document, or fails the test. Free with bson_destroy. */
 bson_t *mt_test_task (const bson_oid_t *id);
+/* Inserts `doc` into `collection` as any client would; fails the test on
+ * an error. */
+void mt_test_insert (const char *collection, const bson_t *doc);
+/* Inserts the task `json` as another client would, without mt_enqueue and
+ * its defaults, under a new ObjectId; returns the id. */
+bson_oid_t mt_test_task_insert (const char *json);
+/* Sets fields of the task: `format` is a printf format giving the JSON of
+ * the $set document, e.g. "{'status': '%s'}". Fails the test on an error. */
+void mt_test_task_set (const bson_oid_t *id, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
+/* The expireAfterSeconds of the TTL index mtask_ttl of `collection`, -1
+ * when there is none; fails the test unless its key is {finished: 1}. */
+int64_t mt_test_ttl_seconds (const char *collection);
 const char *mt_test_str (const bson_t *doc, const char *dotted);
 int64_t mt_test_int (const bson_t *doc, const char *dotted);
 int64_t mt_test_date (const bson_t *doc, const char *dotted);
@@ -114,19 +154,39 @@ char *mt_test_status (const bson_oid_t *id); /* bson_free it */
 bool mt_test_status_is (const bson_oid_t *id, const char *status);
 
 /* Starts a process with stdout and stderr captured to a file; NULL-ended
- * argv. */
+ * argv. A process still running when its test ends fails that test: stop
+ * it (mt_test_process_stop, mt_test_worker_stop) or wait for it
+ * (mt_test_wait_exit) in the test. */
 pid_t mt_test_spawn (const char *const *argv);
 /* Waits for it to exit; fails the test after `timeout_ms`. Returns the
  * wait status. */
 int mt_test_wait_exit (pid_t pid, int timeout_ms);
 /* Its captured output so far (bson_free it). */
 char *mt_test_output (pid_t pid);
+/* Prints its captured output so far as TAP comments; only the last
+ * `last_lines` lines when that is not 0. */
+void mt_test_print_output (pid_t pid, int last_lines);
 /* Whether its captured output contains `needle`. */
 bool mt_test_output_contains (pid_t pid, const char *needle);
 /* A wait status as a shell would say it: the exit code, or 128 + signal. */
 int mt_test_exit_code (int status);
 /* Runs to completion and returns the exit code; output in *out. */
 int mt_test_run (const char *const *argv, int timeout_ms, char **out);
+/* SIGTERM, and the process must exit 0 within `timeout_ms`; else fails
+ * the test with its output. */
+void mt_test_process_stop (pid_t pid, int timeout_ms);
+/* SIGKILL, as a crash or the OOM killer would, and waits for it (10 s). */
+void mt_test_process_kill (pid_t pid);
+
+/* Starts tools/devdb with `args` (NULL-ended, e.g. W ("--port", "0",
+ * "--memory")) and waits for its READY line; returns the address it
+ * printed (bson_free it) and its pid in *pid. Fails the test, with the
+ * devdb's output, when it exits first or is not ready within 120 s. */
+char *mt_test_devdb_start (const char *const *args, pid_t *pid);
+/* Waits up to 120 s for the READY line of a devdb started with
+ * mt_test_spawn and returns its address (bson_free it), or NULL when the
+ * devdb exited first (its output says why: mt_test_output). */
+char *mt_test_devdb_wait_ready (pid_t pid);
 
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);
@@ -142,5 +202,9 @@ pid_t mt_test_worker (const char *const *extra);
 pid_t mt_test_worker_ready (const char *const *extra);
 /* SIGTERM, and the worker must exit 0 within 30 s. */
 void mt_test_worker_stop (pid_t pid);
+/* mtask-worker --once with `extra` flags, as mt_test_worker; it must exit
+ * 0 within `timeout_ms`, else the test fails with its output. Returns its
+ * pid, for mt_test_output. */
+pid_t mt_test_worker_once (const char *const *extra, int timeout_ms);
 
 #endif

@@ -8,9 +8,7 @@
 static void
 seed (const char *collection, const char *json_array)
 {
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
    bson_t *docs = mt_test_bson (json_array);
-   bson_error_t error;
    bson_iter_t iter;
 
    ASSERT (bson_iter_init (&iter, docs));
@@ -22,10 +20,9 @@ seed (const char *collection, const char *json_array)
       ASSERT (BSON_ITER_HOLDS_DOCUMENT (&iter));
       bson_iter_document (&iter, &len, &data);
       ASSERT (bson_init_static (&doc, data, len));
-      ASSERT_OR_PRINT (mongoc_collection_insert_one (coll, &doc, NULL, NULL, &error), error);
+      mt_test_insert (collection, &doc);
    }
    bson_destroy (docs);
-   mongoc_collection_destroy (coll);
 }
 
 /* How many elements the array at `dotted` has; fails when it is none. */

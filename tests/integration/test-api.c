@@ -76,14 +76,21 @@ test_worker_start_once (void)
    bson_destroy (doc);
 }
 
+static bool stop_later_gave_up;
+
 static void *
 stop_later (void *data)
 {
    mt_worker_t *worker = data;
 
    /* Stop once the task is done, or after 20 s: this thread cannot fail
-    * the test itself; the test checks the task afterwards. */
-   for (int i = 0; i < 1000 && processed_now () == 0; i++) {
+    * the test itself; it says it gave up, and the test fails after. */
+   stop_later_gave_up = false;
+   for (int i = 0; processed_now () == 0; i++) {
+      if (i == 1000) {
+         stop_later_gave_up = true;
+         break;
+      }
       mt_test_nap_ms (20);
    }
    mt_worker_stop (worker);
@@ -119,6 +126,9 @@ test_worker_stop_from_another_thread (void)
    ASSERT_OR_PRINT (mt_worker_run (worker, &error), error);
    pthread_join (thread, NULL);
    mt_worker_destroy (worker);
+   if (stop_later_gave_up) {
+      mt_test_fail (__FILE__, __LINE__, "timed out after 1000 looks (20 s) waiting for the embedded worker to process its task");
+   }
    ASSERT (processed_now () == 1);
    ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'worker_pid': null}"), ==, 1);
 }

@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static mongoc_collection_t *
 collection (const char *name)

@@ -164,7 +164,6 @@ test_errors (void)
 static void
 test_locks (void)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_oid_t running_id, done_id;
    bson_value_t running_value = {.value_type = BSON_TYPE_OID}, done_value = {.value_type = BSON_TYPE_OID};
    mt_lock_owner_t running = {.task_id = &running_value, .worker_id = "W-LIVE", .attempt = 1};
@@ -183,21 +182,14 @@ test_locks (void)
    bson_oid_copy (&running_id, &running_value.value.v_oid);
    bson_oid_copy (&done_id, &done_value.value.v_oid);
    doc = BCON_NEW ("_id", BCON_OID (&running_id), "queue", "q", "type", "t", "status", "WORK_IN_PROGRESS", "worker_pid", "W-LIVE", "attempts", BCON_INT32 (1));
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
    doc = BCON_NEW ("_id", BCON_OID (&done_id), "queue", "q", "type", "t", "status", "WORK_IN_PROGRESS", "worker_pid", "W-GONE", "attempts", BCON_INT32 (1));
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
    ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &running, a, 1, NULL, &error), error);
    ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &done, b, 1, NULL, &error), error);
-   {
-      bson_t *filter = BCON_NEW ("_id", BCON_OID (&done_id));
-      bson_t *update = BCON_NEW ("$set", "{", "status", "FINISHED", "}");
-      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-      bson_destroy (filter);
-      bson_destroy (update);
-   }
-   mongoc_collection_destroy (tasks);
+   mt_test_task_set (&done_id, "{'status': 'FINISHED'}");
 
    ASSERT_CMPINT (CTL (&out, "locks"), ==, 0);
    ASSERT_CONTAINS (out, "ACCOUNT");
@@ -240,64 +232,6 @@ test_help (void)
 }
 
 /* ---- group and sync ---------------------------------------------------- */
-
-static int64_t count_in (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
-static bson_t *one (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
-
-/* The documents of `collection` in the test's database that a JSON filter
- * (single quotes allowed; printf format) matches. */
-static int64_t
-count_in (const char *collection, const char *format, ...)
-{
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
-   bson_error_t error;
-   va_list args;
-   char *json;
-   bson_t *filter;
-   int64_t n;
-
-   va_start (args, format);
-   json = bson_strdupv_printf (format, args);
-   va_end (args);
-   filter = mt_test_bson (json);
-   bson_free (json);
-   n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
-   bson_destroy (filter);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
-/* The one document a filter matches, or fails the test. */
-static bson_t *
-one (const char *collection, const char *format, ...)
-{
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
-   mongoc_cursor_t *cursor;
-   const bson_t *doc;
-   bson_t *filter, *copy = NULL;
-   bson_error_t error;
-   va_list args;
-   char *json;
-   bool failed;
-
-   va_start (args, format);
-   json = bson_strdupv_printf (format, args);
-   va_end (args);
-   filter = mt_test_bson (json);
-   bson_free (json);
-   cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   failed = mongoc_cursor_error (cursor, &error);
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (coll);
-   bson_destroy (filter);
-   ASSERT_OR_PRINT (!failed, error);
-   ASSERT (copy);
-   return copy;
-}
 
 /* Runs a command that prints an id; returns the id's 24 hex digits
  * (bson_free them). */
@@ -346,7 +280,7 @@ test_group_create_add_show (void)
    bson_oid_t id;
    bson_t *doc;
 
-   doc = one ("groups", "{'_id': {'$oid': '%s'}}", group);
+   doc = mt_test_find_one ("groups", "{'_id': {'$oid': '%s'}}", group);
    ASSERT_CMPSTR (mt_test_str (doc, "description"), "nightly import");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "pending");
    ASSERT_CMPINT (mt_test_int (doc, "keep_seconds"), ==, 60);
@@ -371,8 +305,8 @@ test_group_create_add_show (void)
    ASSERT_CMPINT (mt_test_int (doc, "stage"), ==, 2);
    ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), >=, 29000);
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'status': 'WAITING'}", group), ==, 3);
-   ASSERT_CMPINT (count_in ("group_stages", "{'group': {'$oid': '%s'}, 'status': 'pending'}", group), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$oid': '%s'}, 'status': 'WAITING'}", group), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "{'group': {'$oid': '%s'}, 'status': 'pending'}", group), ==, 2);
 
    ASSERT_CMPINT (CTL (&out, "group", "show", group), ==, 0);
    ASSERT_CONTAINS (out, group);
@@ -390,7 +324,7 @@ test_group_create_add_show (void)
    ASSERT (bson_has_field (doc, "_id"));
    bson_destroy (doc);
    bson_free (out);
-   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 2);
    free_group (group, tasks);
 }
 
@@ -403,12 +337,12 @@ test_group_start (void)
    ASSERT_CMPINT (CTL (&out, "group", "start", group), ==, 0);
    ASSERT_CONTAINS (out, "started: stage 1 running, 2 tasks, 0 ended");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 1, 'status': 'CREATED'}", group), ==, 2);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
-   doc = one ("groups", "{'_id': {'$oid': '%s'}}", group);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 1, 'status': 'CREATED'}", group), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
+   doc = mt_test_find_one ("groups", "{'_id': {'$oid': '%s'}}", group);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
    bson_destroy (doc);
-   doc = one ("group_stages", "{'group': {'$oid': '%s'}, 'number': 1}", group);
+   doc = mt_test_find_one ("group_stages", "{'group': {'$oid': '%s'}, 'number': 1}", group);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
    bson_destroy (doc);
 
@@ -419,14 +353,14 @@ test_group_start (void)
    ASSERT_CMPINT (mt_test_int (doc, "stage"), ==, 1);
    bson_destroy (doc);
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$oid': '%s'}, 'stage': 2, 'status': 'WAITING'}", group), ==, 1);
 
    /* A group with no tasks would complete and vanish at once: refused. */
    empty = CTL_ID ("group", "create");
    ASSERT_CMPINT (CTL (&out, "group", "start", empty), ==, 1);
    ASSERT_CONTAINS (out, "has no tasks to start");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("groups", "{'_id': {'$oid': '%s'}, 'status': 'pending'}", empty), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{'_id': {'$oid': '%s'}, 'status': 'pending'}", empty), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "group", "start", "0123456789abcdef01234567"), ==, 1);
    ASSERT_CONTAINS (out, "no group 0123456789abcdef01234567 in ");
@@ -537,7 +471,7 @@ test_group_clean (void)
 
    /* Repair: a group document gone, its tasks still there. */
    {
-      mongoc_collection_t *groups = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "groups");
+      mongoc_collection_t *groups = mt_test_collection ("groups");
       bson_t *filter = bson_new ();
       bson_error_t error;
       bson_oid_t id;
@@ -551,20 +485,20 @@ test_group_clean (void)
    ASSERT_CMPINT (CTL (&out, "group", "clean"), ==, 0);
    ASSERT_CONTAINS (out, "repaired ");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("groups", "{'_id': {'$oid': '%s'}}", group), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{'_id': {'$oid': '%s'}}", group), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "group", "clean", "--purge"), ==, 2);
    ASSERT_CONTAINS (out, "deletes every group, every stage and every staged task");
    ASSERT_CONTAINS (out, "--yes");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$exists': true}}"), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$exists': true}}"), ==, 3);
 
    ASSERT_CMPINT (CTL (&out, "group", "clean", "--purge", "--yes", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"purged_tasks\" : 3");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
-   ASSERT_CMPINT (count_in ("group_stages", "{}"), ==, 0);
-   ASSERT_CMPINT (count_in ("tasks", "{'group': {'$exists': true}}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'group': {'$exists': true}}"), ==, 0);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
    free_group (group, tasks);
 }
@@ -614,7 +548,7 @@ test_group_usage (void)
    ASSERT_CONTAINS (out, "no group 0123456789abcdef01234567 in ");
    bson_free (out);
 
-   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 0);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
 }
 
@@ -638,15 +572,15 @@ test_sync_stage_create_ls (void)
    bson_free (out);
 
    make_stages (&import, &report);
-   doc = one ("stages", "{'_id': {'$oid': '%s'}}", import);
+   doc = mt_test_find_one ("stages", "{'_id': {'$oid': '%s'}}", import);
    ASSERT_CMPSTR (mt_test_str (doc, "name"), "import");
    ASSERT_CMPSTR (mt_test_str (doc, "callable"), "fetch_files");
    ASSERT_CMPSTR (mt_test_str (doc, "queue"), "imports");
    ASSERT_CMPSTR (mt_test_str (doc, "task"), "import_window");
    ASSERT_CMPINT (mt_test_int (doc, "params.day"), ==, 7);
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': {'$oid': '%s'}}", import, report), ==, 1);
-   ASSERT_CMPINT (count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': null, 'task': null}", report), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': {'$oid': '%s'}}", import, report), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("stages", "{'_id': {'$oid': '%s'}, 'next_stage': null, 'task': null}", report), ==, 1);
 
    /* --next must name a stage that exists. */
    ASSERT_CMPINT (CTL (&out, "sync", "stage", "--name", "x", "--callable", "c", "--queue", "q", "--next", "0123456789abcdef01234567"),
@@ -654,16 +588,16 @@ test_sync_stage_create_ls (void)
                   1);
    ASSERT_CONTAINS (out, "no stage 0123456789abcdef01234567 in ");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("stages", "{}"), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("stages", "{}"), ==, 2);
 
    ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", import), ==, 0);
    ASSERT_CONTAINS (out, "synchronizer 'nightly' created, on stand-by; it begins at stage 'import'");
    bson_free (out);
-   doc = one ("synchronizers", "{'_id': 'nightly'}");
+   doc = mt_test_find_one ("synchronizers", "{'_id': 'nightly'}");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "stand_by");
    ASSERT (mt_test_is_null (doc, "actual_stage"));
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'start_stage': {'$oid': '%s'}}", import), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{'_id': 'nightly', 'start_stage': {'$oid': '%s'}}", import), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "sync", "create", "nightly", "--start-stage", report), ==, 1);
    ASSERT_CONTAINS (out, "exists already");
@@ -671,7 +605,7 @@ test_sync_stage_create_ls (void)
    ASSERT_CMPINT (CTL (&out, "sync", "create", "weekly", "--start-stage", "0123456789abcdef01234567"), ==, 1);
    ASSERT_CONTAINS (out, "no stage 0123456789abcdef01234567 in ");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("synchronizers", "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "sync", "ls"), ==, 0);
    ASSERT_CONTAINS (out, "START_STAGE");
@@ -706,7 +640,7 @@ test_sync_start (void)
    ASSERT_CMPINT (CTL (&out, "sync", "start", "nightly"), ==, 0);
    ASSERT_CONTAINS (out, "next upkeep tick");
    bson_free (out);
-   doc = one ("synchronizers", "{'_id': 'nightly'}");
+   doc = mt_test_find_one ("synchronizers", "{'_id': 'nightly'}");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "stand_by");
    ASSERT (mt_test_date (doc, "start_at") > 0);
    bson_destroy (doc);
@@ -720,10 +654,10 @@ test_sync_start (void)
    ASSERT_CONTAINS (out, "synchronizer 'weekly' began stage 'report'");
    ASSERT_CONTAINS (out, "of type build_report on queue reports");
    bson_free (out);
-   doc = one ("synchronizers", "{'_id': 'weekly'}");
+   doc = mt_test_find_one ("synchronizers", "{'_id': 'weekly'}");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'weekly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{'_id': 'weekly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'type': 'build_report', 'queue': 'reports', 'status': 'CREATED', 'synchronizer': 'weekly'}"), ==, 1);
 
@@ -768,7 +702,7 @@ test_sync_check (void)
    ASSERT_CONTAINS (out, "not complete yet");
    ASSERT_CONTAINS (out, "stage 'import' waits for queue imports");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", import), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", import), ==, 1);
 
    /* The queue drains: the next check advances it to the next stage. */
    {
@@ -786,7 +720,7 @@ test_sync_check (void)
    bson_destroy (doc);
    ASSERT_CONTAINS (out, "\"advanced\" : true");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{'_id': 'nightly', 'actual_stage': {'$oid': '%s'}}", report), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'type': 'build_report', 'queue': 'reports', 'status': 'CREATED'}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
@@ -804,7 +738,7 @@ test_sync_check (void)
    ASSERT_CMPINT (CTL (&out, "sync", "check", "nightly"), ==, 0);
    ASSERT_CONTAINS (out, "advanced: its last stage is complete; back on stand-by");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'actual_stage': null}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'actual_stage': null}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "sync", "check", "nobody"), ==, 1);
    ASSERT_CONTAINS (out, "no synchronizer 'nobody' in ");
@@ -853,8 +787,8 @@ test_sync_usage (void)
    ASSERT_CONTAINS (out, "unknown command 'sync go'");
    bson_free (out);
 
-   ASSERT_CMPINT (count_in ("stages", "{}"), ==, 0);
-   ASSERT_CMPINT (count_in ("synchronizers", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("stages", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("synchronizers", "{}"), ==, 0);
 }
 
 static void
@@ -900,7 +834,7 @@ test_group_sync_help (void)
 static void
 hold_slot (const char *pool, int index, const bson_oid_t *task, const char *worker, int64_t acquired_ms)
 {
-   mongoc_collection_t *slots = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "slots");
+   mongoc_collection_t *slots = mt_test_collection ("slots");
    bson_t *filter, *update, *opts = BCON_NEW ("upsert", BCON_BOOL (true));
    bson_error_t error;
    char id[64];
@@ -927,17 +861,14 @@ hold_slot (const char *pool, int index, const bson_oid_t *task, const char *work
 static bson_oid_t
 running_task (const char *worker)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_error_t error;
    bson_oid_t id;
    bson_t *doc;
 
    bson_oid_init (&id, NULL);
    doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "reports", "type", "report_pdf", "pool", "reports", "status",
                    "WORK_IN_PROGRESS", "worker_pid", worker, "attempts", BCON_INT32 (1));
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
    return id;
 }
 
@@ -954,11 +885,11 @@ test_pool_set (void)
    ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "3", "--timeout", "300"), ==, 0);
    ASSERT_CMPSTR (out, "pool reports: 3 slots, timeout 300 s\n");
    bson_free (out);
-   doc = one ("pools", "{'_id': 'reports'}");
+   doc = mt_test_find_one ("pools", "{'_id': 'reports'}");
    ASSERT_CMPINT (mt_test_int (doc, "size"), ==, 3);
    ASSERT_CMPINT (mt_test_int (doc, "timeout_seconds"), ==, 300);
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("slots", "{'pool': 'reports', 'task': null}"), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{'pool': 'reports', 'task': null}"), ==, 3);
 
    ASSERT_CMPINT (CTL (&out, "pool", "set", "general", "--size", "2"), ==, 0);
    ASSERT_CMPSTR (out, "pool general: 2 slots, timeout unchanged\n"); /* a new pool: none */
@@ -977,8 +908,8 @@ test_pool_set (void)
    ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "5", "--timeout", "0.5"), ==, 0);
    ASSERT_CMPSTR (out, "pool reports: 5 slots, timeout 0.5 s\n");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("slots", "{'pool': 'reports'}"), ==, 5);
-   ASSERT_CMPINT (count_in ("pools", "{'_id': 'reports', 'size': 5, 'timeout_seconds': 0.5}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{'pool': 'reports'}"), ==, 5);
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{'_id': 'reports', 'size': 5, 'timeout_seconds': 0.5}"), ==, 1);
    ASSERT_CMPINT (CTL (&out, "pool", "set", "reports", "--size", "2", "--json"), ==, 0);
    doc = mt_test_bson (out);
    ASSERT_CMPSTR (mt_test_str (doc, "_id"), "reports");
@@ -986,9 +917,9 @@ test_pool_set (void)
    bson_destroy (doc);
    bson_free (out);
    /* A resize without --timeout keeps the pool's timeout. */
-   ASSERT_CMPINT (count_in ("pools", "{'_id': 'reports', 'size': 2, 'timeout_seconds': 0.5}"), ==, 1);
-   ASSERT_CMPINT (count_in ("pools", "{'_id': 'general', 'timeout_seconds': 0}"), ==, 1);
-   ASSERT_CMPINT (count_in ("pools", "{}"), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{'_id': 'reports', 'size': 2, 'timeout_seconds': 0.5}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{'_id': 'general', 'timeout_seconds': 0}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{}"), ==, 2);
 
    ASSERT_CMPINT (CTL (&out, "slots", "--json"), ==, 0);
    doc = mt_test_bson (out);
@@ -1037,7 +968,7 @@ test_slots_held (void)
    ASSERT_CONTAINS (out, "pool reports: 1 slots, timeout 60 s\n");
    ASSERT_CONTAINS (out, "1 of its slots at index 1 or above are still held");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("slots", "{'_id': 'reports#2', 'task': {'$oid': '%s'}}", hex_b), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{'_id': 'reports#2', 'task': {'$oid': '%s'}}", hex_b), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
    ASSERT_CONTAINS (out, "reports     1     60 s       1  +1 beyond size\n");
@@ -1100,7 +1031,7 @@ test_slot_keepalive_stop (void)
    ASSERT_CMPINT (CTL (&out, "slot", "keepalive", hex), ==, 0);
    ASSERT_CONTAINS (out, "slot reports#1 kept alive at ");
    bson_free (out);
-   doc = one ("slots", "{'_id': 'reports#1'}");
+   doc = mt_test_find_one ("slots", "{'_id': 'reports#1'}");
    ASSERT_CMPINT (mt_test_date (doc, "keepalive"), >, 1700000000000);
    ASSERT_CMPINT (mt_test_date (doc, "acquired"), ==, 1700000000000);
    bson_destroy (doc);
@@ -1117,7 +1048,7 @@ test_slot_keepalive_stop (void)
    doc = mt_test_task (&running);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CANCELLED");
    bson_destroy (doc);
-   ASSERT_CMPINT (count_in ("slots", "{'_id': 'reports#1', 'task': null}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{'_id': 'reports#1', 'task': null}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "slot", "stop", hex), ==, 1);
    ASSERT_CONTAINS (out, " holds no slot");
@@ -1134,7 +1065,7 @@ test_slot_keepalive_stop (void)
    ASSERT (mt_test_is_null (doc, "status"));
    bson_destroy (doc);
    bson_free (out);
-   ASSERT_CMPINT (count_in ("slots", "{'task': {'$ne': null}}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{'task': {'$ne': null}}"), ==, 0);
 }
 
 static void
@@ -1214,8 +1145,8 @@ test_slot_usage (void)
    ASSERT_CONTAINS (out, "show needs a task id: mtaskctl show ID");
    bson_free (out);
 
-   ASSERT_CMPINT (count_in ("pools", "{}"), ==, 0);
-   ASSERT_CMPINT (count_in ("slots", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("slots", "{}"), ==, 0);
 }
 
 static void
@@ -1330,7 +1261,7 @@ test_enqueue_run_at (void)
    ASSERT_CONTAINS (out, "\"created\" : true");
    bson_destroy (doc);
    bson_free (out);
-   doc = one ("tasks", "{'delayed': {'$gt': {'$date': '2000-01-01T00:00:00Z'}, '$lt': {'$date': '2028-01-01T00:00:00Z'}}}");
+   doc = mt_test_find_one ("tasks", "{'delayed': {'$gt': {'$date': '2000-01-01T00:00:00Z'}, '$lt': {'$date': '2028-01-01T00:00:00Z'}}}");
    ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), >=, 7199000);
    ASSERT_CMPINT (mt_test_date (doc, "delayed") - mt_test_date (doc, "created"), <=, 7201000);
    bson_destroy (doc);
@@ -1450,15 +1381,10 @@ test_enqueue_unique (void)
 
    /* Once the holder has ended, the key is free again. */
    {
-      mongoc_collection_t *tasks = mt_test_tasks ();
-      bson_t *filter = mt_test_bson ("{'unique_key': 'report-2026-11'}");
-      bson_t *update = mt_test_bson ("{'$set': {'status': 'FINISHED'}}");
-      bson_error_t error;
+      bson_oid_t holder;
 
-      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-      bson_destroy (filter);
-      bson_destroy (update);
-      mongoc_collection_destroy (tasks);
+      bson_oid_init_from_string (&holder, first);
+      mt_test_task_set (&holder, "{'status': 'FINISHED'}");
    }
    ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "report-2026-11", "--json"),
                   ==,
@@ -1472,14 +1398,11 @@ test_enqueue_unique (void)
    /* A holder another client inserted, with an _id that is not an ObjectId:
     * named all the same. */
    {
-      mongoc_collection_t *tasks = mt_test_tasks ();
       bson_t *legacy = mt_test_bson ("{'_id': 'legacy-7', 'queue': 'general', 'type': 'echo', 'status': 'CREATED', "
                                      "'unique_key': 'nightly', 'unique_held': 'nightly'}");
-      bson_error_t error;
 
-      ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, legacy, NULL, NULL, &error), error);
+      mt_test_insert ("tasks", legacy);
       bson_destroy (legacy);
-      mongoc_collection_destroy (tasks);
    }
    ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--unique-key", "nightly"), ==, 0);
    ASSERT_CONTAINS (out, "nothing enqueued: task legacy-7 holds unique_key 'nightly'");
@@ -1551,18 +1474,10 @@ test_enqueue_schedule_usage (void)
 static void
 end_task (const char *id, const char *status)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_oid_t oid;
-   bson_t *filter, *update;
-   bson_error_t error;
 
    bson_oid_init_from_string (&oid, id);
-   filter = BCON_NEW ("_id", BCON_OID (&oid));
-   update = BCON_NEW ("$set", "{", "status", BCON_UTF8 (status), "finished", BCON_DATE_TIME ((int64_t) time (NULL) * 1000), "}");
-   ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-   bson_destroy (filter);
-   bson_destroy (update);
-   mongoc_collection_destroy (tasks);
+   mt_test_task_set (&oid, "{'status': '%s', 'finished': {'$date': {'$numberLong': '%" PRId64 "'}}}", status, (int64_t) time (NULL) * 1000);
 }
 
 static void
@@ -1668,16 +1583,13 @@ test_schedules (void)
 static void
 insert_finished (const char *collection, const char *status, int64_t age)
 {
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
    int64_t finished = ((int64_t) time (NULL) - age) * 1000;
    bson_t *doc = BCON_NEW ("queue", "general", "type", "echo", "status", BCON_UTF8 (status), "created",
                            BCON_DATE_TIME (finished - 60000), "finished", BCON_DATE_TIME (finished), "mark",
                            BCON_INT64 (age));
-   bson_error_t error;
 
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (coll, doc, NULL, NULL, &error), error);
+   mt_test_insert (collection, doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (coll);
 }
 
 #define DAY 86400
@@ -1704,8 +1616,8 @@ test_purge (void)
    ASSERT_CONTAINS (out, ".tasks and ");
    ASSERT_CONTAINS (out, ".completed_tasks");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 7);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{}"), ==, 7);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{}"), ==, 3);
    ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30d", "--dry-run", "--status", "FAILED", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"purged\" : 2");
    ASSERT_CONTAINS (out, "\"dry_run\" : true");
@@ -1716,31 +1628,31 @@ test_purge (void)
    ASSERT_CONTAINS (out, "purged 1 ended task(s) (FAILED) older than 30d from ");
    ASSERT (!strstr (out, "completed_tasks"));
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{'status': 'FAILED'}"), ==, 0);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{'status': 'FAILED'}"), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'status': 'FAILED'}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{'status': 'FAILED'}"), ==, 2);
 
    ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30d", "--status", "FINISHED,FAILED", "--from", "completed_tasks"), ==, 0);
    ASSERT_CONTAINS (out, "purged 2 ended task(s) (FINISHED or FAILED) older than 30d from ");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 1);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{'mark': 3600}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{'mark': 3600}"), ==, 1);
 
    /* The rest of the old ended ones; live and recent ones stay. */
    ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "2592000", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"purged\" : 2");
    ASSERT_CONTAINS (out, "\"dry_run\" : false");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 4);
-   ASSERT_CMPINT (count_in ("tasks", "{'status': 'CREATED'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'status': 'WORK_IN_PROGRESS'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'status': 'WAITING'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'status': 'FINISHED', 'mark': 3600}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{}"), ==, 4);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'status': 'CREATED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'status': 'WORK_IN_PROGRESS'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'status': 'WAITING'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'status': 'FINISHED', 'mark': 3600}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "purge", "--older-than", "30m"), ==, 0);
    ASSERT_CONTAINS (out, "purged 2 ended task(s) older than 30m from ");
    bson_free (out);
-   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 3);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{}"), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{}"), ==, 0);
 }
 
 static void
@@ -1778,35 +1690,7 @@ test_purge_usage (void)
       }
       bson_free (out);
    }
-   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 2);
-}
-
-/* The TTL index mtask_ttl of `collection`: its expireAfterSeconds, -1 when
- * there is none; fails the test unless its key is {finished: 1}. */
-static int64_t
-ttl_of (const char *collection)
-{
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
-   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
-   const bson_t *index;
-   bson_error_t error;
-   int64_t ttl = -1;
-   bool failed;
-
-   while (mongoc_cursor_next (cursor, &index)) {
-      if (mt_test_str (index, "name") && !strcmp (mt_test_str (index, "name"), "mtask_ttl")) {
-         bson_iter_t iter;
-
-         ASSERT_CMPINT (mt_test_int (index, "key.finished"), ==, 1);
-         ASSERT (bson_iter_init_find (&iter, index, "key") && BSON_ITER_HOLDS_DOCUMENT (&iter));
-         ttl = mt_test_int (index, "expireAfterSeconds");
-      }
-   }
-   failed = mongoc_cursor_error (cursor, &error);
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (!failed, error);
-   return ttl;
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{}"), ==, 2);
 }
 
 static void
@@ -1823,15 +1707,15 @@ test_retention (void)
    ASSERT_CONTAINS (out, "mongo-java-server (the dev database) keeps the index but never expires documents");
    ASSERT_CONTAINS (out, "mtaskctl purge --older-than 30d");
    bson_free (out);
-   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, 2592000);
-   ASSERT_CMPINT (ttl_of ("tasks"), ==, -1);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("completed_tasks"), ==, 2592000);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("tasks"), ==, -1);
 
    /* Again: replaced. */
    ASSERT_CMPINT (CTL (&out, "retention", "--ttl", "7d", "--collection", "completed_tasks"), ==, 0);
    ASSERT_CONTAINS (out, "7d after it finished");
    ASSERT_CONTAINS (out, "it was 30d");
    bson_free (out);
-   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, 604800);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("completed_tasks"), ==, 604800);
 
    /* mongo-java-server drops an index by name from every collection of the
     * database (MongoDB only from the one named), so this test drops one
@@ -1839,7 +1723,7 @@ test_retention (void)
    ASSERT_CMPINT (CTL (&out, "retention", "--off"), ==, 0);
    ASSERT_CONTAINS (out, ".completed_tasks: TTL index mtask_ttl dropped (it was 7d); ended tasks stay until purged");
    bson_free (out);
-   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, -1);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("completed_tasks"), ==, -1);
    ASSERT_CMPINT (CTL (&out, "retention", "--off"), ==, 0);
    ASSERT_CONTAINS (out, ".completed_tasks: there was no TTL index; ended tasks stay until purged");
    bson_free (out);
@@ -1850,16 +1734,16 @@ test_retention (void)
    ASSERT_CONTAINS (out, "\"previous_ttl_seconds\" : null");
    ASSERT (!strstr (out, "mongo-java-server")); /* --json: the document alone */
    bson_free (out);
-   ASSERT_CMPINT (ttl_of ("tasks"), ==, 3600);
-   ASSERT_CMPINT (ttl_of ("completed_tasks"), ==, -1);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("tasks"), ==, 3600);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("completed_tasks"), ==, -1);
    ASSERT_CMPINT (CTL (&out, "retention", "--collection", "tasks", "--off", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"ttl_seconds\" : null");
    ASSERT_CONTAINS (out, "\"previous_ttl_seconds\" : 3600");
    bson_free (out);
-   ASSERT_CMPINT (ttl_of ("tasks"), ==, -1);
+   ASSERT_CMPINT (mt_test_ttl_seconds ("tasks"), ==, -1);
    /* Nothing deleted by any of it. */
-   ASSERT_CMPINT (count_in ("tasks", "{}"), ==, 1);
-   ASSERT_CMPINT (count_in ("completed_tasks", "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("completed_tasks", "{}"), ==, 1);
 
    ASSERT_CMPINT (CTL (&out, "retention"), ==, 2);
    ASSERT_CONTAINS (out, "retention needs either --ttl DURATION (keep ended tasks that long) or --off");

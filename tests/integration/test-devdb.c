@@ -14,52 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Runs `argv` (a devdb command line) and returns its URI (bson_free it). */
-static char *
-start_command (const char *const *argv, pid_t *pid)
-{
-   char *out, *line, *end, *uri;
-
-   *pid = mt_test_spawn (argv);
-   WAIT_UNTIL (mt_test_output_contains (*pid, "READY "), 120000);
-   out = mt_test_output (*pid);
-   line = strstr (out, "READY ") + 6;
-   end = strchr (line, '\n');
-   ASSERT (end);
-   *end = '\0';
-   ASSERT (!strncmp (line, "mongodb://127.0.0.1:", 20));
-   ASSERT (end[-1] == '/');
-   uri = bson_strdup (line);
-   bson_free (out);
-   return uri;
-}
-
-/* Starts devdb with `args` and returns its URI (bson_free it). */
-static char *
-start (const char *const *args, pid_t *pid)
-{
-   const char *argv[16];
-   size_t n = 0;
-
-   argv[n++] = mt_test_env ("MTASK_DEVDB");
-   for (size_t i = 0; args[i]; i++) {
-      argv[n++] = args[i];
-   }
-   argv[n] = NULL;
-   return start_command (argv, pid);
-}
-
-static void
-stop (pid_t pid)
-{
-   int status;
-
-   kill (pid, SIGTERM);
-   status = mt_test_wait_exit (pid, 30000);
-   ASSERT (WIFEXITED (status));
-   ASSERT_CMPINT (WEXITSTATUS (status), ==, 0);
-}
-
 static mongoc_client_t *
 connect_to (const char *uri)
 {
@@ -72,31 +26,18 @@ connect_to (const char *uri)
    return client;
 }
 
-static int64_t
-count_tasks (mongoc_client_t *client)
-{
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
-   bson_t filter = BSON_INITIALIZER;
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, &error);
-
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
 static void
 test_memory (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory"), &pid);
    mongoc_client_t *client = connect_to (uri);
    bson_error_t error;
 
    ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
-   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   ASSERT_CMPINT (mt_test_count_at (client, "devdb_test", "tasks", "{}"), ==, 1);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
@@ -116,18 +57,18 @@ test_data_file_persists (void)
    unlink (path);
    file = bson_strdup_printf ("%s.mv", path);
 
-   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   uri = mt_test_devdb_start (W ("--port", "0", "--data", file), &pid);
    client = connect_to (uri);
    ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 
-   uri = start ((const char *const[]){"--port", "0", "--data", file, NULL}, &pid);
+   uri = mt_test_devdb_start (W ("--port", "0", "--data", file), &pid);
    client = connect_to (uri);
-   ASSERT_CMPINT (count_tasks (client), ==, 1);
+   ASSERT_CMPINT (mt_test_count_at (client, "devdb_test", "tasks", "{}"), ==, 1);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
    unlink (file);
    bson_free (file);
@@ -137,7 +78,7 @@ static void
 test_oplog_change_stream (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", "--oplog", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory", "--oplog"), &pid);
    mongoc_client_t *client = connect_to (uri);
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
    bson_t pipeline = BSON_INITIALIZER;
@@ -149,19 +90,19 @@ test_oplog_change_stream (void)
 
    ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, &reply), error);
    ASSERT_OR_PRINT (mt_enqueue (client, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
-   while (!event && bson_get_monotonic_time () < deadline) {
+   while (!event) {
+      ASSERT_BEFORE (deadline, "the change stream's event for the insert");
       if (!mongoc_change_stream_next (stream, &event)) {
          ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, &reply), error);
       }
    }
-   ASSERT (event);
    ASSERT_CMPSTR (mt_test_str (event, "operationType"), "insert");
    ASSERT_CMPSTR (mt_test_str (event, "fullDocument.type"), "echo");
    mongoc_change_stream_destroy (stream);
    bson_destroy (&pipeline);
    mongoc_collection_destroy (tasks);
    mongoc_client_destroy (client);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
@@ -169,7 +110,7 @@ static void
 test_port_in_use (void)
 {
    pid_t pid;
-   char *uri = start ((const char *const[]){"--port", "0", "--memory", NULL}, &pid);
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory"), &pid);
    const char *port = strrchr (uri, ':') + 1;
    char *port_only = bson_strndup (port, strlen (port) - 1);
    const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", port_only, NULL};
@@ -180,7 +121,7 @@ test_port_in_use (void)
    ASSERT_CONTAINS (out, "Address already in use");
    bson_free (out);
    bson_free (port_only);
-   stop (pid);
+   mt_test_process_stop (pid, 30000);
    bson_free (uri);
 }
 
@@ -270,7 +211,9 @@ test_recompiles_changed_sources (void)
             ASSERT_CMPINT (mt_test_run (setup, 60000, NULL), ==, 0);
             bson_free (script);
          }
-         uri = start_command (argv, &pid);
+         pid = mt_test_spawn (argv);
+         uri = mt_test_devdb_wait_ready (pid);
+         ASSERT (uri);
          /* A second start with the same sources compiles nothing. */
          ASSERT_CMPINT (count_class_dirs (cache_dir), ==, round < 2 ? 1 : 2);
          client = connect_to (uri);
@@ -280,7 +223,7 @@ test_recompiles_changed_sources (void)
          ASSERT_CONTAINS (error.message, round < 2 ? "Failing command via" : "Failing changed command via");
          mongoc_collection_destroy (coll);
          mongoc_client_destroy (client);
-         stop (pid);
+         mt_test_process_stop (pid, 30000);
          bson_free (uri);
       }
    }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define ACCOUNTS(...) ((const char *const[]){__VA_ARGS__}), (sizeof ((const char *const[]){__VA_ARGS__}) / sizeof (char *))
 
 /* A task run that is going on: a WORK_IN_PROGRESS document, and the owner
@@ -23,9 +22,6 @@ static void
 start_run (run_t *run, const char *worker)
 {
    bson_t *doc;
-   bson_error_t error;
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bool ok;
 
    bson_oid_init (&run->oid, NULL);
    run->id.value_type = BSON_TYPE_OID;
@@ -35,49 +31,17 @@ start_run (run_t *run, const char *worker)
    run->owner.worker_id = run->worker;
    run->owner.attempt = 1;
    doc = BCON_NEW ("_id", BCON_OID (&run->oid), "queue", "q", "type", "probe", "status", "WORK_IN_PROGRESS", "worker_pid", worker, "attempts", BCON_INT32 (1));
-   ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
-}
-
-static void
-set_status (run_t *run, const char *status)
-{
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *filter = BCON_NEW ("_id", BCON_OID (&run->oid));
-   bson_t *update = BCON_NEW ("$set", "{", "status", status, "}");
-   bson_error_t error;
-   bool ok = mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error);
-
-   bson_destroy (filter);
-   bson_destroy (update);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
-}
-
-static int64_t
-count_locks (const char *json)
-{
-   mongoc_collection_t *locks = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "locks");
-   bson_t *filter = mt_test_bson (json);
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (locks, filter, NULL, NULL, NULL, &error);
-
-   bson_destroy (filter);
-   mongoc_collection_destroy (locks);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
 }
 
 static int64_t
 locks_of (const run_t *run)
 {
-   char json[128], hex[25];
+   char hex[25];
 
    bson_oid_to_string (&run->oid, hex);
-   bson_snprintf (json, sizeof json, "{'task': {'$oid': '%s'}}", hex);
-   return count_locks (json);
+   return mt_test_count_in ("locks", "{'task': {'$oid': '%s'}}", hex);
 }
 
 /* The held array as "a,b,c". */
@@ -117,23 +81,12 @@ test_free (void)
 {
    run_t a;
    bson_t *doc;
-   mongoc_collection_t *locks;
-   mongoc_cursor_t *cursor;
-   const bson_t *lock;
-   bson_t filter = BSON_INITIALIZER;
 
    start_run (&a, "W-A");
    expect_held (&a, ACCOUNTS ("y", "x", "x"), "x,y");
    ASSERT_CMPINT (locks_of (&a), ==, 2);
 
-   locks = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "locks");
-   BSON_APPEND_UTF8 (&filter, "_id", "x");
-   cursor = mongoc_collection_find_with_opts (locks, &filter, NULL, NULL);
-   ASSERT (mongoc_cursor_next (cursor, &lock));
-   doc = bson_copy (lock);
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (locks);
-   bson_destroy (&filter);
+   doc = mt_test_find_one ("locks", "{'_id': 'x'}");
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "W-A");
    ASSERT_CMPINT (mt_test_int (doc, "attempt"), ==, 1);
    ASSERT (mt_test_date (doc, "acquired") > 0);
@@ -172,7 +125,7 @@ test_held_by_other (void)
    ASSERT_CONTAINS (error.message, "worker 'W-A'");
    /* Nothing newly taken is left behind: x was taken before y failed. */
    ASSERT_CMPINT (locks_of (&b), ==, 0);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 1);
    ASSERT_CMPINT (locks_of (&a), ==, 1);
 }
 
@@ -195,7 +148,7 @@ test_release_and_reacquire (void)
    ASSERT_CMPINT (mt_locks_release_all (mt_test_client (), mt_test_db (), &b.owner, &error), ==, 1);
    expect_held (&a, ACCOUNTS ("x"), "x,y");
    ASSERT_CMPINT (mt_locks_release_all (mt_test_client (), mt_test_db (), &a.owner, &error), ==, 2);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 static void
@@ -216,7 +169,7 @@ test_stale_takeover (void)
       start_run (&b, "W-B");
       ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &a.owner, list, 1, NULL, &error), error);
       ASSERT (!mt_locks_acquire (mt_test_client (), mt_test_db (), &b.owner, list, 1, NULL, &error));
-      set_status (&a, ends[i]);
+      mt_test_task_set (&a.oid, "{'status': '%s'}", ends[i]);
       ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &b.owner, list, 1, NULL, &error), error);
       ASSERT_CMPINT (locks_of (&a), ==, 0);
       ASSERT_CMPINT (locks_of (&b), ==, 1);
@@ -232,9 +185,9 @@ test_stale_takeover (void)
       again = a.owner;
       again.attempt = 2;
       ASSERT (!mt_locks_acquire (mt_test_client (), mt_test_db (), &again, ACCOUNTS ("z"), NULL, &error));
-      set_status (&a, "CREATED");
+      mt_test_task_set (&a.oid, "{'status': 'CREATED'}");
       ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &again, ACCOUNTS ("z"), NULL, &error), error);
-      ASSERT_CMPINT (count_locks ("{'_id': 'z', 'attempt': 2}"), ==, 1);
+      ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'z', 'attempt': 2}"), ==, 1);
    }
 }
 
@@ -274,7 +227,7 @@ test_stale_takeover_once (void)
    mongoc_client_pool_set_error_api (pool, MONGOC_ERROR_API_VERSION_2);
    start_run (&dead, "W-DEAD");
    ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &dead.owner, ACCOUNTS ("contested"), NULL, &error), error);
-   set_status (&dead, "FAILED");
+   mt_test_task_set (&dead.oid, "{'status': 'FAILED'}");
    for (int i = 0; i < N; i++) {
       char name[16];
 
@@ -300,7 +253,7 @@ test_stale_takeover_once (void)
    mongoc_client_pool_destroy (pool);
    mongoc_uri_destroy (uri);
    ASSERT_CMPINT (winners, ==, 1);
-   ASSERT_CMPINT (count_locks ("{'_id': 'contested'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'contested'}"), ==, 1);
 }
 
 static void
@@ -313,30 +266,10 @@ test_invalid_names (void)
    ASSERT (!mt_locks_acquire (mt_test_client (), mt_test_db (), &a.owner, ACCOUNTS ("ok", ""), NULL, &error));
    ASSERT_CMPINT (error.code, ==, MT_LOCK_ERROR_INVALID);
    ASSERT_CONTAINS (error.message, "account 2 of 2 is not a lockable name");
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 /* ---- through the worker --------------------------------------------- */
-
-static int
-run_worker_once (const char *const *extra, char **out)
-{
-   const char *argv[16] = {"--queues", "q", "--once", "--pid", "W-PROBE"};
-   size_t n = 5;
-   pid_t pid;
-   int status;
-
-   for (size_t i = 0; extra && extra[i]; i++) {
-      argv[n++] = extra[i];
-   }
-   argv[n] = NULL;
-   pid = mt_test_worker (argv);
-   status = mt_test_wait_exit (pid, 60000);
-   if (out) {
-      *out = mt_test_output (pid);
-   }
-   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-}
 
 static void
 test_plugin_scoped_nesting_refused (void)
@@ -344,7 +277,7 @@ test_plugin_scoped_nesting_refused (void)
    bson_oid_t id = mt_test_enqueue ("q", "probe", "{'scoped': ['b', 'a'], 'nest': ['c']}", NULL);
    bson_t *doc;
 
-   ASSERT_CMPINT (run_worker_once (NULL, NULL), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--pid", "W-PROBE"), 60000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPSTR (mt_test_str (doc, "result.held_in_scope.0"), "a");
@@ -354,7 +287,7 @@ test_plugin_scoped_nesting_refused (void)
    ASSERT_CONTAINS (mt_test_str (doc, "result.nest_error.message"), "already inside a scoped lock");
    ASSERT (!mt_test_has (doc, "result.held_after_scope.0")); /* the scope released a and b */
    bson_destroy (doc);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 static void
@@ -364,14 +297,14 @@ test_plugin_forgotten_released (void)
    bson_t *doc;
    char *out;
 
-   ASSERT_CMPINT (run_worker_once (NULL, &out), ==, 0);
+   out = mt_test_output (mt_test_worker_once (W ("--queues", "q", "--pid", "W-PROBE"), 60000));
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPSTR (mt_test_str (doc, "result.held.1"), "b");
    ASSERT_CMPSTR (mt_test_str (doc, "result.held_after_unlock.0"), "b");
    ASSERT (!mt_test_has (doc, "result.held_after_unlock.1"));
    bson_destroy (doc);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
    ASSERT_CONTAINS (out, "still held account lock(s) 'b' when process() returned; released them");
    bson_free (out);
 }
@@ -387,12 +320,12 @@ test_plugin_busy (void)
    start_run (&holder, "W-OTHER");
    ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &holder.owner, ACCOUNTS ("x"), NULL, &error), error);
    id = mt_test_enqueue ("q", "probe", "{'lock': ['w', 'x']}", NULL);
-   ASSERT_CMPINT (run_worker_once (NULL, NULL), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--pid", "W-PROBE"), 60000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_int (doc, "result.lock_error.code"), ==, MT_LOCK_ERROR_BUSY);
    ASSERT_CONTAINS (mt_test_str (doc, "result.lock_error.message"), "account 'x' is locked by task");
    bson_destroy (doc);
-   ASSERT_CMPINT (count_locks ("{'_id': 'w'}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'w'}"), ==, 0);
    ASSERT_CMPINT (locks_of (&holder), ==, 1);
 }
 
@@ -405,18 +338,12 @@ test_declarative_busy_delays (void)
    run_t holder;
    bson_error_t error;
    bson_t *doc;
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *raw = mt_test_bson ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['x', 'y'], 'params': {}}");
    bson_oid_t id, other;
    pid_t pid;
 
    start_run (&holder, "W-OTHER");
    ASSERT_OR_PRINT (mt_locks_acquire (mt_test_client (), mt_test_db (), &holder.owner, ACCOUNTS ("y"), NULL, &error), error);
-   bson_oid_init (&id, NULL);
-   BSON_APPEND_OID (raw, "_id", &id);
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, raw, NULL, NULL, &error), error);
-   bson_destroy (raw);
-   mongoc_collection_destroy (tasks);
+   id = mt_test_task_insert ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['x', 'y'], 'params': {}}");
 
    pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.05", "--log-level", "debug"));
    WAIT_UNTIL (mt_test_count ("{'status': 'CREATED', 'delayed': {'$ne': null}}") == 1, 20000);
@@ -431,7 +358,9 @@ test_declarative_busy_delays (void)
          break;
       }
       bson_destroy (doc);
-      ASSERT (tries < 2000); /* 20 s */
+      if (tries == 2000) {
+         mt_test_fail (__FILE__, __LINE__, "timed out after 2000 looks (20 s) waiting for the task to be CREATED between two tries");
+      }
       mt_test_nap_ms (10);
    }
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 0);
@@ -439,40 +368,30 @@ test_declarative_busy_delays (void)
    ASSERT (!mt_test_has (doc, "error"));
    ASSERT (!mt_test_has (doc, "started"));
    bson_destroy (doc);
-   ASSERT_CMPINT (count_locks ("{'_id': 'x'}"), ==, 0); /* all or nothing */
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'x'}"), ==, 0); /* all or nothing */
 
-   set_status (&holder, "FINISHED"); /* its lock on y is now stale */
+   mt_test_task_set (&holder.oid, "{'status': 'FINISHED'}"); /* its lock on y is now stale */
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    bson_destroy (doc);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0); /* its own, released when it ended */
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (WEXITSTATUS (mt_test_wait_exit (pid, 20000)), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0); /* its own, released when it ended */
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
 test_declarative_held_while_running (void)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *raw = mt_test_bson ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'sleep_ms': 800}}");
-   bson_error_t error;
-   bson_oid_t id;
+   bson_oid_t id = mt_test_task_insert ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'sleep_ms': 800}}");
    pid_t pid;
    char *out;
 
-   bson_oid_init (&id, NULL);
-   BSON_APPEND_OID (raw, "_id", &id);
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, raw, NULL, NULL, &error), error);
-   bson_destroy (raw);
-   mongoc_collection_destroy (tasks);
-
    pid = mt_test_worker (W ("--queues", "q", "--once", "--pid", "W-DECL"));
-   WAIT_UNTIL (count_locks ("{'worker_pid': 'W-DECL', 'attempt': 1}") == 2, 20000);
+   WAIT_UNTIL (mt_test_count_in ("locks", "{'worker_pid': 'W-DECL', 'attempt': 1}") == 2, 20000);
    ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
    ASSERT_CMPINT (WEXITSTATUS (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
    out = mt_test_output (pid);
    ASSERT (!strstr (out, "still held")); /* its own declared locks: no warning */
    bson_free (out);
@@ -481,7 +400,6 @@ test_declarative_held_while_running (void)
 static void
 test_declarative_malformed (void)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    const char *docs[] = {"{'queue': 'q', 'type': 'echo', 'status': 'CREATED', 'accounts': 'x'}",
                          "{'queue': 'q', 'type': 'echo', 'status': 'CREATED', 'accounts': ['x', 7]}",
                          "{'queue': 'q', 'type': 'echo', 'status': 'CREATED', 'accounts': ['']}"};
@@ -489,18 +407,11 @@ test_declarative_malformed (void)
                              "field 'accounts' must hold non-empty strings, found int32 at index 1",
                              "field 'accounts' must hold non-empty strings, found an empty string at index 0"};
    bson_oid_t ids[3];
-   bson_error_t error;
 
    for (int i = 0; i < 3; i++) {
-      bson_t *raw = mt_test_bson (docs[i]);
-
-      bson_oid_init (&ids[i], NULL);
-      BSON_APPEND_OID (raw, "_id", &ids[i]);
-      ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, raw, NULL, NULL, &error), error);
-      bson_destroy (raw);
+      ids[i] = mt_test_task_insert (docs[i]);
    }
-   mongoc_collection_destroy (tasks);
-   ASSERT_CMPINT (run_worker_once (NULL, NULL), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--pid", "W-PROBE"), 60000);
    for (int i = 0; i < 3; i++) {
       bson_t *doc = mt_test_task (&ids[i]);
 
@@ -508,7 +419,7 @@ test_declarative_malformed (void)
       ASSERT_CONTAINS (mt_test_str (doc, "error.message"), expected[i]);
       bson_destroy (doc);
    }
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 /* ---- the money test ---------------------------------------------------- */
@@ -521,7 +432,7 @@ enum { N_ACCOUNTS = 20, N_TRANSFERS = 600, START_BALANCE = 1000 };
 static int
 money_run (bool use_locks, int64_t *total)
 {
-   mongoc_collection_t *accounts = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "accounts");
+   mongoc_collection_t *accounts = mt_test_collection ("accounts");
    mongoc_collection_t *tasks = mt_test_tasks ();
    mongoc_bulk_operation_t *bulk;
    int64_t expected[N_ACCOUNTS];
@@ -585,19 +496,10 @@ money_run (bool use_locks, int64_t *total)
 
    *total = 0;
    for (int i = 0; i < N_ACCOUNTS; i++) {
-      char name[16];
-      bson_t *filter;
-      mongoc_cursor_t *cursor;
-      const bson_t *doc;
-      int64_t balance = 0;
+      bson_t *doc = mt_test_find_one ("accounts", "{'_id': 'acct-%02d'}", i);
+      int64_t balance = mt_test_int (doc, "balance");
 
-      bson_snprintf (name, sizeof name, "acct-%02d", i);
-      filter = BCON_NEW ("_id", name);
-      cursor = mongoc_collection_find_with_opts (accounts, filter, NULL, NULL);
-      ASSERT (mongoc_cursor_next (cursor, &doc));
-      balance = mt_test_int (doc, "balance");
-      mongoc_cursor_destroy (cursor);
-      bson_destroy (filter);
+      bson_destroy (doc);
       *total += balance;
       if (balance != expected[i]) {
          wrong++;
@@ -615,7 +517,7 @@ test_money (void)
 
    ASSERT_CMPINT (wrong, ==, 0);
    ASSERT_CMPINT (total, ==, N_ACCOUNTS * START_BALANCE);
-   ASSERT_CMPINT (count_locks ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 static void

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* The test's own database. The worker's URI has a server selection
  * timeout of 1 s (the worker keeps a URI's own), so that each try while

@@ -2,58 +2,12 @@
  * synchronizers and seed 003's staged groups. */
 #include "mt-test.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static mongoc_collection_t *
-collection (const char *name)
-{
-   return mongoc_client_get_collection (mt_test_client (), mt_test_db (), name);
-}
-
-static int64_t
-count_in (const char *name, const char *json)
-{
-   mongoc_collection_t *coll = collection (name);
-   bson_t *filter = mt_test_bson (json);
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
-
-   bson_destroy (filter);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
-/* The one document of `name` matching `json`, or fails. */
-static bson_t *
-one (const char *name, const char *json)
-{
-   mongoc_collection_t *coll = collection (name);
-   bson_t *filter = mt_test_bson (json);
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
-   const bson_t *doc;
-   bson_t *copy = NULL;
-
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   mongoc_cursor_destroy (cursor);
-   bson_destroy (filter);
-   mongoc_collection_destroy (coll);
-   if (!copy) {
-      mt_test_fail (__FILE__, __LINE__, "no document in %s matches %s", name, json);
-   }
-   return copy;
-}
 
 /* Min or max of a date field over the tasks matching `json`. */
 static int64_t
 task_time (const char *json, const char *field, bool max)
 {
-   mongoc_collection_t *tasks = collection ("tasks");
+   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_t *filter = mt_test_bson (json);
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
    const bson_t *doc;
@@ -93,17 +47,17 @@ test_seed_000_example (void)
    ASSERT (!mt_sync_begin_stage (client, db, "process", NULL, &error));              /* not twice */
    ASSERT_CONTAINS (error.message, "running already");
 
-   WAIT_UNTIL (count_in ("synchronizers", "{'_id': 'process', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
-   sync = one ("synchronizers", "{'_id': 'process'}");
+   WAIT_UNTIL (mt_test_count_in ("synchronizers", "{'_id': 'process', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
+   sync = mt_test_find_one ("synchronizers", "{'_id': 'process'}");
    ASSERT (mt_test_is_null (sync, "actual_stage"));
    bson_destroy (sync);
 
    /* Each callable ran once, in order, each after the previous stage's
     * queue had drained. */
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'another_callable', 'status': 'FINISHED'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'other_callable', 'status': 'FINISHED'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'a_callable', 'status': 'FINISHED'}"), ==, 1);
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 9);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'another_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'other_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'a_callable', 'status': 'FINISHED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 9);
    ASSERT_CMPINT (task_time ("{'type': 'other_callable'}", "started", false), >=,
                   task_time ("{'queue': 'another_queue'}", "finished", true));
    {
@@ -118,11 +72,11 @@ test_seed_000_example (void)
    }
    /* The running tasks the stages close. */
    {
-      bson_t *closed = one ("tasks", "{'type': 'a_task'}");
+      bson_t *closed = mt_test_find_one ("tasks", "{'type': 'a_task'}");
       ASSERT_CMPSTR (mt_test_str (closed, "status"), "FINISHED");
       ASSERT_CMPSTR (mt_test_str (closed, "status_message"), "closed by its synchronizer stage");
       bson_destroy (closed);
-      closed = one ("tasks", "{'type': 'other_task'}");
+      closed = mt_test_find_one ("tasks", "{'type': 'other_task'}");
       ASSERT_CMPSTR (mt_test_str (closed, "status"), "FINISHED");
       bson_destroy (closed);
    }
@@ -148,9 +102,9 @@ test_start_requested_begins_at_tick (void)
    ASSERT_OR_PRINT (mt_sync_request_start (client, mt_test_db (), "nightly", &error), error);
    ASSERT (!mt_sync_request_start (client, mt_test_db (), "weekly", &error));
    ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_NOT_FOUND);
-   WAIT_UNTIL (count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'another_callable'}"), ==, 1); /* begun once */
-   ASSERT_CMPINT (count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 3);
+   WAIT_UNTIL (mt_test_count_in ("synchronizers", "{'_id': 'nightly', 'status': 'stand_by', 'finished': {'$exists': true}}") == 1, 60000);
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'another_callable'}"), ==, 1); /* begun once */
+   ASSERT_CMPINT (mt_test_count_in ("tasks", "{'type': 'sleep', 'status': 'FINISHED'}"), ==, 3);
    mt_test_worker_stop (a);
    mt_test_worker_stop (b);
 }
@@ -234,12 +188,12 @@ test_three_stages_with_retries (void)
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    bson_oid_to_string (&group, hex);
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete'}", hex);
-   WAIT_UNTIL (count_in ("groups", json) == 1, 120000);
+   WAIT_UNTIL (mt_test_count_in ("groups", "%s", json) == 1, 120000);
    bson_free (json);
 
    /* Every attempt, failed or not, of stage N ended before any of N+1. */
    for (int stage = 1; stage < 3; stage++) {
-      mongoc_collection_t *executions = collection ("executions");
+      mongoc_collection_t *executions = mt_test_collection ("executions");
       int64_t last_end = 0, first_start = INT64_MAX;
       mongoc_cursor_t *cursor;
       const bson_t *doc;
@@ -259,13 +213,13 @@ test_three_stages_with_retries (void)
       mongoc_collection_destroy (executions);
       ASSERT_CMPINT (first_start, >=, last_end);
    }
-   ASSERT_CMPINT (count_in ("executions", "{}"), ==, 150 + 15);     /* 15 first attempts failed */
-   ASSERT_CMPINT (count_in ("executions", "{'ok': true}"), ==, 150); /* and each task succeeded once */
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{}"), ==, 150 + 15);     /* 15 first attempts failed */
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{'ok': true}"), ==, 150); /* and each task succeeded once */
    json = group_json (&group, "'status': 'FINISHED'");
    ASSERT_CMPINT (mt_test_count (json), ==, 150);
    bson_free (json);
    json = group_json (&group, "'status': 'complete', 'total': 50, 'done': 50, 'started': {'$exists': true}");
-   ASSERT_CMPINT (count_in ("group_stages", json), ==, 3);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "%s", json), ==, 3);
    bson_free (json);
    for (int i = 0; i < 3; i++) {
       mt_test_worker_stop (pids[i]);
@@ -287,8 +241,8 @@ test_cleaned_up_at_end (void)
    }
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
-   WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
-   ASSERT_CMPINT (count_in ("group_stages", json), ==, 0);
+   WAIT_UNTIL (mt_test_count_in ("groups", "{}") == 0, 60000);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "%s", json), ==, 0);
    ASSERT_CMPINT (mt_test_count (json), ==, 0);
    bson_free (json);
    mt_test_worker_stop (pid);
@@ -307,12 +261,12 @@ test_kept_then_deleted (void)
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    bson_oid_to_string (&group, hex);
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete', 'keep_until': {'$exists': true}}", hex);
-   WAIT_UNTIL (count_in ("groups", json) == 1, 30000);
+   WAIT_UNTIL (mt_test_count_in ("groups", "%s", json) == 1, 30000);
    bson_free (json);
    json = group_json (&group, "'status': 'FINISHED'");
    ASSERT_CMPINT (mt_test_count (json), ==, 1); /* still there to look at */
    bson_free (json);
-   WAIT_UNTIL (count_in ("groups", "{}") == 0, 30000); /* then gone */
+   WAIT_UNTIL (mt_test_count_in ("groups", "{}") == 0, 30000); /* then gone */
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
    mt_test_worker_stop (pid);
 }
@@ -342,7 +296,7 @@ test_enqueue_rules (void)
    json = group_json (&group, "'stage': 1, 'type': 'echo'");
    WAIT_UNTIL (mt_test_count (json) == 1, 20000);
    bson_free (json);
-   WAIT_UNTIL (count_in ("groups", "{'status': 'complete'}") == 1, 30000);
+   WAIT_UNTIL (mt_test_count_in ("groups", "{'status': 'complete'}") == 1, 30000);
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 3, "q", "echo", NULL, NULL, NULL, &error));
    ASSERT_CONTAINS (error.message, "is complete");
    ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_STATE);
@@ -370,7 +324,7 @@ test_orphans_repaired (void)
    add (&group, 2, "echo", "{}", NULL);
    /* Lose the group and stage documents. */
    {
-      mongoc_collection_t *groups = collection ("groups"), *stages = collection ("group_stages");
+      mongoc_collection_t *groups = mt_test_collection ("groups"), *stages = mt_test_collection ("group_stages");
       bson_t all = BSON_INITIALIZER;
       ASSERT_OR_PRINT (mongoc_collection_delete_many (groups, &all, NULL, NULL, &error), error);
       ASSERT_OR_PRINT (mongoc_collection_delete_many (stages, &all, NULL, NULL, &error), error);
@@ -378,17 +332,17 @@ test_orphans_repaired (void)
       mongoc_collection_destroy (stages);
    }
    ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), false, &error), ==, 2);
-   ASSERT_CMPINT (count_in ("groups", "{'description': '(recovered by the cleaner)'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{'description': '(recovered by the cleaner)'}"), ==, 1);
    pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count (json) == 0, 30000); /* ran to the end, cleaned up */
-   ASSERT_CMPINT (count_in ("groups", "{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 0);
    mt_test_worker_stop (pid);
 
    /* And the purge. */
    group = new_group ("purged", 0);
    add (&group, 1, "echo", "{}", NULL);
    ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), true, &error), ==, 1);
-   ASSERT_CMPINT (count_in ("groups", "{}") + count_in ("group_stages", "{}") + mt_test_count ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}") + mt_test_count_in ("group_stages", "{}") + mt_test_count ("{}"), ==, 0);
    bson_free (json);
 }
 
@@ -412,11 +366,10 @@ test_worker_killed_mid_stage (void)
    running = group_json (&group, "'status': 'WORK_IN_PROGRESS'");
    WAIT_UNTIL (mt_test_count (running) == 3, 20000);
    bson_free (running);
-   kill (first, SIGKILL);
-   mt_test_wait_exit (first, 10000);
+   mt_test_process_kill (first);
    killed_at = bson_get_monotonic_time ();
    second = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--poll-interval", "0.05"));
-   WAIT_UNTIL (count_in ("groups", "{}") == 0, 60000);
+   WAIT_UNTIL (mt_test_count_in ("groups", "{}") == 0, 60000);
    /* Lease 2 s, then at most 6 tasks of 1.5 s on 3 threads, plus ticks. */
    ASSERT_CMPINT ((bson_get_monotonic_time () - killed_at) / 1000, <, 15000);
    mt_test_worker_stop (second);

@@ -8,8 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
-
 static void
 insert_many (const char *type, const char *params_json, int n, const char *extra_json)
 {
@@ -57,23 +55,18 @@ test_registry (void)
 {
    bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 1500}", NULL);
    pid_t pid = mt_test_worker (W ("--queues", "q", "--pid", "W-REG", "--lease", "3", "--poll-interval", "0.05"));
-   mongoc_collection_t *workers = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "workers");
-   bson_t *filter = BCON_NEW ("_id", "W-REG", "tasks", BCON_OID (&id));
-   bson_error_t error;
-   mongoc_cursor_t *cursor;
-   const bson_t *doc;
+   char hex[25];
+   bson_t *doc;
 
-   WAIT_UNTIL (mongoc_collection_count_documents (workers, filter, NULL, NULL, NULL, &error) == 1, 20000);
-   bson_destroy (filter);
-   filter = BCON_NEW ("_id", "W-REG");
-   cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
-   ASSERT (mongoc_cursor_next (cursor, &doc));
+   bson_oid_to_string (&id, hex);
+   WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': 'W-REG', 'tasks': {'$oid': '%s'}}", hex) == 1, 20000);
+   doc = mt_test_find_one ("workers", "{'_id': 'W-REG'}");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "running");
    ASSERT (mt_test_str (doc, "host"));
    ASSERT_CMPINT (mt_test_int (doc, "pid"), ==, pid);
    ASSERT_CMPSTR (mt_test_str (doc, "queues.0"), "q");
    ASSERT (mt_test_date (doc, "started") > 0 && mt_test_date (doc, "heartbeat") >= mt_test_date (doc, "started"));
-   mongoc_cursor_destroy (cursor);
+   bson_destroy (doc);
    {
       bson_t *task = mt_test_task (&id);
       ASSERT (mt_test_date (task, "heartbeat") > 0); /* the lease */
@@ -82,13 +75,10 @@ test_registry (void)
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    mt_test_worker_stop (pid);
 
-   cursor = mongoc_collection_find_with_opts (workers, filter, NULL, NULL);
-   ASSERT (mongoc_cursor_next (cursor, &doc));
+   doc = mt_test_find_one ("workers", "{'_id': 'W-REG'}");
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "stopped");
    ASSERT (!mt_test_has (doc, "tasks.0"));
-   mongoc_cursor_destroy (cursor);
-   bson_destroy (filter);
-   mongoc_collection_destroy (workers);
+   bson_destroy (doc);
 }
 
 static void
@@ -103,8 +93,7 @@ test_sigkill_mid_run (void)
    insert_many ("sleep", "{'seconds': 0.5}", 200, NULL);
    first = mt_test_worker (W ("--queues", "q", "--concurrency", "10", "--lease", "3", "--pid", "W-DOOMED", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 40, 60000);
-   kill (first, SIGKILL);
-   mt_test_wait_exit (first, 10000);
+   mt_test_process_kill (first);
    running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'worker_pid': 'W-DOOMED'}");
    ASSERT_CMPINT (running, >, 0);
 
@@ -114,15 +103,7 @@ test_sigkill_mid_run (void)
    /* The ones taken back say why, and ran a second time. */
    ASSERT_CMPINT (mt_test_count ("{'errors.code': 6, 'attempts': 2}"), ==, running);
    ASSERT_CMPINT (mt_test_count ("{'attempts': 1}"), ==, 200 - running);
-   {
-      mongoc_collection_t *workers = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "workers");
-      bson_t *filter = BCON_NEW ("_id", "W-DOOMED", "status", "lost");
-      bson_error_t error;
-
-      ASSERT_CMPINT (mongoc_collection_count_documents (workers, filter, NULL, NULL, NULL, &error), ==, 1);
-      bson_destroy (filter);
-      mongoc_collection_destroy (workers);
-   }
+   ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-DOOMED', 'status': 'lost'}"), ==, 1);
    mt_test_worker_stop (second);
 }
 
@@ -135,8 +116,7 @@ test_sigkill_last_attempt_fails (void)
    bson_t *doc;
 
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   kill (first, SIGKILL);
-   mt_test_wait_exit (first, 10000);
+   mt_test_process_kill (first);
    second = mt_test_worker (W ("--queues", "q", "--lease", "2", "--pid", "W-TWO"));
    WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
    doc = mt_test_task (&id);
@@ -158,19 +138,9 @@ test_restart_same_id_takes_back (void)
    bson_t *doc;
 
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   kill (first, SIGKILL);
-   mt_test_wait_exit (first, 10000);
-   {
-      /* Let the second run finish quickly. */
-      mongoc_collection_t *tasks = mt_test_tasks ();
-      bson_t *filter = BCON_NEW ("_id", BCON_OID (&id));
-      bson_t *update = BCON_NEW ("$set", "{", "params.sleep_ms", BCON_INT32 (10), "}");
-      bson_error_t error;
-      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-      bson_destroy (filter);
-      bson_destroy (update);
-      mongoc_collection_destroy (tasks);
-   }
+   mt_test_process_kill (first);
+   /* Let the second run finish quickly. */
+   mt_test_task_set (&id, "{'params.sleep_ms': 10}");
    again = mt_test_worker (W ("--queues", "q", "--pid", "W-SAME", "--lease", "600", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
@@ -241,26 +211,18 @@ static void
 test_fork_timeout (void)
 {
    bson_oid_t id;
-   pid_t pid;
    bson_t *doc;
 
    insert_many ("sleep", "{'seconds': 60}", 1, "{'timeout': 1, 'max_attempts': 1}");
    {
-      mongoc_collection_t *tasks = mt_test_tasks ();
-      bson_t filter = BSON_INITIALIZER;
-      mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
-      const bson_t *found;
-
+      bson_t *found = mt_test_find_one ("tasks", "{}");
       bson_iter_t iter;
 
-      ASSERT (mongoc_cursor_next (cursor, &found));
       ASSERT (bson_iter_init_find (&iter, found, "_id"));
       bson_oid_copy (bson_iter_oid (&iter), &id);
-      mongoc_cursor_destroy (cursor);
-      mongoc_collection_destroy (tasks);
+      bson_destroy (found);
    }
-   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--isolate", "fork"), 30000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_TIMEOUT);
@@ -274,21 +236,15 @@ test_fork_normal (void)
 {
    bson_oid_t id = mt_test_enqueue ("q", "probe", "{'lock': ['a'], 'echo_info': true, 'status_message': 'from the child'}", NULL);
    bson_t *doc;
-   pid_t pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
 
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--isolate", "fork"), 30000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "from the child");
    ASSERT_CMPSTR (mt_test_str (doc, "result.held.0"), "a");
    ASSERT_CMPINT (mt_test_int (doc, "result.attempt"), ==, 1);
    bson_destroy (doc);
-   {
-      mongoc_collection_t *locks = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "locks");
-      bson_t all = BSON_INITIALIZER;
-      ASSERT_CMPINT (mongoc_collection_count_documents (locks, &all, NULL, NULL, NULL, NULL), ==, 0);
-      mongoc_collection_destroy (locks);
-   }
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
 }
 
 static void
@@ -301,8 +257,7 @@ test_sigterm_gives_back_after_grace (void)
 
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    start = bson_get_monotonic_time ();
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
    ASSERT_CMPINT ((bson_get_monotonic_time () - start) / 1000, <, 10000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
@@ -335,8 +290,7 @@ test_sigterm_grace_lets_finish (void)
    pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "20", "--poll-interval", "0.05"));
 
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   mt_test_process_stop (pid, 30000);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
 }
 
@@ -367,8 +321,6 @@ test_claimed_ahead_keeps_its_lease (void)
    /* Eight tasks of 0.5 s claimed at once outlast a 2 s lease: the
     * heartbeat renews those waiting their turn, so no other worker takes
     * them back and nothing runs twice. */
-   mongoc_collection_t *executions = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "executions");
-   bson_t *ok_filter = BCON_NEW ("ok", BCON_BOOL (true));
    pid_t pids[2];
 
    insert_many ("record", "{'ms': 500}", 24, NULL);
@@ -379,10 +331,8 @@ test_claimed_ahead_keeps_its_lease (void)
    for (int i = 0; i < 2; i++) {
       mt_test_worker_stop (pids[i]);
    }
-   ASSERT_CMPINT (mongoc_collection_count_documents (executions, ok_filter, NULL, NULL, NULL, NULL), ==, 24);
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{'ok': true}"), ==, 24);
    ASSERT_CMPINT (mt_test_count ("{'attempts': 1}"), ==, 24);
-   bson_destroy (ok_filter);
-   mongoc_collection_destroy (executions);
 }
 
 static void
@@ -394,7 +344,8 @@ test_retries_with_backoff (void)
    bson_t *doc;
 
    /* Watch the task between attempts: CREATED with `delayed` set. */
-   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000; bson_get_monotonic_time () < deadline;) {
+   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;;) {
+      ASSERT_BEFORE (deadline, "the task to be FAILED after its three attempts");
       doc = mt_test_task (&id);
       if (!strcmp (mt_test_str (doc, "status"), "FAILED")) {
          bson_destroy (doc);
@@ -430,16 +381,6 @@ test_retries_with_backoff (void)
    mt_test_worker_stop (pid);
 }
 
-static int64_t
-count_in (mongoc_collection_t *collection, const char *json)
-{
-   bson_t *filter = mt_test_bson (json);
-   int64_t n = mongoc_collection_count_documents (collection, filter, NULL, NULL, NULL, NULL);
-
-   bson_destroy (filter);
-   return n;
-}
-
 /* The database goes away for 20 s in the middle of a run, on the H2 file
  * backend, and comes back on the same port: every task ends FINISHED and
  * none ran twice. */
@@ -448,7 +389,7 @@ test_database_outage (void)
 {
    char path[] = "/tmp/mtask-outage-XXXXXX";
    char *file, *uri = NULL, port[16];
-   const char *devdb_argv[8];
+   const char *devdb_args[8];
    pid_t devdb, worker;
    mongoc_client_t *client;
    mongoc_collection_t *tasks, *executions;
@@ -461,20 +402,12 @@ test_database_outage (void)
    unlink (path);
    file = bson_strdup_printf ("%s.mv", path);
 
-   devdb_argv[0] = mt_test_env ("MTASK_DEVDB");
-   devdb_argv[1] = "--port";
-   devdb_argv[2] = "0";
-   devdb_argv[3] = "--data";
-   devdb_argv[4] = file;
-   devdb_argv[5] = NULL;
-   devdb = mt_test_spawn (devdb_argv);
-   WAIT_UNTIL (mt_test_output_contains (devdb, "READY "), 120000);
-   {
-      char *out = mt_test_output (devdb), *line = strstr (out, "READY ") + 6;
-      *strchr (line, '\n') = '\0';
-      uri = bson_strdup (line);
-      bson_free (out);
-   }
+   devdb_args[0] = "--port";
+   devdb_args[1] = "0";
+   devdb_args[2] = "--data";
+   devdb_args[3] = file;
+   devdb_args[4] = NULL;
+   uri = mt_test_devdb_start (devdb_args, &devdb);
    bson_snprintf (port, sizeof port, "%s", strrchr (uri, ':') + 1);
    port[strlen (port) - 1] = '\0'; /* the trailing slash */
 
@@ -500,24 +433,22 @@ test_database_outage (void)
                             "--plugins", mt_test_env ("MTASK_TEST_PLUGIN_DIR"), "--poll-interval", "0.05", NULL};
       worker = mt_test_spawn (argv);
    }
-   WAIT_UNTIL (count_in (tasks, "{'status': 'FINISHED'}") >= 15, 60000);
+   WAIT_UNTIL (mt_test_count_at (client, "outage", "tasks", "{'status': 'FINISHED'}") >= 15, 60000);
 
    /* The outage: stop the server (SIGTERM closes the H2 file cleanly). */
-   kill (devdb, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (devdb, 30000)), ==, 0);
+   mt_test_process_stop (devdb, 30000);
    cpu_before = mt_test_cpu_ms (worker);
    mt_test_nap_ms (20000); /* the scenario: twenty seconds without a database */
    ASSERT (kill (worker, 0) == 0);                              /* still alive */
    ASSERT_CMPINT (mt_test_cpu_ms (worker) - cpu_before, <, 3000); /* and not spinning */
 
-   devdb_argv[2] = port;
-   devdb = mt_test_spawn (devdb_argv);
-   WAIT_UNTIL (mt_test_output_contains (devdb, "READY "), 120000);
+   devdb_args[1] = port;
+   bson_free (mt_test_devdb_start (devdb_args, &devdb));
 
-   WAIT_UNTIL (count_in (tasks, "{'status': 'FINISHED'}") == 60, 120000);
-   ASSERT_CMPINT (count_in (tasks, "{'status': {'$ne': 'FINISHED'}}"), ==, 0);
+   WAIT_UNTIL (mt_test_count_at (client, "outage", "tasks", "{'status': 'FINISHED'}") == 60, 120000);
+   ASSERT_CMPINT (mt_test_count_at (client, "outage", "tasks", "{'status': {'$ne': 'FINISHED'}}"), ==, 0);
    /* Each task executed exactly once: one execution document each. */
-   ASSERT_CMPINT (count_in (executions, "{}"), ==, 60);
+   ASSERT_CMPINT (mt_test_count_at (client, "outage", "executions", "{}"), ==, 60);
    {
       bson_t *pipeline = mt_test_bson ("[{'$group': {'_id': '$task', 'n': {'$sum': 1}}}, {'$match': {'n': {'$gt': 1}}}]");
       mongoc_cursor_t *cursor = mongoc_collection_aggregate (executions, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
@@ -542,18 +473,15 @@ test_database_outage (void)
 static void
 test_hostile_documents (void)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_t *huge, *deep;
    char *big = bson_malloc (4 * 1024 * 1024 + 1);
-   bson_error_t error;
    bson_oid_t huge_id, deep_id, bad_max, bad_timeout;
-   pid_t pid;
 
    memset (big, 'x', 4 * 1024 * 1024);
    big[4 * 1024 * 1024] = '\0';
    bson_oid_init (&huge_id, NULL);
    huge = BCON_NEW ("_id", BCON_OID (&huge_id), "queue", "q", "type", "echo", "status", "CREATED", "params", "{", "blob", big, "}");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", huge);
    bson_destroy (huge);
    bson_free (big);
 
@@ -571,21 +499,19 @@ test_hostile_documents (void)
          bson_append_document_end (&levels[i - 1], &levels[i]);
       }
       bson_append_document_end (deep, &levels[0]);
-      ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, deep, NULL, NULL, &error), error);
+      mt_test_insert ("tasks", deep);
       bson_destroy (deep);
    }
    bson_oid_init (&bad_max, NULL);
    huge = BCON_NEW ("_id", BCON_OID (&bad_max), "queue", "q", "type", "echo", "status", "CREATED", "max_attempts", "many");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", huge);
    bson_destroy (huge);
    bson_oid_init (&bad_timeout, NULL);
    huge = BCON_NEW ("_id", BCON_OID (&bad_timeout), "queue", "q", "type", "echo", "status", "CREATED", "timeout", BCON_INT32 (-5));
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, huge, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", huge);
    bson_destroy (huge);
-   mongoc_collection_destroy (tasks);
 
-   pid = mt_test_worker (W ("--queues", "q", "--once"));
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 60000)), ==, 0);
+   mt_test_worker_once (W ("--queues", "q"), 60000);
    ASSERT (mt_test_status_is (&huge_id, "FINISHED"));
    {
       bson_t *doc = mt_test_task (&deep_id);

@@ -8,22 +8,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static int64_t
-count_in (const char *collection, const char *json)
-{
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
-   bson_t *filter = mt_test_bson (json);
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
-
-   bson_destroy (filter);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
 static int64_t
 count_series (const bson_oid_t *series, const char *more_json)
 {
@@ -75,20 +59,11 @@ static int64_t
 executions_of (const bson_t *doc)
 {
    bson_iter_t iter;
-   bson_t filter = BSON_INITIALIZER;
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "executions");
-   int64_t n;
-
    char hex[25];
 
    ASSERT (bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_OID (&iter));
    bson_oid_to_string (bson_iter_oid (&iter), hex);
-   BSON_APPEND_UTF8 (&filter, "task", hex);
-   BSON_APPEND_BOOL (&filter, "ok", true);
-   n = mongoc_collection_count_documents (coll, &filter, NULL, NULL, NULL, NULL);
-   bson_destroy (&filter);
-   mongoc_collection_destroy (coll);
-   return n;
+   return mt_test_count_in ("executions", "{'task': '%s', 'ok': true}", hex);
 }
 
 static bool
@@ -277,10 +252,8 @@ test_ended_elsewhere_gets_successor (void)
    /* Runs ended by another path than their worker's outcome (worker lost
     * on its last attempt, stopped, edited by hand) carry no `next`; the
     * upkeep tick plans it. A cancelled run ends its series. */
-   mongoc_collection_t *tasks = mt_test_tasks ();
    int64_t now = mt_now_ms ();
    bson_oid_t failed, cancelled;
-   bson_error_t error;
    bson_t *doc;
    pid_t pid;
 
@@ -289,14 +262,13 @@ test_ended_elsewhere_gets_successor (void)
    doc = BCON_NEW ("_id", BCON_OID (&failed), "queue", "q", "type", "echo", "status", "FAILED", "repeat", BCON_DOUBLE (2),
                    "scheduled", BCON_DATE_TIME (now - 10000), "series", BCON_OID (&failed), "attempts", BCON_INT32 (3),
                    "finished", BCON_DATE_TIME (now - 5000), "params", "{", "}");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
    doc = BCON_NEW ("_id", BCON_OID (&cancelled), "queue", "q", "type", "echo", "status", "CANCELLED", "repeat", BCON_DOUBLE (2),
                    "scheduled", BCON_DATE_TIME (now - 10000), "series", BCON_OID (&cancelled), "attempts", BCON_INT32 (1),
                    "finished", BCON_DATE_TIME (now - 5000), "params", "{", "}");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
 
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1", "--poll-interval", "0.05"));
    WAIT_UNTIL (count_series (&failed, "'status': 'FINISHED'") == 1, 30000);
@@ -399,17 +371,10 @@ static void
 test_malformed_schedule_fails (void)
 {
    /* Written by another client with a schedule no worker can follow. */
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_oid_t id;
-   bson_error_t error;
+   bson_oid_t id = mt_test_task_insert ("{'queue': 'q', 'type': 'echo', 'status': 'CREATED', 'cron': 'every day'}");
    bson_t *doc;
    pid_t pid;
 
-   bson_oid_init (&id, NULL);
-   doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "q", "type", "echo", "status", "CREATED", "cron", "every day");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
-   bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
    pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
    mt_test_worker_stop (pid);
@@ -467,14 +432,11 @@ race_unique (void *data)
 static void
 test_unique_key (void)
 {
-   mongoc_collection_t *tasks;
    bson_oid_t first, again, stale, next;
    pthread_t threads[8];
    racer_t racers[8];
-   bson_error_t error;
    bson_t *doc;
    int created = 0;
-   pid_t pid;
 
    ASSERT (enqueue_unique ("k1", NULL, &first));
    ASSERT (!enqueue_unique ("k1", NULL, &again));
@@ -482,8 +444,7 @@ test_unique_key (void)
    ASSERT_CMPINT (mt_test_count ("{'unique_key': 'k1'}"), ==, 1);
 
    /* Once it has run, the key is free again. */
-   pid = mt_test_worker (W ("--queues", "q", "--once"));
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   mt_test_worker_once (W ("--queues", "q"), 30000);
    ASSERT (mt_test_status_is (&first, "FINISHED"));
    doc = mt_test_task (&first);
    ASSERT (!mt_test_has (doc, MT_UNIQUE_HELD_FIELD));
@@ -493,13 +454,11 @@ test_unique_key (void)
    ASSERT (!bson_oid_equal (&first, &next));
 
    /* A key left on a task ended by hand is not held. */
-   tasks = mt_test_tasks ();
    bson_oid_init (&stale, NULL);
    doc = BCON_NEW ("_id", BCON_OID (&stale), "queue", "q", "type", "echo", "status", "CANCELLED", "unique_key", "k2",
                    MT_UNIQUE_HELD_FIELD, "k2");
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
    ASSERT (enqueue_unique ("k2", NULL, &next));
    ASSERT (!bson_oid_equal (&stale, &next));
 
@@ -542,7 +501,6 @@ test_archive_moves_ended (void)
 {
    bson_oid_t ids[12], group;
    bson_error_t error;
-   pid_t pid;
 
    for (int i = 0; i < 10; i++) {
       ids[i] = mt_test_enqueue ("q", "echo", "{'n': 1}", NULL);
@@ -556,22 +514,21 @@ test_archive_moves_ended (void)
    ASSERT_OR_PRINT (ok, error);
    ASSERT_OR_PRINT (mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 1, "q", "echo", NULL, NULL, NULL, &error), error);
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
-   pid = mt_test_worker (W ("--queues", "q", "--archive", "--once"));
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
+   mt_test_worker_once (W ("--queues", "q", "--archive"), 30000);
 
    /* Gone from tasks, in completed_tasks with the same _id and fields;
     * the staged group's task stays with its group. */
    ASSERT_CMPINT (mt_test_count ("{'queue': 'q'}"), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'queue': 'q', 'group': {'$exists': true}, 'status': 'FINISHED'}"), ==, 1);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 11);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{'status': 'FINISHED', 'result.n': 1, 'finished': {'$exists': true}}"), ==, 10);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{'status': 'FAILED', 'error.message': 'no'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 11);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{'status': 'FINISHED', 'result.n': 1, 'finished': {'$exists': true}}"), ==, 10);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{'status': 'FAILED', 'error.message': 'no'}"), ==, 1);
    for (int i = 0; i < 11; i++) {
       char hex[25], *json;
 
       bson_oid_to_string (&ids[i], hex);
       json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'attempts': 1}", hex);
-      ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, json), ==, 1);
+      ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "%s", json), ==, 1);
       bson_free (json);
    }
    /* Another queue's task is not this worker's to move. */
@@ -595,25 +552,22 @@ test_archive_killed_between_writes (void)
    bson_oid_to_string (&id, hex);
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'FINISHED'}", hex);
    ASSERT_CMPINT (mt_test_count (json), ==, 1);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, json), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "%s", json), ==, 1);
 
    /* The next archiving worker finishes the move: once, nothing lost. */
    pid = mt_test_worker_ready (W ("--queues", "q", "--archive", "--lease", "1", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count (json) == 0, 30000);
    mt_test_worker_stop (pid);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 1);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, json), ==, 1);
-   ASSERT_CMPINT (count_in ("executions", "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "%s", json), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{}"), ==, 1);
    bson_free (json);
 }
 
 static void
 insert_ended (const char *collection, const char *status, int64_t finished, const char *extra_json)
 {
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
    bson_t *doc = BCON_NEW ("queue", "q", "type", "echo", "status", status);
-   bson_error_t error;
-   bool ok;
 
    if (finished) {
       BSON_APPEND_DATE_TIME (doc, "finished", finished);
@@ -623,10 +577,8 @@ insert_ended (const char *collection, const char *status, int64_t finished, cons
       bson_concat (doc, extra);
       bson_destroy (extra);
    }
-   ok = mongoc_collection_insert_one (coll, doc, NULL, NULL, &error);
+   mt_test_insert (collection, doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (ok, error);
 }
 
 static void
@@ -653,37 +605,18 @@ test_purge (void)
    ASSERT_CMPINT (mt_purge (mt_test_client (), mt_test_db (), NULL, 30 * 86400, NULL, true, &error), ==, 5);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 8); /* a dry run deletes nothing */
    ASSERT_CMPINT (mt_purge (mt_test_client (), mt_test_db (), MT_COMPLETED_COLLECTION, 30 * 86400, failed_only, false, &error), ==, 1);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 2);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 2);
    ASSERT_CMPINT (mt_purge (mt_test_client (), mt_test_db (), NULL, 30 * 86400, NULL, false, &error), ==, 4);
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 5);
    ASSERT_CMPINT (mt_test_count ("{'status': {'$in': ['CREATED', 'WORK_IN_PROGRESS']}}"), ==, 2);
    ASSERT_CMPINT (mt_test_count ("{'group': {'$exists': true}}"), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'next.created': false}"), ==, 1);
-   ASSERT_CMPINT (count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{}"), ==, 1);
 
    ASSERT_CMPINT (mt_purge (mt_test_client (), mt_test_db (), NULL, 0, live, false, &error), ==, -1);
    ASSERT_CONTAINS (error.message, "'CREATED' is not an ended one");
    ASSERT_CMPINT (mt_purge (mt_test_client (), mt_test_db (), "workers", 0, NULL, false, &error), ==, -1);
    ASSERT_CONTAINS (error.message, "not 'workers'");
-}
-
-static int64_t
-ttl_seconds (const char *collection)
-{
-   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), mt_test_db (), collection);
-   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
-   const bson_t *doc;
-   int64_t seconds = -1;
-
-   while (mongoc_cursor_next (cursor, &doc)) {
-      if (!strcmp (mt_test_str (doc, "name"), "mtask_ttl")) {
-         ASSERT (mt_test_int (doc, "key.finished") == 1);
-         seconds = mt_test_int (doc, "expireAfterSeconds");
-      }
-   }
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (coll);
-   return seconds;
 }
 
 static void
@@ -693,11 +626,11 @@ test_retention_ttl (void)
 
    insert_ended (MT_COMPLETED_COLLECTION, "FINISHED", mt_now_ms (), NULL);
    ASSERT_OR_PRINT (mt_retention_set (mt_test_client (), mt_test_db (), MT_COMPLETED_COLLECTION, 30 * 86400, &error), error);
-   ASSERT_CMPINT (ttl_seconds (MT_COMPLETED_COLLECTION), ==, 30 * 86400);
+   ASSERT_CMPINT (mt_test_ttl_seconds (MT_COMPLETED_COLLECTION), ==, 30 * 86400);
    ASSERT_OR_PRINT (mt_retention_set (mt_test_client (), mt_test_db (), MT_COMPLETED_COLLECTION, 3600, &error), error);
-   ASSERT_CMPINT (ttl_seconds (MT_COMPLETED_COLLECTION), ==, 3600);
+   ASSERT_CMPINT (mt_test_ttl_seconds (MT_COMPLETED_COLLECTION), ==, 3600);
    ASSERT_OR_PRINT (mt_retention_set (mt_test_client (), mt_test_db (), MT_COMPLETED_COLLECTION, -1, &error), error);
-   ASSERT_CMPINT (ttl_seconds (MT_COMPLETED_COLLECTION), ==, -1);
+   ASSERT_CMPINT (mt_test_ttl_seconds (MT_COMPLETED_COLLECTION), ==, -1);
    /* Dropping what is not there is no error. */
    ASSERT_OR_PRINT (mt_retention_set (mt_test_client (), mt_test_db (), "tasks", -1, &error), error);
    ASSERT (!mt_retention_set (mt_test_client (), mt_test_db (), "locks", 60, &error));

@@ -3,10 +3,6 @@
  * a killed holder, and resizing. */
 #include "mt-test.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Whether the task holds a slot (it is WORK_IN_PROGRESS a moment before). */
 static bool
@@ -33,22 +29,17 @@ pool (const char *name, int32_t size, double timeout)
 static bson_oid_t
 in_pool (const char *pool_name, const char *type, const char *params_json)
 {
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_t *params = mt_test_bson (params_json);
    bson_oid_t id;
    bson_t *doc;
-   bson_error_t error;
-   bool ok;
 
    bson_oid_init (&id, NULL);
    doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "q", "type", type, "status", "CREATED", "priority", BCON_INT32 (0),
                    "attempts", BCON_INT32 (0), "created", BCON_DATE_TIME (mt_test_count ("{}")), "pool", pool_name,
                    "params", BCON_DOCUMENT (params));
-   ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
    bson_destroy (params);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
    return id;
 }
 
@@ -97,12 +88,14 @@ test_limit_across_workers (void)
       pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
    }
    /* Sample the database while they run. */
-   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000;
-        mt_test_count ("{'status': 'FINISHED'}") < 20 && bson_get_monotonic_time () < deadline;) {
+   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 20;) {
       /* Running in the pool's sense: holding a slot (a task is
        * WORK_IN_PROGRESS for a moment after its claim while it looks for
        * one, and goes back if there is none). */
-      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
+      int64_t running;
+
+      ASSERT_BEFORE (deadline, "the 20 tasks of pool 'two' to be FINISHED");
+      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
       ASSERT_CMPINT (running, <=, 2);
       most = BSON_MAX (most, running);
       mt_test_nap_ms (20);
@@ -131,16 +124,7 @@ test_timeout_callbacks_in_order (void)
    /* Four keepalives 0.3 s apart span more than two heartbeats (0.5 s), so
     * the worker sees at least one arrive after its first look. */
    silent = in_pool ("strict", "slotprobe", "{'keepalives': 4, 'hang_ms': 20000}");
-   {
-      mongoc_collection_t *tasks = mt_test_tasks ();
-      bson_t *filter = BCON_NEW ("_id", BCON_OID (&silent));
-      bson_t *update = BCON_NEW ("$set", "{", "max_attempts", BCON_INT32 (1), "}");
-      bson_error_t error;
-      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-      bson_destroy (filter);
-      bson_destroy (update);
-      mongoc_collection_destroy (tasks);
-   }
+   mt_test_task_set (&silent, "{'max_attempts': 1}");
    next = in_pool ("strict", "slotprobe", "{}");
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&silent, "FAILED"), 30000);
@@ -180,13 +164,11 @@ test_external_stop (void)
    {
       /* The pool is full: `next` holds no slot (it may be WORK_IN_PROGRESS
        * for a moment, looking for one, before it goes back to CREATED). */
-      mongoc_collection_t *slots = mongoc_client_get_collection (mt_test_client (), mt_test_db (), "slots");
-      bson_t *by_next = BCON_NEW ("task", BCON_OID (&next));
+      char hex[25];
 
-      ASSERT_CMPINT (mongoc_collection_count_documents (slots, by_next, NULL, NULL, NULL, NULL), ==, 0);
+      bson_oid_to_string (&next, hex);
+      ASSERT_CMPINT (mt_test_count_in ("slots", "{'task': {'$oid': '%s'}}", hex), ==, 0);
       ASSERT (!mt_test_status_is (&next, "FINISHED"));
-      bson_destroy (by_next);
-      mongoc_collection_destroy (slots);
    }
    ASSERT_OR_PRINT (mt_slot_keepalive (mt_test_client (), mt_test_db (), &held, &error), error);
    ASSERT_OR_PRINT (mt_slot_stop (mt_test_client (), mt_test_db (), &held, &error), error);
@@ -209,22 +191,12 @@ test_killed_holder_gives_back (void)
 
    pool ("solo", 1, 0);
    held = in_pool ("solo", "slotprobe", "{'hang_ms': 60000}");
-   {
-      /* Its last attempt: taken back FAILED, not run again. */
-      mongoc_collection_t *tasks = mt_test_tasks ();
-      bson_t *filter = BCON_NEW ("_id", BCON_OID (&held));
-      bson_t *update = BCON_NEW ("$set", "{", "max_attempts", BCON_INT32 (1), "}");
-      bson_error_t error;
-      ASSERT_OR_PRINT (mongoc_collection_update_one (tasks, filter, update, NULL, NULL, &error), error);
-      bson_destroy (filter);
-      bson_destroy (update);
-      mongoc_collection_destroy (tasks);
-   }
+   /* Its last attempt: taken back FAILED, not run again. */
+   mt_test_task_set (&held, "{'max_attempts': 1}");
    next = in_pool ("solo", "slotprobe", "{}");
    first = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--pid", "W-HOLDER", "--poll-interval", "0.05"));
    WAIT_UNTIL (holds_slot (&held), 20000);
-   kill (first, SIGKILL);
-   mt_test_wait_exit (first, 10000);
+   mt_test_process_kill (first);
    second = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "2", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&next, "FINISHED"), 30000);
    ASSERT (mt_test_status_is (&held, "FAILED"));
@@ -245,9 +217,11 @@ test_resize_without_restart (void)
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 2, 30000);
    ASSERT_CMPINT (max_overlap ("{'status': 'FINISHED'}"), ==, 1);
    pool ("grow", 3, 0);
-   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
-        mt_test_count ("{'status': 'FINISHED'}") < 12 && bson_get_monotonic_time () < deadline;) {
-      int64_t running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
+   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 12;) {
+      int64_t running;
+
+      ASSERT_BEFORE (deadline, "the 12 tasks of pool 'grow' to be FINISHED");
+      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
       ASSERT_CMPINT (running, <=, 3);
       most = BSON_MAX (most, running);
       mt_test_nap_ms (20);

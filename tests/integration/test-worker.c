@@ -2,37 +2,13 @@
  * field, and what a worker does with what it is given. */
 #include "mt-test.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Runs a worker with --once and the given queues; asserts it exits 0. */
-static void
-run_once (const char *const *extra)
-{
-   const char *argv[32];
-   size_t n = 0;
-   pid_t pid;
-   int status;
-
-   argv[n++] = "--once";
-   argv[n++] = "--pid";
-   argv[n++] = "W-ONCE";
-   for (size_t i = 0; extra[i]; i++) {
-      argv[n++] = extra[i];
-   }
-   argv[n] = NULL;
-   pid = mt_test_worker (argv);
-   status = mt_test_wait_exit (pid, 60000);
-   if (mt_test_exit_code (status) != 0) {
-      char *out = mt_test_output (pid);
-      printf ("# worker output:\n%s\n", out);
-      bson_free (out);
-   }
-   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
-}
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void
 test_lifecycle_fields (void)
@@ -47,7 +23,7 @@ test_lifecycle_fields (void)
    ASSERT_CMPINT (mt_test_int (doc, "priority"), ==, 0);
    bson_destroy (doc);
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
 
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
@@ -86,8 +62,7 @@ test_lifecycle_while_running (void)
    ASSERT_CMPINT (mt_test_date (doc, "finished") - mt_test_date (doc, "started"), >=, 1500);
    bson_destroy (doc);
 
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
@@ -102,8 +77,7 @@ test_delayed_not_started_early (void)
    ASSERT_CMPINT (mt_test_date (doc, "started"), >=, mt_test_date (doc, "delayed"));
    ASSERT_CMPINT (mt_test_date (doc, "started") - mt_test_date (doc, "created"), >=, 2000);
    bson_destroy (doc);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
@@ -112,7 +86,7 @@ test_once_leaves_future_alone (void)
    bson_oid_t later = mt_test_enqueue ("general", "echo", NULL, "{'delay': 3600}");
    bson_oid_t now = mt_test_enqueue ("general", "echo", NULL, NULL);
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    ASSERT (mt_test_status_is (&now, "FINISHED"));
    ASSERT (mt_test_status_is (&later, "CREATED"));
 }
@@ -124,7 +98,7 @@ test_other_queues_left_alone (void)
    bson_oid_t also = mt_test_enqueue ("glavstroy", "echo", NULL, NULL);
    bson_oid_t other = mt_test_enqueue ("reports", "echo", NULL, NULL);
 
-   run_once (W ("--queues", "general", "glavstroy"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general", "glavstroy"), 60000);
    ASSERT (mt_test_status_is (&mine, "FINISHED"));
    ASSERT (mt_test_status_is (&also, "FINISHED"));
    ASSERT (mt_test_status_is (&other, "CREATED"));
@@ -137,7 +111,7 @@ test_unserved_type_left_alone (void)
    bson_oid_t echo = mt_test_enqueue ("general", "echo", NULL, NULL);
    bson_t *doc;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    ASSERT (mt_test_status_is (&echo, "FINISHED"));
    doc = mt_test_task (&nobody);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
@@ -159,7 +133,7 @@ test_priority_then_fifo (void)
    const bson_oid_t *expected[] = {&high, &mid, &low1, &low2, &neg};
    int64_t last = 0;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    for (size_t i = 0; i < 5; i++) {
       bson_t *doc = mt_test_task (expected[i]);
       int64_t started = mt_test_date (doc, "started");
@@ -171,31 +145,14 @@ test_priority_then_fifo (void)
    }
 }
 
-static bson_oid_t
-insert_raw (const char *json)
-{
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *doc = mt_test_bson (json);
-   bson_error_t error;
-   bson_oid_t id;
-
-   bson_oid_init (&id, NULL);
-   BSON_APPEND_OID (doc, "_id", &id);
-   bool ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
-   bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
-   return id;
-}
-
 static void
 test_raw_insert_minimal (void)
 {
    /* Another client, another language: only queue, type and status. */
-   bson_oid_t id = insert_raw ("{'queue': 'general', 'type': 'echo', 'status': 'CREATED'}");
+   bson_oid_t id = mt_test_task_insert ("{'queue': 'general', 'type': 'echo', 'status': 'CREATED'}");
    bson_t *doc;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
@@ -221,15 +178,15 @@ expect_failed_naming (const bson_oid_t *id, const char *fragment)
 static void
 test_malformed_documents (void)
 {
-   bson_oid_t no_type = insert_raw ("{'queue': 'general', 'status': 'CREATED'}");
-   bson_oid_t int_type = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 42}");
-   bson_oid_t bad_params = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'params': 'x=1'}");
-   bson_oid_t bad_delayed = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'delayed': 'tomorrow'}");
-   bson_oid_t bad_attempts = insert_raw ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'attempts': 'two'}");
-   bson_oid_t other_queue = insert_raw ("{'queue': 'elsewhere', 'status': 'CREATED'}");
+   bson_oid_t no_type = mt_test_task_insert ("{'queue': 'general', 'status': 'CREATED'}");
+   bson_oid_t int_type = mt_test_task_insert ("{'queue': 'general', 'status': 'CREATED', 'type': 42}");
+   bson_oid_t bad_params = mt_test_task_insert ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'params': 'x=1'}");
+   bson_oid_t bad_delayed = mt_test_task_insert ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'delayed': 'tomorrow'}");
+   bson_oid_t bad_attempts = mt_test_task_insert ("{'queue': 'general', 'status': 'CREATED', 'type': 'echo', 'attempts': 'two'}");
+   bson_oid_t other_queue = mt_test_task_insert ("{'queue': 'elsewhere', 'status': 'CREATED'}");
    bson_oid_t good = mt_test_enqueue ("general", "echo", "{'ok': true}", NULL);
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    expect_failed_naming (&no_type, "field 'type' is required");
    expect_failed_naming (&int_type, "field 'type' must be a string naming a task type, found int32");
    expect_failed_naming (&bad_params, "field 'params' must be a document, found string");
@@ -245,7 +202,7 @@ test_plugin_failure (void)
    bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'upstream said 503'}", "{'max_attempts': 1}");
    bson_t *doc;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPINT (mt_test_int (doc, "error.domain"), ==, MT_ERROR_TASK);
@@ -263,7 +220,7 @@ test_shipped_plugins_bad_params (void)
    bson_oid_t fail_default = mt_test_enqueue ("general", "fail", NULL, "{'max_attempts': 1}");
    bson_t *doc;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    doc = mt_test_task (&sleep_bad);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "sleep: params.seconds must be a number, 0 or more");
@@ -303,7 +260,7 @@ test_plugin_own_status (void)
    bson_t *doc;
    char id_hex[25];
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
 
    doc = mt_test_task (&cancelled);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CANCELLED");
@@ -338,7 +295,7 @@ test_plugin_delays_itself (void)
    bson_t *doc;
    int64_t before = (int64_t) time (NULL) * 1000;
 
-   run_once (W ("--queues", "general"));
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "CREATED");
    ASSERT (mt_test_is_null (doc, "worker_pid"));
@@ -358,8 +315,7 @@ test_sigterm_lets_task_finish (void)
    char *out;
 
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    ASSERT (mt_test_status_is (&queued, "CREATED")); /* no new claims after SIGTERM */
    out = mt_test_output (pid);
@@ -427,16 +383,23 @@ test_unreachable_database_once (void)
    bson_free (out);
 }
 
-static int64_t
-count_in (mongoc_client_t *client, const char *db, const char *json)
+/* Whether something listens on 127.0.0.1:`port` already: binding it the
+ * way a server does (SO_REUSEADDR, so a closed connection's TIME_WAIT does
+ * not count) fails with EADDRINUSE. */
+static bool
+port_in_use (int port)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, "tasks");
-   bson_t *filter = mt_test_bson (json);
-   int64_t n = mongoc_collection_count_documents (tasks, filter, NULL, NULL, NULL, NULL);
+   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+   int one = 1;
+   bool in_use;
 
-   bson_destroy (filter);
-   mongoc_collection_destroy (tasks);
-   return n;
+   ASSERT (fd >= 0);
+   addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+   ASSERT (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+   in_use = bind (fd, (struct sockaddr *) &addr, sizeof addr) != 0 && errno == EADDRINUSE;
+   close (fd);
+   return in_use;
 }
 
 static void
@@ -444,22 +407,35 @@ test_seed_line_one_verbatim (void)
 {
    /* `mtask-worker --db tasks --queues general glavstroy`, word for word:
     * so localhost:27017. This test starts its own devdb there, and skips
-    * when it cannot have that port. Plugins come from $MTASK_PLUGINS. */
+    * when that port is taken (by a MongoDB, or this test in another run);
+    * any other reason the devdb does not start fails it. Plugins come from
+    * $MTASK_PLUGINS. */
    const char *devdb_argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", "27017", "--memory", NULL};
    const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", "tasks", "--queues", "general", "glavstroy", NULL};
    mongoc_client_t *client;
    bson_error_t error;
    pid_t devdb, pid;
-   int status;
+   char *uri;
 
+   if (port_in_use (27017)) {
+      mt_test_skip ("port 27017 is in use here");
+   }
    devdb = mt_test_spawn (devdb_argv);
-   for (int i = 0; !mt_test_output_contains (devdb, "READY "); i++) {
-      if (waitpid (devdb, &status, WNOHANG) == devdb) {
+   uri = mt_test_devdb_wait_ready (devdb);
+   if (!uri) {
+      /* Taken between the look above and the devdb's bind. */
+      if (mt_test_output_contains (devdb, "Address already in use")) {
          mt_test_skip ("port 27017 is in use here");
       }
-      ASSERT (i < 3000);
-      mt_test_nap_ms (20);
+      printf ("# output of %s:\n", devdb_argv[0]);
+      mt_test_print_output (devdb, 0);
+      mt_test_fail (__FILE__,
+                    __LINE__,
+                    "%s --port 27017 exited %d before it was ready",
+                    devdb_argv[0],
+                    mt_test_exit_code (mt_test_wait_exit (devdb, 0)));
    }
+   bson_free (uri);
    client = mongoc_client_new ("mongodb://127.0.0.1:27017/");
    mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
    ASSERT_OR_PRINT (mt_enqueue (client, "tasks", "general", "echo", NULL, NULL, NULL, &error), error);
@@ -469,13 +445,11 @@ test_seed_line_one_verbatim (void)
    setenv ("MTASK_PLUGINS", mt_test_env ("MTASK_PLUGIN_DIR"), 1);
    pid = mt_test_spawn (argv);
    unsetenv ("MTASK_PLUGINS");
-   WAIT_UNTIL (count_in (client, "tasks", "{'status': 'FINISHED', 'attempts': 1}") == 2, 20000);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
-   ASSERT_CMPINT (count_in (client, "tasks", "{'queue': 'other', 'status': 'CREATED'}"), ==, 1);
+   WAIT_UNTIL (mt_test_count_at (client, "tasks", "tasks", "{'status': 'FINISHED', 'attempts': 1}") == 2, 20000);
+   mt_test_process_stop (pid, 20000);
+   ASSERT_CMPINT (mt_test_count_at (client, "tasks", "tasks", "{'queue': 'other', 'status': 'CREATED'}"), ==, 1);
    mongoc_client_destroy (client);
-   kill (devdb, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (devdb, 20000)), ==, 0);
+   mt_test_process_stop (devdb, 20000);
 }
 
 static void
@@ -498,8 +472,7 @@ test_seed_line_two_verbatim (void)
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
    bson_destroy (doc);
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
@@ -517,8 +490,7 @@ test_default_worker_id_is_uuid1 (void)
    ASSERT_CMPINT (strlen (worker_pid), ==, 36);
    ASSERT (worker_pid[14] == '1'); /* the version digit of a UUID v1 */
    bson_destroy (doc);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
@@ -531,8 +503,8 @@ test_indexes_created (void)
    int found = 0;
 
    mt_test_enqueue ("general", "echo", NULL, NULL);
-   run_once (W ("--queues", "general"));
-   run_once (W ("--queues", "general")); /* idempotent */
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000);
+   mt_test_worker_once (W ("--pid", "W-ONCE", "--queues", "general"), 60000); /* idempotent */
    tasks = mt_test_tasks ();
    cursor = mongoc_collection_find_indexes_with_opts (tasks, NULL);
    while (mongoc_cursor_next (cursor, &index)) {
@@ -560,19 +532,17 @@ test_blocking_task_blocks_nothing_else (void)
    WAIT_UNTIL (mt_test_count ("{'type': 'echo', 'status': 'FINISHED'}") == 20, 20000);
    ASSERT (mt_test_status_is (&slow, "WORK_IN_PROGRESS"));
    WAIT_UNTIL (mt_test_status_is (&slow, "FINISHED"), 20000);
-   kill (pid, SIGTERM);
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_process_stop (pid, 20000);
 }
 
 static void
 test_json_log (void)
 {
    bson_oid_t id = mt_test_enqueue ("general", "fail", "{'message': 'say \\\"why\\\"'}", "{'max_attempts': 1}");
-   pid_t pid = mt_test_worker (W ("--queues", "general", "--once", "--pid", "JSON-1", "--log-format", "json"));
+   pid_t pid = mt_test_worker_once (W ("--queues", "general", "--pid", "JSON-1", "--log-format", "json"), 30000);
    char *out, *line, *save = NULL;
    int lines = 0;
 
-   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FAILED"));
    out = mt_test_output (pid);
    for (line = strtok_r (out, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
