@@ -98,6 +98,14 @@ void mt_test_nap_ms (int ms);
 /* Ends the current test as skipped, saying why (TAP "# SKIP"). */
 void mt_test_skip (const char *reason);
 
+/* Runs `fn (data)` when the current test ends, whether it passed, failed
+ * (a failed assertion longjmps back into the harness) or was skipped; the
+ * last one deferred runs first. For what a test must undo in any case: a
+ * failpoint it set, a file it made. An assertion failing inside `fn`
+ * fails the test. */
+typedef void (*mt_test_cleanup_fn) (void *data);
+void mt_test_defer (mt_test_cleanup_fn fn, void *data);
+
 /* Environment set by tests/meson.build. */
 const char *mt_test_env (const char *name);
 
@@ -187,6 +195,25 @@ char *mt_test_devdb_start (const char *const *args, pid_t *pid);
  * mt_test_spawn and returns its address (bson_free it), or NULL when the
  * devdb exited first (its output says why: mt_test_output). */
 char *mt_test_devdb_wait_ready (pid_t pid);
+
+/* ---- the failCommand failpoint of the test server (docs/devdb.md) ----- */
+
+/* Runs the configureFailPoint command `json` on admin with the harness's
+ * client; its reply in *reply (bson_destroy it). */
+bool mt_test_failpoint_command (const char *json, bson_t *reply, bson_error_t *error);
+/* Sets failCommand to `mode` and `data` (JSON: "'alwaysOn'", "{'times': 2}";
+ * data scoped to the test's client by appName or its database by
+ * namespace: the server is shared) and returns the reply's count, how
+ * often it has fired since the server started. It is turned off when the
+ * test ends, passed or failed. */
+int64_t mt_test_failpoint_set (const char *mode, const char *data);
+/* Turns failCommand off; returns the count. */
+int64_t mt_test_failpoint_off (void);
+/* A client of the test server named `appname` (none when NULL) that tries
+ * each operation once (no retryable reads or writes), so that a
+ * failpoint's times and skip count exactly what the test sends.
+ * mongoc_client_destroy it. */
+mongoc_client_t *mt_test_failpoint_client (const char *appname);
 
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);
