@@ -91,6 +91,14 @@ mt_test_defer (mt_test_cleanup_fn fn, void *data)
 }
 
 void
+mt_test_require_failpoints (void)
+{
+#ifndef MT_FAILPOINTS
+   mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
+#endif
+}
+
+void
 mt_test_nap_ms (int ms)
 {
    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L};

@@ -106,6 +106,11 @@ void mt_test_skip (const char *reason);
 typedef void (*mt_test_cleanup_fn) (void *data);
 void mt_test_defer (mt_test_cleanup_fn fn, void *data);
 
+/* Skips the current test, saying why, in a build without failpoints (the
+ * worker kills itself at a named point only in a test build, meson option
+ * failpoints=true; docs/devdb.md). */
+void mt_test_require_failpoints (void);
+
 /* Environment set by tests/meson.build. */
 const char *mt_test_env (const char *name);
 

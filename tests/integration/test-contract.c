@@ -126,15 +126,6 @@ array_length (const bson_t *doc, const char *key)
    return n;
 }
 
-/* The worker kills itself at a failpoint only in a test build. */
-static void
-skip_without_failpoints (void)
-{
-#ifndef MT_FAILPOINTS
-   mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
-#endif
-}
-
 /* How many upkeep ticks have begun, over all workers. */
 static int64_t
 upkeep_ticks (void)
@@ -536,7 +527,7 @@ test_group_crash_before_count (void)
    bson_t *stage, *doc;
    pid_t pid;
 
-   skip_without_failpoints ();
+   mt_test_require_failpoints ();
    first = add (&group, 1, "record", "{'tag': 1}", NULL);
    next = add (&group, 2, "record", "{'tag': 2}", NULL);
    initiate (&group);

@@ -199,15 +199,6 @@ test_downtime_catches_up_once (void)
    runs_free (&runs);
 }
 
-/* The worker kills itself at a failpoint only in a test build. */
-static void
-skip_without_failpoints (void)
-{
-#ifndef MT_FAILPOINTS
-   mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
-#endif
-}
-
 static void
 crash_between_writes (const char *failpoint)
 {
@@ -215,7 +206,7 @@ crash_between_writes (const char *failpoint)
    pid_t pid;
    runs_t runs;
 
-   skip_without_failpoints ();
+   mt_test_require_failpoints ();
    setenv ("MTASK_FAILPOINT", failpoint, 1);
    pid = mt_test_worker (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05"));
    unsetenv ("MTASK_FAILPOINT");
@@ -542,7 +533,7 @@ test_archive_killed_between_writes (void)
    char hex[25], *json;
    pid_t pid;
 
-   skip_without_failpoints ();
+   mt_test_require_failpoints ();
    setenv ("MTASK_FAILPOINT", "archive-copied", 1);
    pid = mt_test_worker (W ("--queues", "q", "--archive", "--lease", "2", "--poll-interval", "0.05"));
    unsetenv ("MTASK_FAILPOINT");
