@@ -872,6 +872,20 @@ mt_test_failpoint_client (const char *appname)
 }
 
 int64_t
+mt_test_upkeep_ticks (void)
+{
+   bson_t *filter = BCON_NEW ("_id", "upkeep");
+   bson_t *doc = find_one ("ticks", filter);
+   int64_t n = doc && mt_test_has (doc, "tick") ? mt_test_int (doc, "tick") : 0;
+
+   bson_destroy (filter);
+   if (doc) {
+      bson_destroy (doc);
+   }
+   return n;
+}
+
+int64_t
 mt_test_cpu_ms (pid_t pid)
 {
    char path[64], buf[1024], *p;

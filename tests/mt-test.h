@@ -220,6 +220,10 @@ int64_t mt_test_failpoint_off (void);
  * mongoc_client_destroy it. */
 mongoc_client_t *mt_test_failpoint_client (const char *appname);
 
+/* How many upkeep ticks have begun in the test's database, over all its
+ * workers (the `ticks` document, core/src/upkeep.c); 0 before the first. */
+int64_t mt_test_upkeep_ticks (void);
+
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);
 
