@@ -44,6 +44,14 @@ typedef struct {
 static deferred_t deferred[32];
 static size_t n_deferred;
 
+/* The gates of the current test (mt_test_gate). */
+typedef struct {
+   char name[64];
+   char path[256];
+} gate_t;
+static gate_t gates[16];
+static size_t n_gates;
+
 static bool failpoint_deferred;
 
 void
@@ -96,6 +104,17 @@ mt_test_require_failpoints (void)
 #ifndef MT_FAILPOINTS
    mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
 #endif
+}
+
+int
+mt_test_lines (const char *text)
+{
+   int lines = 0;
+
+   for (const char *p = text; p && *p; p++) {
+      lines += *p == '\n' || !p[1];
+   }
+   return lines;
 }
 
 void
@@ -869,6 +888,59 @@ mt_test_failpoint_client (const char *appname)
    ASSERT_OR_PRINT (other, error);
    mongoc_client_set_error_api (other, MONGOC_ERROR_API_VERSION_2);
    return other;
+}
+
+static void
+gates_remove (void *data)
+{
+   (void) data;
+   for (size_t i = 0; i < n_gates; i++) {
+      unlink (gates[i].path);
+   }
+   n_gates = 0;
+}
+
+static gate_t *
+find_gate (const char *name)
+{
+   for (size_t i = 0; i < n_gates; i++) {
+      if (!strcmp (gates[i].name, name)) {
+         return &gates[i];
+      }
+   }
+   return NULL;
+}
+
+const char *
+mt_test_gate (const char *name)
+{
+   gate_t *gate = find_gate (name);
+
+   if (gate) {
+      return gate->path;
+   }
+   ASSERT (n_gates < sizeof gates / sizeof gates[0]);
+   ASSERT (strlen (name) < sizeof gates[0].name);
+   if (n_gates == 0) {
+      mt_test_defer (gates_remove, NULL);
+   }
+   gate = &gates[n_gates++];
+   bson_strncpy (gate->name, name, sizeof gate->name);
+   bson_snprintf (gate->path, sizeof gate->path, "/tmp/mtask-gate-%d-%s-%s", (int) getpid (), mt_test_db (), name);
+   unlink (gate->path); /* closed, whatever an earlier run left */
+   return gate->path;
+}
+
+void
+mt_test_gate_open (const char *name)
+{
+   const char *path = mt_test_gate (name);
+   int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+   if (fd < 0) {
+      mt_test_fail (__FILE__, __LINE__, "cannot open the gate %s: %s", path, strerror (errno));
+   }
+   close (fd);
 }
 
 int64_t

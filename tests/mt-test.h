@@ -66,6 +66,47 @@ void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNU
       }                                                                                                   \
    } while (0)
 
+/* A refusal: `err` is in domain `dom` with code `cod`, and its message
+ * contains `fragment`; else fails the test with all three. */
+#define ASSERT_ERROR(err, dom, cod, fragment)                                                                 \
+   do {                                                                                                     \
+      const bson_error_t *_e = &(err);                                                                      \
+      const char *_f = (fragment);                                                                          \
+      if (_e->domain != (uint32_t) (dom) || _e->code != (uint32_t) (cod) || !strstr (_e->message, _f)) {    \
+         mt_test_fail (__FILE__,                                                                            \
+                       __LINE__,                                                                            \
+                       "expected error %s (%" PRIu32 ").%s (%" PRIu32 ") saying '%s', got %" PRIu32 ".%" PRIu32 ": %s", \
+                       #dom,                                                                                \
+                       (uint32_t) (dom),                                                                    \
+                       #cod,                                                                                \
+                       (uint32_t) (cod),                                                                    \
+                       _f,                                                                                  \
+                       _e->domain,                                                                          \
+                       _e->code,                                                                            \
+                       _e->message);                                                                        \
+      }                                                                                                     \
+   } while (0)
+
+/* Both `first` and `second` occur in `haystack`, `first` before. */
+#define ASSERT_IN_ORDER(haystack, first, second)                                                           \
+   do {                                                                                                    \
+      const char *_h = (haystack), *_1 = (first), *_2 = (second);                                          \
+      const char *_p1 = _h ? strstr (_h, _1) : NULL, *_p2 = _h ? strstr (_h, _2) : NULL;                   \
+      if (!_p1 || !_p2 || _p1 >= _p2) {                                                                    \
+         mt_test_fail (__FILE__,                                                                           \
+                       __LINE__,                                                                           \
+                       "'%s' %s '%s' in %s: '%s'",                                                         \
+                       _1,                                                                                 \
+                       !_p1 ? "(missing) before" : !_p2 ? "before (missing)" : "not before",               \
+                       _2,                                                                                 \
+                       #haystack,                                                                          \
+                       _h ? _h : "(null)");                                                                \
+      }                                                                                                    \
+   } while (0)
+
+/* How many lines `text` has: "" none, "a" and "a\n" one. */
+int mt_test_lines (const char *text);
+
 /* Polls `cond` every 20 ms until it holds or `timeout_ms` passes; then fails
  * the test naming the condition. Never a bare sleep. */
 #define WAIT_UNTIL(cond, timeout_ms)                                                             \
@@ -219,6 +260,16 @@ int64_t mt_test_failpoint_off (void);
  * failpoint's times and skip count exactly what the test sends.
  * mongoc_client_destroy it. */
 mongoc_client_t *mt_test_failpoint_client (const char *appname);
+
+/* ---- gates: a task that waits until the test says ------------------- */
+
+/* The path of this test's gate `name`: a probe task given {'gate': PATH}
+ * waits in process() until the gate is open (tests/plugins/good/probe.c),
+ * so a test can look at a running task for as long as it needs. Closed
+ * when first asked for; removed when the test ends. */
+const char *mt_test_gate (const char *name);
+/* Opens the gate: the tasks waiting at it go on. */
+void mt_test_gate_open (const char *name);
 
 /* How many upkeep ticks have begun in the test's database, over all its
  * workers (the `ticks` document, core/src/upkeep.c); 0 before the first. */
