@@ -475,21 +475,54 @@ test_seed_line_two_verbatim (void)
    mt_test_process_stop (pid, 20000);
 }
 
+/* What is wrong with `s` as a UUID of version 1 in the form
+ * uuid_unparse_lower writes (RFC 4122: 8-4-4-4-12 lower-case hex digits,
+ * the version digit 1, the variant bits 10), or NULL when nothing is. */
+static const char *
+uuid1_flaw (const char *s)
+{
+   if (strlen (s) != 36) {
+      return "not 36 characters";
+   }
+   for (int i = 0; i < 36; i++) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+      if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+         return dash ? "no '-' where 8-4-4-4-12 groups end" : "not all lower-case hex digits";
+      }
+   }
+   if (s[14] != '1') {
+      return "version digit (the 13th) is not 1";
+   }
+   if (!strchr ("89ab", s[19])) {
+      return "variant bits (the 17th digit) are not 10";
+   }
+   return NULL;
+}
+
 static void
 test_default_worker_id_is_uuid1 (void)
 {
-   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'sleep_ms': 800}", NULL);
+   char *params = bson_strdup_printf ("{'gate': '%s'}", mt_test_gate ("running"));
+   bson_oid_t id = mt_test_enqueue ("general", "probe", params, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
-   const char *worker_pid;
+   const char *worker_pid, *flaw;
    bson_t *doc;
 
+   bson_free (params);
+   /* The probe waits at its gate: the task stays running while it is read. */
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    worker_pid = mt_test_str (doc, "worker_pid");
    ASSERT (worker_pid);
-   ASSERT_CMPINT (strlen (worker_pid), ==, 36);
-   ASSERT (worker_pid[14] == '1'); /* the version digit of a UUID v1 */
+   flaw = uuid1_flaw (worker_pid);
+   if (flaw) {
+      mt_test_fail (__FILE__, __LINE__, "worker_pid '%s' is no UUID v1: %s", worker_pid, flaw);
+   }
+   WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': '%s'}", worker_pid) == 1, 20000); /* the worker's own id */
    bson_destroy (doc);
+   mt_test_gate_open ("running");
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    mt_test_process_stop (pid, 20000);
 }
 
