@@ -393,13 +393,18 @@ test_declarative_busy_delays (void)
 static void
 test_declarative_held_while_running (void)
 {
-   bson_oid_t id = mt_test_task_insert ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'sleep_ms': 800}}");
+   /* The task waits at a gate while its locks are looked at. */
+   char *json = bson_strdup_printf ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'gate': '%s'}}",
+                                    mt_test_gate ("running"));
+   bson_oid_t id = mt_test_task_insert (json);
    pid_t pid;
    char *out;
 
+   bson_free (json);
    pid = mt_test_worker (W ("--queues", "q", "--once", "--pid", "W-DECL"));
    WAIT_UNTIL (mt_test_count_in ("locks", "{'worker_pid': 'W-DECL', 'attempt': 1}") == 2, 20000);
    ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
+   mt_test_gate_open ("running");
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
