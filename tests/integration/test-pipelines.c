@@ -1,6 +1,7 @@
 /* Pipelines against a real server and real workers: seed 000's
  * synchronizers and seed 003's staged groups. */
 #include "mt-test.h"
+#include "mtask-private.h"
 
 
 /* Min or max of a date field over the tasks matching `json`. */
@@ -260,10 +261,15 @@ test_cleaned_up_at_end (void)
 static void
 test_kept_then_deleted (void)
 {
-   bson_oid_t group = new_group ("kept", 2);
+   /* Kept for an hour once complete: still there, tasks and all, after
+    * two more upkeep ticks; deleted by the first tick after its
+    * keep_until, brought forward by hand to say "the hour is up". */
+   bson_oid_t group = new_group ("kept", 3600);
    bson_error_t error;
+   int64_t ticks;
    pid_t pid;
    char hex[25], *json;
+   bson_t *doc;
 
    add (&group, 1, "echo", "{}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
@@ -272,11 +278,32 @@ test_kept_then_deleted (void)
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete', 'keep_until': {'$exists': true}}", hex);
    WAIT_UNTIL (mt_test_count_in ("groups", "%s", json) == 1, 30000);
    bson_free (json);
+   doc = mt_test_find_one ("groups", "{'_id': {'$oid': '%s'}}", hex);
+   ASSERT_CMPINT (mt_test_date (doc, "keep_until") - mt_test_date (doc, "completed"), >=, 3600 * 1000);
+   ASSERT_CMPINT (mt_test_date (doc, "keep_until") - mt_test_date (doc, "completed"), <, 3600 * 1000 + 5000);
+   bson_destroy (doc);
+   ticks = mt_test_upkeep_ticks ();
+   WAIT_UNTIL (mt_test_upkeep_ticks () >= ticks + 2, 30000);
    json = group_json (&group, "'status': 'FINISHED'");
    ASSERT_CMPINT (mt_test_count (json), ==, 1); /* still there to look at */
    bson_free (json);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 1);
+
+   /* The hour is up. */
+   {
+      mongoc_collection_t *groups = mt_test_collection ("groups");
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&group));
+      bson_t *update = BCON_NEW ("$set", "{", "keep_until", BCON_DATE_TIME (mt_now_ms () - 1000), "}");
+      bool ok = mongoc_collection_update_one (groups, filter, update, NULL, NULL, &error);
+
+      bson_destroy (update);
+      bson_destroy (filter);
+      mongoc_collection_destroy (groups);
+      ASSERT_OR_PRINT (ok, error);
+   }
    WAIT_UNTIL (mt_test_count_in ("groups", "{}") == 0, 30000); /* then gone */
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "{}"), ==, 0);
    mt_test_worker_stop (pid);
 }
 
