@@ -36,6 +36,24 @@ typedef struct {
 static child_t children[64];
 static size_t n_children;
 
+/* What the current test deferred to its end (mt_test_defer). */
+typedef struct {
+   mt_test_cleanup_fn fn;
+   void *data;
+} deferred_t;
+static deferred_t deferred[32];
+static size_t n_deferred;
+
+/* The gates of the current test (mt_test_gate). */
+typedef struct {
+   char name[64];
+   char path[256];
+} gate_t;
+static gate_t gates[16];
+static size_t n_gates;
+
+static bool failpoint_deferred;
+
 void
 mt_test_add (const char *path, mt_test_fn fn)
 {
@@ -67,6 +85,36 @@ mt_test_skip (const char *reason)
 {
    bson_strncpy (skip_reason, reason, sizeof skip_reason);
    longjmp (test_jump, 2);
+}
+
+void
+mt_test_defer (mt_test_cleanup_fn fn, void *data)
+{
+   if (n_deferred == sizeof deferred / sizeof deferred[0]) {
+      mt_test_fail (__FILE__, __LINE__, "more than %zu clean-ups deferred in one test", n_deferred);
+   }
+   deferred[n_deferred].fn = fn;
+   deferred[n_deferred].data = data;
+   n_deferred++;
+}
+
+void
+mt_test_require_failpoints (void)
+{
+#ifndef MT_FAILPOINTS
+   mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
+#endif
+}
+
+int
+mt_test_lines (const char *text)
+{
+   int lines = 0;
+
+   for (const char *p = text; p && *p; p++) {
+      lines += *p == '\n' || !p[1];
+   }
+   return lines;
 }
 
 void
@@ -773,6 +821,142 @@ mt_test_devdb_start (const char *const *args, pid_t *pid)
    return uri;
 }
 
+bool
+mt_test_failpoint_command (const char *json, bson_t *reply, bson_error_t *error)
+{
+   bson_t *cmd = mt_test_bson (json);
+   bool ok = mongoc_client_command_simple (mt_test_client (), "admin", cmd, NULL, reply, error);
+
+   bson_destroy (cmd);
+   return ok;
+}
+
+static void
+failpoint_off_at_end (void *data)
+{
+   (void) data;
+   failpoint_deferred = false;
+   mt_test_failpoint_off ();
+}
+
+int64_t
+mt_test_failpoint_set (const char *mode, const char *data)
+{
+   char *json = bson_strdup_printf ("{'configureFailPoint': 'failCommand', 'mode': %s, 'data': %s}", mode, data);
+   bson_t reply;
+   bson_error_t error;
+   bool ok;
+   int64_t count;
+
+   if (!failpoint_deferred && strcmp (mode, "'off'") != 0) {
+      /* Deferred before it is set: a failed set may have half worked. */
+      mt_test_defer (failpoint_off_at_end, NULL);
+      failpoint_deferred = true;
+   }
+   ok = mt_test_failpoint_command (json, &reply, &error);
+   bson_free (json);
+   if (!ok) {
+      bson_destroy (&reply);
+   }
+   ASSERT_OR_PRINT (ok, error);
+   count = mt_test_int (&reply, "count");
+   bson_destroy (&reply);
+   return count;
+}
+
+int64_t
+mt_test_failpoint_off (void)
+{
+   return mt_test_failpoint_set ("'off'", "{}");
+}
+
+mongoc_client_t *
+mt_test_failpoint_client (const char *appname)
+{
+   bson_error_t error;
+   mongoc_uri_t *uri = mongoc_uri_new_with_error (mt_test_uri (), &error);
+   mongoc_client_t *other;
+
+   ASSERT_OR_PRINT (uri, error);
+   if (appname) {
+      ASSERT (mongoc_uri_set_appname (uri, appname));
+   }
+   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYREADS, false));
+   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYWRITES, false));
+   other = mongoc_client_new_from_uri_with_error (uri, &error);
+   mongoc_uri_destroy (uri);
+   ASSERT_OR_PRINT (other, error);
+   mongoc_client_set_error_api (other, MONGOC_ERROR_API_VERSION_2);
+   return other;
+}
+
+static void
+gates_remove (void *data)
+{
+   (void) data;
+   for (size_t i = 0; i < n_gates; i++) {
+      unlink (gates[i].path);
+   }
+   n_gates = 0;
+}
+
+static gate_t *
+find_gate (const char *name)
+{
+   for (size_t i = 0; i < n_gates; i++) {
+      if (!strcmp (gates[i].name, name)) {
+         return &gates[i];
+      }
+   }
+   return NULL;
+}
+
+const char *
+mt_test_gate (const char *name)
+{
+   gate_t *gate = find_gate (name);
+
+   if (gate) {
+      return gate->path;
+   }
+   ASSERT (n_gates < sizeof gates / sizeof gates[0]);
+   ASSERT (strlen (name) < sizeof gates[0].name);
+   if (n_gates == 0) {
+      mt_test_defer (gates_remove, NULL);
+   }
+   gate = &gates[n_gates++];
+   bson_strncpy (gate->name, name, sizeof gate->name);
+   bson_snprintf (gate->path, sizeof gate->path, "/tmp/mtask-gate-%d-%s-%s", (int) getpid (), mt_test_db (), name);
+   unlink (gate->path); /* closed, whatever an earlier run left */
+   return gate->path;
+}
+
+void
+mt_test_gate_open (const char *name)
+{
+   const char *path = mt_test_gate (name);
+   int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+   if (fd < 0) {
+      mt_test_fail (__FILE__, __LINE__, "cannot open the gate %s: %s", path, strerror (errno));
+   }
+   close (fd);
+}
+
+int64_t
+mt_test_upkeep_ticks (void)
+{
+   bson_t *filter = BCON_NEW ("_id", "upkeep");
+   bson_t *doc = find_one ("ticks", filter);
+   int64_t n = doc && mt_test_has (doc, "tick") ? mt_test_int (doc, "tick") : 0;
+
+   bson_destroy (filter);
+   if (doc) {
+      bson_destroy (doc);
+   }
+   return n;
+}
+
 int64_t
 mt_test_cpu_ms (pid_t pid)
 {
@@ -868,6 +1052,33 @@ run_one (mt_test_fn fn)
    return jumped;
 }
 
+/* The same for one deferred clean-up. */
+static int
+run_cleanup (const deferred_t *d)
+{
+   int jumped = setjmp (test_jump);
+
+   if (jumped == 0) {
+      d->fn (d->data);
+   }
+   return jumped;
+}
+
+/* At the end of each test, before its processes are looked at: what it
+ * deferred, the last first. A clean-up that fails fails the test. */
+static int
+end_deferred (int result)
+{
+   while (n_deferred > 0) {
+      deferred_t d = deferred[--n_deferred];
+
+      if (run_cleanup (&d) == 1) {
+         result = 1;
+      }
+   }
+   return result;
+}
+
 static void
 quiet_mongoc_log (mongoc_log_level_t level, const char *domain, const char *message, void *data)
 {
@@ -908,7 +1119,7 @@ mt_test_main (int argc, char **argv)
       current = tests[i].path;
       snprintf (db_name, sizeof db_name, "t%d_%d", (int) getpid (), ++db_counter);
       start = bson_get_monotonic_time ();
-      result = end_children (run_one (tests[i].fn));
+      result = end_children (end_deferred (run_one (tests[i].fn)));
       if (result == 2) {
          printf ("ok %d %s # SKIP %s\n", ++number, current, skip_reason);
       } else {

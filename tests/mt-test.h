@@ -66,6 +66,47 @@ void mt_test_fail (const char *file, int line, const char *format, ...) BSON_GNU
       }                                                                                                   \
    } while (0)
 
+/* A refusal: `err` is in domain `dom` with code `cod`, and its message
+ * contains `fragment`; else fails the test with all three. */
+#define ASSERT_ERROR(err, dom, cod, fragment)                                                                 \
+   do {                                                                                                     \
+      const bson_error_t *_e = &(err);                                                                      \
+      const char *_f = (fragment);                                                                          \
+      if (_e->domain != (uint32_t) (dom) || _e->code != (uint32_t) (cod) || !strstr (_e->message, _f)) {    \
+         mt_test_fail (__FILE__,                                                                            \
+                       __LINE__,                                                                            \
+                       "expected error %s (%" PRIu32 ").%s (%" PRIu32 ") saying '%s', got %" PRIu32 ".%" PRIu32 ": %s", \
+                       #dom,                                                                                \
+                       (uint32_t) (dom),                                                                    \
+                       #cod,                                                                                \
+                       (uint32_t) (cod),                                                                    \
+                       _f,                                                                                  \
+                       _e->domain,                                                                          \
+                       _e->code,                                                                            \
+                       _e->message);                                                                        \
+      }                                                                                                     \
+   } while (0)
+
+/* Both `first` and `second` occur in `haystack`, `first` before. */
+#define ASSERT_IN_ORDER(haystack, first, second)                                                           \
+   do {                                                                                                    \
+      const char *_h = (haystack), *_1 = (first), *_2 = (second);                                          \
+      const char *_p1 = _h ? strstr (_h, _1) : NULL, *_p2 = _h ? strstr (_h, _2) : NULL;                   \
+      if (!_p1 || !_p2 || _p1 >= _p2) {                                                                    \
+         mt_test_fail (__FILE__,                                                                           \
+                       __LINE__,                                                                           \
+                       "'%s' %s '%s' in %s: '%s'",                                                         \
+                       _1,                                                                                 \
+                       !_p1 ? "(missing) before" : !_p2 ? "before (missing)" : "not before",               \
+                       _2,                                                                                 \
+                       #haystack,                                                                          \
+                       _h ? _h : "(null)");                                                                \
+      }                                                                                                    \
+   } while (0)
+
+/* How many lines `text` has: "" none, "a" and "a\n" one. */
+int mt_test_lines (const char *text);
+
 /* Polls `cond` every 20 ms until it holds or `timeout_ms` passes; then fails
  * the test naming the condition. Never a bare sleep. */
 #define WAIT_UNTIL(cond, timeout_ms)                                                             \
@@ -97,6 +138,19 @@ void mt_test_nap_ms (int ms);
 
 /* Ends the current test as skipped, saying why (TAP "# SKIP"). */
 void mt_test_skip (const char *reason);
+
+/* Runs `fn (data)` when the current test ends, whether it passed, failed
+ * (a failed assertion longjmps back into the harness) or was skipped; the
+ * last one deferred runs first. For what a test must undo in any case: a
+ * failpoint it set, a file it made. An assertion failing inside `fn`
+ * fails the test. */
+typedef void (*mt_test_cleanup_fn) (void *data);
+void mt_test_defer (mt_test_cleanup_fn fn, void *data);
+
+/* Skips the current test, saying why, in a build without failpoints (the
+ * worker kills itself at a named point only in a test build, meson option
+ * failpoints=true; docs/devdb.md). */
+void mt_test_require_failpoints (void);
 
 /* Environment set by tests/meson.build. */
 const char *mt_test_env (const char *name);
@@ -187,6 +241,39 @@ char *mt_test_devdb_start (const char *const *args, pid_t *pid);
  * mt_test_spawn and returns its address (bson_free it), or NULL when the
  * devdb exited first (its output says why: mt_test_output). */
 char *mt_test_devdb_wait_ready (pid_t pid);
+
+/* ---- the failCommand failpoint of the test server (docs/devdb.md) ----- */
+
+/* Runs the configureFailPoint command `json` on admin with the harness's
+ * client; its reply in *reply (bson_destroy it). */
+bool mt_test_failpoint_command (const char *json, bson_t *reply, bson_error_t *error);
+/* Sets failCommand to `mode` and `data` (JSON: "'alwaysOn'", "{'times': 2}";
+ * data scoped to the test's client by appName or its database by
+ * namespace: the server is shared) and returns the reply's count, how
+ * often it has fired since the server started. It is turned off when the
+ * test ends, passed or failed. */
+int64_t mt_test_failpoint_set (const char *mode, const char *data);
+/* Turns failCommand off; returns the count. */
+int64_t mt_test_failpoint_off (void);
+/* A client of the test server named `appname` (none when NULL) that tries
+ * each operation once (no retryable reads or writes), so that a
+ * failpoint's times and skip count exactly what the test sends.
+ * mongoc_client_destroy it. */
+mongoc_client_t *mt_test_failpoint_client (const char *appname);
+
+/* ---- gates: a task that waits until the test says ------------------- */
+
+/* The path of this test's gate `name`: a probe task given {'gate': PATH}
+ * waits in process() until the gate is open (tests/plugins/good/probe.c),
+ * so a test can look at a running task for as long as it needs. Closed
+ * when first asked for; removed when the test ends. */
+const char *mt_test_gate (const char *name);
+/* Opens the gate: the tasks waiting at it go on. */
+void mt_test_gate_open (const char *name);
+
+/* How many upkeep ticks have begun in the test's database, over all its
+ * workers (the `ticks` document, core/src/upkeep.c); 0 before the first. */
+int64_t mt_test_upkeep_ticks (void);
 
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);

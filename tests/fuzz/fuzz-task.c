@@ -2,6 +2,7 @@
  * BSON document must parse or fail with a message naming a field, never
  * crash, hang or leak. Built and run by run-fuzz.sh (clang), and replayed
  * over fixed inputs by the unit suite (any compiler). */
+#include "fuzz-task.h"
 #include "mtask-private.h"
 
 #include <stdint.h>
@@ -10,15 +11,15 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+mt_fuzz_outcome_t
+mt_fuzz_task_one (const uint8_t *data, size_t size)
 {
    bson_t doc;
    mt_task_doc_t task;
    bson_error_t error;
 
    if (!bson_init_static (&doc, data, size) || !bson_validate (&doc, BSON_VALIDATE_NONE, NULL)) {
-      return 0;
+      return MT_FUZZ_NOT_BSON;
    }
    if (mt_task_doc_parse (&doc, &task, &error)) {
       /* What the worker relies on after a successful parse. */
@@ -38,8 +39,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             }
          }
       }
-   } else if (error.domain != MT_ERROR_TASK || !strstr (error.message, "malformed task")) {
+      return MT_FUZZ_PARSED;
+   }
+   if (error.domain != MT_ERROR_TASK || error.code != MT_TASK_ERROR_MALFORMED || !strstr (error.message, "malformed task")) {
       abort ();
    }
+   return MT_FUZZ_REFUSED;
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+   mt_fuzz_task_one (data, size);
    return 0;
 }

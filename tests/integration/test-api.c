@@ -144,34 +144,31 @@ test_config_errors (void)
    mt_worker_config_init (&config);
    config.queue_names = queues;
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CONTAINS (error.message, "a database name is required");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "worker config: a database name is required (--db)");
 
    config.db = "d";
    config.queue_names = empty;
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CONTAINS (error.message, "at least one queue name is required");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "worker config: at least one queue name is required (--queues)");
 
    config.queue_names = queues;
    config.plugin_dirs = empty;
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CMPINT (error.domain, ==, MT_ERROR_PLUGIN);
-   ASSERT_CONTAINS (error.message, "no task plugins found");
+   ASSERT_ERROR (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_DIR, "no task plugins found");
 
    config.concurrency = 0;
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CONTAINS (error.message, "concurrency 0 is out of range");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "worker config: concurrency 0 is out of range; give 1 to 1024 threads");
 
    config.concurrency = 1;
    config.host = "db1:27018";
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CMPINT (error.domain, ==, MT_ERROR_CONFIG);
-   ASSERT_CONTAINS (error.message, "host 'db1:27018' is not a host name or address; give the port with --port");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "host 'db1:27018' is not a host name or address; give the port with --port");
 
    config.host = "localhost";
    config.uri = "http://nope";
    ASSERT (!mt_worker_new (&config, &error));
-   ASSERT_CMPINT (error.domain, ==, MT_ERROR_CONFIG);
-   ASSERT_CONTAINS (error.message, "cannot use MongoDB address 'http://nope'");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "cannot use MongoDB address 'http://nope'");
 }
 
 static void
@@ -189,9 +186,11 @@ test_uri_forms (void)
    ASSERT_CMPSTR (mongoc_uri_get_string (uri), "mongodb://localhost:27017/");
    mongoc_uri_destroy (uri);
    ASSERT (!mt_uri_new (NULL, "db1/admin", 1, &error));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "host 'db1/admin' is not a host name or address");
    ASSERT (!mt_uri_new (NULL, "user@db1", 1, &error));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "host 'user@db1' is not a host name or address");
    ASSERT (!mt_uri_new (NULL, "db1", 70000, &error));
-   ASSERT_CONTAINS (error.message, "port 70000 is out of range");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "port 70000 is out of range; give a port from 1 to 65535");
 }
 
 static void
@@ -213,21 +212,23 @@ test_enqueue_options (void)
    bson_destroy (doc);
 
    ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, bad, NULL, &error));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_OPTION, "Invalid option 'priorty'");
    ASSERT_CMPSTR (error.message, "Invalid option 'priorty'");
    ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, bad_type, NULL, &error));
-   ASSERT_CONTAINS (error.message, "option 'priority' must be a 32-bit integer");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option 'priority' must be a 32-bit integer");
    {
       bson_t *nan_delay = BCON_NEW ("delay", BCON_DOUBLE (NAN));
       bson_t *inf_delay = BCON_NEW ("delay", BCON_DOUBLE (INFINITY));
 
       ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, nan_delay, NULL, &error));
-      ASSERT_CONTAINS (error.message, "option 'delay' must be a number of seconds from 0 to ten years");
+      ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option 'delay' must be a number of seconds from 0 to ten years");
       ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "q", "echo", NULL, inf_delay, NULL, &error));
+      ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option 'delay' must be a number of seconds from 0 to ten years");
       bson_destroy (nan_delay);
       bson_destroy (inf_delay);
    }
    ASSERT (!mt_enqueue (mt_test_client (), mt_test_db (), "", "echo", NULL, NULL, NULL, &error));
-   ASSERT_CONTAINS (error.message, "needs a queue and a task type");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "enqueue needs a queue and a task type, got queue '' and type 'echo'");
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 1);
    bson_destroy (opts);
    bson_destroy (bad);

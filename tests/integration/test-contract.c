@@ -20,61 +20,6 @@
 #include <unistd.h>
 
 
-static mongoc_collection_t *
-collection (const char *name)
-{
-   return mongoc_client_get_collection (mt_test_client (), mt_test_db (), name);
-}
-
-static int64_t
-count_in (const char *name, const char *json)
-{
-   mongoc_collection_t *coll = collection (name);
-   bson_t *filter = mt_test_bson (json);
-   bson_error_t error;
-   int64_t n = mongoc_collection_count_documents (coll, filter, NULL, NULL, NULL, &error);
-
-   bson_destroy (filter);
-   mongoc_collection_destroy (coll);
-   ASSERT_OR_PRINT (n >= 0, error);
-   return n;
-}
-
-/* The one document of `name` matching `filter`, or fails. */
-static bson_t *
-one_by (const char *name, const bson_t *filter)
-{
-   mongoc_collection_t *coll = collection (name);
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
-   const bson_t *doc;
-   bson_t *copy = NULL;
-   char *json;
-
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (coll);
-   if (!copy) {
-      json = bson_as_relaxed_extended_json (filter, NULL);
-      mt_test_fail (__FILE__, __LINE__, "no document in %s matches %s", name, json);
-   }
-   return copy;
-}
-
-/* Inserts a task document as another client would, whole. */
-static void
-insert_raw (bson_t *doc)
-{
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_error_t error;
-   bool ok = mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error);
-
-   bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
-}
-
 /* A CREATED task of queue 'q', due now, with the fields of `extra_json`. */
 static bson_oid_t
 insert_task (const char *type, const char *extra_json)
@@ -91,26 +36,9 @@ insert_task (const char *type, const char *extra_json)
       bson_concat (doc, extra);
       bson_destroy (extra);
    }
-   insert_raw (doc);
+   mt_test_insert ("tasks", doc);
+   bson_destroy (doc);
    return id;
-}
-
-static void
-set_fields (const bson_oid_t *id, bson_t *set)
-{
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
-   bson_t update = BSON_INITIALIZER;
-   bson_error_t error;
-   bool ok;
-
-   BSON_APPEND_DOCUMENT (&update, "$set", set);
-   ok = mongoc_collection_update_one (tasks, filter, &update, NULL, NULL, &error);
-   bson_destroy (&update);
-   bson_destroy (filter);
-   bson_destroy (set);
-   mongoc_collection_destroy (tasks);
-   ASSERT_OR_PRINT (ok, error);
 }
 
 static int64_t
@@ -123,34 +51,6 @@ array_length (const bson_t *doc, const char *key)
    while (bson_iter_next (&item)) {
       n++;
    }
-   return n;
-}
-
-/* The worker kills itself at a failpoint only in a test build. */
-static void
-skip_without_failpoints (void)
-{
-#ifndef MT_FAILPOINTS
-   mt_test_skip ("built without failpoints: meson configure -Dfailpoints=true (tools/test does)");
-#endif
-}
-
-/* How many upkeep ticks have begun, over all workers. */
-static int64_t
-upkeep_ticks (void)
-{
-   bson_t *filter = BCON_NEW ("_id", "upkeep");
-   mongoc_collection_t *ticks = collection ("ticks");
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (ticks, filter, NULL, NULL);
-   const bson_t *doc;
-   int64_t n = 0;
-
-   if (mongoc_cursor_next (cursor, &doc) && mt_test_has (doc, "tick")) {
-      n = mt_test_int (doc, "tick");
-   }
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (ticks);
-   bson_destroy (filter);
    return n;
 }
 
@@ -168,8 +68,8 @@ test_fifo_by_created (void)
    int64_t base = mt_now_ms () - 3600 * 1000;
    mongoc_collection_t *executions;
    mongoc_cursor_t *cursor;
-   const bson_t *doc;
-   bson_t *all, *opts;
+   const bson_t *found;
+   bson_t *all, *opts, *doc;
    int64_t expected = 0;
    pid_t pid;
 
@@ -181,22 +81,24 @@ test_fifo_by_created (void)
 
       bson_snprintf (hex, sizeof hex, "6500000000000000000000%02x", i);
       bson_oid_init_from_string (&id, hex);
-      insert_raw (BCON_NEW ("_id", BCON_OID (&id), "queue", "q", "type", "record", "status", "CREATED", "priority",
-                            BCON_INT32 (i < 6 ? 0 : 1), "attempts", BCON_INT32 (0), "created",
-                            BCON_DATE_TIME (base + (i < 6 ? rank[i] : 10) * 1000), "delayed", BCON_NULL, "params", "{",
-                            "ms", BCON_INT32 (5), "tag", BCON_INT32 (place), "}"));
+      doc = BCON_NEW ("_id", BCON_OID (&id), "queue", "q", "type", "record", "status", "CREATED", "priority",
+                      BCON_INT32 (i < 6 ? 0 : 1), "attempts", BCON_INT32 (0), "created",
+                      BCON_DATE_TIME (base + (i < 6 ? rank[i] : 10) * 1000), "delayed", BCON_NULL, "params", "{", "ms",
+                      BCON_INT32 (5), "tag", BCON_INT32 (place), "}");
+      mt_test_insert ("tasks", doc);
+      bson_destroy (doc);
    }
    pid = mt_test_worker (W ("--queues", "q", "--concurrency", "1", "--once"));
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}"), ==, 7);
 
    /* One thread: each run started at least 5 ms after the one before. */
-   executions = collection ("executions");
+   executions = mt_test_collection ("executions");
    all = mt_test_bson ("{}");
    opts = BCON_NEW ("sort", "{", "started", BCON_INT32 (1), "}");
    cursor = mongoc_collection_find_with_opts (executions, all, opts, NULL);
-   while (mongoc_cursor_next (cursor, &doc)) {
-      ASSERT_CMPINT (mt_test_int (doc, "tag"), ==, expected);
+   while (mongoc_cursor_next (cursor, &found)) {
+      ASSERT_CMPINT (mt_test_int (found, "tag"), ==, expected);
       expected++;
    }
    mongoc_cursor_destroy (cursor);
@@ -387,23 +289,19 @@ initiate (const bson_oid_t *group)
 static bool
 group_complete (const bson_oid_t *group)
 {
-   bson_t *filter = BCON_NEW ("_id", BCON_OID (group), "status", "complete");
-   mongoc_collection_t *groups = collection ("groups");
-   int64_t n = mongoc_collection_count_documents (groups, filter, NULL, NULL, NULL, NULL);
+   char hex[25];
 
-   mongoc_collection_destroy (groups);
-   bson_destroy (filter);
-   return n == 1;
+   bson_oid_to_string (group, hex);
+   return mt_test_count_in ("groups", "{'_id': {'$oid': '%s'}, 'status': 'complete'}", hex) == 1;
 }
 
 static bson_t *
 stage_doc (const bson_oid_t *group, int32_t number)
 {
-   bson_t *filter = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number));
-   bson_t *doc = one_by ("group_stages", filter);
+   char hex[25];
 
-   bson_destroy (filter);
-   return doc;
+   bson_oid_to_string (group, hex);
+   return mt_test_find_one ("group_stages", "{'group': {'$oid': '%s'}, 'number': %d}", hex, (int) number);
 }
 
 /* The stage is complete, every one of its `total` tasks counted once. */
@@ -428,7 +326,7 @@ assert_next_stage_ran (const bson_oid_t *group, const bson_oid_t *next)
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FINISHED");
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    ASSERT_CMPINT (mt_test_date (second, "started"), >=, mt_test_date (first, "completed"));
-   ASSERT_CMPINT (count_in ("executions", "{'tag': 2}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{'tag': 2}"), ==, 1);
    bson_destroy (doc);
    bson_destroy (second);
    bson_destroy (first);
@@ -504,7 +402,7 @@ test_group_stopped_completes_stage (void)
 
    ASSERT_OR_PRINT (mt_pool_set (mt_test_client (), mt_test_db (), "gp", 1, 0, &error), error);
    stopped = add (&group, 1, "slotprobe", "{'hang_ms': 60000}", NULL);
-   set_fields (&stopped, BCON_NEW ("pool", "gp"));
+   mt_test_task_set (&stopped, "{'pool': 'gp'}");
    next = add (&group, 2, "record", "{'tag': 2}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1.5", "--poll-interval", "0.05"));
    initiate (&group);
@@ -536,7 +434,7 @@ test_group_crash_before_count (void)
    bson_t *stage, *doc;
    pid_t pid;
 
-   skip_without_failpoints ();
+   mt_test_require_failpoints ();
    first = add (&group, 1, "record", "{'tag': 1}", NULL);
    next = add (&group, 2, "record", "{'tag': 2}", NULL);
    initiate (&group);
@@ -563,7 +461,7 @@ test_group_crash_before_count (void)
    assert_stage_complete (&group, 1, 1);
    assert_stage_complete (&group, 2, 1);
    assert_next_stage_ran (&group, &next);
-   ASSERT_CMPINT (count_in ("executions", "{'tag': 1}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{'tag': 1}"), ==, 1);
 }
 
 /* ---- schedules ------------------------------------------------------------ */
@@ -583,24 +481,20 @@ enqueue_opts (const char *type, bson_t *opts)
 static int64_t
 count_series (const bson_oid_t *series)
 {
-   bson_t *filter = BCON_NEW ("series", BCON_OID (series));
-   mongoc_collection_t *tasks = mt_test_tasks ();
-   int64_t n = mongoc_collection_count_documents (tasks, filter, NULL, NULL, NULL, NULL);
+   char hex[25];
 
-   mongoc_collection_destroy (tasks);
-   bson_destroy (filter);
-   return n;
+   bson_oid_to_string (series, hex);
+   return mt_test_count_in ("tasks", "{'series': {'$oid': '%s'}}", hex);
 }
 
 /* The run of the series other than `first`. */
 static bson_t *
 successor_of (const bson_oid_t *first)
 {
-   bson_t *filter = BCON_NEW ("series", BCON_OID (first), "_id", "{", "$ne", BCON_OID (first), "}");
-   bson_t *doc = one_by ("tasks", filter);
+   char hex[25];
 
-   bson_destroy (filter);
-   return doc;
+   bson_oid_to_string (first, hex);
+   return mt_test_find_one ("tasks", "{'series': {'$oid': '%s'}, '_id': {'$ne': {'$oid': '%s'}}}", hex, hex);
 }
 
 static void
@@ -649,7 +543,7 @@ test_cron_repeat_until_ends_series (void)
    bson_t *doc;
    pid_t pid;
 
-   set_fields (&first, BCON_NEW ("delayed", BCON_NULL));
+   mt_test_task_set (&first, "{'delayed': null}");
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1.5", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&first, "FINISHED") && count_series (&first) == 2, 30000);
    doc = mt_test_task (&first);
@@ -663,11 +557,11 @@ test_cron_repeat_until_ends_series (void)
    bson_oid_copy (bson_iter_oid (&iter), &second);
    bson_destroy (doc);
 
-   set_fields (&second, BCON_NEW ("delayed", BCON_NULL));
+   mt_test_task_set (&second, "{'delayed': null}");
    WAIT_UNTIL (mt_test_status_is (&second, "FINISHED"), 30000);
    /* Two upkeep ticks after its end: the tick plans nothing either. */
-   ticks = upkeep_ticks ();
-   WAIT_UNTIL (upkeep_ticks () >= ticks + 2, 20000);
+   ticks = mt_test_upkeep_ticks ();
+   WAIT_UNTIL (mt_test_upkeep_ticks () >= ticks + 2, 20000);
    mt_test_worker_stop (pid);
 
    doc = mt_test_task (&second);
@@ -695,7 +589,7 @@ test_slot_timeout_retried (void)
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1.5", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED") || mt_test_status_is (&id, "FAILED"), 30000);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
-   WAIT_UNTIL (count_in ("slots", "{'pool': 'strict', 'task': null}") == 1, 10000);
+   WAIT_UNTIL (mt_test_count_in ("slots", "{'pool': 'strict', 'task': null}") == 1, 10000);
    mt_test_worker_stop (pid);
 
    ASSERT (mt_test_output_contains (pid, "its slot timed out and was taken back"));
@@ -715,7 +609,7 @@ test_slot_timeout_retried (void)
 static int64_t
 locks_held (void)
 {
-   return count_in ("locks", "{'_id': {'$in': ['acct-1', 'acct-2']}}");
+   return mt_test_count_in ("locks", "{'_id': {'$in': ['acct-1', 'acct-2']}}");
 }
 
 /* None of the two accounts is locked, and a task of a worker that is

@@ -37,6 +37,22 @@ ctl (char **out, const char *const *args)
 
 #define CTL(out, ...) ctl (out, (const char *const[]){__VA_ARGS__, NULL})
 
+/* The line of `text` that holds `needle` (the first), without its newline;
+ * fails the test when there is none. bson_free it. */
+static char *
+line_of (const char *text, const char *needle)
+{
+   const char *at = strstr (text, needle), *start, *end;
+
+   if (!at) {
+      mt_test_fail (__FILE__, __LINE__, "no line holds '%s' in '%s'", needle, text);
+   }
+   for (start = at; start > text && start[-1] != '\n'; start--) {
+   }
+   end = strchr (at, '\n');
+   return bson_strndup (start, end ? (size_t) (end - start) : strlen (start));
+}
+
 static void
 test_enqueue_show (void)
 {
@@ -88,11 +104,12 @@ test_ls_filters (void)
    ASSERT_CONTAINS (out, "\"queue\" : \"general\"");
    ASSERT (!strstr (out, "reports"));
    ASSERT (!strstr (out, "sleep"));
-   ASSERT (strchr (out, '\n') == strrchr (out, '\n')); /* one line: one task */
+   ASSERT_CMPINT (mt_test_lines (out), ==, 1); /* one line: one task */
    bson_free (out);
 
    ASSERT_CMPINT (CTL (&out, "ls", "--limit", "1", "--json"), ==, 0);
-   ASSERT (strchr (out, '\n') == strrchr (out, '\n'));
+   ASSERT_CMPINT (mt_test_lines (out), ==, 1);
+   ASSERT_CONTAINS (out, "\"status\" : \"CREATED\"");
    bson_free (out);
 
    ASSERT_CMPINT (CTL (&out, "ls", "--status", "DONE"), ==, 2);
@@ -387,7 +404,7 @@ test_group_ls (void)
    ASSERT_CONTAINS (out, other);
    ASSERT_CONTAINS (out, "nightly import");
    ASSERT_CONTAINS (out, "empty one");
-   ASSERT (strstr (out, other) < strstr (out, group)); /* newest first */
+   ASSERT_IN_ORDER (out, other, group); /* newest first */
    bson_free (out);
 
    ASSERT_CMPINT (CTL (&out, "group", "ls", "--json"), ==, 0);
@@ -438,7 +455,7 @@ test_group_show_json (void)
    ASSERT_CMPINT (CTL (&out, "group", "start", group), ==, 0);
    bson_free (out);
    ASSERT_CMPINT (CTL (&out, "group", "show", group, "--json"), ==, 0);
-   ASSERT (strchr (out, '\n') == strrchr (out, '\n')); /* one document */
+   ASSERT_CMPINT (mt_test_lines (out), ==, 1); /* one document */
    doc = mt_test_bson (out);
    ASSERT_CMPSTR (mt_test_str (doc, "group.status"), "running");
    ASSERT_CMPSTR (mt_test_str (doc, "group.description"), "nightly import");
@@ -900,7 +917,7 @@ test_pool_set (void)
    ASSERT_CONTAINS (out, "POOL     SIZE  TIMEOUT  IN_USE\n");
    ASSERT_CONTAINS (out, "general     2     none       0\n");
    ASSERT_CONTAINS (out, "reports     3    300 s       0\n");
-   ASSERT (strstr (out, "general") < strstr (out, "reports"));
+   ASSERT_IN_ORDER (out, "general", "reports");
    ASSERT_CONTAINS (out, "no slot is held");
    bson_free (out);
 
@@ -973,12 +990,15 @@ test_slots_held (void)
    ASSERT_CMPINT (CTL (&out, "slots"), ==, 0);
    ASSERT_CONTAINS (out, "reports     1     60 s       1  +1 beyond size\n");
    {
-      const char *row_a = strstr (out, hex_a), *row_b = strstr (out, hex_b);
+      /* A row each, a's first; b's says it is beyond the size, a's not. */
+      char *row_a = line_of (out, hex_a), *row_b = line_of (out, hex_b);
 
-      ASSERT (row_a && row_b && row_a < row_b);
-      ASSERT (strchr (row_a, '\n') < row_b);                      /* a row each */
-      ASSERT (strstr (row_a, "(beyond size)") > strchr (row_a, '\n')); /* not a's */
-      ASSERT (strstr (row_b, "(beyond size)") < strchr (row_b, '\n')); /* b's */
+      ASSERT_IN_ORDER (out, row_a, row_b);
+      ASSERT (!strstr (row_a, hex_b));
+      ASSERT (!strstr (row_a, "(beyond size)"));
+      ASSERT_CONTAINS (row_b, "(beyond size)");
+      bson_free (row_a);
+      bson_free (row_b);
    }
    bson_free (out);
 
@@ -998,7 +1018,7 @@ test_slots_held (void)
    ASSERT_CONTAINS (out, hex_a);
    ASSERT_CONTAINS (out, "\"beyond_size\" : false");
    ASSERT_CONTAINS (out, "\"beyond_size\" : true");
-   ASSERT (strchr (out, '\n') == strrchr (out, '\n')); /* one document */
+   ASSERT_CMPINT (mt_test_lines (out), ==, 1); /* one document */
    bson_free (out);
 }
 
@@ -1512,7 +1532,7 @@ test_schedules (void)
    ASSERT (!strstr (out, ended));
    ASSERT (!strstr (out, plain));
    ASSERT (!strstr (out, "gone"));
-   ASSERT (strstr (out, cron) < strstr (out, every)); /* due within 5 minutes, before 2030 */
+   ASSERT_IN_ORDER (out, cron, every); /* due within 5 minutes, before 2030 */
    bson_free (out);
 
    /* The cron task's next run as the table shows it: its `delayed`. */

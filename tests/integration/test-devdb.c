@@ -4,8 +4,9 @@
  * Then its failCommand failpoint (configureFailPoint), on the run's server,
  * as libmongoc sees it. That server is shared with every other test, so each
  * failpoint here is scoped to this program's clients (data.appName FP_APP)
- * or to this test's database (data.namespace), and each test turns it off at
- * its start and at its end. */
+ * or to this test's database (data.namespace); each test turns it off at
+ * its start, and the harness (mt_test_failpoint_set) turns it off when the
+ * test ends, passed or failed. */
 #include "mt-test.h"
 
 #include <dirent.h>
@@ -244,43 +245,6 @@ test_recompiles_changed_sources (void)
 #define FP_APP "mtask-devdb-failcommand"
 #define FP_MESSAGE "Failing command via 'failCommand' failpoint"
 
-/* Runs `json` (a configureFailPoint command) on admin with the harness's
- * client. The reply goes to *reply (bson_destroy it). */
-static bool
-failpoint_command (const char *json, bson_t *reply, bson_error_t *error)
-{
-   bson_t *cmd = mt_test_bson (json);
-   bool ok = mongoc_client_command_simple (mt_test_client (), "admin", cmd, NULL, reply, error);
-
-   bson_destroy (cmd);
-   return ok;
-}
-
-/* Sets failCommand to `mode` and `data` (JSON: 'alwaysOn', {'times': 2}...)
- * and returns the reply's count: how often it has fired since the server
- * started. */
-static int64_t
-failpoint_set (const char *mode, const char *data)
-{
-   char *json = bson_strdup_printf ("{'configureFailPoint': 'failCommand', 'mode': %s, 'data': %s}", mode, data);
-   bson_t reply;
-   bson_error_t error;
-   bool ok = failpoint_command (json, &reply, &error);
-   int64_t count;
-
-   bson_free (json);
-   ASSERT_OR_PRINT (ok, error);
-   count = mt_test_int (&reply, "count");
-   bson_destroy (&reply);
-   return count;
-}
-
-static int64_t
-failpoint_off (void)
-{
-   return failpoint_set ("'off'", "{}");
-}
-
 /* Expects configureFailPoint `json` to fail with `code` and `message`. */
 static void
 failpoint_refused (const char *json, uint32_t code, const char *message)
@@ -288,33 +252,11 @@ failpoint_refused (const char *json, uint32_t code, const char *message)
    bson_t reply;
    bson_error_t error;
 
-   ASSERT (!failpoint_command (json, &reply, &error));
+   ASSERT (!mt_test_failpoint_command (json, &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_SERVER);
    ASSERT_CMPINT (error.code, ==, code);
    ASSERT_CONTAINS (error.message, message);
    bson_destroy (&reply);
-}
-
-/* A client named `appname` (none if NULL) that tries each operation once,
- * so that times and skip count exactly what the test sends. */
-static mongoc_client_t *
-fp_client (const char *appname)
-{
-   bson_error_t error;
-   mongoc_uri_t *uri = mongoc_uri_new_with_error (mt_test_uri (), &error);
-   mongoc_client_t *client;
-
-   ASSERT_OR_PRINT (uri, error);
-   if (appname) {
-      ASSERT (mongoc_uri_set_appname (uri, appname));
-   }
-   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYREADS, false));
-   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYWRITES, false));
-   client = mongoc_client_new_from_uri_with_error (uri, &error);
-   mongoc_uri_destroy (uri);
-   ASSERT_OR_PRINT (client, error);
-   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
-   return client;
 }
 
 /* Inserts {} into `collection` of this test's database. */
@@ -395,8 +337,8 @@ test_failcommand_configure (void)
    bson_error_t error;
    bson_t *cmd = mt_test_bson ("{'configureFailPoint': 'failCommand', 'mode': 'off'}");
 
-   failpoint_off ();
-   ASSERT_OR_PRINT (failpoint_command ("{'configureFailPoint': 'failCommand', 'mode': 'off'}", &reply, &error), error);
+   mt_test_failpoint_off ();
+   ASSERT_OR_PRINT (mt_test_failpoint_command ("{'configureFailPoint': 'failCommand', 'mode': 'off'}", &reply, &error), error);
    ASSERT (mt_test_has (&reply, "count"));
    bson_destroy (&reply);
 
@@ -407,7 +349,7 @@ test_failcommand_configure (void)
    bson_destroy (&reply);
    bson_destroy (cmd);
 
-   ASSERT (!failpoint_command ("{'configureFailPoint': 'noSuchFailPoint', 'mode': 'off'}", &reply, &error));
+   ASSERT (!mt_test_failpoint_command ("{'configureFailPoint': 'noSuchFailPoint', 'mode': 'off'}", &reply, &error));
    ASSERT_CMPINT (error.code, ==, 266);
    ASSERT_CMPSTR (mt_test_str (&reply, "errmsg"), "noSuchFailPoint not found");
    ASSERT_CMPSTR (mt_test_str (&reply, "codeName"), "FailPointSetFailed");
@@ -422,18 +364,17 @@ test_failcommand_configure (void)
    failpoint_refused ("{'configureFailPoint': 'failCommand', 'mode': {'times': 1.5}}", 2, "64-bit integer");
    failpoint_refused ("{'configureFailPoint': 'failCommand', 'mode': {'activationProbability': 2}}", 2, "between 0.0 and 1.0");
    failpoint_refused ("{'configureFailPoint': 'failCommand', 'mode': 'alwaysOn', 'data': 3}", 14, "must be a JSON object");
-   failpoint_off ();
 }
 
 static void
 test_failcommand_error_code (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    bson_t reply;
    bson_error_t error;
 
-   failpoint_off ();
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['find'], 'errorCode': 112, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['find'], 'errorCode': 112, 'appName': '" FP_APP "'}");
    fp_insert_works (client); /* not in failCommands */
    ASSERT (!fp_find (client, "c", &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_SERVER);
@@ -446,53 +387,52 @@ test_failcommand_error_code (void)
 
    /* Command names match exactly, as on the server; and a codeName it has
     * no name for is Location<code>. */
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['Find', 'FIND'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['Find', 'FIND'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    ASSERT_OR_PRINT (fp_find (client, "c", NULL, &error), error);
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['find'], 'errorCode': 4242, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['find'], 'errorCode': 4242, 'appName': '" FP_APP "'}");
    ASSERT (!fp_find (client, "c", &reply, &error));
    ASSERT_CMPINT (error.code, ==, 4242);
    ASSERT_CMPSTR (mt_test_str (&reply, "codeName"), "Location4242");
    bson_destroy (&reply);
    ASSERT_CMPINT (fp_count ("c"), ==, 1);
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 
 static void
 test_failcommand_error_labels (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    bson_t reply;
    bson_error_t error;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    /* BadValue is no error the driver labels by itself: the label is the
     * server's. */
-   failpoint_set ("'alwaysOn'",
-                  "{'failCommands': ['insert'], 'errorCode': 2, 'errorLabels': ['RetryableWriteError'],"
-                  " 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("'alwaysOn'",
+                          "{'failCommands': ['insert'], 'errorCode': 2, 'errorLabels': ['RetryableWriteError'],"
+                          " 'appName': '" FP_APP "'}");
    ASSERT (!fp_insert (client, "c", &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_SERVER);
    ASSERT_CMPINT (error.code, ==, 2);
    ASSERT (mongoc_error_has_label (&reply, "RetryableWriteError"));
    bson_destroy (&reply);
 
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    ASSERT (!fp_insert (client, "c", &reply, &error));
    ASSERT_CMPINT (error.code, ==, 2);
    ASSERT (!mongoc_error_has_label (&reply, "RetryableWriteError"));
    bson_destroy (&reply);
 
-   failpoint_set ("'alwaysOn'",
-                  "{'failCommands': ['find'], 'errorCode': 91, 'errorLabels': ['ResumableChangeStreamError', 'X'],"
-                  " 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("'alwaysOn'",
+                          "{'failCommands': ['find'], 'errorCode': 91, 'errorLabels': ['ResumableChangeStreamError', 'X'],"
+                          " 'appName': '" FP_APP "'}");
    ASSERT (!fp_find (client, "c", &reply, &error));
    ASSERT_CMPINT (error.code, ==, 91);
    ASSERT_CMPSTR (mt_test_str (&reply, "codeName"), "ShutdownInProgress");
    ASSERT (mongoc_error_has_label (&reply, "ResumableChangeStreamError"));
    ASSERT (mongoc_error_has_label (&reply, "X"));
    bson_destroy (&reply);
-   failpoint_off ();
+   mt_test_failpoint_off ();
    ASSERT_CMPINT (fp_count ("c"), ==, 0);
    mongoc_client_destroy (client);
 }
@@ -500,32 +440,31 @@ test_failcommand_error_labels (void)
 static void
 test_failcommand_close_connection (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    bson_error_t error;
 
-   failpoint_off ();
-   failpoint_set ("{'times': 1}", "{'failCommands': ['insert'], 'closeConnection': true, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("{'times': 1}", "{'failCommands': ['insert'], 'closeConnection': true, 'appName': '" FP_APP "'}");
    ASSERT (!fp_insert (client, "c", NULL, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_STREAM);
    ASSERT_CMPINT (fp_count ("c"), ==, 0); /* it never ran */
    /* The driver connects again for the next operation. */
    fp_insert_works (client);
    ASSERT_CMPINT (fp_count ("c"), ==, 1);
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 
 static void
 test_failcommand_block_connection (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    bson_error_t error;
    int64_t start;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    fp_insert_works (client); /* connected before timing */
-   failpoint_set ("{'times': 1}",
-                  "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 500, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 1}",
+                          "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 500, 'appName': '" FP_APP "'}");
    start = bson_get_monotonic_time ();
    fp_insert_works (client);
    ASSERT_CMPINT (bson_get_monotonic_time () - start, >=, 500 * 1000);
@@ -533,20 +472,19 @@ test_failcommand_block_connection (void)
    ASSERT_CMPINT (fp_count ("c"), ==, 2);
 
    /* Blocked, then failed. */
-   failpoint_set ("{'times': 1}",
-                  "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 300, 'errorCode': 2,"
-                  " 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 1}",
+                          "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 300, 'errorCode': 2,"
+                          " 'appName': '" FP_APP "'}");
    start = bson_get_monotonic_time ();
    fp_insert_fails (client, 2);
    ASSERT_CMPINT (bson_get_monotonic_time () - start, >=, 300 * 1000);
    ASSERT_CMPINT (fp_count ("c"), ==, 2);
 
    /* The server's own error when blockTimeMS is missing. */
-   failpoint_set ("{'times': 1}", "{'failCommands': ['insert'], 'blockConnection': true, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 1}", "{'failCommands': ['insert'], 'blockConnection': true, 'appName': '" FP_APP "'}");
    ASSERT (!fp_insert (client, "c", NULL, &error));
    ASSERT_CMPINT (error.code, ==, 72);
    ASSERT_CONTAINS (error.message, "must specify 'blockTimeMS'");
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 
@@ -584,16 +522,16 @@ test_failcommand_block_only_that_connection (void)
    int connections = 0;
    bool overlapped;
 
-   failpoint_off ();
-   blocked.client = fp_client (FP_APP);
+   mt_test_failpoint_off ();
+   blocked.client = mt_test_failpoint_client (FP_APP);
    blocked.done = 0;
    fp_insert_works (blocked.client);
-   failpoint_set ("{'times': 1}",
-                  "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 3000, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 1}",
+                          "{'failCommands': ['insert'], 'blockConnection': true, 'blockTimeMS': 3000, 'appName': '" FP_APP "'}");
    ASSERT (pthread_create (&thread, NULL, blocked_insert, NULL) == 0);
    until = bson_get_monotonic_time () + 1500 * 1000;
    while (bson_get_monotonic_time () < until) {
-      mongoc_client_t *other = fp_client (FP_APP "-other");
+      mongoc_client_t *other = mt_test_failpoint_client (FP_APP "-other");
       bson_error_t error;
       int64_t start = bson_get_monotonic_time ();
       bool ok = mongoc_client_command_simple (other, "admin", ping, NULL, NULL, &error);
@@ -612,7 +550,6 @@ test_failcommand_block_only_that_connection (void)
    ASSERT (blocked.ok);
    ASSERT_CMPINT (blocked.elapsed_us, >=, 3000 * 1000);
    ASSERT_CMPINT (fp_count ("c"), ==, 2);
-   failpoint_off ();
    bson_destroy (ping);
    mongoc_client_destroy (blocked.client);
 }
@@ -620,17 +557,17 @@ test_failcommand_block_only_that_connection (void)
 static void
 test_failcommand_write_concern_error (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    bson_t reply;
    bson_error_t error;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    /* find takes no write concern: it is neither changed nor counted. */
-   failpoint_set ("{'times': 1}",
-                  "{'failCommands': ['find', 'insert'],"
-                  " 'writeConcernError': {'code': 64, 'codeName': 'WriteConcernTimeout',"
-                  "                       'errmsg': 'waiting for replication timed out', 'errInfo': {'wtimeout': true}},"
-                  " 'errorLabels': ['RetryableWriteError'], 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 1}",
+                          "{'failCommands': ['find', 'insert'],"
+                          " 'writeConcernError': {'code': 64, 'codeName': 'WriteConcernTimeout',"
+                          "                       'errmsg': 'waiting for replication timed out', 'errInfo': {'wtimeout': true}},"
+                          " 'errorLabels': ['RetryableWriteError'], 'appName': '" FP_APP "'}");
    ASSERT_OR_PRINT (fp_find (client, "c", NULL, &error), error);
    ASSERT (!fp_insert (client, "c", &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_WRITE_CONCERN);
@@ -642,20 +579,19 @@ test_failcommand_write_concern_error (void)
    ASSERT_CMPINT (fp_count ("c"), ==, 1); /* the write was applied */
    fp_insert_works (client);               /* {times: 1} is spent */
    ASSERT_CMPINT (fp_count ("c"), ==, 2);
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 
 static void
 test_failcommand_times (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
-   mongoc_client_t *other = fp_client (FP_APP "-other");
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
+   mongoc_client_t *other = mt_test_failpoint_client (FP_APP "-other");
    bson_error_t error;
    int64_t before;
 
-   failpoint_off ();
-   before = failpoint_set ("{'times': 2}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   before = mt_test_failpoint_set ("{'times': 2}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    /* Commands that do not match do not count. */
    ASSERT_OR_PRINT (fp_find (client, "c", NULL, &error), error);
    fp_insert_works (other);
@@ -663,14 +599,13 @@ test_failcommand_times (void)
    fp_insert_fails (client, 2);
    fp_insert_works (client);
    fp_insert_works (client);
-   ASSERT_CMPINT (failpoint_off () - before, ==, 2);
+   ASSERT_CMPINT (mt_test_failpoint_off () - before, ==, 2);
    ASSERT_CMPINT (fp_count ("c"), ==, 3);
 
    /* {times: 0} fires once, as on the server. */
-   failpoint_set ("{'times': 0}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'times': 0}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_fails (client, 2);
    fp_insert_works (client);
-   failpoint_off ();
    mongoc_client_destroy (other);
    mongoc_client_destroy (client);
 }
@@ -678,12 +613,12 @@ test_failcommand_times (void)
 static void
 test_failcommand_skip (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
-   mongoc_client_t *other = fp_client (FP_APP "-other");
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
+   mongoc_client_t *other = mt_test_failpoint_client (FP_APP "-other");
    bson_error_t error;
 
-   failpoint_off ();
-   failpoint_set ("{'skip': 2}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("{'skip': 2}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    ASSERT_OR_PRINT (fp_find (client, "c", NULL, &error), error);
    fp_insert_works (other);
    fp_insert_works (client);
@@ -691,7 +626,7 @@ test_failcommand_skip (void)
    for (int i = 0; i < 3; i++) {
       fp_insert_fails (client, 2);
    }
-   failpoint_off ();
+   mt_test_failpoint_off ();
    fp_insert_works (client);
    ASSERT_CMPINT (fp_count ("c"), ==, 4);
    mongoc_client_destroy (other);
@@ -701,37 +636,36 @@ test_failcommand_skip (void)
 static void
 test_failcommand_off (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    int64_t count;
 
-   failpoint_off ();
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_fails (client, 2);
-   count = failpoint_off ();
+   count = mt_test_failpoint_off ();
    fp_insert_works (client);
    fp_insert_works (client);
-   ASSERT_CMPINT (failpoint_off (), ==, count); /* it no longer fires */
+   ASSERT_CMPINT (mt_test_failpoint_off (), ==, count); /* it no longer fires */
 
    /* activationProbability 0 never fires, 1 (almost) always. */
-   failpoint_set ("{'activationProbability': 0}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'activationProbability': 0}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_works (client);
-   failpoint_set ("{'activationProbability': 1}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_set ("{'activationProbability': 1}", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_fails (client, 2);
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 
 static void
 test_failcommand_app_name_and_namespace (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
-   mongoc_client_t *other = fp_client (FP_APP "-other");
-   mongoc_client_t *anonymous = fp_client (NULL);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
+   mongoc_client_t *other = mt_test_failpoint_client (FP_APP "-other");
+   mongoc_client_t *anonymous = mt_test_failpoint_client (NULL);
    bson_error_t error;
    char *data;
 
-   failpoint_off ();
-   failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("'alwaysOn'", "{'failCommands': ['insert'], 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_works (other);
    fp_insert_works (anonymous);
    fp_insert_fails (client, 2);
@@ -739,11 +673,10 @@ test_failcommand_app_name_and_namespace (void)
    /* Without appName it applies to every client: here only in this test's
     * database, by namespace. */
    data = bson_strdup_printf ("{'failCommands': ['insert'], 'errorCode': 2, 'namespace': '%s.c'}", mt_test_db ());
-   failpoint_set ("'alwaysOn'", data);
+   mt_test_failpoint_set ("'alwaysOn'", data);
    fp_insert_fails (anonymous, 2);
    fp_insert_fails (other, 2);
    ASSERT_OR_PRINT (fp_insert (anonymous, "d", NULL, &error), error);
-   failpoint_off ();
    bson_free (data);
    mongoc_client_destroy (anonymous);
    mongoc_client_destroy (other);
@@ -755,16 +688,16 @@ test_failcommand_app_name_and_namespace (void)
 static void
 test_failcommand_exempt (void)
 {
-   mongoc_client_t *client = fp_client (FP_APP);
+   mongoc_client_t *client = mt_test_failpoint_client (FP_APP);
    const char *commands[] = {"{'ping': 1}", "{'isMaster': 1}", "{'ismaster': 1}", "{'buildInfo': 1}",
                              "{'buildinfo': 1}", "{'endSessions': []}"};
    bson_error_t error;
 
-   failpoint_off ();
-   failpoint_set ("'alwaysOn'",
-                  "{'failCommands': ['ping', 'hello', 'isMaster', 'ismaster', 'buildInfo', 'buildinfo',"
-                  "                  'endSessions', 'configureFailPoint', 'insert'],"
-                  " 'errorCode': 2, 'appName': '" FP_APP "'}");
+   mt_test_failpoint_off ();
+   mt_test_failpoint_set ("'alwaysOn'",
+                          "{'failCommands': ['ping', 'hello', 'isMaster', 'ismaster', 'buildInfo', 'buildinfo',"
+                          "                  'endSessions', 'configureFailPoint', 'insert'],"
+                          " 'errorCode': 2, 'appName': '" FP_APP "'}");
    fp_insert_fails (client, 2);
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       bson_t *cmd = mt_test_bson (commands[i]);
@@ -782,7 +715,6 @@ test_failcommand_exempt (void)
       ASSERT_OR_PRINT (ok, error);
    }
    fp_insert_works (client);
-   failpoint_off ();
    mongoc_client_destroy (client);
 }
 

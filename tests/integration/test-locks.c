@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 
 #define ACCOUNTS(...) ((const char *const[]){__VA_ARGS__}), (sizeof ((const char *const[]){__VA_ARGS__}) / sizeof (char *))
 
@@ -222,7 +221,8 @@ test_stale_takeover_once (void)
    bson_error_t error;
    mongoc_uri_t *uri = mongoc_uri_new (mt_test_uri ());
    mongoc_client_pool_t *pool = mongoc_client_pool_new (uri);
-   int winners = 0;
+   int winners = 0, winner = 0;
+   char hex[25], *busy;
 
    mongoc_client_pool_set_error_api (pool, MONGOC_ERROR_API_VERSION_2);
    start_run (&dead, "W-DEAD");
@@ -244,16 +244,27 @@ test_stale_takeover_once (void)
    }
    for (int i = 0; i < N; i++) {
       pthread_join (threads[i], NULL);
-      if (racers[i].won) {
-         winners++;
-      } else if (racers[i].error.code != MT_LOCK_ERROR_BUSY) {
-         printf ("# racer %d: %s\n", i, racers[i].error.message);
-      }
    }
    mongoc_client_pool_destroy (pool);
    mongoc_uri_destroy (uri);
+   for (int i = 0; i < N; i++) {
+      winners += racers[i].won;
+      if (racers[i].won) {
+         winner = i;
+      }
+   }
    ASSERT_CMPINT (winners, ==, 1);
-   ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'contested'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count_in ("locks", "{'_id': 'contested', 'worker_pid': '%s'}", racers[winner].run.worker), ==, 1);
+   /* Every other one was told the account is busy, and by whom: no other
+    * error. */
+   bson_oid_to_string (&racers[winner].run.oid, hex);
+   busy = bson_strdup_printf ("account 'contested' is locked by task %s on worker '%s'", hex, racers[winner].run.worker);
+   for (int i = 0; i < N; i++) {
+      if (i != winner) {
+         ASSERT_ERROR (racers[i].error, MT_ERROR_LOCK, MT_LOCK_ERROR_BUSY, busy);
+      }
+   }
+   bson_free (busy);
 }
 
 static void
@@ -382,14 +393,19 @@ test_declarative_busy_delays (void)
 static void
 test_declarative_held_while_running (void)
 {
-   bson_oid_t id = mt_test_task_insert ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'sleep_ms': 800}}");
+   /* The task waits at a gate while its locks are looked at. */
+   char *json = bson_strdup_printf ("{'queue': 'q', 'type': 'probe', 'status': 'CREATED', 'accounts': ['p', 'q'], 'params': {'gate': '%s'}}",
+                                    mt_test_gate ("running"));
+   bson_oid_t id = mt_test_task_insert (json);
    pid_t pid;
    char *out;
 
+   bson_free (json);
    pid = mt_test_worker (W ("--queues", "q", "--once", "--pid", "W-DECL"));
    WAIT_UNTIL (mt_test_count_in ("locks", "{'worker_pid': 'W-DECL', 'attempt': 1}") == 2, 20000);
    ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
-   ASSERT_CMPINT (WEXITSTATUS (mt_test_wait_exit (pid, 20000)), ==, 0);
+   mt_test_gate_open ("running");
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    ASSERT_CMPINT (mt_test_count_in ("locks", "{}"), ==, 0);
    out = mt_test_output (pid);
@@ -489,8 +505,7 @@ money_run (bool use_locks, int64_t *total)
       kill (pids[i], SIGTERM);
    }
    for (int i = 0; i < 3; i++) {
-      int status = mt_test_wait_exit (pids[i], 30000);
-      ASSERT (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+      ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pids[i], 30000)), ==, 0);
    }
    ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}"), ==, N_TRANSFERS);
 

@@ -25,8 +25,8 @@ typedef struct {
 
 static own_db_t db;
 
-/* Frees the test's database and removes its file; also what a failed
- * test left (the harness has killed its server by then). */
+/* Frees the test's database and removes its file. Deferred by db_open,
+ * so also what a failed test left (its server is killed after this). */
 static void
 db_forget (void)
 {
@@ -42,27 +42,31 @@ db_forget (void)
 }
 
 static void
+db_forget_at_end (void *data)
+{
+   (void) data;
+   db_forget ();
+}
+
+static void
 db_start (void)
 {
-   const char *argv[] = {mt_test_env ("MTASK_DEVDB"), "--port", db.port[0] ? db.port : "0", "--data", db.file, NULL};
-   char *out, *line;
-   size_t n = 0;
+   char *uri = mt_test_devdb_start (W ("--port", db.port[0] ? db.port : "0", "--data", db.file), &db.pid);
 
-   db.pid = mt_test_spawn (argv);
-   WAIT_UNTIL (mt_test_output_contains (db.pid, "READY "), 120000);
    if (!db.port[0]) {
-      /* READY mongodb://127.0.0.1:PORT/ */
-      out = mt_test_output (db.pid);
-      line = strrchr (strstr (out, "READY "), ':') + 1;
-      while (line[n] >= '0' && line[n] <= '9' && n < sizeof db.port - 1) {
-         db.port[n] = line[n];
+      /* mongodb://127.0.0.1:PORT/ */
+      const char *port = strrchr (uri, ':') + 1;
+      size_t n = 0;
+
+      while (port[n] >= '0' && port[n] <= '9' && n < sizeof db.port - 1) {
+         db.port[n] = port[n];
          n++;
       }
       db.port[n] = '\0';
-      bson_free (out);
       ASSERT (n > 0);
       db.uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/?serverSelectionTimeoutMS=1000", db.port);
    }
+   bson_free (uri);
    db.client = mongoc_client_new (db.uri);
    ASSERT (db.client);
    mongoc_client_set_error_api (db.client, MONGOC_ERROR_API_VERSION_2);
@@ -76,6 +80,7 @@ db_open (void)
    int fd;
 
    db_forget ();
+   mt_test_defer (db_forget_at_end, NULL);
    fd = mkstemp (path);
    ASSERT (fd >= 0);
    close (fd);
@@ -88,13 +93,9 @@ db_open (void)
 static void
 db_stop (void)
 {
-   int status;
-
    mongoc_client_destroy (db.client);
    db.client = NULL;
-   kill (db.pid, SIGTERM);
-   status = mt_test_wait_exit (db.pid, 30000);
-   ASSERT_CMPINT (mt_test_exit_code (status), ==, 0);
+   mt_test_process_stop (db.pid, 30000);
    db.pid = 0;
 }
 
@@ -314,8 +315,6 @@ static void
 test_claim_error_sweeps (void)
 {
    bson_oid_t first, good, bad;
-   mongoc_collection_t *tasks;
-   bson_error_t error;
    int64_t created;
    bson_t *doc;
    pid_t pid;
@@ -333,10 +332,8 @@ test_claim_error_sweeps (void)
    bson_oid_init (&bad, NULL);
    doc = BCON_NEW ("_id", BCON_OID (&bad), "queue", "q", "type", "echo", "status", "CREATED", "priority", BCON_INT32 (0),
                    "attempts", "none", "created", BCON_DATE_TIME (created + 1), "params", "{", "}");
-   tasks = mt_test_tasks ();
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, doc, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", doc);
    bson_destroy (doc);
-   mongoc_collection_destroy (tasks);
    ASSERT (mt_test_status_is (&first, "WORK_IN_PROGRESS")); /* both came while it slept */
 
    WAIT_UNTIL (mt_test_status_is (&bad, "FAILED"), 20000);
@@ -415,7 +412,7 @@ test_outcome_refused (void)
    pid_t pid;
 
    ASSERT_OR_PRINT (mongoc_database_write_command_with_opts (database, command, NULL, NULL, &error), error);
-   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, done, NULL, NULL, &error), error);
+   mt_test_insert ("tasks", done);
    bson_destroy (command);
    bson_destroy (done);
 
@@ -503,8 +500,6 @@ test_stop_while_waiting (void)
 int
 main (int argc, char **argv)
 {
-   int status;
-
    mt_test_add ("/outage/claim/backs_off_while_away", test_claim_backs_off);
    mt_test_add ("/outage/claim/server_error_sweeps_at_once", test_claim_error_sweeps);
    mt_test_add ("/outage/outcome/retried_until_back", test_outcome_retried);
@@ -512,10 +507,5 @@ main (int argc, char **argv)
    mt_test_add ("/outage/start/waits_for_the_server", test_start_waits);
    mt_test_add ("/outage/start/stop_while_waiting", test_stop_while_waiting);
    mt_test_add ("/outage/once/gives_up_after_a_minute", test_once_gives_up);
-   status = mt_test_main (argc, argv);
-   /* A test that failed half way leaves its data file. */
-   if (db.file) {
-      unlink (db.file);
-   }
-   return status;
+   return mt_test_main (argc, argv);
 }

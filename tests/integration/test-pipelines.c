@@ -1,6 +1,7 @@
 /* Pipelines against a real server and real workers: seed 000's
  * synchronizers and seed 003's staged groups. */
 #include "mt-test.h"
+#include "mtask-private.h"
 
 
 /* Min or max of a date field over the tasks matching `json`. */
@@ -124,19 +125,28 @@ new_group (const char *description, double keep)
    return id;
 }
 
-static void
+static bson_oid_t
 add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json)
 {
    bson_t *params = mt_test_bson (params_json);
    bson_t *opts = opts_json ? mt_test_bson (opts_json) : NULL;
    bson_error_t error;
-   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, NULL, &error);
+   bson_oid_t id;
+   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, &id, &error);
 
    bson_destroy (params);
    if (opts) {
       bson_destroy (opts);
    }
    ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+/* Params for a probe that waits at the test's gate `name`. */
+static char *
+gated (const char *name)
+{
+   return bson_strdup_printf ("{'gate': '%s'}", mt_test_gate (name));
 }
 
 static char *
@@ -251,10 +261,15 @@ test_cleaned_up_at_end (void)
 static void
 test_kept_then_deleted (void)
 {
-   bson_oid_t group = new_group ("kept", 2);
+   /* Kept for an hour once complete: still there, tasks and all, after
+    * two more upkeep ticks; deleted by the first tick after its
+    * keep_until, brought forward by hand to say "the hour is up". */
+   bson_oid_t group = new_group ("kept", 3600);
    bson_error_t error;
+   int64_t ticks;
    pid_t pid;
    char hex[25], *json;
+   bson_t *doc;
 
    add (&group, 1, "echo", "{}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
@@ -263,43 +278,90 @@ test_kept_then_deleted (void)
    json = bson_strdup_printf ("{'_id': {'$oid': '%s'}, 'status': 'complete', 'keep_until': {'$exists': true}}", hex);
    WAIT_UNTIL (mt_test_count_in ("groups", "%s", json) == 1, 30000);
    bson_free (json);
+   doc = mt_test_find_one ("groups", "{'_id': {'$oid': '%s'}}", hex);
+   ASSERT_CMPINT (mt_test_date (doc, "keep_until") - mt_test_date (doc, "completed"), >=, 3600 * 1000);
+   ASSERT_CMPINT (mt_test_date (doc, "keep_until") - mt_test_date (doc, "completed"), <, 3600 * 1000 + 5000);
+   bson_destroy (doc);
+   ticks = mt_test_upkeep_ticks ();
+   WAIT_UNTIL (mt_test_upkeep_ticks () >= ticks + 2, 30000);
    json = group_json (&group, "'status': 'FINISHED'");
    ASSERT_CMPINT (mt_test_count (json), ==, 1); /* still there to look at */
    bson_free (json);
+   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 1);
+
+   /* The hour is up. */
+   {
+      mongoc_collection_t *groups = mt_test_collection ("groups");
+      bson_t *filter = BCON_NEW ("_id", BCON_OID (&group));
+      bson_t *update = BCON_NEW ("$set", "{", "keep_until", BCON_DATE_TIME (mt_now_ms () - 1000), "}");
+      bool ok = mongoc_collection_update_one (groups, filter, update, NULL, NULL, &error);
+
+      bson_destroy (update);
+      bson_destroy (filter);
+      mongoc_collection_destroy (groups);
+      ASSERT_OR_PRINT (ok, error);
+   }
    WAIT_UNTIL (mt_test_count_in ("groups", "{}") == 0, 30000); /* then gone */
    ASSERT_CMPINT (mt_test_count ("{}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "{}"), ==, 0);
    mt_test_worker_stop (pid);
 }
 
 static void
 test_enqueue_rules (void)
 {
-   bson_oid_t group = new_group ("rules", 3600), missing;
+   bson_oid_t group = new_group ("rules", 3600), missing, first, added, later;
    bson_error_t error;
-   char *json;
+   char hex[25], *params;
+   bson_t *stage, *doc;
    pid_t pid;
 
    bson_oid_init (&missing, NULL);
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &missing, 1, "q", "echo", NULL, NULL, NULL, &error));
-   ASSERT_CONTAINS (error.message, "no group");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_NOT_FOUND, "no group");
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 0, "q", "echo", NULL, NULL, NULL, &error));
-   ASSERT_CONTAINS (error.message, "stage numbers start at 1");
-   add (&group, 1, "probe", "{'sleep_ms': 800}", NULL);
-   add (&group, 2, "echo", "{}", NULL);
-   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "stage numbers start at 1");
+   params = gated ("first");
+   first = add (&group, 1, "probe", params, NULL);
+   bson_free (params);
+   later = add (&group, 2, "echo", "{}", NULL);
+   /* Two threads: one for the task added below while the first waits at
+    * its gate. A lease of 600 s puts the upkeep ticks, which also release
+    * what waits in a running stage, 200 s apart: only its enqueue can
+    * make the added task run now. */
+   pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "600", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
-   json = group_json (&group, "'stage': 1, 'status': 'WORK_IN_PROGRESS'");
-   WAIT_UNTIL (mt_test_count (json) == 1, 20000);
-   bson_free (json);
-   /* Added to the running stage: runs at once, and the stage waits for it. */
-   add (&group, 1, "echo", "{}", NULL);
-   json = group_json (&group, "'stage': 1, 'type': 'echo'");
-   WAIT_UNTIL (mt_test_count (json) == 1, 20000);
-   bson_free (json);
+   WAIT_UNTIL (mt_test_status_is (&first, "WORK_IN_PROGRESS"), 20000);
+
+   /* Added to the running stage: it runs at once, beside the first... */
+   params = gated ("added");
+   added = add (&group, 1, "probe", params, NULL);
+   bson_free (params);
+   WAIT_UNTIL (mt_test_status_is (&added, "WORK_IN_PROGRESS"), 20000);
+   ASSERT (mt_test_status_is (&first, "WORK_IN_PROGRESS"));
+   ASSERT (mt_test_status_is (&later, "WAITING"));
+
+   /* ...and the stage waits for it: the first ended and was counted, and
+    * stage 1 still runs, stage 2 still waits. */
+   mt_test_gate_open ("first");
+   bson_oid_to_string (&group, hex);
+   WAIT_UNTIL (mt_test_count_in ("group_stages", "{'group': {'$oid': '%s'}, 'number': 1, 'done': 1}", hex) == 1, 20000);
+   stage = mt_test_find_one ("group_stages", "{'group': {'$oid': '%s'}, 'number': 1}", hex);
+   ASSERT_CMPSTR (mt_test_str (stage, "status"), "running");
+   ASSERT_CMPINT (mt_test_int (stage, "total"), ==, 2);
+   bson_destroy (stage);
+   ASSERT (mt_test_status_is (&first, "FINISHED"));
+   ASSERT (mt_test_status_is (&added, "WORK_IN_PROGRESS"));
+   ASSERT (mt_test_status_is (&later, "WAITING"));
+   mt_test_gate_open ("added");
    WAIT_UNTIL (mt_test_count_in ("groups", "{'status': 'complete'}") == 1, 30000);
+   doc = mt_test_task (&later);
+   stage = mt_test_task (&added);
+   ASSERT_CMPINT (mt_test_date (doc, "started"), >=, mt_test_date (stage, "finished"));
+   bson_destroy (stage);
+   bson_destroy (doc);
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 3, "q", "echo", NULL, NULL, NULL, &error));
-   ASSERT_CONTAINS (error.message, "is complete");
-   ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_STATE);
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_STATE, "is complete");
    mt_test_worker_stop (pid);
 
    /* A stage before one that has started would run out of order. */
@@ -307,7 +369,7 @@ test_enqueue_rules (void)
    add (&group, 2, "probe", "{'sleep_ms': 5000}", NULL);
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 1, "q", "echo", NULL, NULL, NULL, &error));
-   ASSERT_CONTAINS (error.message, "stage 1 would run out of order");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_STATE, "stage 1 would run out of order");
    add (&group, 3, "echo", "{}", NULL); /* later stages are fine */
 }
 

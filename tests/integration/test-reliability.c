@@ -35,29 +35,54 @@ insert_many (const char *type, const char *params_json, int n, const char *extra
    ASSERT_OR_PRINT (ok, error);
 }
 
+/* Params for a probe that waits at the test's gate `name`, then does
+ * what `more` (JSON members, or "") says. bson_free them. */
+static char *
+gated (const char *name, const char *more)
+{
+   return bson_strdup_printf ("{'gate': '%s'%s%s}", mt_test_gate (name), more[0] ? ", " : "", more);
+}
+
 static void
 test_idle_worker_does_not_spin (void)
 {
    pid_t pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.2"));
-   int64_t before;
+   int64_t cpu, polls, start, elapsed_ms;
+   char *watch;
 
    WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 20000);
-   before = mt_test_cpu_ms (pid);
-   /* Measure two idle seconds (the scenario itself, not a wait for a
-    * condition): ten polls and a few heartbeats should cost little. */
+   /* Its claims counted by the server: a failpoint that only holds each
+    * findAndModify of the workers on this test's tasks for 1 ms. */
+   watch = bson_strdup_printf ("{'failCommands': ['findAndModify'], 'blockConnection': true, 'blockTimeMS': 1,"
+                               " 'appName': 'mtask-worker', 'namespace': '%s.tasks'}",
+                               mt_test_db ());
+   polls = mt_test_failpoint_set ("'alwaysOn'", watch);
+   bson_free (watch);
+   cpu = mt_test_cpu_ms (pid);
+   start = bson_get_monotonic_time ();
+   /* Two idle seconds, or more on a busy machine (the scenario itself,
+    * not a wait for a condition); each bound below is per time it took. */
    mt_test_nap_ms (2000);
-   ASSERT_CMPINT (mt_test_cpu_ms (pid) - before, <, 400);
+   cpu = mt_test_cpu_ms (pid) - cpu;
+   polls = mt_test_failpoint_off () - polls;
+   elapsed_ms = (bson_get_monotonic_time () - start) / 1000;
+   printf ("# idle for %" PRId64 " ms: %" PRId64 " claims, %" PRId64 " ms of CPU\n", elapsed_ms, polls, cpu);
+   ASSERT_CMPINT (polls, >=, 2);                      /* it looks for work... */
+   ASSERT_CMPINT (polls, <=, elapsed_ms / 200 + 10);  /* ...a poll interval apart (after a few quicker looks) */
+   ASSERT_CMPINT (cpu * 5, <, elapsed_ms);            /* and costs under a fifth of a core */
    mt_test_worker_stop (pid);
 }
 
 static void
 test_registry (void)
 {
-   bson_oid_t id = mt_test_enqueue ("q", "probe", "{'sleep_ms': 1500}", NULL);
+   char *params = gated ("running", "");
+   bson_oid_t id = mt_test_enqueue ("q", "probe", params, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "q", "--pid", "W-REG", "--lease", "3", "--poll-interval", "0.05"));
    char hex[25];
    bson_t *doc;
 
+   bson_free (params);
    bson_oid_to_string (&id, hex);
    WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': 'W-REG', 'tasks': {'$oid': '%s'}}", hex) == 1, 20000);
    doc = mt_test_find_one ("workers", "{'_id': 'W-REG'}");
@@ -72,6 +97,7 @@ test_registry (void)
       ASSERT (mt_test_date (task, "heartbeat") > 0); /* the lease */
       bson_destroy (task);
    }
+   mt_test_gate_open ("running");
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    mt_test_worker_stop (pid);
 
@@ -286,11 +312,19 @@ test_second_signal_gives_back_now (void)
 static void
 test_sigterm_grace_lets_finish (void)
 {
-   bson_oid_t id = mt_test_enqueue ("q", "sleep", "{'seconds': 1}", NULL);
+   /* SIGTERM while the task runs (it waits at a gate): within the grace
+    * period it finishes, and the worker exits 0. */
+   char *params = gated ("running", "");
+   bson_oid_t id = mt_test_enqueue ("q", "probe", params, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "q", "--grace", "20", "--poll-interval", "0.05"));
 
-   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   mt_test_process_stop (pid, 30000);
+   bson_free (params);
+   WAIT_UNTIL (mt_test_output_contains (pid, "probe waits at gate"), 20000);
+   kill (pid, SIGTERM);
+   WAIT_UNTIL (mt_test_output_contains (pid, "running tasks have 20 s to finish"), 20000);
+   ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
+   mt_test_gate_open ("running");
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
 }
 
@@ -338,47 +372,49 @@ test_claimed_ahead_keeps_its_lease (void)
 static void
 test_retries_with_backoff (void)
 {
-   bson_oid_t id = mt_test_enqueue ("q", "fail", "{'message': 'flaky'}", "{'max_attempts': 3}");
+   /* Three attempts that fail, with a backoff of 0.4 s then 0.8 s. Each
+    * attempt records the task as it found it (record's `look`): the
+    * `delayed` its predecessor's failure set and the `started` of its
+    * claim, so nothing has to be caught between two attempts. */
+   bson_oid_t id = mt_test_enqueue ("q", "record", "{'fail_until': 3, 'look': true}", "{'max_attempts': 3}");
    pid_t pid = mt_test_worker (W ("--queues", "q", "--retry-backoff", "0.4", "--poll-interval", "0.02"));
-   int64_t delayed[4] = {0};
+   int64_t delayed[4] = {0}, claimed[4] = {0}, backoff[4] = {0};
+   char hex[25];
    bson_t *doc;
 
-   /* Watch the task between attempts: CREATED with `delayed` set. */
-   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;;) {
-      ASSERT_BEFORE (deadline, "the task to be FAILED after its three attempts");
-      doc = mt_test_task (&id);
-      if (!strcmp (mt_test_str (doc, "status"), "FAILED")) {
-         bson_destroy (doc);
-         break;
-      }
-      if (!strcmp (mt_test_str (doc, "status"), "CREATED") && mt_test_int (doc, "attempts") > 0) {
-         int64_t n = mt_test_int (doc, "attempts");
-         if (n < 4) {
-            delayed[n] = mt_test_date (doc, "delayed");
-         }
-      }
-      bson_destroy (doc);
-      mt_test_nap_ms (10);
+   WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
+   mt_test_worker_stop (pid);
+   bson_oid_to_string (&id, hex);
+   ASSERT_CMPINT (mt_test_count_in ("executions", "{'task': '%s', 'ok': false}", hex), ==, 3);
+   for (int attempt = 2; attempt <= 3; attempt++) {
+      bson_t *run = mt_test_find_one ("executions", "{'task': '%s', 'attempt': %d}", hex, attempt);
+
+      delayed[attempt] = mt_test_date (run, "task_delayed");
+      claimed[attempt] = mt_test_date (run, "task_started");
+      bson_destroy (run);
    }
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 3);
    ASSERT_CMPINT (mt_test_int (doc, "max_attempts"), ==, 3);
-   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "flaky");
+   ASSERT_CMPSTR (mt_test_str (doc, "error.message"), "record: failing attempt 3 of the first 3, as asked");
    ASSERT_CMPINT (mt_test_int (doc, "errors.0.attempt"), ==, 1);
    ASSERT_CMPINT (mt_test_int (doc, "errors.2.attempt"), ==, 3);
    ASSERT (!mt_test_has (doc, "errors.3"));
    /* Backoff 0.4 s then 0.8 s, each +-25 % (300-500 ms, then 600-1000 ms),
     * counted from the failure; bounds loose by the clock estimate's error
     * on a loaded machine, and the second always longer than the first. */
-   ASSERT (delayed[1] && delayed[2]);
-   ASSERT_CMPINT (delayed[1] - mt_test_date (doc, "errors.0.at"), >=, 150);
-   ASSERT_CMPINT (delayed[1] - mt_test_date (doc, "errors.0.at"), <=, 700);
-   ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), >=, 450);
-   ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), <=, 1300);
-   ASSERT_CMPINT (delayed[2] - mt_test_date (doc, "errors.1.at"), >, delayed[1] - mt_test_date (doc, "errors.0.at"));
+   backoff[2] = delayed[2] - mt_test_date (doc, "errors.0.at");
+   backoff[3] = delayed[3] - mt_test_date (doc, "errors.1.at");
+   ASSERT_CMPINT (backoff[2], >=, 150);
+   ASSERT_CMPINT (backoff[2], <=, 700);
+   ASSERT_CMPINT (backoff[3], >=, 450);
+   ASSERT_CMPINT (backoff[3], <=, 1300);
+   ASSERT_CMPINT (backoff[3], >, backoff[2]);
+   /* And each retry waited for its time: claimed no earlier. */
+   ASSERT_CMPINT (claimed[2], >=, delayed[2] - 100);
+   ASSERT_CMPINT (claimed[3], >=, delayed[3] - 100);
    bson_destroy (doc);
-   mt_test_worker_stop (pid);
 }
 
 /* The database goes away for 20 s in the middle of a run, on the H2 file

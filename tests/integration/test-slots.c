@@ -73,40 +73,84 @@ max_overlap (const char *json)
    return best;
 }
 
+/* One run of a task as the `record` plugin saw it from inside process(),
+ * which a task of a pool only enters holding its slot: microseconds of
+ * CLOCK_MONOTONIC, one clock for every process of the machine. */
+typedef struct {
+   int64_t start, end;
+} span_t;
+
+/* The runs `record` wrote, at most `max`; how many. */
+static int
+read_runs (span_t *spans, int max)
+{
+   mongoc_collection_t *executions = mt_test_collection ("executions");
+   bson_t *all = mt_test_bson ("{}");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (executions, all, NULL, NULL);
+   const bson_t *doc;
+   int n = 0;
+
+   while (n < max && mongoc_cursor_next (cursor, &doc)) {
+      spans[n].start = mt_test_int (doc, "mono_started");
+      spans[n].end = mt_test_int (doc, "mono_ended");
+      n++;
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (all);
+   mongoc_collection_destroy (executions);
+   return n;
+}
+
+/* The most runs going on at one moment, over the moments when a run began
+ * before `before` (INT64_MAX: any). */
+static int
+most_at_once (const span_t *spans, int n, int64_t before)
+{
+   int best = 0;
+
+   for (int i = 0; i < n; i++) {
+      int at = 0;
+
+      if (spans[i].start >= before) {
+         continue;
+      }
+      for (int k = 0; k < n; k++) {
+         at += spans[k].start <= spans[i].start && spans[i].start < spans[k].end;
+      }
+      best = BSON_MAX (best, at);
+   }
+   return best;
+}
+
 static void
 test_limit_across_workers (void)
 {
-   /* Pool of 2; 20 tasks of 0.3 s; 3 workers of 4 threads. */
+   /* Pool of 2; 20 tasks of 0.3 s; 3 workers of 4 threads. How many ran
+    * at once is read from the runs' own records afterwards, not sampled
+    * while they run. */
+   span_t runs[32];
    pid_t pids[3];
-   int64_t most = 0;
+   int n;
 
    pool ("two", 2, 0);
    for (int i = 0; i < 20; i++) {
-      in_pool ("two", "sleep", "{'seconds': 0.3}");
+      in_pool ("two", "record", "{'ms': 300}");
    }
    for (int i = 0; i < 3; i++) {
       pids[i] = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--lease", "3", "--poll-interval", "0.05"));
    }
-   /* Sample the database while they run. */
-   for (int64_t deadline = bson_get_monotonic_time () + 60 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 20;) {
-      /* Running in the pool's sense: holding a slot (a task is
-       * WORK_IN_PROGRESS for a moment after its claim while it looks for
-       * one, and goes back if there is none). */
-      int64_t running;
-
-      ASSERT_BEFORE (deadline, "the 20 tasks of pool 'two' to be FINISHED");
-      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'pool': 'two', 'slot': {'$exists': true}}");
-      ASSERT_CMPINT (running, <=, 2);
-      most = BSON_MAX (most, running);
-      mt_test_nap_ms (20);
-   }
-   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'attempts': 1}"), ==, 20);
-   ASSERT_CMPINT (most, ==, 2);
-   ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), <=, 2);
-   ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), ==, 2);
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 20, 60000);
    for (int i = 0; i < 3; i++) {
       mt_test_worker_stop (pids[i]);
    }
+   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED', 'attempts': 1}"), ==, 20);
+   n = read_runs (runs, 32);
+   ASSERT_CMPINT (n, ==, 20);
+   /* Never more than the pool's two at once, and the pool was used. */
+   ASSERT_CMPINT (most_at_once (runs, n, INT64_MAX), <=, 2);
+   ASSERT_CMPINT (most_at_once (runs, n, INT64_MAX), ==, 2);
+   /* The same from the server's stamps of the slots' holding. */
+   ASSERT_CMPINT (max_overlap ("{'pool': 'two'}"), <=, 2);
 }
 
 static void
@@ -121,9 +165,9 @@ test_timeout_callbacks_in_order (void)
    char *out;
 
    pool ("strict", 1, 1.0);
-   /* Four keepalives 0.3 s apart span more than two heartbeats (0.5 s), so
-    * the worker sees at least one arrive after its first look. */
-   silent = in_pool ("strict", "slotprobe", "{'keepalives': 4, 'hang_ms': 20000}");
+   /* Keepalives 0.3 s apart until the worker has seen one arrive
+    * (on_keepalive), however late its heartbeat looks; then silence. */
+   silent = in_pool ("strict", "slotprobe", "{'until_seen': true, 'hang_ms': 20000}");
    mt_test_task_set (&silent, "{'max_attempts': 1}");
    next = in_pool ("strict", "slotprobe", "{}");
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--lease", "1.5", "--poll-interval", "0.05"));
@@ -162,11 +206,18 @@ test_external_stop (void)
     * slot first and run `next` before `held`. */
    next = in_pool ("one", "slotprobe", "{}");
    {
-      /* The pool is full: `next` holds no slot (it may be WORK_IN_PROGRESS
-       * for a moment, looking for one, before it goes back to CREATED). */
+      /* The pool is full: once the worker has looked for a slot for
+       * `next` (it claims it, finds none and gives it back to CREATED with
+       * a short `delayed`, its attempt uncounted), `next` holds no slot and
+       * has not run. A slot, or its end, would end the wait as well. */
       char hex[25];
 
       bson_oid_to_string (&next, hex);
+      WAIT_UNTIL (mt_test_count_in ("tasks",
+                                    "{'_id': {'$oid': '%s'}, '$or': [{'status': 'CREATED', 'attempts': 0, 'delayed': {'$ne': null}},"
+                                    " {'slot': {'$exists': true}}, {'status': {'$in': ['FINISHED', 'FAILED', 'CANCELLED']}}]}",
+                                    hex) == 1,
+                  20000);
       ASSERT_CMPINT (mt_test_count_in ("slots", "{'task': {'$oid': '%s'}}", hex), ==, 0);
       ASSERT (!mt_test_status_is (&next, "FINISHED"));
    }
@@ -179,7 +230,14 @@ test_external_stop (void)
    WAIT_UNTIL (mt_test_output_contains (pid, "process() saw should_stop"), 20000);
    ASSERT (mt_test_status_is (&held, "CANCELLED")); /* its own outcome was fenced out */
    ASSERT (!mt_slot_stop (mt_test_client (), mt_test_db (), &held, &error));
-   ASSERT_CMPINT (error.code, ==, MT_CONFIG_ERROR_NOT_FOUND);
+   {
+      char hex[25], *message;
+
+      bson_oid_to_string (&held, hex);
+      message = bson_strdup_printf ("task %s holds no slot", hex);
+      ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_NOT_FOUND, message);
+      bson_free (message);
+   }
    mt_test_worker_stop (pid);
 }
 
@@ -206,29 +264,29 @@ test_killed_holder_gives_back (void)
 static void
 test_resize_without_restart (void)
 {
+   /* Pool of 1, then of 3 while a worker of 4 threads runs its 12 tasks
+    * of 0.4 s: one at a time before, up to three after. */
+   span_t runs[16];
+   int64_t resized;
    pid_t pid;
-   int64_t most = 0;
+   int n;
 
    pool ("grow", 1, 0);
    for (int i = 0; i < 12; i++) {
-      in_pool ("grow", "sleep", "{'seconds': 0.4}");
+      in_pool ("grow", "record", "{'ms': 400}");
    }
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "4", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 2, 30000);
    ASSERT_CMPINT (max_overlap ("{'status': 'FINISHED'}"), ==, 1);
+   resized = bson_get_monotonic_time ();
    pool ("grow", 3, 0);
-   for (int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000; mt_test_count ("{'status': 'FINISHED'}") < 12;) {
-      int64_t running;
-
-      ASSERT_BEFORE (deadline, "the 12 tasks of pool 'grow' to be FINISHED");
-      running = mt_test_count ("{'status': 'WORK_IN_PROGRESS', 'slot': {'$exists': true}}");
-      ASSERT_CMPINT (running, <=, 3);
-      most = BSON_MAX (most, running);
-      mt_test_nap_ms (20);
-   }
-   ASSERT_CMPINT (mt_test_count ("{'status': 'FINISHED'}"), ==, 12);
-   ASSERT_CMPINT (most, ==, 3);
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 12, 30000);
    mt_test_worker_stop (pid);
+   n = read_runs (runs, 16);
+   ASSERT_CMPINT (n, ==, 12);
+   ASSERT_CMPINT (most_at_once (runs, n, resized), ==, 1); /* whenever one began before the resize */
+   ASSERT_CMPINT (most_at_once (runs, n, INT64_MAX), <=, 3);
+   ASSERT_CMPINT (most_at_once (runs, n, INT64_MAX), ==, 3);
 }
 
 static void
@@ -239,8 +297,10 @@ test_pool_rules (void)
    pid_t pid;
 
    ASSERT (!mt_pool_set (mt_test_client (), mt_test_db (), "bad#name", 1, 0, &error));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "pool name 'bad#name' must be 1 to 200 bytes, without '#'");
    ASSERT (!mt_pool_set (mt_test_client (), mt_test_db (), "p", 0, 0, &error));
-   ASSERT_CONTAINS (error.message, "size must be 1 to 100000");
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "pool 'p': size must be 1 to 100000 and timeout at most 366 days");
+   ASSERT_CMPINT (mt_test_count_in ("pools", "{}") + mt_test_count_in ("slots", "{}"), ==, 0); /* nothing written */
    /* A task of a pool nobody declared waits, uncounted, and says why. */
    pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_output_contains (pid, "no pool 'undeclared'"), 20000);

@@ -1,6 +1,7 @@
 /* mtask-worker against a real server: the lifecycle of seed 001, field by
  * field, and what a worker does with what it is given. */
 #include "mt-test.h"
+#include "mtask-private.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,6 +10,14 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Params for a probe that waits at the test's gate `name`, then does
+ * what `more` (JSON members, or "") says. bson_free them. */
+static char *
+gated (const char *name, const char *more)
+{
+   return bson_strdup_printf ("{'gate': '%s'%s%s}", mt_test_gate (name), more[0] ? ", " : "", more);
+}
 
 static void
 test_lifecycle_fields (void)
@@ -40,14 +49,19 @@ test_lifecycle_fields (void)
 static void
 test_lifecycle_while_running (void)
 {
-   /* While process() runs: WORK_IN_PROGRESS, worker_pid, started already
-    * saved. Afterwards worker_pid is null. */
-   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'sleep_ms': 1500, 'status_message': 'half way'}", NULL);
+   /* While process() runs (it waits at a gate): WORK_IN_PROGRESS,
+    * worker_pid, started already saved. Afterwards worker_pid is null, and
+    * started is still from before the gate opened. */
+   char *params = gated ("running", "'status_message': 'half way'");
+   bson_oid_t id = mt_test_enqueue ("general", "probe", params, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "general", "--pid", "WORKER-1", "--poll-interval", "0.05"));
+   int64_t opened;
    bson_t *doc;
 
-   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
+   bson_free (params);
+   WAIT_UNTIL (mt_test_output_contains (pid, "probe waits at gate"), 20000);
    doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "WORK_IN_PROGRESS");
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
    ASSERT (mt_test_has (doc, "started"));
    ASSERT_CMPINT (mt_test_date (doc, "started"), >, 0);
@@ -55,11 +69,15 @@ test_lifecycle_while_running (void)
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    bson_destroy (doc);
 
+   opened = mt_now_ms ();
+   mt_test_gate_open ("running");
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    doc = mt_test_task (&id);
    ASSERT (mt_test_is_null (doc, "worker_pid"));
    ASSERT_CMPSTR (mt_test_str (doc, "status_message"), "half way");
-   ASSERT_CMPINT (mt_test_date (doc, "finished") - mt_test_date (doc, "started"), >=, 1500);
+   /* The server's clock and this process's are the machine's. */
+   ASSERT_CMPINT (mt_test_date (doc, "started"), <=, opened);
+   ASSERT_CMPINT (mt_test_date (doc, "finished"), >=, opened);
    bson_destroy (doc);
 
    mt_test_process_stop (pid, 20000);
@@ -309,18 +327,22 @@ test_plugin_delays_itself (void)
 static void
 test_sigterm_lets_task_finish (void)
 {
-   bson_oid_t id = mt_test_enqueue ("general", "sleep", "{'seconds': 1.5}", NULL);
+   /* SIGTERM while a task runs (it waits at a gate): the worker stops
+    * claiming, and exits 0 once the task has finished. */
+   char *params = gated ("running", "");
+   bson_oid_t id = mt_test_enqueue ("general", "probe", params, NULL);
    bson_oid_t queued = mt_test_enqueue ("general", "echo", NULL, "{'priority': -1}");
    pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
-   char *out;
 
-   WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
-   mt_test_process_stop (pid, 20000);
+   bson_free (params);
+   WAIT_UNTIL (mt_test_output_contains (pid, "probe waits at gate"), 20000);
+   kill (pid, SIGTERM);
+   WAIT_UNTIL (mt_test_output_contains (pid, "stopping"), 20000);
+   ASSERT (mt_test_status_is (&id, "WORK_IN_PROGRESS"));
+   mt_test_gate_open ("running");
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    ASSERT (mt_test_status_is (&queued, "CREATED")); /* no new claims after SIGTERM */
-   out = mt_test_output (pid);
-   ASSERT_CONTAINS (out, "stopping");
-   bson_free (out);
 }
 
 static void
@@ -460,36 +482,77 @@ test_seed_line_two_verbatim (void)
    bson_oid_t id;
    const char *argv[] = {mt_test_env ("MTASK_WORKER"), "--db", mt_test_db (), "--queues", "general", "--host", "127.0.0.1",
                          "--port", mt_test_port (), "--pid", "WORKER-1", NULL};
+   char *params, *plugins;
    pid_t pid;
    bson_t *doc;
 
-   id = mt_test_enqueue ("general", "sleep", "{'seconds': 0.5}", NULL);
-   setenv ("MTASK_PLUGINS", mt_test_env ("MTASK_PLUGIN_DIR"), 1);
+   params = gated ("running", "");
+   id = mt_test_enqueue ("general", "probe", params, NULL);
+   bson_free (params);
+   /* The shipped plugins and the probe, whose task waits at a gate while
+    * it is read. */
+   plugins = bson_strdup_printf ("%s:%s", mt_test_env ("MTASK_PLUGIN_DIR"), mt_test_env ("MTASK_TEST_PLUGIN_DIR"));
+   setenv ("MTASK_PLUGINS", plugins, 1);
+   bson_free (plugins);
    pid = mt_test_spawn (argv);
    unsetenv ("MTASK_PLUGINS");
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "WORKER-1");
    bson_destroy (doc);
+   mt_test_gate_open ("running");
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    mt_test_process_stop (pid, 20000);
+}
+
+/* What is wrong with `s` as a UUID of version 1 in the form
+ * uuid_unparse_lower writes (RFC 4122: 8-4-4-4-12 lower-case hex digits,
+ * the version digit 1, the variant bits 10), or NULL when nothing is. */
+static const char *
+uuid1_flaw (const char *s)
+{
+   if (strlen (s) != 36) {
+      return "not 36 characters";
+   }
+   for (int i = 0; i < 36; i++) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+      if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+         return dash ? "no '-' where 8-4-4-4-12 groups end" : "not all lower-case hex digits";
+      }
+   }
+   if (s[14] != '1') {
+      return "version digit (the 13th) is not 1";
+   }
+   if (!strchr ("89ab", s[19])) {
+      return "variant bits (the 17th digit) are not 10";
+   }
+   return NULL;
 }
 
 static void
 test_default_worker_id_is_uuid1 (void)
 {
-   bson_oid_t id = mt_test_enqueue ("general", "probe", "{'sleep_ms': 800}", NULL);
+   char *params = gated ("running", "");
+   bson_oid_t id = mt_test_enqueue ("general", "probe", params, NULL);
    pid_t pid = mt_test_worker (W ("--queues", "general", "--poll-interval", "0.05"));
-   const char *worker_pid;
+   const char *worker_pid, *flaw;
    bson_t *doc;
 
+   bson_free (params);
+   /* The probe waits at its gate: the task stays running while it is read. */
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS"), 20000);
    doc = mt_test_task (&id);
    worker_pid = mt_test_str (doc, "worker_pid");
    ASSERT (worker_pid);
-   ASSERT_CMPINT (strlen (worker_pid), ==, 36);
-   ASSERT (worker_pid[14] == '1'); /* the version digit of a UUID v1 */
+   flaw = uuid1_flaw (worker_pid);
+   if (flaw) {
+      mt_test_fail (__FILE__, __LINE__, "worker_pid '%s' is no UUID v1: %s", worker_pid, flaw);
+   }
+   WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': '%s'}", worker_pid) == 1, 20000); /* the worker's own id */
    bson_destroy (doc);
+   mt_test_gate_open ("running");
+   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 20000);
    mt_test_process_stop (pid, 20000);
 }
 
@@ -521,16 +584,20 @@ static void
 test_blocking_task_blocks_nothing_else (void)
 {
    /* process() may block as long as it likes (seed 001's tornsync): with
-    * two threads, twenty quick tasks finish while one task sleeps. */
-   bson_oid_t slow = mt_test_enqueue ("general", "sleep", "{'seconds': 3}", "{'priority': 1}");
+    * two threads, twenty quick tasks finish while one task blocks (at a
+    * gate, until they have). */
+   char *params = gated ("blocked", "");
+   bson_oid_t slow = mt_test_enqueue ("general", "probe", params, "{'priority': 1}");
    pid_t pid = mt_test_worker (W ("--queues", "general", "--concurrency", "2", "--poll-interval", "0.05"));
 
+   bson_free (params);
    WAIT_UNTIL (mt_test_status_is (&slow, "WORK_IN_PROGRESS"), 20000);
    for (int i = 0; i < 20; i++) {
       mt_test_enqueue ("general", "echo", NULL, NULL);
    }
-   WAIT_UNTIL (mt_test_count ("{'type': 'echo', 'status': 'FINISHED'}") == 20, 20000);
+   WAIT_UNTIL (mt_test_count ("{'type': 'echo', 'status': 'FINISHED'}") == 20, 60000);
    ASSERT (mt_test_status_is (&slow, "WORK_IN_PROGRESS"));
+   mt_test_gate_open ("blocked");
    WAIT_UNTIL (mt_test_status_is (&slow, "FINISHED"), 20000);
    mt_test_process_stop (pid, 20000);
 }

@@ -12,15 +12,20 @@
  *                          result.held_after_scope, or result.scope_error
  *   nest: [accounts]       inside `scoped`: a nested with_accounts, whose
  *                          refusal lands in result.nest_error
+ *   gate: "PATH"           wait until the file PATH exists: a gate the test
+ *                          opens when it has seen what it looks for while
+ *                          the task runs (mt_test_gate); fails after
+ *                          gate_ms (default 120000) without it
  *   unlock: [accounts]     unlock_accounts (after sleep_ms); result.held_after_unlock
- * Steps run in this order: lock, scoped, sleep_ms, unlock, status_message,
- * result, echo_info, status, delay, fail.
+ * Steps run in this order: lock, scoped, sleep_ms, gate, unlock,
+ * status_message, result, echo_info, status, delay, fail.
  * It keeps a state from init to check that init, process and fini see the
  * same pointer. */
 #include <mtask/plugin.h>
 
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
    uint32_t magic;
@@ -163,6 +168,24 @@ probe_process (mt_task_t *task, void *state, bson_error_t *error)
       int64_t ms = bson_iter_as_int64 (&iter);
       struct timespec ts = {.tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000L};
       nanosleep (&ts, NULL);
+   }
+   if (bson_iter_init_find (&iter, params, "gate") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+      const char *gate = bson_iter_utf8 (&iter, NULL);
+      int64_t max_ms = 120000;
+
+      if (bson_iter_init_find (&iter, params, "gate_ms") && BSON_ITER_HOLDS_NUMBER (&iter)) {
+         max_ms = bson_iter_as_int64 (&iter);
+      }
+      mt_task_log (task, MT_LOG_INFO, "probe waits at gate %s", gate);
+      for (int64_t waited = 0; access (gate, F_OK) != 0; waited += 10) {
+         struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
+
+         if (waited >= max_ms) {
+            bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "probe: gate %s was not opened within %" PRId64 " ms", gate, max_ms);
+            goto done;
+         }
+         nanosleep (&ts, NULL);
+      }
    }
    if ((list = strings (params, "unlock", &n))) {
       bool unlocked = mt_task_unlock_accounts (task, list, n, error);

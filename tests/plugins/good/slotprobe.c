@@ -1,11 +1,17 @@
 /* slotprobe: a task for concurrency slots. It sends params.keepalives
  * keepalives 300 ms apart, then runs params.hang_ms, returning early when
- * the host says to stop. Its callbacks log "callback on_keepalive",
- * "callback on_timeout", "callback on_stop", so a test can read their
- * order from the worker's log. */
+ * the host says to stop. With params.until_seen it goes on sending them
+ * (at most a hundred) until the worker has called on_keepalive, so that
+ * whatever the timing the worker saw one arrive before the silence. Its
+ * callbacks log "callback on_keepalive", "callback on_timeout",
+ * "callback on_stop", so a test can read their order from the worker's
+ * log. */
 #include <mtask/plugin.h>
 
 #include <time.h>
+
+/* How many times on_keepalive has run in this process. */
+static int keepalives_seen;
 
 static void
 nap (int ms)
@@ -20,15 +26,20 @@ slotprobe_process (mt_task_t *task, void *state, bson_error_t *error)
    const bson_t *params = mt_task_params (task);
    bson_iter_t iter;
    int64_t keepalives = 0, hang_ms = 0;
+   int seen_before = __atomic_load_n (&keepalives_seen, __ATOMIC_SEQ_CST);
+   bool until_seen = false;
 
    (void) state;
+   if (bson_iter_init_find (&iter, params, "until_seen")) {
+      until_seen = bson_iter_as_bool (&iter);
+   }
    if (bson_iter_init_find (&iter, params, "keepalives") && BSON_ITER_HOLDS_NUMBER (&iter)) {
       keepalives = bson_iter_as_int64 (&iter);
    }
    if (bson_iter_init_find (&iter, params, "hang_ms") && BSON_ITER_HOLDS_NUMBER (&iter)) {
       hang_ms = bson_iter_as_int64 (&iter);
    }
-   for (int64_t i = 0; i < keepalives; i++) {
+   for (int64_t i = 0; i < keepalives || (until_seen && i < 100 && __atomic_load_n (&keepalives_seen, __ATOMIC_SEQ_CST) == seen_before); i++) {
       nap (300);
       if (!mt_task_keepalive (task, error)) {
          return false;
@@ -48,6 +59,7 @@ on_keepalive (mt_task_t *task, void *state)
 {
    (void) state;
    mt_task_log (task, MT_LOG_INFO, "callback on_keepalive");
+   __atomic_add_fetch (&keepalives_seen, 1, __ATOMIC_SEQ_CST);
 }
 
 static void
