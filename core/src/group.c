@@ -202,14 +202,19 @@ mt_group_enqueue (mongoc_client_t *client,
    {
       /* Stages run in their order: a new stage cannot come before one that
        * has started already. */
-      bson_t later;
+      bson_t later, own;
       bson_t *started = BCON_NEW ("group", BCON_OID (group), "number", "{", "$gt", BCON_INT32 (stage), "}", "status",
                                   "{", "$ne", "pending", "}");
       bson_t *mine = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage));
-      bool has_later, has_mine;
-      bson_t own;
+      bool has_later = false, has_mine = false;
 
-      ok = mt_find_one (stages, started, NULL, &later, &has_later, error) && mt_find_one (stages, mine, NULL, &own, &has_mine, error);
+      /* Each read initializes its document, failed or not. */
+      ok = mt_find_one (stages, started, NULL, &later, &has_later, error);
+      bson_destroy (&later);
+      if (ok) {
+         ok = mt_find_one (stages, mine, NULL, &own, &has_mine, error);
+         bson_destroy (&own);
+      }
       bson_destroy (started);
       bson_destroy (mine);
       if (ok && has_later && !has_mine) {
@@ -220,8 +225,6 @@ mt_group_enqueue (mongoc_client_t *client,
                            stage);
          ok = false;
       }
-      bson_destroy (&later);
-      bson_destroy (&own);
       if (!ok) {
          goto cleanup;
       }
