@@ -106,7 +106,10 @@ mt_store_claim (mongoc_collection_t *tasks,
    mongoc_find_and_modify_opts_set_update (opts, &update);
    mongoc_find_and_modify_opts_set_flags (opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
 
+   /* The reply is initialized either way, and holds the server's error
+    * when the command fails. */
    if (!mongoc_collection_find_and_modify_with_opts (tasks, &filter, opts, &reply, error)) {
+      bson_destroy (&reply);
       goto cleanup;
    }
    if (bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
