@@ -211,6 +211,24 @@ cleanup:
    return ok;
 }
 
+int64_t
+mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error)
+{
+   bson_t *mine = BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
+   bson_t update, reply;
+   bson_iter_t iter;
+   int64_t n = -1;
+
+   mt_give_back_update (&update, 0);
+   if (mongoc_collection_update_many (tasks, mine, &update, NULL, &reply, error)) {
+      n = bson_iter_init_find (&iter, &reply, "modifiedCount") ? bson_iter_as_int64 (&iter) : 0;
+   }
+   bson_destroy (&reply);
+   bson_destroy (&update);
+   bson_destroy (mine);
+   return n;
+}
+
 bool
 mt_store_update_claimed (mongoc_collection_t *tasks,
                          const mt_task_doc_t *task,
