@@ -31,6 +31,7 @@
 #include "worker-private.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #define APP "mtask-test-faults"
@@ -1934,6 +1935,50 @@ check_reclaim_own (fx_t *fx)
    ASSERT_STATUS (fx, &fx->ids[0], MT_STATUS_CREATED);
 }
 
+/* ---- the upkeep tick --------------------------------------------------------------------------- */
+
+/* Work for each part of the tick: a stage to count and complete (the
+ * groups), a synchronizer to begin, a slot to take back, a successor to
+ * create. */
+static void
+setup_upkeep_tick (fx_t *fx)
+{
+   setup_slots_upkeep (fx);
+   setup_group_two_stages (fx);
+   MUST (mt_sync_stage_create (fx->client, fx->db, "only", "c3", "q3", NULL, NULL, NULL, &fx->ids[3], &_error));
+   MUST (mt_sync_create (fx->client, fx->db, "s", &fx->ids[3], &_error));
+   MUST (mt_sync_request_start (fx->client, fx->db, "s", &_error));
+   fx->ids[4] = enqueue (fx, "q", "echo", "{'repeat': 60}");
+   end_task (fx, &fx->ids[4], MT_STATUS_FINISHED);
+}
+
+static bool
+run_upkeep_tick (fx_t *fx, bson_error_t *error)
+{
+   return mt_upkeep_tick (&fx->ctx, fx->client, error);
+}
+
+/* The next tick, a tick later. */
+static void
+after_upkeep_tick (fx_t *fx, bool ok)
+{
+   (void) ok;
+   mt_server_clock_set (&fx->ctx, HOUR_MS);
+   AGAIN (run_upkeep_tick, fx);
+}
+
+static void
+check_upkeep_tick (fx_t *fx)
+{
+   assert_stage (fx, &fx->ids[0], 2, "running");
+   ASSERT_STATUS (fx, &fx->ids[2], MT_STATUS_CREATED);
+   ASSERT_CMPINT (count (fx, MT_SYNCHRONIZERS_COLLECTION, "{'_id': 's', 'status': 'running'}"), ==, 1);
+   ASSERT_CMPINT (count (fx, MT_SLOTS_COLLECTION, "{'_id': {'$in': ['p#0', 'p#1']}, 'task': null}"), ==, 2);
+   ASSERT_CMPINT (count (fx, MT_TASKS_COLLECTION, "{'next.created': true}"), ==, 1);
+   /* Another tick at once is not this worker's: another has it. */
+   AGAIN (run_upkeep_tick, fx);
+}
+
 /* ---- the admin API ---------------------------------------------------------------------- */
 
 /* A little of everything: synchronizer 's' begun (stages ids[5], ids[6]);
@@ -2091,6 +2136,8 @@ static const op_t ops[] = {
      * for the registry's readers and is done again at the next heartbeat. */
     "taking back one task, and what its run held"},
    {"leases/reclaim_own", setup_own_left, run_reclaim_own, NULL, check_reclaim_own, "taking back one task"},
+   /* The upkeep tick. */
+   {"upkeep/tick", setup_upkeep_tick, run_upkeep_tick, after_upkeep_tick, check_upkeep_tick, NULL},
    /* The admin API. */
    {"admin/stats", setup_admin, run_admin_stats, NULL, NULL, NULL},
    {"admin/tasks", setup_admin, run_admin_tasks, NULL, NULL, NULL},
@@ -2148,6 +2195,7 @@ SWEEP_TEST (slots)
 SWEEP_TEST (schedule)
 SWEEP_TEST (archive)
 SWEEP_TEST (leases)
+SWEEP_TEST (upkeep)
 SWEEP_TEST (admin)
 
 /* A few operations with the connection dropped instead: the driver's
@@ -2164,6 +2212,470 @@ test_sweep_close (void)
    }
 }
 
+/* ---- a worker in this process ---------------------------------------------------------------------- */
+
+/* What the worker logged, for the test to look for. */
+static struct {
+   pthread_mutex_t mutex;
+   char text[1 << 16];
+   size_t len;
+} wlog = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+
+static void
+wlog_line (mt_log_level_t level, const char *message, void *data)
+{
+   (void) data;
+   pthread_mutex_lock (&wlog.mutex);
+   if (wlog.len + strlen (message) + 16 < sizeof wlog.text) {
+      wlog.len += (size_t) bson_snprintf (wlog.text + wlog.len, sizeof wlog.text - wlog.len, "%s: %s\n", mt_log_level_name (level), message);
+   }
+   pthread_mutex_unlock (&wlog.mutex);
+}
+
+static bool
+wlog_has (const char *needle)
+{
+   bool has;
+
+   pthread_mutex_lock (&wlog.mutex);
+   has = strstr (wlog.text, needle) != NULL;
+   pthread_mutex_unlock (&wlog.mutex);
+   return has;
+}
+
+/* A task of type faults_gate waits in process() until the test opens the
+ * gate: the test sets a failpoint while the task runs. */
+static struct {
+   pthread_mutex_t mutex;
+   pthread_cond_t cond;
+   int arrived, opened;
+} gate = {.mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static int
+gate_arrived (void)
+{
+   int n;
+
+   pthread_mutex_lock (&gate.mutex);
+   n = gate.arrived;
+   pthread_mutex_unlock (&gate.mutex);
+   return n;
+}
+
+static void
+gate_open (void)
+{
+   pthread_mutex_lock (&gate.mutex);
+   gate.opened++;
+   pthread_cond_broadcast (&gate.cond);
+   pthread_mutex_unlock (&gate.mutex);
+}
+
+static bool
+gate_process (mt_task_t *task, void *state, bson_error_t *error)
+{
+   int64_t deadline = bson_get_monotonic_time () + 20 * 1000 * 1000;
+   int mine;
+
+   (void) task;
+   (void) state;
+   (void) error;
+   pthread_mutex_lock (&gate.mutex);
+   mine = gate.arrived++;
+   while (gate.opened <= mine && bson_get_monotonic_time () < deadline) {
+      struct timespec ts;
+
+      clock_gettime (CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 20 * 1000 * 1000;
+      if (ts.tv_nsec >= 1000000000) {
+         ts.tv_sec++;
+         ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait (&gate.cond, &gate.mutex, &ts);
+   }
+   pthread_mutex_unlock (&gate.mutex);
+   return true;
+}
+
+static bool
+ok_process (mt_task_t *task, void *state, bson_error_t *error)
+{
+   (void) task;
+   (void) state;
+   (void) error;
+   return true;
+}
+
+static bool
+fail_process (mt_task_t *task, void *state, bson_error_t *error)
+{
+   (void) state;
+   bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_PROCESS, "attempt %d fails", (int) mt_task_attempt (task));
+   return false;
+}
+
+/* Calls of the host API a plugin gets wrong, each refused with a message;
+ * the result records each answer. */
+static bool
+host_process (mt_task_t *task, void *state, bson_error_t *error)
+{
+   const char *empty[] = {""}, *a[] = {"a"};
+   bson_t result = BSON_INITIALIZER;
+   bson_t *bad_opts = BCON_NEW ("priority", "high");
+   bson_error_t e;
+   bool ok;
+
+   (void) state;
+   BSON_APPEND_BOOL (&result, "set_result_null", mt_task_set_result (task, NULL, &e));
+   BSON_APPEND_BOOL (&result, "set_status_null", mt_task_set_status (task, NULL, &e));
+   BSON_APPEND_BOOL (&result, "status_message_null", mt_task_set_status_message (task, NULL, &e));
+   BSON_APPEND_BOOL (&result, "delay_negative", mt_task_delay (task, -1, &e));
+   BSON_APPEND_BOOL (&result, "lock_empty", mt_task_lock_accounts (task, empty, 1, &e));
+   BSON_APPEND_BOOL (&result, "unlock_empty", mt_task_unlock_accounts (task, empty, 1, &e));
+   BSON_APPEND_BOOL (&result, "unlock_not_held", mt_task_unlock_accounts (task, a, 1, &e));
+   BSON_APPEND_INT32 (&result, "held", mt_task_held_accounts (task)[0] ? 1 : 0);
+   BSON_APPEND_BOOL (&result, "with_no_fn", mt_task_with_accounts (task, a, 1, NULL, NULL, &e));
+   BSON_APPEND_BOOL (&result, "with_empty", mt_task_with_accounts (task, empty, 1, NULL, NULL, &e) || e.code != MT_PLUGIN_ERROR_API);
+   BSON_APPEND_BOOL (&result, "enqueue_bad", mt_task_enqueue (task, "q", "faults_ok", NULL, bad_opts, NULL, &e));
+   BSON_APPEND_BOOL (&result, "enqueue_no_id", mt_task_enqueue (task, "q2", "faults_ok", NULL, NULL, NULL, &e));
+   BSON_APPEND_BOOL (&result, "keepalive_no_pool", mt_task_keepalive (task, &e));
+   ok = mt_task_set_result (task, &result, error);
+   bson_destroy (&result);
+   bson_destroy (bad_opts);
+   return ok;
+}
+
+/* Fails without saying why. */
+static bool
+silent_process (mt_task_t *task, void *state, bson_error_t *error)
+{
+   (void) task;
+   (void) state;
+   (void) error;
+   return false;
+}
+
+static const mt_plugin_t host_plugin = {
+   .abi_version = MT_PLUGIN_ABI_VERSION,
+   .struct_size = sizeof (mt_plugin_t),
+   .type = "faults_host",
+   .process = host_process,
+};
+
+static const mt_plugin_t silent_plugin = {
+   .abi_version = MT_PLUGIN_ABI_VERSION,
+   .struct_size = sizeof (mt_plugin_t),
+   .type = "faults_silent",
+   .process = silent_process,
+   .max_attempts = 1,
+};
+
+static const mt_plugin_t gate_plugin = {
+   .abi_version = MT_PLUGIN_ABI_VERSION,
+   .struct_size = sizeof (mt_plugin_t),
+   .type = "faults_gate",
+   .process = gate_process,
+};
+
+static const mt_plugin_t ok_plugin = {
+   .abi_version = MT_PLUGIN_ABI_VERSION,
+   .struct_size = sizeof (mt_plugin_t),
+   .type = "faults_ok",
+   .process = ok_process,
+};
+
+/* Its own retry budget: two attempts, not the worker's three. */
+static const mt_plugin_t fail_plugin = {
+   .abi_version = MT_PLUGIN_ABI_VERSION,
+   .struct_size = sizeof (mt_plugin_t),
+   .type = "faults_fail",
+   .process = fail_process,
+   .max_attempts = 2,
+};
+
+typedef struct {
+   fx_t fx; /* its database, and a client to look at it */
+   mt_worker_t *worker;
+   pthread_t thread;
+   bool ok;
+   bson_error_t error;
+} bg_t;
+
+static void *
+bg_main (void *data)
+{
+   bg_t *bg = data;
+
+   bg->ok = mt_worker_run (bg->worker, &bg->error);
+   return NULL;
+}
+
+/* A worker of this process on queue q of its own database, its log in
+ * wlog; `lease_ms` 0 for the default. Not started. */
+static void
+bg_new (bg_t *bg, int64_t lease_ms)
+{
+   static const char *const queues[] = {"q", NULL};
+   static const mt_plugin_t *const builtins[] = {&gate_plugin, &ok_plugin, &fail_plugin, &host_plugin, &silent_plugin, NULL};
+   static const char *const no_dirs[] = {NULL};
+   mt_worker_config_t config;
+   bson_error_t error;
+
+   memset (bg, 0, sizeof *bg);
+   faulty = mt_test_client ();
+   fx_init (&bg->fx);
+   pthread_mutex_lock (&wlog.mutex);
+   wlog.len = 0;
+   wlog.text[0] = '\0';
+   pthread_mutex_unlock (&wlog.mutex);
+   pthread_mutex_lock (&gate.mutex);
+   gate.arrived = gate.opened = 0;
+   pthread_mutex_unlock (&gate.mutex);
+
+   mt_worker_config_init (&config);
+   config.uri = mt_test_uri ();
+   config.db = bg->fx.db;
+   config.queue_names = queues;
+   config.builtin_plugins = builtins;
+   config.plugin_dirs = no_dirs;
+   config.worker_id = "faults-inproc";
+   config.poll_interval_ms = 20;
+   config.retry_backoff_ms = 0;
+   config.log_func = wlog_line;
+   config.log_level = MT_LOG_DEBUG;
+   if (lease_ms) {
+      config.lease_ms = lease_ms;
+   }
+   bg->worker = mt_worker_new (&config, &error);
+   ASSERT_OR_PRINT (bg->worker, error);
+}
+
+static void
+bg_start (bg_t *bg)
+{
+   ASSERT (pthread_create (&bg->thread, NULL, bg_main, bg) == 0);
+}
+
+/* Stops it; it must have run well. */
+static void
+bg_stop (bg_t *bg)
+{
+   mt_worker_stop (bg->worker);
+   pthread_join (bg->thread, NULL);
+   ASSERT_OR_PRINT (bg->ok, bg->error);
+   mt_worker_destroy (bg->worker);
+   fx_cleanup (&bg->fx);
+   faulty = NULL;
+}
+
+/* failCommand for the worker's clients, in this database only. */
+static void
+bg_failpoint (bg_t *bg, const char *mode, const char *collection, const char *commands, const char *what)
+{
+   char *data = bson_strdup_printf ("{'failCommands': %s, %s, 'appName': 'mtask-worker', 'namespace': '%s.%s'}", commands, what,
+                                    bg->fx.db, collection);
+
+   failpoint_set (mode, data);
+   bson_free (data);
+}
+
+#define CLOSE "'closeConnection': true"
+#define REFUSE "'errorCode': 2"
+
+static bool
+bg_status_is (bg_t *bg, const bson_oid_t *id, const char *status)
+{
+   char buf[64];
+
+   return !strcmp (status_of (&bg->fx, id, buf, sizeof buf), status);
+}
+
+/* Claims that meet a dropped connection, then a refusal, then a batch
+ * claim whose read back fails after its update: the worker retries, and
+ * gives back what the failed batch took, its attempts not counted. */
+static void
+test_worker_claims (void)
+{
+   bg_t bg;
+   bson_oid_t ids[4];
+
+   failpoint_off ();
+   bg_new (&bg, 0);
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['findAndModify']", CLOSE);
+   ids[0] = enqueue (&bg.fx, "q", "faults_ok", NULL);
+   bg_start (&bg);
+   WAIT_UNTIL (bg_status_is (&bg, &ids[0], MT_STATUS_FINISHED), 20000);
+   ASSERT (wlog_has ("cannot reach the database"));
+
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['findAndModify']", REFUSE);
+   WAIT_UNTIL (wlog_has ("claim failed"), 20000);
+   failpoint_off ();
+
+   /* A backlog: the first claim takes one, the next a batch of two, whose
+    * read back fails. */
+   ids[1] = enqueue (&bg.fx, "q", "faults_gate", NULL);
+   ids[2] = enqueue (&bg.fx, "q", "faults_ok", NULL);
+   ids[3] = enqueue (&bg.fx, "q", "faults_ok", NULL);
+   WAIT_UNTIL (gate_arrived () == 1, 20000);
+   bg_failpoint (&bg, "{'skip': 1}", "tasks", "['find']", REFUSE);
+   gate_open ();
+   WAIT_UNTIL (wlog_has ("claim failed: Failing command") && wlog_has ("sweep of malformed tasks failed"), 20000);
+   failpoint_off ();
+   for (int i = 1; i < 4; i++) {
+      bson_t *doc;
+
+      WAIT_UNTIL (bg_status_is (&bg, &ids[i], MT_STATUS_FINISHED), 20000);
+      doc = find_id (&bg.fx, MT_TASKS_COLLECTION, &ids[i]);
+      ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
+      bson_destroy (doc);
+   }
+   bg_stop (&bg);
+}
+
+/* An outcome whose write meets a dropped connection is written again; one
+ * the server refuses stays unwritten, and says so. */
+static void
+test_worker_outcome (void)
+{
+   bg_t bg;
+   bson_oid_t ids[2];
+
+   failpoint_off ();
+   bg_new (&bg, 0);
+   bg_start (&bg);
+   ids[0] = enqueue (&bg.fx, "q", "faults_gate", NULL);
+   WAIT_UNTIL (gate_arrived () == 1, 20000);
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['update']", CLOSE);
+   gate_open ();
+   WAIT_UNTIL (bg_status_is (&bg, &ids[0], MT_STATUS_FINISHED), 20000);
+   ASSERT (wlog_has ("cannot write its outcome yet"));
+
+   ids[1] = enqueue (&bg.fx, "q", "faults_gate", NULL);
+   WAIT_UNTIL (gate_arrived () == 2, 20000);
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['update']", REFUSE);
+   gate_open ();
+   WAIT_UNTIL (wlog_has ("stays WORK_IN_PROGRESS until its lease ends"), 20000);
+   ASSERT (bg_status_is (&bg, &ids[1], MT_STATUS_WORK_IN_PROGRESS));
+   failpoint_off ();
+   bg_stop (&bg);
+}
+
+/* The start: indexes that meet a dropped connection are built again; a
+ * refusal ends the run, saying what it could not prepare. */
+static void
+test_worker_prepare (void)
+{
+   bg_t bg;
+   bson_oid_t id;
+
+   failpoint_off ();
+   bg_new (&bg, 0);
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['createIndexes']", CLOSE);
+   id = enqueue (&bg.fx, "q", "faults_ok", NULL);
+   bg_start (&bg);
+   WAIT_UNTIL (bg_status_is (&bg, &id, MT_STATUS_FINISHED), 20000);
+   ASSERT (wlog_has ("cannot reach the database"));
+   bg_stop (&bg);
+
+   bg_new (&bg, 0);
+   bg_failpoint (&bg, "{'times': 1}", "tasks", "['createIndexes']", REFUSE);
+   ASSERT (!mt_worker_run (bg.worker, &bg.error));
+   ASSERT_CMPINT (bg.error.domain, ==, MT_ERROR_STORE);
+   ASSERT_CONTAINS (bg.error.message, "cannot prepare");
+   ASSERT_CONTAINS (bg.error.message, "Failing command via 'failCommand' failpoint");
+   failpoint_off ();
+   mt_worker_destroy (bg.worker);
+   fx_cleanup (&bg.fx);
+   faulty = NULL;
+}
+
+/* The heartbeat fails, says so once, and says when it works again; the
+ * last one, at the stop, says it could not be written. */
+static void
+test_worker_heartbeat (void)
+{
+   bg_t bg;
+
+   failpoint_off ();
+   bg_new (&bg, 1500);
+   /* The first heartbeat is the start's; the thread's fail. */
+   bg_failpoint (&bg, "{'skip': 1}", "workers", "['findAndModify']", REFUSE);
+   bg_start (&bg);
+   WAIT_UNTIL (wlog_has ("heartbeat failed"), 20000);
+   failpoint_off ();
+   WAIT_UNTIL (wlog_has ("heartbeat works again"), 20000);
+   bg_failpoint (&bg, "'alwaysOn'", "workers", "['findAndModify']", REFUSE);
+   mt_worker_stop (bg.worker);
+   pthread_join (bg.thread, NULL);
+   failpoint_off ();
+   ASSERT_OR_PRINT (bg.ok, bg.error);
+   ASSERT (wlog_has ("cannot record that the worker stopped"));
+   mt_worker_destroy (bg.worker);
+   fx_cleanup (&bg.fx);
+   faulty = NULL;
+}
+
+/* A plugin's own retry budget (its descriptor's max_attempts) wins over
+ * the worker's. */
+static void
+test_worker_plugin_budget (void)
+{
+   bg_t bg;
+   bson_oid_t id;
+   bson_t *doc;
+
+   failpoint_off ();
+   bg_new (&bg, 0);
+   id = enqueue (&bg.fx, "q", "faults_fail", NULL);
+   bg_start (&bg);
+   WAIT_UNTIL (bg_status_is (&bg, &id, MT_STATUS_FAILED), 20000);
+   doc = find_id (&bg.fx, MT_TASKS_COLLECTION, &id);
+   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
+   ASSERT_CMPINT (mt_test_int (doc, "max_attempts"), ==, 2);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "attempt 2 fails");
+   bson_destroy (doc);
+   bg_stop (&bg);
+}
+
+/* A plugin's mistakes are refused one by one, and the task goes on; one
+ * that fails without a word gets a message for it. */
+static void
+test_worker_plugin_mistakes (void)
+{
+   static const char *const refused[] = {"set_result_null", "set_status_null", "delay_negative", "lock_empty", "unlock_empty",
+                                         "with_no_fn", "with_empty", "enqueue_bad", "keepalive_no_pool"};
+   bg_t bg;
+   bson_oid_t host, silent;
+   bson_t *doc;
+
+   failpoint_off ();
+   bg_new (&bg, 0);
+   host = enqueue (&bg.fx, "q", "faults_host", NULL);
+   silent = enqueue (&bg.fx, "q", "faults_silent", NULL);
+   bg_start (&bg);
+   WAIT_UNTIL (bg_status_is (&bg, &host, MT_STATUS_FINISHED), 20000);
+   WAIT_UNTIL (bg_status_is (&bg, &silent, MT_STATUS_FAILED), 20000);
+   doc = find_id (&bg.fx, MT_TASKS_COLLECTION, &host);
+   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+      char key[64];
+      bson_iter_t iter;
+
+      bson_snprintf (key, sizeof key, "result.%s", refused[i]);
+      ASSERT (bson_iter_init (&iter, doc) && bson_iter_find_descendant (&iter, key, &iter));
+      if (bson_iter_as_bool (&iter)) {
+         mt_test_fail (__FILE__, __LINE__, "%s was not refused", refused[i]);
+      }
+   }
+   ASSERT (mt_test_has (doc, "result.status_message_null"));
+   ASSERT_CMPINT (mt_test_int (doc, "result.held"), ==, 0);
+   bson_destroy (doc);
+   ASSERT_CMPINT (count (&bg.fx, MT_TASKS_COLLECTION, "{'queue': 'q2'}"), ==, 1);
+   doc = find_id (&bg.fx, MT_TASKS_COLLECTION, &silent);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "plugin 'faults_silent' returned failure without an error message");
+   bson_destroy (doc);
+   bg_stop (&bg);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2175,7 +2687,14 @@ main (int argc, char **argv)
    mt_test_add ("/faults/sweep/schedule", test_sweep_schedule);
    mt_test_add ("/faults/sweep/archive", test_sweep_archive);
    mt_test_add ("/faults/sweep/leases", test_sweep_leases);
+   mt_test_add ("/faults/sweep/upkeep", test_sweep_upkeep);
    mt_test_add ("/faults/sweep/admin", test_sweep_admin);
    mt_test_add ("/faults/sweep/close_connection", test_sweep_close);
+   mt_test_add ("/faults/worker/claims", test_worker_claims);
+   mt_test_add ("/faults/worker/outcome", test_worker_outcome);
+   mt_test_add ("/faults/worker/prepare", test_worker_prepare);
+   mt_test_add ("/faults/worker/heartbeat", test_worker_heartbeat);
+   mt_test_add ("/faults/worker/plugin_budget", test_worker_plugin_budget);
+   mt_test_add ("/faults/worker/plugin_mistakes", test_worker_plugin_mistakes);
    return mt_test_main (argc, argv);
 }
