@@ -4,17 +4,19 @@
  * at the same moment.
  *
  * Documents: `groups` {_id, description, created, status, keep_seconds,
- * keep_until}; `group_stages` {_id, group, number, status, total, done,
- * done_ids, created, started, completed}, unique on (group, number); tasks
- * carry `group` and `stage`, and wait as WAITING until their stage starts.
+ * keep_until, completed}; `group_stages` {_id, group, number, status,
+ * total, done, done_ids, created, enqueued, started, completed}, unique on
+ * (group, number); tasks carry `group` and `stage`, and wait as WAITING
+ * until their stage starts.
  *
  * Completion is counted on the stage as tasks end: adding the task's id to
  * `done_ids` and one to `done` is a single update, conditional on the id
  * not being there yet, so a task is counted once even when the count is
  * retried or repaired. The worker whose count reaches `total` completes the
  * stage with a conditional update (only one succeeds) and starts the next.
- * Upkeep counts what a crash left uncounted, so nothing stalls for longer
- * than a tick. */
+ * Upkeep counts what a crash left uncounted, starts the next stage (or
+ * completes the group) where that failed, and corrects a count that an
+ * enqueue whose insert failed left too high, so nothing stalls for good. */
 #include "mtask-private.h"
 
 #include <string.h>
@@ -202,14 +204,19 @@ mt_group_enqueue (mongoc_client_t *client,
    {
       /* Stages run in their order: a new stage cannot come before one that
        * has started already. */
-      bson_t later;
+      bson_t later, own;
       bson_t *started = BCON_NEW ("group", BCON_OID (group), "number", "{", "$gt", BCON_INT32 (stage), "}", "status",
                                   "{", "$ne", "pending", "}");
       bson_t *mine = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage));
-      bool has_later, has_mine;
-      bson_t own;
+      bool has_later = false, has_mine = false;
 
-      ok = mt_find_one (stages, started, NULL, &later, &has_later, error) && mt_find_one (stages, mine, NULL, &own, &has_mine, error);
+      /* Each read initializes its document, failed or not. */
+      ok = mt_find_one (stages, started, NULL, &later, &has_later, error);
+      bson_destroy (&later);
+      if (ok) {
+         ok = mt_find_one (stages, mine, NULL, &own, &has_mine, error);
+         bson_destroy (&own);
+      }
       bson_destroy (started);
       bson_destroy (mine);
       if (ok && has_later && !has_mine) {
@@ -220,8 +227,6 @@ mt_group_enqueue (mongoc_client_t *client,
                            stage);
          ok = false;
       }
-      bson_destroy (&later);
-      bson_destroy (&own);
       if (!ok) {
          goto cleanup;
       }
@@ -234,7 +239,7 @@ mt_group_enqueue (mongoc_client_t *client,
    /* Count the task in first, so a stage never looks complete while a
     * task is on its way; a complete stage takes no more. */
    filter = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (stage), "status", "{", "$ne", "complete", "}");
-   update = BCON_NEW ("$inc", "{", "total", BCON_INT32 (1), "}");
+   update = BCON_NEW ("$inc", "{", "total", BCON_INT32 (1), "}", "$currentDate", "{", "enqueued", BCON_BOOL (true), "}");
    mongoc_find_and_modify_opts_set_update (fam, update);
    mongoc_find_and_modify_opts_set_flags (fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
    if (!mongoc_collection_find_and_modify_with_opts (stages, filter, fam, &reply, error)) {
@@ -267,6 +272,8 @@ mt_group_enqueue (mongoc_client_t *client,
       bson_steal (&doc, &fixed);
    }
    if (!mongoc_collection_insert_one (tasks, &doc, NULL, NULL, error)) {
+      /* When even this fails, the upkeep tick counts the stage's tasks
+       * again once the count is old enough not to be on its way. */
       bson_t *undo = BCON_NEW ("$inc", "{", "total", BCON_INT32 (-1), "}");
       bson_error_t ignored;
 
@@ -557,6 +564,108 @@ mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *
    return mt_group_task_ended (client, db, bson_iter_oid (&g), (int32_t) bson_iter_as_int64 (&n), bson_iter_value (&id), error);
 }
 
+/* How long a stage's count may run ahead of its tasks before the upkeep
+ * tick counts them again. An enqueue counts its task in, then inserts it;
+ * one whose insert failed, and then its undo too, leaves the count one too
+ * high for good, and the stage would never complete. Twice the driver's
+ * socket timeout: an enqueue still on its way after that has failed. */
+#define MT_GROUP_RECOUNT_MS (10 * 60 * 1000)
+
+/* A running stage whose count is ahead of its tasks, and has been since
+ * well before `now_ms`, gets its tasks' count; `*stage` is read again. */
+static bool
+recount_stage (mongoc_collection_t *stages,
+               mongoc_collection_t *tasks,
+               const bson_oid_t *group,
+               bson_t **stage,
+               int64_t now_ms,
+               bson_error_t *error)
+{
+   bson_iter_t iter, id;
+   bson_t *filter, by_id = BSON_INITIALIZER, cas = BSON_INITIALIZER, doc;
+   int64_t n;
+   bool ok, found;
+
+   if (get_int (*stage, "done") >= get_int (*stage, "total") || !bson_iter_init_find (&id, *stage, "_id") ||
+       (bson_iter_init_find (&iter, *stage, "enqueued") && BSON_ITER_HOLDS_DATE_TIME (&iter) &&
+        bson_iter_date_time (&iter) > now_ms - MT_GROUP_RECOUNT_MS)) {
+      return true;
+   }
+   filter = BCON_NEW ("group", BCON_OID (group), "stage", BCON_INT32 ((int32_t) get_int (*stage, "number")));
+   n = mongoc_collection_count_documents (tasks, filter, NULL, NULL, NULL, error);
+   bson_destroy (filter);
+   if (n < 0 || n >= get_int (*stage, "total")) {
+      return n >= 0;
+   }
+   /* Only the count seen: an enqueue meanwhile changed it. */
+   BSON_APPEND_VALUE (&by_id, "_id", bson_iter_value (&id));
+   BSON_APPEND_VALUE (&cas, "_id", bson_iter_value (&id));
+   if (bson_iter_init_find (&iter, *stage, "total")) {
+      BSON_APPEND_VALUE (&cas, "total", bson_iter_value (&iter));
+   }
+   filter = BCON_NEW ("$set", "{", "total", BCON_INT32 ((int32_t) n), "}");
+   ok = mongoc_collection_update_one (stages, &cas, filter, NULL, NULL, error) &&
+        mt_find_one (stages, &by_id, NULL, &doc, &found, error);
+   if (ok && found) {
+      bson_destroy (*stage);
+      *stage = bson_copy (&doc);
+   }
+   if (ok) {
+      bson_destroy (&doc);
+   }
+   bson_destroy (filter);
+   bson_destroy (&by_id);
+   bson_destroy (&cas);
+   return ok;
+}
+
+/* Running groups that stalled: a stage completed and starting the next
+ * failed, or the last completed and completing the group failed. Each is
+ * started again from its first stage that is not complete. */
+static bool
+resume_groups (mongoc_client_t *client, const char *db, mongoc_collection_t *groups, mongoc_collection_t *stages, bson_error_t *error)
+{
+   bson_t *running = BCON_NEW ("status", "running");
+   bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (groups, running, opts, NULL);
+   const bson_t *doc;
+   bson_oid_t *ids = NULL;
+   size_t n = 0, cap = 0;
+   bool ok;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
+         if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = bson_realloc (ids, cap * sizeof *ids);
+         }
+         bson_oid_copy (bson_iter_oid (&iter), &ids[n++]);
+      }
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   for (size_t i = 0; ok && i < n; i++) {
+      bson_t *open = BCON_NEW ("group", BCON_OID (&ids[i]), "status", "{", "$ne", "complete", "}");
+      bson_t *first = BCON_NEW ("sort", "{", "number", BCON_INT32 (1), "}");
+      bson_t stage;
+      bool found;
+
+      ok = mt_find_one (stages, open, first, &stage, &found, error);
+      if (ok && (!found || !strcmp (get_str (&stage, "status"), "pending"))) {
+         ok = mt_group_initiate (client, db, &ids[i], error);
+      }
+      bson_destroy (&stage);
+      bson_destroy (open);
+      bson_destroy (first);
+   }
+   bson_free (ids);
+   bson_destroy (running);
+   bson_destroy (opts);
+   return ok;
+}
+
 /* Counts the ended tasks of running stages that a crash left uncounted,
  * completes stages whose count is full, and deletes kept groups whose time
  * is up. Run by one worker per upkeep tick. */
@@ -588,13 +697,14 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
       bson_t filter = BSON_INITIALIZER, child, list;
       mongoc_cursor_t *ended;
       const bson_t *task;
-      const bson_oid_t *group = NULL;
+      bson_oid_t group_id;
+      const bson_oid_t *group = &group_id;
       int32_t number = (int32_t) get_int (found[i], "number");
 
       if (!bson_iter_init_find (&iter, found[i], "group") || !BSON_ITER_HOLDS_OID (&iter)) {
          continue;
       }
-      group = bson_iter_oid (&iter);
+      bson_oid_copy (bson_iter_oid (&iter), &group_id);
       {
          /* A task left WAITING in a running stage (its release failed
           * after its stage started) is released here. */
@@ -638,6 +748,9 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
       ok = ok && !mongoc_cursor_error (ended, error);
       mongoc_cursor_destroy (ended);
       bson_destroy (&filter);
+      if (ok) {
+         ok = recount_stage (stages, tasks, group, &found[i], now_ms, error);
+      }
 
       if (ok && get_int (found[i], "done") >= get_int (found[i], "total")) {
          /* Counted full, but the one who filled it did not finish the job. */
@@ -656,8 +769,13 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
    bson_free (found);
 
    if (ok) {
-      /* Kept groups whose time is up. */
-      bson_t *expired = BCON_NEW ("status", "complete", "keep_until", "{", "$lt", BCON_DATE_TIME (now_ms), "}");
+      ok = resume_groups (client, db, groups, stages, error);
+   }
+   if (ok) {
+      /* Kept groups whose time is up; and complete ones whose deletion, or
+       * the write of their keep_until, failed: by their completion time. */
+      bson_t *expired = BCON_NEW ("status", "complete", "$or", "[", "{", "keep_until", "{", "$lt", BCON_DATE_TIME (now_ms), "}", "}",
+                                  "{", "keep_until", "{", "$exists", BCON_BOOL (false), "}", "}", "]");
       mongoc_cursor_t *old = mongoc_collection_find_with_opts (groups, expired, NULL, NULL);
       const bson_t *group;
       bson_oid_t ids[64];
@@ -665,6 +783,17 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
 
       while (m < 64 && mongoc_cursor_next (old, &group)) {
          bson_iter_t iter;
+         int64_t completed = 0;
+
+         if (!bson_iter_init_find (&iter, group, "keep_until")) {
+            if (bson_iter_init_find (&iter, group, "completed") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+               completed = bson_iter_date_time (&iter);
+            }
+            if (bson_iter_init_find (&iter, group, "keep_seconds") && BSON_ITER_HOLDS_NUMBER (&iter) &&
+                completed + (int64_t) (bson_iter_as_double (&iter) * 1000) > now_ms) {
+               continue;
+            }
+         }
          if (bson_iter_init_find (&iter, group, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
             bson_oid_copy (bson_iter_oid (&iter), &ids[m++]);
          }

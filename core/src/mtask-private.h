@@ -129,6 +129,12 @@ bool mt_store_claim_batch (mongoc_collection_t *tasks,
                            size_t *n,
                            bson_error_t *error);
 
+/* Gives back, as they were before the claim (attempt not counted), the
+ * tasks a batch claim with `token` claimed when its caller never got them:
+ * the call failed after its update (the read back, or the reply of the
+ * update itself, was lost). How many, or -1. */
+int64_t mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error);
+
 /* Applies `update` to the task only while this worker still holds the claim
  * it made (`worker_pid` and `attempts`). Fails with MT_STORE_ERROR_LOST when
  * the claim is gone. */

@@ -495,10 +495,13 @@ mt_slot_state (mongoc_client_t *client, const char *db, const bson_value_t *task
    if (!state->holds) {
       mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
       bson_t by_id = BSON_INITIALIZER;
+      int64_t n;
 
       BSON_APPEND_VALUE (&by_id, "_id", task_id);
       BSON_APPEND_UTF8 (&by_id, "status", MT_STATUS_CANCELLED);
-      state->cancelled = mongoc_collection_count_documents (tasks, &by_id, NULL, NULL, NULL, NULL) > 0;
+      n = mongoc_collection_count_documents (tasks, &by_id, NULL, NULL, NULL, NULL);
+      state->cancelled = n > 0;
+      state->holds = n < 0; /* unknown whether stopped or timed out: look again */
       bson_destroy (&by_id);
       mongoc_collection_destroy (tasks);
    }

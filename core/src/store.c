@@ -106,7 +106,10 @@ mt_store_claim (mongoc_collection_t *tasks,
    mongoc_find_and_modify_opts_set_update (opts, &update);
    mongoc_find_and_modify_opts_set_flags (opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
 
+   /* The reply is initialized either way, and holds the server's error
+    * when the command fails. */
    if (!mongoc_collection_find_and_modify_with_opts (tasks, &filter, opts, &reply, error)) {
+      bson_destroy (&reply);
       goto cleanup;
    }
    if (bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
@@ -223,6 +226,24 @@ cleanup:
    bson_destroy (&update);
    bson_destroy (&filter);
    return ok;
+}
+
+int64_t
+mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error)
+{
+   bson_t *mine = BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
+   bson_t update, reply;
+   bson_iter_t iter;
+   int64_t n = -1;
+
+   mt_give_back_update (&update, 0);
+   if (mongoc_collection_update_many (tasks, mine, &update, NULL, &reply, error)) {
+      n = bson_iter_init_find (&iter, &reply, "modifiedCount") ? bson_iter_as_int64 (&iter) : 0;
+   }
+   bson_destroy (&reply);
+   bson_destroy (&update);
+   bson_destroy (mine);
+   return n;
 }
 
 bool

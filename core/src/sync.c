@@ -3,16 +3,19 @@
  *
  * `stages` {_id, name, callable, queue, task, next_stage, params} and
  * `synchronizers` {_id, name, start_stage, actual_stage, status, stage_task,
- * start_at}. Stages point at each other by _id (the seed's own example
- * names two stages alike). Status is "stand_by" or "running".
+ * start_at, closing}. Stages point at each other by _id (the seed's own
+ * example names two stages alike). Status is "stand_by" or "running".
  *
  * Beginning a stage is two steps that survive a crash between them: the
  * synchronizer moves to the stage with `stage_task` null, then the callable
  * is inserted WAITING, recorded in `stage_task` (conditionally, so two
  * callers cannot both record one), and released as CREATED. A running
  * synchronizer found with `stage_task` null is finished off by the next
- * check. Advancing is one conditional update on (status, actual_stage):
- * however many callers check at once, one advances. */
+ * check, and one whose callables a failure left WAITING (not released, or
+ * never recorded) is tidied by it. Advancing is one conditional update on
+ * (status, actual_stage): however many callers check at once, one
+ * advances; it records in `closing` the task the stage closes, which is
+ * closed after it, or by the next check when that fails. */
 #include "mtask-private.h"
 
 #include <string.h>
@@ -313,30 +316,90 @@ cleanup:
    return ok;
 }
 
-/* The seed's get_running_task and closing it: the newest task of type
- * `type` that is WORK_IN_PROGRESS becomes FINISHED. */
+/* The seed's get_running_task: the newest task of type `type` that is
+ * WORK_IN_PROGRESS, if any. */
 static bool
-close_running_task (mongoc_client_t *client, const char *db, const char *type, bson_error_t *error)
+newest_running (mongoc_client_t *client, const char *db, const char *type, bson_oid_t *id, bool *found, bson_error_t *error)
 {
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
-   mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
    bson_t *filter = BCON_NEW ("type", type, "status", MT_STATUS_WORK_IN_PROGRESS);
-   bson_t *sort = BCON_NEW ("created", BCON_INT32 (-1));
-   bson_t *update = BCON_NEW ("$set", "{", "status", MT_STATUS_FINISHED, "worker_pid", BCON_NULL,
-                              "status_message", "closed by its synchronizer stage", "}",
-                              "$currentDate", "{", "finished", BCON_BOOL (true), "}");
-   bson_t reply;
+   bson_t *opts = BCON_NEW ("sort", "{", "created", BCON_INT32 (-1), "}", "projection", "{", "_id", BCON_INT32 (1), "}");
+   bson_t doc;
+   bool ok = mt_find_one (tasks, filter, opts, &doc, found, error);
+
+   *found = ok && *found && oid (&doc, "_id");
+   if (*found) {
+      bson_oid_copy (oid (&doc, "_id"), id);
+   }
+   bson_destroy (&doc);
+   bson_destroy (filter);
+   bson_destroy (opts);
+   mongoc_collection_destroy (tasks);
+   return ok;
+}
+
+/* Closes the task the synchronizer's last move recorded in `closing`
+ * (FINISHED, if it still runs), then forgets it. Again is harmless: a
+ * check that finds `closing` set finishes what a failure left. */
+static bool
+close_recorded (mongoc_client_t *client, const char *db, const char *name, const bson_oid_t *task, bson_error_t *error)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   mongoc_collection_t *syncs = mongoc_client_get_collection (client, db, MT_SYNCHRONIZERS_COLLECTION);
+   bson_t *running = BCON_NEW ("_id", BCON_OID (task), "status", MT_STATUS_WORK_IN_PROGRESS);
+   bson_t *close = BCON_NEW ("$set", "{", "status", MT_STATUS_FINISHED, "worker_pid", BCON_NULL,
+                             "status_message", "closed by its synchronizer stage", "}",
+                             "$currentDate", "{", "finished", BCON_BOOL (true), "}");
+   bson_t *recorded = BCON_NEW ("_id", name, "closing", BCON_OID (task));
+   bson_t *forget = BCON_NEW ("$unset", "{", "closing", "", "}");
+   bool ok = mongoc_collection_update_one (tasks, running, close, NULL, NULL, error) &&
+             mongoc_collection_update_one (syncs, recorded, forget, NULL, NULL, error);
+
+   bson_destroy (running);
+   bson_destroy (close);
+   bson_destroy (recorded);
+   bson_destroy (forget);
+   mongoc_collection_destroy (tasks);
+   mongoc_collection_destroy (syncs);
+   return ok;
+}
+
+/* What a begin or an advance that failed half way left among the
+ * synchronizer's callables: the one recorded as `stage_task` still WAITING
+ * (its release failed) is released; others WAITING were never recorded
+ * (their record failed) and go, as a caller that lost the race to record
+ * does with its own. Either would keep the stage's queue from draining. */
+static bool
+settle_callables (mongoc_collection_t *tasks, const char *name, const bson_oid_t *recorded, bson_error_t *error)
+{
+   bson_t *waiting = BCON_NEW ("synchronizer", name, "status", MT_STATUS_WAITING);
+   bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, waiting, opts, NULL);
+   const bson_t *doc;
+   bson_oid_t ids[16];
+   size_t n = 0;
    bool ok;
 
-   mongoc_find_and_modify_opts_set_sort (fam, sort);
-   mongoc_find_and_modify_opts_set_update (fam, update);
-   ok = mongoc_collection_find_and_modify_with_opts (tasks, filter, fam, &reply, error);
-   bson_destroy (&reply);
-   bson_destroy (filter);
-   bson_destroy (sort);
-   bson_destroy (update);
-   mongoc_find_and_modify_opts_destroy (fam);
-   mongoc_collection_destroy (tasks);
+   while (n < 16 && mongoc_cursor_next (cursor, &doc)) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
+         bson_oid_copy (bson_iter_oid (&iter), &ids[n++]);
+      }
+   }
+   ok = !mongoc_cursor_error (cursor, error);
+   mongoc_cursor_destroy (cursor);
+   for (size_t i = 0; ok && i < n; i++) {
+      bson_t *mine = BCON_NEW ("_id", BCON_OID (&ids[i]), "status", MT_STATUS_WAITING);
+      bson_t *go = BCON_NEW ("$set", "{", "status", MT_STATUS_CREATED, "}");
+
+      ok = bson_oid_equal (&ids[i], recorded) ? mongoc_collection_update_one (tasks, mine, go, NULL, NULL, error)
+                                              : mongoc_collection_delete_one (tasks, mine, NULL, NULL, error);
+      bson_destroy (mine);
+      bson_destroy (go);
+   }
+   bson_destroy (waiting);
+   bson_destroy (opts);
    return ok;
 }
 
@@ -348,7 +411,8 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
    bson_t sync, stage;
    bson_t *filter = BCON_NEW ("_id", name);
    const bson_oid_t *stage_id, *next;
-   bool ok, found, moved = false;
+   bson_oid_t closing;
+   bool ok, found, moved = false, has_closing = false;
    int64_t pending;
 
    *advanced = false;
@@ -356,6 +420,10 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
    bson_init (&stage);
    ok = load (client, db, MT_SYNCHRONIZERS_COLLECTION, filter, &sync, &found, error);
    bson_destroy (filter);
+   if (ok && found && oid (&sync, "closing")) {
+      /* The last move's close failed: finish it first. */
+      ok = close_recorded (client, db, name, oid (&sync, "closing"), error);
+   }
    if (!ok || !found || !str (&sync, "status") || strcmp (str (&sync, "status"), "running") != 0) {
       if (ok && !found) {
          ok = sync_error_code (error, MT_CONFIG_ERROR_NOT_FOUND, "no synchronizer named '%s'", name);
@@ -383,6 +451,10 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
       ok = enqueue_callable (client, db, name, &stage, error);
       goto cleanup;
    }
+   if (!settle_callables (tasks, name, oid (&sync, "stage_task"), error)) {
+      ok = false;
+      goto cleanup;
+   }
 
    /* Drained: no task waiting or running on the stage's queue (the task it
     * closes does not count). */
@@ -398,27 +470,44 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
       goto cleanup;
    }
 
+   /* Complete. The task it closes is chosen now and recorded with the
+    * move, so that the one caller that moves it closes that task, and a
+    * later check finishes the close if it fails. */
+   if (str (&stage, "task") && !newest_running (client, db, str (&stage, "task"), &closing, &has_closing, error)) {
+      ok = false;
+      goto cleanup;
+   }
    next = oid (&stage, "next_stage");
    filter = BCON_NEW ("_id", name, "status", "running", "actual_stage", BCON_OID (stage_id));
    {
-      bson_t *update = next ? BCON_NEW ("$set", "{", "actual_stage", BCON_OID (next), "stage_task", BCON_NULL, "}")
-                            : BCON_NEW ("$set", "{", "status", "stand_by", "actual_stage", BCON_NULL, "stage_task", BCON_NULL,
-                                        "finished", BCON_DATE_TIME (mt_now_ms ()), "}");
-      bson_t reply;
+      bson_t update = BSON_INITIALIZER, set, reply;
       bson_iter_t iter;
 
-      ok = mongoc_collection_update_one (syncs, filter, update, NULL, &reply, error);
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
+      if (next) {
+         BSON_APPEND_OID (&set, "actual_stage", next);
+      } else {
+         BSON_APPEND_UTF8 (&set, "status", "stand_by");
+         BSON_APPEND_NULL (&set, "actual_stage");
+         BSON_APPEND_DATE_TIME (&set, "finished", mt_now_ms ());
+      }
+      BSON_APPEND_NULL (&set, "stage_task");
+      if (has_closing) {
+         BSON_APPEND_OID (&set, "closing", &closing);
+      }
+      bson_append_document_end (&update, &set);
+      ok = mongoc_collection_update_one (syncs, filter, &update, NULL, &reply, error);
       moved = ok && bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 1;
       bson_destroy (&reply);
-      bson_destroy (update);
+      bson_destroy (&update);
    }
    bson_destroy (filter);
    if (!moved) {
       goto cleanup; /* someone else advanced it */
    }
    *advanced = true;
-   if (str (&stage, "task")) {
-      ok = close_running_task (client, db, str (&stage, "task"), error);
+   if (has_closing) {
+      ok = close_recorded (client, db, name, &closing, error);
    }
    if (ok && next) {
       bson_t next_stage;
@@ -446,8 +535,9 @@ bool
 mt_sync_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
 {
    mongoc_collection_t *syncs = mongoc_client_get_collection (client, ctx->db, MT_SYNCHRONIZERS_COLLECTION);
+   int64_t now = mt_server_now (ctx);
    bson_t *filter = BCON_NEW ("$or", "[", "{", "status", "running", "}", "{", "status", "stand_by", "start_at", "{", "$lte",
-                              BCON_DATE_TIME (mt_server_now (ctx)), "}", "}", "]");
+                              BCON_DATE_TIME (now), "}", "}", "{", "closing", "{", "$exists", BCON_BOOL (true), "}", "}", "]");
    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (syncs, filter, NULL, NULL);
    const bson_t *doc;
    char **names = NULL, **starting = NULL;
@@ -458,14 +548,19 @@ mt_sync_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
       const char *name = str (doc, "name");
       const char *status = str (doc, "status");
 
+      bson_iter_t iter;
+
       if (!name || !status) {
          continue;
       }
-      if (!strcmp (status, "running")) {
+      if (!strcmp (status, "running") || oid (doc, "closing")) {
+         /* Checked: advanced, or the close of its last move finished. */
          names = bson_realloc (names, (n + 2) * sizeof *names);
          names[n++] = bson_strdup (name);
          names[n] = NULL;
-      } else {
+      }
+      if (!strcmp (status, "stand_by") && bson_iter_init_find (&iter, doc, "start_at") && BSON_ITER_HOLDS_DATE_TIME (&iter) &&
+          bson_iter_date_time (&iter) <= now) {
          starting = bson_realloc (starting, (m + 2) * sizeof *starting);
          starting[m++] = bson_strdup (name);
          starting[m] = NULL;

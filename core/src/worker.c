@@ -467,6 +467,7 @@ thread_main (void *data)
    bson_t ahead[MT_CLAIM_BATCH_MAX];
    size_t n_ahead = 0, next_ahead = 0, batch = 1;
    uint64_t claims = 0;
+   char unclaimed[300] = ""; /* the token of a batch claim that failed */
 
    pthread_mutex_lock (&worker->ctx.mutex);
    slot = worker->next_slot++;
@@ -490,6 +491,18 @@ thread_main (void *data)
       }
       n_ahead = next_ahead = 0;
 
+      if (unclaimed[0]) {
+         /* A batch claim failed after its update: what it took was never
+          * held, and goes back before this thread claims again (or, if
+          * that fails for good, with its lease). */
+         bson_error_t why;
+
+         if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) >= 0) {
+            unclaimed[0] = '\0';
+         } else {
+            mt_log (&worker->ctx, MT_LOG_WARNING, "cannot give back what a failed claim took yet: %s", why.message);
+         }
+      }
       maybe_sweep (worker, tasks, false);
       if (batch > 1) {
          /* A backlog: several tasks for one scan of the collection. */
@@ -508,7 +521,9 @@ thread_main (void *data)
                                     &n_ahead,
                                     &error);
          claimed = n_ahead > 0;
-         if (ok) {
+         if (!ok) {
+            bson_strncpy (unclaimed, token, sizeof unclaimed);
+         } else {
             hold_ahead (worker, slot, ahead, n_ahead);
             /* Grow while every claim comes back full; otherwise start over. */
             batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
@@ -580,6 +595,13 @@ thread_main (void *data)
    pthread_mutex_lock (&worker->ctx.mutex);
    give_back_ahead_locked (worker, slot, client, tasks);
    pthread_mutex_unlock (&worker->ctx.mutex);
+   if (unclaimed[0]) {
+      bson_error_t why;
+
+      if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) < 0) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "cannot give back what a failed claim took (%s); its lease will", why.message);
+      }
+   }
    while (next_ahead < n_ahead) {
       bson_destroy (&ahead[next_ahead++]);
    }
