@@ -40,55 +40,6 @@
 #define WORKER_ID "faults-worker"
 #define HOUR_MS (3600 * 1000)
 
-/* ---- the failpoint ------------------------------------------------------- */
-
-/* Sets failCommand to `mode` and `data` (JSON) with the harness's client and
- * returns the reply's count: how often it has fired since the server
- * started. */
-static int64_t
-failpoint_set (const char *mode, const char *data)
-{
-   char *json = bson_strdup_printf ("{'configureFailPoint': 'failCommand', 'mode': %s, 'data': %s}", mode, data);
-   bson_t *cmd = mt_test_bson (json);
-   bson_t reply;
-   bson_error_t error;
-   bool ok = mongoc_client_command_simple (mt_test_client (), "admin", cmd, NULL, &reply, &error);
-   int64_t count;
-
-   bson_free (json);
-   bson_destroy (cmd);
-   ASSERT_OR_PRINT (ok, error);
-   count = mt_test_int (&reply, "count");
-   bson_destroy (&reply);
-   return count;
-}
-
-static int64_t
-failpoint_off (void)
-{
-   return failpoint_set ("'off'", "{}");
-}
-
-/* A client named `appname` that tries each operation once, so that skip
- * counts exactly what the operation sends. */
-static mongoc_client_t *
-fp_client (const char *appname)
-{
-   bson_error_t error;
-   mongoc_uri_t *uri = mongoc_uri_new_with_error (mt_test_uri (), &error);
-   mongoc_client_t *client;
-
-   ASSERT_OR_PRINT (uri, error);
-   ASSERT (mongoc_uri_set_appname (uri, appname));
-   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYREADS, false));
-   ASSERT (mongoc_uri_set_option_as_bool (uri, MONGOC_URI_RETRYWRITES, false));
-   client = mongoc_client_new_from_uri_with_error (uri, &error);
-   mongoc_uri_destroy (uri);
-   ASSERT_OR_PRINT (client, error);
-   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
-   return client;
-}
-
 /* ---- one case's database --------------------------------------------------- */
 
 /* What an operation works on: the faulty client, a database of its own, a
@@ -343,7 +294,7 @@ sweep (const op_t *op, const char *data)
    sweep_t result = {0, 0};
    bool network = strstr (data, "closeConnection") != NULL;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    for (int k = 0;; k++) {
       char mode[32];
       bson_error_t error;
@@ -358,15 +309,15 @@ sweep (const op_t *op, const char *data)
       }
       fx.warnings = 0;
       bson_snprintf (mode, sizeof mode, "{'skip': %d}", k);
-      before = failpoint_set (mode, data);
+      before = mt_test_failpoint_set (mode, data);
       memset (&error, 0, sizeof error);
       ok = op->run (&fx, &error);
-      fired = failpoint_off () - before;
+      fired = mt_test_failpoint_off () - before;
       if (network) {
          /* A new client: the old one would wait before it looks for the
           * server again (minHeartbeatFrequencyMS). */
          mongoc_client_destroy (faulty);
-         fx.client = faulty = fp_client (APP);
+         fx.client = faulty = mt_test_failpoint_client (APP);
       }
 
       if (fired == 0) {
@@ -2164,7 +2115,7 @@ sweep_all (const char *prefix, const char *data)
 {
    int n = 0, points = 0, best_effort = 0;
 
-   faulty = fp_client (APP);
+   faulty = mt_test_failpoint_client (APP);
    for (size_t i = 0; i < N_OPS; i++) {
       if (!strncmp (ops[i].name, prefix, strlen (prefix))) {
          sweep_t s = sweep (&ops[i], data);
@@ -2475,7 +2426,7 @@ bg_failpoint (bg_t *bg, const char *mode, const char *collection, const char *co
    char *data = bson_strdup_printf ("{'failCommands': %s, %s, 'appName': 'mtask-worker', 'namespace': '%s.%s'}", commands, what,
                                     bg->fx.db, collection);
 
-   failpoint_set (mode, data);
+   mt_test_failpoint_set (mode, data);
    bson_free (data);
 }
 
@@ -2499,7 +2450,7 @@ test_worker_claims (void)
    bg_t bg;
    bson_oid_t ids[4];
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 0);
    bg_failpoint (&bg, "{'times': 1}", "tasks", "['findAndModify']", CLOSE);
    ids[0] = enqueue (&bg.fx, "q", "faults_ok", NULL);
@@ -2509,7 +2460,7 @@ test_worker_claims (void)
 
    bg_failpoint (&bg, "{'times': 1}", "tasks", "['findAndModify']", REFUSE);
    WAIT_UNTIL (wlog_has ("claim failed"), 20000);
-   failpoint_off ();
+   mt_test_failpoint_off ();
 
    /* A backlog: the first claim takes one, the next a batch of two, whose
     * read back fails. */
@@ -2520,7 +2471,7 @@ test_worker_claims (void)
    bg_failpoint (&bg, "{'skip': 1}", "tasks", "['find']", REFUSE);
    gate_open ();
    WAIT_UNTIL (wlog_has ("claim failed: Failing command") && wlog_has ("sweep of malformed tasks failed"), 20000);
-   failpoint_off ();
+   mt_test_failpoint_off ();
    for (int i = 1; i < 4; i++) {
       bson_t *doc;
 
@@ -2540,7 +2491,7 @@ test_worker_outcome (void)
    bg_t bg;
    bson_oid_t ids[2];
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 0);
    bg_start (&bg);
    ids[0] = enqueue (&bg.fx, "q", "faults_gate", NULL);
@@ -2556,7 +2507,7 @@ test_worker_outcome (void)
    gate_open ();
    WAIT_UNTIL (wlog_has ("stays WORK_IN_PROGRESS until its lease ends"), 20000);
    ASSERT (bg_status_is (&bg, &ids[1], MT_STATUS_WORK_IN_PROGRESS));
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_stop (&bg);
 }
 
@@ -2568,7 +2519,7 @@ test_worker_prepare (void)
    bg_t bg;
    bson_oid_t id;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 0);
    bg_failpoint (&bg, "{'times': 1}", "tasks", "['createIndexes']", CLOSE);
    id = enqueue (&bg.fx, "q", "faults_ok", NULL);
@@ -2583,7 +2534,7 @@ test_worker_prepare (void)
    ASSERT_CMPINT (bg.error.domain, ==, MT_ERROR_STORE);
    ASSERT_CONTAINS (bg.error.message, "cannot prepare");
    ASSERT_CONTAINS (bg.error.message, "Failing command via 'failCommand' failpoint");
-   failpoint_off ();
+   mt_test_failpoint_off ();
    mt_worker_destroy (bg.worker);
    fx_cleanup (&bg.fx);
    faulty = NULL;
@@ -2596,18 +2547,18 @@ test_worker_heartbeat (void)
 {
    bg_t bg;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 1500);
    /* The first heartbeat is the start's; the thread's fail. */
    bg_failpoint (&bg, "{'skip': 1}", "workers", "['findAndModify']", REFUSE);
    bg_start (&bg);
    WAIT_UNTIL (wlog_has ("heartbeat failed"), 20000);
-   failpoint_off ();
+   mt_test_failpoint_off ();
    WAIT_UNTIL (wlog_has ("heartbeat works again"), 20000);
    bg_failpoint (&bg, "'alwaysOn'", "workers", "['findAndModify']", REFUSE);
    mt_worker_stop (bg.worker);
    pthread_join (bg.thread, NULL);
-   failpoint_off ();
+   mt_test_failpoint_off ();
    ASSERT_OR_PRINT (bg.ok, bg.error);
    ASSERT (wlog_has ("cannot record that the worker stopped"));
    mt_worker_destroy (bg.worker);
@@ -2624,7 +2575,7 @@ test_worker_plugin_budget (void)
    bson_oid_t id;
    bson_t *doc;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 0);
    id = enqueue (&bg.fx, "q", "faults_fail", NULL);
    bg_start (&bg);
@@ -2648,7 +2599,7 @@ test_worker_plugin_mistakes (void)
    bson_oid_t host, silent;
    bson_t *doc;
 
-   failpoint_off ();
+   mt_test_failpoint_off ();
    bg_new (&bg, 0);
    host = enqueue (&bg.fx, "q", "faults_host", NULL);
    silent = enqueue (&bg.fx, "q", "faults_silent", NULL);
