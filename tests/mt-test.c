@@ -1001,6 +1001,56 @@ mt_test_worker (const char *const *extra)
 }
 
 pid_t
+mt_test_worker_crashing (const char *const *extra)
+{
+   const char *asan = getenv ("ASAN_OPTIONS");
+   char *saved = asan ? bson_strdup (asan) : NULL;
+   char *options = bson_strdup_printf ("%s:handle_segv=0", asan ? asan : "");
+   pid_t pid;
+
+   setenv ("ASAN_OPTIONS", options, 1);
+   pid = mt_test_worker (extra);
+   if (saved) {
+      setenv ("ASAN_OPTIONS", saved, 1);
+   } else {
+      unsetenv ("ASAN_OPTIONS");
+   }
+   bson_free (saved);
+   bson_free (options);
+   return pid;
+}
+
+bson_oid_t
+mt_test_group_new (const char *description, double keep_seconds)
+{
+   bson_t *opts = BCON_NEW ("keep_seconds", BCON_DOUBLE (keep_seconds));
+   bson_error_t error;
+   bson_oid_t id;
+   bool ok = mt_group_create (mt_test_client (), mt_test_db (), description, opts, &id, &error);
+
+   bson_destroy (opts);
+   ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+bson_oid_t
+mt_test_group_add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json)
+{
+   bson_t *params = mt_test_bson (params_json);
+   bson_t *opts = opts_json ? mt_test_bson (opts_json) : NULL;
+   bson_error_t error;
+   bson_oid_t id;
+   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, &id, &error);
+
+   bson_destroy (params);
+   if (opts) {
+      bson_destroy (opts);
+   }
+   ASSERT_OR_PRINT (ok, error);
+   return id;
+}
+
+pid_t
 mt_test_worker_ready (const char *const *extra)
 {
    pid_t pid = mt_test_worker (extra);

@@ -275,12 +275,21 @@ void mt_test_gate_open (const char *name);
  * workers (the `ticks` document, core/src/upkeep.c); 0 before the first. */
 int64_t mt_test_upkeep_ticks (void);
 
+/* A staged group kept `keep_seconds` after it completes (to be looked at),
+ * and a task of its stage `stage` on queue "q"; fail the test on error. */
+bson_oid_t mt_test_group_new (const char *description, double keep_seconds);
+bson_oid_t mt_test_group_add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json);
+
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);
 
 /* mtask-worker with --uri to the test server, --db mt_test_db(), the
  * shipped and test plugin directories, and `extra` flags (NULL-ended). */
 pid_t mt_test_worker (const char *const *extra);
+/* The same, for a worker whose plugins crash on purpose (the crash plugin
+ * under --isolate fork): AddressSanitizer does not catch the SIGSEGV, so
+ * it kills the child as it would in production. */
+pid_t mt_test_worker_crashing (const char *const *extra);
 /* mt_test_worker, once it has said it started (its indexes are built).
  * Starting workers create indexes; on mongo-java-server an update racing
  * with that has been seen to fail with "Unknown error: null", a server-side

@@ -247,37 +247,6 @@ test_path_type_never_loaded (void)
 
 /* ---- staged groups ------------------------------------------------------- */
 
-static bson_oid_t
-new_group (const char *description)
-{
-   /* Kept after it completes, to be looked at. */
-   bson_t *opts = BCON_NEW ("keep_seconds", BCON_INT32 (3600));
-   bson_error_t error;
-   bson_oid_t id;
-   bool ok = mt_group_create (mt_test_client (), mt_test_db (), description, opts, &id, &error);
-
-   bson_destroy (opts);
-   ASSERT_OR_PRINT (ok, error);
-   return id;
-}
-
-static bson_oid_t
-add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json)
-{
-   bson_t *params = mt_test_bson (params_json);
-   bson_t *opts = opts_json ? mt_test_bson (opts_json) : NULL;
-   bson_error_t error;
-   bson_oid_t id;
-   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, &id, &error);
-
-   bson_destroy (params);
-   if (opts) {
-      bson_destroy (opts);
-   }
-   ASSERT_OR_PRINT (ok, error);
-   return id;
-}
-
 static void
 initiate (const bson_oid_t *group)
 {
@@ -337,13 +306,13 @@ test_group_failed_completes_stage (void)
 {
    /* Stage 1: a task failing both of its two attempts, and one that
     * finishes. The stage waits for the retry, then completes. */
-   bson_oid_t group = new_group ("a failure"), failing, next;
+   bson_oid_t group = mt_test_group_new ("a failure", 3600), failing, next;
    pid_t pid;
    bson_t *doc;
 
-   failing = add (&group, 1, "fail", "{'message': 'no luck'}", "{'max_attempts': 2}");
-   add (&group, 1, "echo", "{}", NULL);
-   next = add (&group, 2, "record", "{'tag': 2}", NULL);
+   failing = mt_test_group_add (&group, 1, "fail", "{'message': 'no luck'}", "{'max_attempts': 2}");
+   mt_test_group_add (&group, 1, "echo", "{}", NULL);
+   next = mt_test_group_add (&group, 2, "record", "{'tag': 2}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--retry-backoff", "0.2", "--lease", "3", "--poll-interval", "0.05"));
    initiate (&group);
    WAIT_UNTIL (group_complete (&group), 30000);
@@ -371,12 +340,12 @@ static void
 test_group_cancelled_completes_stage (void)
 {
    /* A task its plugin ends CANCELLED. */
-   bson_oid_t group = new_group ("a cancel"), cancelled, next;
+   bson_oid_t group = mt_test_group_new ("a cancel", 3600), cancelled, next;
    pid_t pid;
    bson_t *doc;
 
-   cancelled = add (&group, 1, "probe", "{'status': 'CANCELLED'}", NULL);
-   next = add (&group, 2, "record", "{'tag': 2}", NULL);
+   cancelled = mt_test_group_add (&group, 1, "probe", "{'status': 'CANCELLED'}", NULL);
+   next = mt_test_group_add (&group, 2, "record", "{'tag': 2}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
    initiate (&group);
    WAIT_UNTIL (group_complete (&group), 30000);
@@ -396,14 +365,14 @@ test_group_stopped_completes_stage (void)
    /* A task stopped from outside (mt_slot_stop, `mtaskctl slot stop`):
     * CANCELLED by the stop, not by its worker, whose outcome is fenced
     * out; the upkeep tick counts it. */
-   bson_oid_t group = new_group ("a stop"), stopped, next;
+   bson_oid_t group = mt_test_group_new ("a stop", 3600), stopped, next;
    bson_error_t error;
    pid_t pid;
 
    ASSERT_OR_PRINT (mt_pool_set (mt_test_client (), mt_test_db (), "gp", 1, 0, &error), error);
-   stopped = add (&group, 1, "slotprobe", "{'hang_ms': 60000}", NULL);
+   stopped = mt_test_group_add (&group, 1, "slotprobe", "{'hang_ms': 60000}", NULL);
    mt_test_task_set (&stopped, "{'pool': 'gp'}");
-   next = add (&group, 2, "record", "{'tag': 2}", NULL);
+   next = mt_test_group_add (&group, 2, "record", "{'tag': 2}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "1.5", "--poll-interval", "0.05"));
    initiate (&group);
    {
@@ -430,13 +399,13 @@ test_group_crash_before_count (void)
    /* The worker dies between the task's outcome and its stage count
     * (failpoint outcome-written): another worker's upkeep tick counts it,
     * once, and the next stage starts. */
-   bson_oid_t group = new_group ("a crash"), first, next;
+   bson_oid_t group = mt_test_group_new ("a crash", 3600), first, next;
    bson_t *stage, *doc;
    pid_t pid;
 
    mt_test_require_failpoints ();
-   first = add (&group, 1, "record", "{'tag': 1}", NULL);
-   next = add (&group, 2, "record", "{'tag': 2}", NULL);
+   first = mt_test_group_add (&group, 1, "record", "{'tag': 1}", NULL);
+   next = mt_test_group_add (&group, 2, "record", "{'tag': 2}", NULL);
    initiate (&group);
    setenv ("MTASK_FAILPOINT", "outcome-written", 1);
    pid = mt_test_worker (W ("--queues", "q", "--lease", "1.5", "--poll-interval", "0.05"));
@@ -638,20 +607,10 @@ static void
 test_locks_after_child_crash (void)
 {
    bson_oid_t id = insert_task ("crash", "{'accounts': ['acct-1', 'acct-2'], 'max_attempts': 1, 'params': {}}");
-   const char *asan = getenv ("ASAN_OPTIONS");
-   char *options = bson_strdup_printf ("%s:handle_segv=0", asan ? asan : "");
    pid_t pid;
    bson_t *doc;
 
-   /* The sanitizer would catch the SIGSEGV itself; let it kill the child. */
-   setenv ("ASAN_OPTIONS", options, 1);
-   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
-   if (asan) {
-      setenv ("ASAN_OPTIONS", asan, 1);
-   } else {
-      unsetenv ("ASAN_OPTIONS");
-   }
-   bson_free (options);
+   pid = mt_test_worker_crashing (W ("--queues", "q", "--isolate", "fork", "--once"));
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    doc = mt_test_task (&id);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");

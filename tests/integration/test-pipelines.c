@@ -112,36 +112,6 @@ test_start_requested_begins_at_tick (void)
 
 /* ---- staged groups (seed 003) ------------------------------------------ */
 
-static bson_oid_t
-new_group (const char *description, double keep)
-{
-   bson_t *opts = BCON_NEW ("keep_seconds", BCON_DOUBLE (keep));
-   bson_error_t error;
-   bson_oid_t id;
-   bool ok = mt_group_create (mt_test_client (), mt_test_db (), description, opts, &id, &error);
-
-   bson_destroy (opts);
-   ASSERT_OR_PRINT (ok, error);
-   return id;
-}
-
-static bson_oid_t
-add (const bson_oid_t *group, int32_t stage, const char *type, const char *params_json, const char *opts_json)
-{
-   bson_t *params = mt_test_bson (params_json);
-   bson_t *opts = opts_json ? mt_test_bson (opts_json) : NULL;
-   bson_error_t error;
-   bson_oid_t id;
-   bool ok = mt_group_enqueue (mt_test_client (), mt_test_db (), group, stage, "q", type, params, opts, &id, &error);
-
-   bson_destroy (params);
-   if (opts) {
-      bson_destroy (opts);
-   }
-   ASSERT_OR_PRINT (ok, error);
-   return id;
-}
-
 /* Params for a probe that waits at the test's gate `name`. */
 static char *
 gated (const char *name)
@@ -161,12 +131,12 @@ group_json (const bson_oid_t *group, const char *rest)
 static void
 test_waiting_not_claimed (void)
 {
-   bson_oid_t group = new_group ("not started", 0);
+   bson_oid_t group = mt_test_group_new ("not started", 0);
    char *waiting = group_json (&group, "'status': 'WAITING'");
    pid_t pid;
 
-   add (&group, 1, "echo", "{}", NULL);
-   add (&group, 2, "echo", "{}", NULL);
+   mt_test_group_add (&group, 1, "echo", "{}", NULL);
+   mt_test_group_add (&group, 2, "echo", "{}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--once"));
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    ASSERT_CMPINT (mt_test_count (waiting), ==, 2);
@@ -179,7 +149,7 @@ test_three_stages_with_retries (void)
    /* 3 stages of 50 tasks, one in ten failing its first attempt, 3 workers
     * of 4 threads: no task of stage N+1 starts before the last task of
     * stage N ends, failed attempts and retries included. Kept, to look. */
-   bson_oid_t group = new_group ("three stages", 3600);
+   bson_oid_t group = mt_test_group_new ("three stages", 3600);
    pid_t pids[3];
    bson_error_t error;
    char hex[25], *json;
@@ -189,7 +159,7 @@ test_three_stages_with_retries (void)
          char params[128];
 
          bson_snprintf (params, sizeof params, "{'ms': 20, 'tag': %d, 'fail_first': %s}", stage, i % 10 == 3 ? "true" : "false");
-         add (&group, stage, "record", params, "{'max_attempts': 3}");
+         mt_test_group_add (&group, stage, "record", params, "{'max_attempts': 3}");
       }
    }
    for (int i = 0; i < 3; i++) {
@@ -239,14 +209,14 @@ test_three_stages_with_retries (void)
 static void
 test_cleaned_up_at_end (void)
 {
-   bson_oid_t group = new_group ("cleaned", 0);
+   bson_oid_t group = mt_test_group_new ("cleaned", 0);
    char *json = group_json (&group, "");
    bson_error_t error;
    pid_t pid;
 
    for (int stage = 1; stage <= 2; stage++) {
       for (int i = 0; i < 5; i++) {
-         add (&group, stage, "echo", "{}", NULL);
+         mt_test_group_add (&group, stage, "echo", "{}", NULL);
       }
    }
    pid = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.05"));
@@ -264,14 +234,14 @@ test_kept_then_deleted (void)
    /* Kept for an hour once complete: still there, tasks and all, after
     * two more upkeep ticks; deleted by the first tick after its
     * keep_until, brought forward by hand to say "the hour is up". */
-   bson_oid_t group = new_group ("kept", 3600);
+   bson_oid_t group = mt_test_group_new ("kept", 3600);
    bson_error_t error;
    int64_t ticks;
    pid_t pid;
    char hex[25], *json;
    bson_t *doc;
 
-   add (&group, 1, "echo", "{}", NULL);
+   mt_test_group_add (&group, 1, "echo", "{}", NULL);
    pid = mt_test_worker_ready (W ("--queues", "q", "--lease", "3", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    bson_oid_to_string (&group, hex);
@@ -310,7 +280,7 @@ test_kept_then_deleted (void)
 static void
 test_enqueue_rules (void)
 {
-   bson_oid_t group = new_group ("rules", 3600), missing, first, added, later;
+   bson_oid_t group = mt_test_group_new ("rules", 3600), missing, first, added, later;
    bson_error_t error;
    char hex[25], *params;
    bson_t *stage, *doc;
@@ -322,9 +292,9 @@ test_enqueue_rules (void)
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 0, "q", "echo", NULL, NULL, NULL, &error));
    ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "stage numbers start at 1");
    params = gated ("first");
-   first = add (&group, 1, "probe", params, NULL);
+   first = mt_test_group_add (&group, 1, "probe", params, NULL);
    bson_free (params);
-   later = add (&group, 2, "echo", "{}", NULL);
+   later = mt_test_group_add (&group, 2, "echo", "{}", NULL);
    /* Two threads: one for the task added below while the first waits at
     * its gate. A lease of 600 s puts the upkeep ticks, which also release
     * what waits in a running stage, 200 s apart: only its enqueue can
@@ -335,7 +305,7 @@ test_enqueue_rules (void)
 
    /* Added to the running stage: it runs at once, beside the first... */
    params = gated ("added");
-   added = add (&group, 1, "probe", params, NULL);
+   added = mt_test_group_add (&group, 1, "probe", params, NULL);
    bson_free (params);
    WAIT_UNTIL (mt_test_status_is (&added, "WORK_IN_PROGRESS"), 20000);
    ASSERT (mt_test_status_is (&first, "WORK_IN_PROGRESS"));
@@ -365,25 +335,25 @@ test_enqueue_rules (void)
    mt_test_worker_stop (pid);
 
    /* A stage before one that has started would run out of order. */
-   group = new_group ("order", 3600);
-   add (&group, 2, "probe", "{'sleep_ms': 5000}", NULL);
+   group = mt_test_group_new ("order", 3600);
+   mt_test_group_add (&group, 2, "probe", "{'sleep_ms': 5000}", NULL);
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    ASSERT (!mt_group_enqueue (mt_test_client (), mt_test_db (), &group, 1, "q", "echo", NULL, NULL, NULL, &error));
    ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_STATE, "stage 1 would run out of order");
-   add (&group, 3, "echo", "{}", NULL); /* later stages are fine */
+   mt_test_group_add (&group, 3, "echo", "{}", NULL); /* later stages are fine */
 }
 
 static void
 test_orphans_repaired (void)
 {
-   bson_oid_t group = new_group ("orphaned", 0);
+   bson_oid_t group = mt_test_group_new ("orphaned", 0);
    char *json = group_json (&group, "");
    bson_error_t error;
    pid_t pid;
 
-   add (&group, 1, "echo", "{}", NULL);
-   add (&group, 2, "echo", "{}", NULL);
-   add (&group, 2, "echo", "{}", NULL);
+   mt_test_group_add (&group, 1, "echo", "{}", NULL);
+   mt_test_group_add (&group, 2, "echo", "{}", NULL);
+   mt_test_group_add (&group, 2, "echo", "{}", NULL);
    /* Lose the group and stage documents. */
    {
       mongoc_collection_t *groups = mt_test_collection ("groups"), *stages = mt_test_collection ("group_stages");
@@ -401,8 +371,8 @@ test_orphans_repaired (void)
    mt_test_worker_stop (pid);
 
    /* And the purge. */
-   group = new_group ("purged", 0);
-   add (&group, 1, "echo", "{}", NULL);
+   group = mt_test_group_new ("purged", 0);
+   mt_test_group_add (&group, 1, "echo", "{}", NULL);
    ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), true, &error), ==, 1);
    ASSERT_CMPINT (mt_test_count_in ("groups", "{}") + mt_test_count_in ("group_stages", "{}") + mt_test_count ("{}"), ==, 0);
    bson_free (json);
@@ -413,16 +383,16 @@ test_worker_killed_mid_stage (void)
 {
    /* A worker killed in the middle of a stage: the group goes on once the
     * lease (2 s) is over, not later. */
-   bson_oid_t group = new_group ("killed", 0);
+   bson_oid_t group = mt_test_group_new ("killed", 0);
    bson_error_t error;
    pid_t first, second;
    int64_t killed_at;
    char *running;
 
    for (int i = 0; i < 6; i++) {
-      add (&group, 1, "probe", "{'sleep_ms': 1500}", NULL);
+      mt_test_group_add (&group, 1, "probe", "{'sleep_ms': 1500}", NULL);
    }
-   add (&group, 2, "echo", "{}", NULL);
+   mt_test_group_add (&group, 2, "echo", "{}", NULL);
    first = mt_test_worker_ready (W ("--queues", "q", "--concurrency", "3", "--lease", "2", "--pid", "W-KILLED", "--poll-interval", "0.05"));
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
    running = group_json (&group, "'status': 'WORK_IN_PROGRESS'");

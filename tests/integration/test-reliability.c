@@ -207,20 +207,10 @@ test_fork_crash (void)
 {
    bson_oid_t crash = mt_test_enqueue ("q", "crash", NULL, "{'max_attempts': 1}");
    bson_oid_t after = mt_test_enqueue ("q", "echo", "{'still': 'here'}", "{'priority': -1}");
-   const char *asan = getenv ("ASAN_OPTIONS");
-   char *options = bson_strdup_printf ("%s:handle_segv=0", asan ? asan : "");
    pid_t pid;
    bson_t *doc;
 
-   /* The sanitizer would catch the SIGSEGV itself; let it kill the child. */
-   setenv ("ASAN_OPTIONS", options, 1);
-   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--once"));
-   if (asan) {
-      setenv ("ASAN_OPTIONS", asan, 1);
-   } else {
-      unsetenv ("ASAN_OPTIONS");
-   }
-   bson_free (options);
+   pid = mt_test_worker_crashing (W ("--queues", "q", "--isolate", "fork", "--once"));
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 0);
    doc = mt_test_task (&crash);
    ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
