@@ -1717,6 +1717,62 @@ test_indexes_partial_kept_in_data_file (void)
    bson_free (file);
 }
 
+/* ---- a sharded collection's look: config.collections ------------------- */
+
+/* Removes the config.collections document whose _id is `data` (freed). */
+static void
+config_collection_remove (void *data)
+{
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), "config", "collections");
+   bson_t filter = BSON_INITIALIZER;
+   bson_error_t error;
+   bool ok;
+
+   BSON_APPEND_UTF8 (&filter, "_id", data);
+   ok = mongoc_collection_delete_one (coll, &filter, NULL, NULL, &error);
+   bson_destroy (&filter);
+   mongoc_collection_destroy (coll);
+   bson_free (data);
+   ASSERT_OR_PRINT (ok, error);
+}
+
+/* The config database is writable like any other: a test makes a
+ * collection look sharded, as mongos and the config servers describe one,
+ * by inserting its document into config.collections, and reads it back. */
+static void
+test_config_collections_sharded_look (void)
+{
+   char *ns = bson_strdup_printf ("%s.tasks", mt_test_db ());
+   char *json = bson_strdup_printf ("{'_id': '%s', 'key': {'_id': 1}, 'unique': false}", ns);
+   bson_t *doc = mt_test_bson (json);
+   mongoc_collection_t *coll = mongoc_client_get_collection (mt_test_client (), "config", "collections");
+   bson_t *filter = BCON_NEW ("_id", BCON_UTF8 (ns));
+   mongoc_cursor_t *cursor;
+   const bson_t *found;
+   bson_error_t error;
+   int n = 0;
+
+   /* The server is shared: the document goes when the test ends. */
+   mt_test_defer (config_collection_remove, bson_strdup (ns));
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (coll, doc, NULL, NULL, &error), error);
+   cursor = mongoc_collection_find_with_opts (coll, filter, NULL, NULL);
+   while (mongoc_cursor_next (cursor, &found)) {
+      ASSERT_CMPSTR (mt_test_str (found, "_id"), ns);
+      ASSERT_CMPINT (mt_test_int (found, "key._id"), ==, 1);
+      n++;
+   }
+   ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);
+   ASSERT_CMPINT (n, ==, 1);
+   mongoc_cursor_destroy (cursor);
+   /* Only that collection looks sharded. */
+   ASSERT_CMPINT (mt_test_count_at (mt_test_client (), "config", "collections", "{'_id': 'no_such_db.tasks'}"), ==, 0);
+   bson_destroy (filter);
+   mongoc_collection_destroy (coll);
+   bson_destroy (doc);
+   bson_free (json);
+   bson_free (ns);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1754,5 +1810,6 @@ main (int argc, char **argv)
    mt_test_add ("/devdb/indexes/partial_refused", test_indexes_partial_refused);
    mt_test_add ("/devdb/indexes/listed", test_indexes_listed);
    mt_test_add ("/devdb/indexes/partial_kept_in_data_file", test_indexes_partial_kept_in_data_file);
+   mt_test_add ("/devdb/config_collections_sharded_look", test_config_collections_sharded_look);
    return mt_test_main (argc, argv);
 }
