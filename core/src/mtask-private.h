@@ -14,6 +14,15 @@
 
 #define MT_DELAY_MAX_S (3650.0 * 24 * 3600) /* ten years */
 
+/* Whether the monotonic clock (bson_get_monotonic_time) has passed
+ * `deadline_us`; never when it is 0. The upkeep's work per tick is bounded
+ * so: what is left waits for the next tick. */
+static inline bool
+mt_deadline_passed (int64_t deadline_us)
+{
+   return deadline_us > 0 && bson_get_monotonic_time () >= deadline_us;
+}
+
 /* ---- task documents (task.c) ------------------------------------------ */
 
 /* The fields of a claimed task document the worker relies on, validated.
@@ -236,8 +245,11 @@ bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_
  * longer holds one. */
 bool mt_slot_touch (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bool *held, bson_error_t *error);
 /* Upkeep tick: takes back slots whose keepalive is older than their pool's
- * timeout, and slots of runs that are over. */
+ * timeout (their runs failed after), and slots of runs that are over; fails
+ * the timed-out runs a crash left not failed. `_until`: stops once the
+ * monotonic clock passes `deadline_us` (0: no limit); the next tick goes on. */
 bool mt_slots_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+bool mt_slots_upkeep_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
 /* What the database says of the slot a run holds, for the watcher that
  * calls the plugin's slot callbacks. */
