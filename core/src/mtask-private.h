@@ -222,7 +222,11 @@ bool mt_group_task_ended (mongoc_client_t *client,
                           const bson_value_t *task_id,
                           bson_error_t *error);
 bool mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *task, bson_error_t *error);
+/* Upkeep tick: counts what crashes left uncounted, completes stages and
+ * groups that stalled, deletes kept groups whose time is up. `_until`:
+ * stops once the monotonic clock passes `deadline_us` (0: no limit). */
 bool mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error);
+bool mt_groups_upkeep_until (mongoc_client_t *client, const char *db, int64_t now_ms, int64_t deadline_us, bson_error_t *error);
 
 /* ---- synchronizers (sync.c) -------------------------------------------- */
 
