@@ -278,16 +278,24 @@ void mt_schedule_append_next (bson_t *set, const mt_task_doc_t *task, bool cance
  * marks it created. `repair`: the planner may have died long ago; the
  * successor may be in the archive already. */
 bool mt_schedule_create_successor (mt_context_t *ctx, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error);
-/* Upkeep tick: plans and creates successors that ended runs lack. */
+/* Upkeep tick: plans and creates successors that ended runs lack.
+ * `_until`: stops once the monotonic clock passes `deadline_us` (0: no
+ * limit). */
 bool mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+bool mt_schedule_upkeep_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
 /* ---- the archive (archive.c) -------------------------------------------- */
 
 /* Moves an ended task into completed_tasks (`*moved` false when it is not
  * in tasks, or not movable). */
 bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id, bool *moved, bson_error_t *error);
-/* Moves the ended tasks of `queues` (a BSON array); how many, or -1. */
+/* Moves the ended tasks of `queues` (a BSON array); how many, or -1 when
+ * the database is away. A task that cannot be moved for another reason is
+ * marked (`archive_error`) and passed over. `_until`: stops once the
+ * monotonic clock passes `deadline_us` (0: no limit); the next sweep goes
+ * on. */
 int64_t mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error);
+int64_t mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, int64_t deadline_us, bson_error_t *error);
 
 /* ---- leases (lease.c) ---------------------------------------------------- */
 
