@@ -105,7 +105,8 @@ bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_
 /* ---- the store (store.c) ----------------------------------------------- */
 
 /* Reads the first document matching `filter` into `out` (always
- * initialized); `*found` says whether there was one. */
+ * initialized); `*found` says whether there was one. It asks for one
+ * (limit 1, in a single batch) unless `opts` gives a limit. */
 bool mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error);
 
 /* Atomically claims the next due task of `queues` and `types` (BSON arrays

@@ -9,10 +9,23 @@
 bool
 mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
 {
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);
+   bson_t one = BSON_INITIALIZER;
+   mongoc_cursor_t *cursor;
    const bson_t *doc;
    bool ok;
 
+   /* One document: the server sends one, in one reply, and no cursor stays
+    * open on it; unless the caller set a limit of its own. */
+   if (opts) {
+      bson_concat (&one, opts);
+   }
+   if (!opts || !bson_has_field (opts, "limit")) {
+      BSON_APPEND_INT64 (&one, "limit", 1);
+      if (!bson_has_field (&one, "singleBatch")) {
+         BSON_APPEND_BOOL (&one, "singleBatch", true);
+      }
+   }
+   cursor = mongoc_collection_find_with_opts (collection, filter, &one, NULL);
    bson_init (out);
    *found = mongoc_cursor_next (cursor, &doc);
    if (*found) {
@@ -21,6 +34,7 @@ mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t
    }
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
+   bson_destroy (&one);
    return ok;
 }
 
