@@ -154,10 +154,11 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
                               const bson_t *update,
                               bson_error_t *error);
 
-/* Marks CREATED documents of `queues` that no worker could ever claim (no
- * type, mistyped fields) FAILED with an error naming the field, and fills
- * the defaults of documents inserted without them. Returns how many were
- * marked, or -1 on error. */
+/* Marks CREATED documents of `queues` (of every queue when NULL) that no
+ * worker could ever claim (no type, mistyped fields) FAILED with an error
+ * naming the field, and fills the defaults of documents inserted without
+ * them. Returns how many were marked, or -1 on error. Its `$or` is served
+ * by no index: the upkeep tick's winner runs it, for every queue. */
 int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error);
 
 /* ---- account locks (lock.c) --------------------------------------------- */

@@ -307,9 +307,11 @@ fill_default (mongoc_collection_t *tasks, const bson_t *queues, const char *fiel
    bool ok;
 
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", queues);
-   bson_append_document_end (&filter, &child);
+   if (queues) {
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+      BSON_APPEND_ARRAY (&child, "$in", queues);
+      bson_append_document_end (&filter, &child);
+   }
    BSON_APPEND_NULL (&filter, field); /* matches absent and null */
 
    if (!strcmp (field, "created")) {
@@ -336,9 +338,11 @@ mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *
    int64_t marked = -1, n = 0;
 
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", queues);
-   bson_append_document_end (&filter, &child);
+   if (queues) {
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+      BSON_APPEND_ARRAY (&child, "$in", queues);
+      bson_append_document_end (&filter, &child);
+   }
    BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
    mt_task_doc_malformed_filter (&or);
    bson_append_array_end (&filter, &or);
