@@ -1,7 +1,8 @@
 /* The top layers of the core, from the bottom up: the run of one claimed
  * task (run.c, and host.c, the API it hands plugins); the upkeep tick
  * (upkeep.c); the worker (worker.c: threads, start, shutdown; heartbeat.c:
- * its heartbeat thread). The layers under them are in mtask-private.h. */
+ * its heartbeat and upkeep threads). The layers under them are in
+ * mtask-private.h. */
 #ifndef MTASK_WORKER_PRIVATE_H
 #define MTASK_WORKER_PRIVATE_H
 
@@ -107,7 +108,7 @@ void mt_run_held_update (mt_running_t *run, char *const *accounts, bool add);
 void mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead);
 
 /* Calls the slot callbacks (keepalive, timeout, stop) of the tasks this
- * worker runs in a pool, from what mt_slot_state reads. Heartbeat thread. */
+ * worker runs in a pool, from what mt_slot_state reads. Upkeep thread. */
 void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
 
 /* ---- the upkeep tick (upkeep.c) ----------------------------------------- */
@@ -122,7 +123,7 @@ void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
 bool mt_upkeep_tick (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
 bool mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
-/* ---- the worker's heartbeat thread (heartbeat.c) ------------------------ */
+/* ---- the worker's heartbeat and upkeep threads (heartbeat.c) ------------ */
 
 /* This worker's registry document and the leases of what it holds. */
 bool mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error);
