@@ -1329,3 +1329,17 @@ mt_test_pause_wait_passed (const char *name, int timeout_ms)
       mt_test_nap_ms (10);
    }
 }
+
+bool
+mt_test_upkeep_tick_over (void)
+{
+   bson_t *filter = BCON_NEW ("_id", "upkeep");
+   bson_t *doc = find_one ("ticks", filter);
+   bool over = doc && mt_test_has (doc, "ended") && mt_test_has (doc, "at") && mt_test_date (doc, "ended") >= mt_test_date (doc, "at");
+
+   if (doc) {
+      bson_destroy (doc);
+   }
+   bson_destroy (filter);
+   return over;
+}

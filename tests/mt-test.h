@@ -330,4 +330,9 @@ void mt_test_pause_release (const char *name);
  * write after the point may still be on its way). */
 void mt_test_pause_wait_passed (const char *name, int timeout_ms);
 
+/* Whether the last upkeep tick begun in the test's database has ended
+ * (the `ticks` document's `ended` is not before its `at`); false before
+ * the first. */
+bool mt_test_upkeep_tick_over (void);
+
 #endif

@@ -38,6 +38,23 @@ win_tick (mt_context_t *ctx, mongoc_client_t *client, int64_t interval_ms, bool 
    return ok;
 }
 
+/* Records on the `ticks` document when the tick this worker won ended
+ * ({_id: "upkeep", at, by, tick, ended}), for whoever watches the upkeep
+ * (how long a tick takes, whether the last one finished). */
+static bool
+end_tick (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
+{
+   mongoc_collection_t *ticks = mongoc_client_get_collection (client, ctx->db, "ticks");
+   bson_t *mine = BCON_NEW ("_id", "upkeep", "by", ctx->worker_id);
+   bson_t *ended = BCON_NEW ("$set", "{", "ended", BCON_DATE_TIME (mt_server_now (ctx)), "}");
+   bool ok = mongoc_collection_update_one (ticks, mine, ended, NULL, NULL, error);
+
+   bson_destroy (mine);
+   bson_destroy (ended);
+   mongoc_collection_destroy (ticks);
+   return ok;
+}
+
 /* The queues live workers serve, from their registry documents: what the
  * malformed-document sweep looks at (a queue nobody serves is left as its
  * writer left it). Initializes `queues`. */
@@ -161,6 +178,10 @@ mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadli
             break; /* the database is away: the next tick tries again */
          }
       }
+   }
+   if (!end_tick (ctx, client, &why) && ok) {
+      *error = why;
+      ok = false;
    }
    return ok;
 }

@@ -203,7 +203,7 @@ test_group_enqueue_races_completion (void)
     * own, has its first turn before the group starts and its next long
     * after the test. */
    pid = mt_test_worker_pausing (env, W ("--queues", "q", "--lease", "60", "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_upkeep_ticks () >= 1, 20000);
+   WAIT_UNTIL (mt_test_upkeep_tick_over (), 20000);
    ASSERT_OR_PRINT (mt_group_initiate (mt_test_client (), mt_test_db (), &group, &error), error);
 
    /* `first` ended and was counted: 1 of 1. The worker waits before the
