@@ -117,9 +117,10 @@ void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
  * crashes left uncounted in staged groups, kept groups whose time is up,
  * the synchronizers (seed 000's start_synchros and upkeep), slots that
  * timed out, successors of repeating tasks, the sweep of malformed task
- * documents. `_until`: stops starting new work once the monotonic clock
- * passes `deadline_us` (0: no limit); the next tick begins where this one
- * could not, so no part waits for good behind another. */
+ * documents; then `ended` on the ticks document. `_until`: begins no new
+ * part once the monotonic clock passes `deadline_us` (0: no limit); each
+ * tick begins with the next part in turn, so no part waits for good
+ * behind another. */
 bool mt_upkeep_tick (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
 bool mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
