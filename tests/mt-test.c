@@ -1313,3 +1313,156 @@ mt_test_command_log_count (const bson_t *log, const char *command)
    }
    return n;
 }
+
+/* ---- races ---------------------------------------------------------------- */
+
+#include <sys/stat.h>
+
+/* The pause points of the current test, in its own directory. */
+static char pause_dir[256];
+static char pause_env[16][320];
+static size_t n_pause_env;
+
+static void
+pause_path (const char *name, const char *what, char *path, size_t size)
+{
+   bson_snprintf (path, size, "%s/%s.%s", pause_dir, name, what);
+}
+
+static void
+pause_touch (const char *path)
+{
+   int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+   if (fd < 0) {
+      mt_test_fail (__FILE__, __LINE__, "cannot create %s: %s", path, strerror (errno));
+   }
+   close (fd);
+}
+
+/* When the test ends: every point is released (a process still paused
+ * goes on), then the directory goes. */
+static void
+pause_cleanup (void *data)
+{
+   (void) data;
+   for (size_t i = 0; i < n_pause_env; i++) {
+      char name[256], path[600];
+      const char *colon = strchr (pause_env[i], ':');
+      const char *whats[] = {"go", "reached", "passed"};
+
+      bson_strncpy (name, pause_env[i], BSON_MIN (sizeof name, (size_t) (colon - pause_env[i]) + 1));
+      for (size_t w = 0; w < 3; w++) {
+         pause_path (name, whats[w], path, sizeof path);
+         unlink (path);
+      }
+   }
+   rmdir (pause_dir);
+   n_pause_env = 0;
+   pause_dir[0] = '\0';
+}
+
+const char *
+mt_test_pause_env (const char *name)
+{
+   mt_test_require_failpoints ();
+   ASSERT (!strchr (name, ':') && !strchr (name, ','));
+   if (!pause_dir[0]) {
+      bson_snprintf (pause_dir, sizeof pause_dir, "/tmp/mtask-pause-%d-%s", (int) getpid (), mt_test_db ());
+      if (mkdir (pause_dir, 0700) != 0 && errno != EEXIST) {
+         mt_test_fail (__FILE__, __LINE__, "cannot create %s: %s", pause_dir, strerror (errno));
+      }
+      mt_test_defer (pause_cleanup, NULL);
+   }
+   for (size_t i = 0; i < n_pause_env; i++) {
+      if (!strncmp (pause_env[i], name, strlen (name)) && pause_env[i][strlen (name)] == ':') {
+         return pause_env[i];
+      }
+   }
+   ASSERT (n_pause_env < sizeof pause_env / sizeof pause_env[0]);
+   bson_snprintf (pause_env[n_pause_env], sizeof pause_env[0], "%s:%s", name, pause_dir);
+   {
+      char path[600];
+      const char *whats[] = {"go", "reached", "passed"};
+
+      /* Closed, whatever an earlier run left. */
+      for (size_t w = 0; w < 3; w++) {
+         pause_path (name, whats[w], path, sizeof path);
+         unlink (path);
+      }
+   }
+   return pause_env[n_pause_env++];
+}
+
+pid_t
+mt_test_worker_pausing (const char *env, const char *const *extra)
+{
+   pid_t pid;
+
+   setenv ("MTASK_FAILPOINT_PAUSE", env, 1);
+   pid = mt_test_worker (extra);
+   unsetenv ("MTASK_FAILPOINT_PAUSE");
+   WAIT_UNTIL (mt_test_output_contains (pid, "' started: db '"), 30000);
+   return pid;
+}
+
+bool
+mt_test_pause_reached (const char *name)
+{
+   char path[600];
+
+   pause_path (name, "reached", path, sizeof path);
+   return pause_dir[0] && access (path, F_OK) == 0;
+}
+
+void
+mt_test_pause_wait (const char *name, int timeout_ms)
+{
+   int64_t deadline = bson_get_monotonic_time () + (int64_t) timeout_ms * 1000;
+
+   while (!mt_test_pause_reached (name)) {
+      if (bson_get_monotonic_time () > deadline) {
+         mt_test_fail (__FILE__, __LINE__, "timed out after %d ms waiting for a process to pause at failpoint '%s'", timeout_ms, name);
+      }
+      mt_test_nap_ms (10);
+   }
+}
+
+void
+mt_test_pause_release (const char *name)
+{
+   char path[600];
+
+   ASSERT (pause_dir[0]);
+   pause_path (name, "go", path, sizeof path);
+   pause_touch (path);
+}
+
+void
+mt_test_pause_wait_passed (const char *name, int timeout_ms)
+{
+   int64_t deadline = bson_get_monotonic_time () + (int64_t) timeout_ms * 1000;
+   char path[600];
+
+   pause_path (name, "passed", path, sizeof path);
+   while (access (path, F_OK) != 0) {
+      if (bson_get_monotonic_time () > deadline) {
+         mt_test_fail (__FILE__, __LINE__, "timed out after %d ms waiting for a process to go on from failpoint '%s'", timeout_ms, name);
+      }
+      mt_test_nap_ms (10);
+   }
+}
+
+bool
+mt_test_upkeep_tick_over (void)
+{
+   bson_t *filter = BCON_NEW ("_id", "upkeep");
+   bson_t *doc = find_one ("ticks", filter);
+   bool over = doc && mt_test_has (doc, "ended") && mt_test_has (doc, "at") && mt_test_date (doc, "ended") >= mt_test_date (doc, "at");
+
+   if (doc) {
+      bson_destroy (doc);
+   }
+   bson_destroy (filter);
+   return over;
+}

@@ -330,4 +330,36 @@ bson_t *mt_test_command_log_at (const char *uri, const char *app_name);
  * `command` (every one when NULL). */
 int mt_test_command_log_count (const bson_t *log, const char *command);
 
+/* ---- races ---------------------------------------------------------------- */
+
+/* Pause failpoints (test builds only, core/src/failpoint.c): a process
+ * whose environment has MTASK_FAILPOINT_PAUSE=NAME:DIR stops at the named
+ * point of the code until the test lets it go on, so that the test can
+ * make another write land between a read and the write that acts on it.
+ * The directory is this test's and goes when the test ends; a point left
+ * paused lets its process go on after 60 s at most. */
+
+/* The value of MTASK_FAILPOINT_PAUSE that pauses at `name` (for several
+ * points, join values with commas); set it in the environment of what the
+ * test starts, only for that: the test's own library calls pass the same
+ * points. Skips the test in a build without failpoints. */
+const char *mt_test_pause_env (const char *name);
+/* mt_test_worker_ready with MTASK_FAILPOINT_PAUSE=`env` in its environment
+ * alone. */
+pid_t mt_test_worker_pausing (const char *env, const char *const *extra);
+/* Whether a process has reached `name` (and waits there until released). */
+bool mt_test_pause_reached (const char *name);
+/* Waits until a process reaches `name`; fails the test after `timeout_ms`. */
+void mt_test_pause_wait (const char *name, int timeout_ms);
+/* Lets the processes paused at `name` go on; later ones pass it. */
+void mt_test_pause_release (const char *name);
+/* Waits until a process released at `name` has gone on from it (the
+ * write after the point may still be on its way). */
+void mt_test_pause_wait_passed (const char *name, int timeout_ms);
+
+/* Whether the last upkeep tick begun in the test's database has ended
+ * (the `ticks` document's `ended` is not before its `at`); false before
+ * the first. */
+bool mt_test_upkeep_tick_over (void);
+
 #endif

@@ -5,10 +5,32 @@
  * so doing it twice leaves one copy) and only then deletes it from
  * `tasks`, and only while it is still ended. A worker that dies between the
  * two leaves the task in both; the next sweep copies it again (the same
- * document) and deletes it. Nothing is lost, and nothing ends up twice. */
+ * document) and deletes it. Nothing is lost, and nothing ends up twice.
+ *
+ * One task the sweep cannot move does not hold up the others: the sweep
+ * goes on with them. One that can never be moved as it is (a field name
+ * the driver refuses to send, a validator or a size limit of the archive)
+ * stays in `tasks`, marked with why in `archive_error`, and is not tried
+ * again (an operator who fixes it unsets the field); one refused for
+ * another reason is tried again by the next sweep. When the database is
+ * away the sweep stops. A sweep does what fits in its time and leaves the
+ * rest to the next. */
 #include "mtask-private.h"
 
+#include <pthread.h>
 #include <string.h>
+
+/* Why a task cannot be archived: set on the task, and the sweep leaves it. */
+#define MT_ARCHIVE_ERROR_FIELD "archive_error"
+
+/* Tasks that could be neither moved nor marked, kept per process so that
+ * the sweep passes over them (and says so once); the oldest give way. */
+#define MT_ARCHIVE_SKIP_MAX 64
+static struct {
+   pthread_mutex_t mutex;
+   bson_value_t ids[MT_ARCHIVE_SKIP_MAX];
+   size_t n, next;
+} skipped = {.mutex = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const ended_statuses[] = {MT_STATUS_FINISHED, MT_STATUS_FAILED, MT_STATUS_CANCELLED, NULL};
 
@@ -81,8 +103,141 @@ mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id
    return ok;
 }
 
+/* Whether `id` is among the tasks this process passes over. */
+static bool
+skipped_has (const bson_value_t *id)
+{
+   bool has = false;
+
+   pthread_mutex_lock (&skipped.mutex);
+   for (size_t i = 0; i < skipped.n && !has; i++) {
+      bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER;
+
+      BSON_APPEND_VALUE (&a, "v", &skipped.ids[i]);
+      BSON_APPEND_VALUE (&b, "v", id);
+      has = bson_equal (&a, &b);
+      bson_destroy (&a);
+      bson_destroy (&b);
+   }
+   pthread_mutex_unlock (&skipped.mutex);
+   return has;
+}
+
+static void
+skipped_add (const bson_value_t *id)
+{
+   pthread_mutex_lock (&skipped.mutex);
+   if (skipped.n < MT_ARCHIVE_SKIP_MAX) {
+      bson_value_copy (id, &skipped.ids[skipped.n++]);
+   } else {
+      bson_value_destroy (&skipped.ids[skipped.next]);
+      bson_value_copy (id, &skipped.ids[skipped.next]);
+      skipped.next = (skipped.next + 1) % MT_ARCHIVE_SKIP_MAX;
+   }
+   pthread_mutex_unlock (&skipped.mutex);
+}
+
+/* Appends {_id: {$nin: [what this process passes over]}}, if any. */
+static void
+append_not_skipped (bson_t *filter)
+{
+   bson_t child, list;
+
+   pthread_mutex_lock (&skipped.mutex);
+   if (skipped.n > 0) {
+      BSON_APPEND_DOCUMENT_BEGIN (filter, "_id", &child);
+      BSON_APPEND_ARRAY_BEGIN (&child, "$nin", &list);
+      for (size_t i = 0; i < skipped.n; i++) {
+         char key[16];
+         const char *k;
+
+         bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+         BSON_APPEND_VALUE (&list, k, &skipped.ids[i]);
+      }
+      bson_append_array_end (&child, &list);
+      bson_append_document_end (filter, &child);
+   }
+   pthread_mutex_unlock (&skipped.mutex);
+}
+
+/* Whether a move failed because of the document itself, so that trying
+ * again can never work: the driver refuses to send it (a field name with a
+ * '.' or a leading '$', which servers since 5.0 store), or the server
+ * refuses it (a validator, a size or field-name limit). */
+static bool
+refused_for_good (const bson_error_t *error)
+{
+   static const uint32_t codes[] = {
+      52,    /* DollarPrefixedFieldName */
+      57,    /* DottedFieldName */
+      121,   /* DocumentValidationFailure */
+      10334, /* BSONObjectTooLarge */
+      17419, /* a document grown past the size limit */
+      17280, /* KeyTooLong */
+   };
+
+   if (error->domain == MONGOC_ERROR_BSON || (error->domain == MONGOC_ERROR_COMMAND && error->code == MONGOC_ERROR_COMMAND_INVALID_ARG)) {
+      return true;
+   }
+   if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_COLLECTION || error->domain == MONGOC_ERROR_QUERY) {
+      for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+         if (error->code == codes[i]) {
+            return true;
+         }
+      }
+   }
+   return false;
+}
+
+/* A task that cannot be moved for good: marked with why (then no sweep
+ * tries it again), or, when even that fails, passed over by this process.
+ * Said once either way. */
+static void
+set_aside (mt_context_t *ctx, mongoc_collection_t *tasks, const bson_value_t *id, const bson_error_t *why)
+{
+   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, err;
+   bson_error_t error;
+   char id_str[64];
+
+   mt_task_id_string (id, id_str, sizeof id_str);
+   BSON_APPEND_VALUE (&filter, "_id", id);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, MT_ARCHIVE_ERROR_FIELD, &err);
+   BSON_APPEND_INT32 (&err, "domain", (int32_t) why->domain);
+   BSON_APPEND_INT32 (&err, "code", (int32_t) why->code);
+   BSON_APPEND_UTF8 (&err, "message", why->message);
+   BSON_APPEND_DATE_TIME (&err, "at", mt_server_now (ctx));
+   bson_append_document_end (&set, &err);
+   bson_append_document_end (&update, &set);
+   if (mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error)) {
+      mt_log (ctx,
+              MT_LOG_WARNING,
+              "task %s cannot be archived (%s); it stays in '%s', marked with why in '%s'; fix it and unset that field, or delete it",
+              id_str,
+              why->message,
+              MT_TASKS_COLLECTION,
+              MT_ARCHIVE_ERROR_FIELD);
+   } else {
+      skipped_add (id);
+      mt_log (ctx,
+              MT_LOG_WARNING,
+              "task %s cannot be archived (%s), nor marked so (%s); this worker passes over it until it restarts",
+              id_str,
+              why->message,
+              error.message);
+   }
+   bson_destroy (&update);
+   bson_destroy (&filter);
+}
+
 int64_t
 mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error)
+{
+   return mt_archive_sweep_until (ctx, client, queues, 0, error);
+}
+
+int64_t
+mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, int64_t deadline_us, bson_error_t *error)
 {
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
    bson_t filter = BSON_INITIALIZER, child;
@@ -92,12 +247,17 @@ mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queu
    mongoc_cursor_t *cursor;
    const bson_t *doc;
    int64_t moved = 0;
-   bool ok = true;
+   bool ok = true, away = false;
 
    BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
    BSON_APPEND_ARRAY (&child, "$in", queues);
    bson_append_document_end (&filter, &child);
    append_movable (&filter, ended_statuses);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, MT_ARCHIVE_ERROR_FIELD, &child);
+   BSON_APPEND_BOOL (&child, "$exists", false);
+   bson_append_document_end (&filter, &child);
+   append_not_skipped (&filter);
+   mt_failpoint_pause ("archive-sweep");
 
    /* Read the ids first: moving while the cursor is open would change what
     * it walks over. */
@@ -120,10 +280,24 @@ mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queu
 
    for (size_t i = 0; i < n; i++) {
       bool one = false;
+      bson_error_t why;
 
-      if (ok) {
-         ok = mt_archive_move (client, ctx->db, &ids[i], &one, error);
-         moved += one;
+      if (!away && !mt_deadline_passed (deadline_us) && !skipped_has (&ids[i])) {
+         if (mt_archive_move (client, ctx->db, &ids[i], &one, &why)) {
+            moved += one;
+         } else if (mt_error_is_network (&why)) {
+            /* The database is away: the next sweep tries again. */
+            *error = why;
+            ok = false;
+            away = true;
+         } else if (refused_for_good (&why)) {
+            set_aside (ctx, tasks, &ids[i], &why);
+         } else {
+            /* Refused this time: the others are still tried, and the
+             * sweep reports it; the next sweep tries this one again. */
+            *error = why;
+            ok = false;
+         }
       }
       bson_value_destroy (&ids[i]);
    }

@@ -87,10 +87,18 @@ bool mt_error_is_network (const bson_error_t *error);
 /* Kills the process (SIGKILL) when MTASK_FAILPOINT names `name`: for the
  * tests of what a crash between two writes leaves behind. Compiled only
  * into test builds (meson option 'failpoints'); elsewhere it is nothing. */
+/* Holds the calling thread when MTASK_FAILPOINT_PAUSE names `name`
+ * (`name:DIR`, entries separated by commas): it creates DIR/name.reached,
+ * waits until DIR/name.go exists (at most 60 s, then goes on anyway), then
+ * creates DIR/name.passed; once DIR/name.go exists the point no longer
+ * holds anyone. For the tests of races: a test makes another write land
+ * between a read and the write that acts on it. Test builds only. */
 #ifdef MT_FAILPOINTS
 void mt_failpoint (const char *name);
+void mt_failpoint_pause (const char *name);
 #else
 #define mt_failpoint(name) ((void) 0)
+#define mt_failpoint_pause(name) ((void) 0)
 #endif
 
 /* Writes the coverage counters now, in a coverage build (tools/test

@@ -5,21 +5,33 @@
  *
  * Documents: `groups` {_id, description, created, status, keep_seconds,
  * keep_until, completed}; `group_stages` {_id, group, number, status,
- * total, done, done_ids, created, enqueued, started, completed}, unique on
- * (group, number); tasks carry `group` and `stage`, and wait as WAITING
- * until their stage starts.
+ * total, done, created, enqueued, started, completed}, unique on (group,
+ * number); tasks carry `group` and `stage`, and wait as WAITING until their
+ * stage starts.
  *
- * Completion is counted on the stage as tasks end: adding the task's id to
- * `done_ids` and one to `done` is a single update, conditional on the id
- * not being there yet, so a task is counted once even when the count is
- * retried or repaired. The worker whose count reaches `total` completes the
- * stage with a conditional update (only one succeeds) and starts the next.
- * Upkeep counts what a crash left uncounted, starts the next stage (or
- * completes the group) where that failed, and corrects a count that an
- * enqueue whose insert failed left too high, so nothing stalls for good. */
+ * Completion is counted on the stage as tasks end, with a marker on each
+ * task: the task gets `stage_counted: true` (an update conditional on the
+ * task being ended and not marked yet), and only the caller whose update
+ * marked it adds one to the stage's `done`. So a task is counted once
+ * however often its end is reported, retried or repaired. A crash between
+ * the two writes loses that one count, never doubles it: the upkeep tick
+ * completes a stage that has no live task left from its tasks themselves.
+ * (Stages written before the marker kept the ids they counted in
+ * `done_ids`; a task whose id is there is not counted again.)
+ *
+ * A stage completes with one conditional update whose filter holds the
+ * condition itself, `done >= total` ($expr), not a count read before it: an
+ * enqueue that adds a task between the count and the update makes the
+ * update match nothing, and the stage waits for that task. Upkeep counts
+ * what a crash left uncounted, starts the next stage (or completes the
+ * group) where that failed, and corrects a count that an enqueue whose
+ * insert failed left too high, so nothing stalls for good. */
 #include "mtask-private.h"
 
 #include <string.h>
+
+/* The marker of a task counted in its stage. */
+#define MT_STAGE_COUNTED_FIELD "stage_counted"
 
 static const char *const final_statuses[] = {MT_STATUS_FINISHED, MT_STATUS_FAILED, MT_STATUS_CANCELLED};
 
@@ -117,7 +129,6 @@ stage_ensure (mongoc_collection_t *stages, const bson_oid_t *group, int32_t numb
                               "status", "pending",
                               "total", BCON_INT32 (0),
                               "done", BCON_INT32 (0),
-                              "done_ids", "[", "]",
                               "created", BCON_DATE_TIME (mt_now_ms ()),
                               "}");
    bson_t *opts = BCON_NEW ("upsert", BCON_BOOL (true));
@@ -386,21 +397,26 @@ complete_group (mongoc_client_t *client, const char *db, const bson_oid_t *group
    return ok;
 }
 
-/* Marks a running stage complete; true for the one caller that did it. */
+/* Marks a running stage complete, only while its count says so: the
+ * condition is in the update's filter, so a task enqueued since the count
+ * was read keeps it running. `*won` is true for the one caller that did it. */
 static bool
 complete_stage (mongoc_collection_t *stages, const bson_value_t *stage_id, bool *won, bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER, reply;
    bson_t *update = BCON_NEW ("$set", "{", "status", "complete", "completed", BCON_DATE_TIME (mt_now_ms ()), "}");
+   bson_t *full = BCON_NEW ("$gte", "[", "$done", "$total", "]");
    bson_iter_t iter;
    bool ok;
 
    BSON_APPEND_VALUE (&filter, "_id", stage_id);
    BSON_APPEND_UTF8 (&filter, "status", "running");
+   BSON_APPEND_DOCUMENT (&filter, "$expr", full);
    ok = mongoc_collection_update_one (stages, &filter, update, NULL, &reply, error);
    *won = ok && bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 1;
    bson_destroy (&reply);
    bson_destroy (&filter);
+   bson_destroy (full);
    bson_destroy (update);
    return ok;
 }
@@ -498,6 +514,50 @@ cleanup:
    return ok;
 }
 
+/* Appends {status: {$in: [FINISHED, FAILED, CANCELLED]}}. */
+static void
+append_ended (bson_t *filter)
+{
+   bson_t child, list;
+
+   BSON_APPEND_DOCUMENT_BEGIN (filter, "status", &child);
+   BSON_APPEND_ARRAY_BEGIN (&child, "$in", &list);
+   for (uint32_t k = 0; k < 3; k++) {
+      char key[4];
+      const char *kp;
+
+      bson_uint32_to_string (k, &kp, key, sizeof key);
+      BSON_APPEND_UTF8 (&list, kp, final_statuses[k]);
+   }
+   bson_append_array_end (&child, &list);
+   bson_append_document_end (filter, &child);
+}
+
+/* Marks the ended task counted in its stage; `*marked` is true for the one
+ * caller whose update did it, who then counts it. */
+static bool
+mark_counted (mongoc_collection_t *tasks, const bson_oid_t *group, int32_t stage, const bson_value_t *task_id, bool *marked, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, child, reply;
+   bson_t *update = BCON_NEW ("$set", "{", MT_STAGE_COUNTED_FIELD, BCON_BOOL (true), "}");
+   bson_iter_t iter;
+   bool ok;
+
+   BSON_APPEND_VALUE (&filter, "_id", task_id);
+   BSON_APPEND_OID (&filter, "group", group);
+   BSON_APPEND_INT32 (&filter, "stage", stage);
+   append_ended (&filter);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, MT_STAGE_COUNTED_FIELD, &child);
+   BSON_APPEND_BOOL (&child, "$exists", false);
+   bson_append_document_end (&filter, &child);
+   ok = mongoc_collection_update_one (tasks, &filter, update, NULL, &reply, error);
+   *marked = ok && bson_iter_init_find (&iter, &reply, "modifiedCount") && bson_iter_as_int64 (&iter) == 1;
+   bson_destroy (&reply);
+   bson_destroy (&filter);
+   bson_destroy (update);
+   return ok;
+}
+
 bool
 mt_group_task_ended (mongoc_client_t *client,
                      const char *db,
@@ -507,23 +567,33 @@ mt_group_task_ended (mongoc_client_t *client,
                      bson_error_t *error)
 {
    mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
+   mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
-   bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, child, reply;
+   bson_t filter = BSON_INITIALIZER, child, reply;
+   bson_t *update = BCON_NEW ("$inc", "{", "done", BCON_INT32 (1), "}");
    bson_iter_t iter, value;
-   bool ok;
+   bool ok, marked = false;
+
+   bson_init (&reply);
+   /* The marker first: a crash after it loses this count (the upkeep tick
+    * completes the stage from its tasks), where the other order could
+    * count the task twice and complete the stage early. */
+   ok = mark_counted (tasks, group, stage, task_id, &marked, error);
+   if (!ok || !marked) {
+      goto cleanup; /* counted before, or not ended (anything else is not counted) */
+   }
+   mt_failpoint ("stage-marked");
 
    BSON_APPEND_OID (&filter, "group", group);
    BSON_APPEND_INT32 (&filter, "number", stage);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "status", &child);
+   BSON_APPEND_UTF8 (&child, "$ne", "complete");
+   bson_append_document_end (&filter, &child);
+   /* A stage from before the marker lists what it counted. */
    BSON_APPEND_DOCUMENT_BEGIN (&filter, "done_ids", &child);
    BSON_APPEND_VALUE (&child, "$ne", task_id);
    bson_append_document_end (&filter, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$push", &child);
-   BSON_APPEND_VALUE (&child, "done_ids", task_id);
-   bson_append_document_end (&update, &child);
-   BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
-   BSON_APPEND_INT32 (&child, "done", 1);
-   bson_append_document_end (&update, &child);
-   mongoc_find_and_modify_opts_set_update (fam, &update);
+   mongoc_find_and_modify_opts_set_update (fam, update);
    mongoc_find_and_modify_opts_set_flags (fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
 
    ok = mongoc_collection_find_and_modify_with_opts (stages, &filter, fam, &reply, error);
@@ -538,17 +608,22 @@ mt_group_task_ended (mongoc_client_t *client,
           bson_iter_init_find (&value, &stage_doc, "_id")) {
          bool won;
 
+         /* Read as full; the update decides (an enqueue since wins). */
+         mt_failpoint_pause ("stage-counted");
          ok = complete_stage (stages, bson_iter_value (&value), &won, error);
          if (ok && won) {
             ok = mt_group_initiate (client, db, group, error);
          }
       }
    }
+
+cleanup:
    bson_destroy (&reply);
    bson_destroy (&filter);
-   bson_destroy (&update);
+   bson_destroy (update);
    mongoc_find_and_modify_opts_destroy (fam);
    mongoc_collection_destroy (stages);
+   mongoc_collection_destroy (tasks);
    return ok;
 }
 
@@ -666,11 +741,137 @@ resume_groups (mongoc_client_t *client, const char *db, mongoc_collection_t *gro
    return ok;
 }
 
+/* A running stage counted short: when none of its tasks is live any more,
+ * the ended ones a crash left unmarked are counted, a total an enqueue
+ * whose insert failed left too high is corrected, and a count still short
+ * (a crash between a task's marker and its count) is set from the tasks:
+ * all of them have ended. `*stage` is read again. */
+static bool
+settle_stage (mongoc_client_t *client,
+              const char *db,
+              mongoc_collection_t *stages,
+              mongoc_collection_t *tasks,
+              const bson_oid_t *group,
+              bson_t **stage,
+              int64_t now_ms,
+              bson_error_t *error)
+{
+   int32_t number = (int32_t) get_int (*stage, "number");
+   bson_t filter = BSON_INITIALIZER, child, by_id = BSON_INITIALIZER, doc;
+   bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}");
+   bson_iter_t iter;
+   mongoc_cursor_t *ended;
+   const bson_t *task;
+   bool ok, found;
+
+   if (!bson_iter_init_find (&iter, *stage, "_id")) {
+      bson_destroy (opts);
+      bson_destroy (&filter);
+      bson_destroy (&by_id);
+      return true;
+   }
+   BSON_APPEND_VALUE (&by_id, "_id", bson_iter_value (&iter));
+
+   /* A live task: its own end counts it, and the stage waits for it. */
+   {
+      bson_t live = BSON_INITIALIZER, list;
+
+      BSON_APPEND_OID (&live, "group", group);
+      BSON_APPEND_INT32 (&live, "stage", number);
+      BSON_APPEND_DOCUMENT_BEGIN (&live, "status", &child);
+      BSON_APPEND_ARRAY_BEGIN (&child, "$nin", &list);
+      for (uint32_t k = 0; k < 3; k++) {
+         char key[4];
+         const char *kp;
+
+         bson_uint32_to_string (k, &kp, key, sizeof key);
+         BSON_APPEND_UTF8 (&list, kp, final_statuses[k]);
+      }
+      bson_append_array_end (&child, &list);
+      bson_append_document_end (&live, &child);
+      ok = mt_find_one (tasks, &live, opts, &doc, &found, error);
+      bson_destroy (&doc);
+      bson_destroy (&live);
+   }
+   if (!ok || found) {
+      goto cleanup;
+   }
+
+   /* Ended, never counted: their workers died before counting them. */
+   BSON_APPEND_OID (&filter, "group", group);
+   BSON_APPEND_INT32 (&filter, "stage", number);
+   append_ended (&filter);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, MT_STAGE_COUNTED_FIELD, &child);
+   BSON_APPEND_BOOL (&child, "$exists", false);
+   bson_append_document_end (&filter, &child);
+   ended = mongoc_collection_find_with_opts (tasks, &filter, opts, NULL);
+   while (ok && mongoc_cursor_next (ended, &task)) {
+      if (bson_iter_init_find (&iter, task, "_id")) {
+         ok = mt_group_task_ended (client, db, group, number, bson_iter_value (&iter), error);
+      }
+   }
+   ok = ok && !mongoc_cursor_error (ended, error);
+   mongoc_cursor_destroy (ended);
+   if (ok) {
+      ok = recount_stage (stages, tasks, group, stage, now_ms, error);
+   }
+   if (ok) {
+      ok = mt_find_one (stages, &by_id, NULL, &doc, &found, error);
+      if (ok && found) {
+         bson_destroy (*stage);
+         *stage = bson_copy (&doc);
+      }
+      bson_destroy (&doc);
+   }
+
+   /* Still short, every task ended and counted: a count was lost between
+    * a task's marker and its stage's update. The count is set to the total,
+    * only while the total is the one seen (an enqueue since wins). */
+   if (ok && found && !strcmp (get_str (*stage, "status"), "running") && get_int (*stage, "done") < get_int (*stage, "total")) {
+      bson_t *by_stage = BCON_NEW ("group", BCON_OID (group), "stage", BCON_INT32 (number));
+      int64_t n = mongoc_collection_count_documents (tasks, by_stage, NULL, NULL, NULL, error);
+
+      ok = n >= 0;
+      if (ok && n >= get_int (*stage, "total") && bson_iter_init_find (&iter, *stage, "total")) {
+         bson_t cas = BSON_INITIALIZER, *fix;
+
+         bson_concat (&cas, &by_id);
+         BSON_APPEND_UTF8 (&cas, "status", "running");
+         BSON_APPEND_VALUE (&cas, "total", bson_iter_value (&iter));
+         fix = BCON_NEW ("$set", "{", "done", BCON_INT32 ((int32_t) get_int (*stage, "total")), "}");
+         ok = mongoc_collection_update_one (stages, &cas, fix, NULL, NULL, error) && mt_find_one (stages, &by_id, NULL, &doc, &found, error);
+         if (ok && found) {
+            bson_destroy (*stage);
+            *stage = bson_copy (&doc);
+         }
+         if (ok) {
+            bson_destroy (&doc);
+         }
+         bson_destroy (fix);
+         bson_destroy (&cas);
+      }
+      bson_destroy (by_stage);
+   }
+
+cleanup:
+   bson_destroy (opts);
+   bson_destroy (&filter);
+   bson_destroy (&by_id);
+   return ok;
+}
+
 /* Counts the ended tasks of running stages that a crash left uncounted,
  * completes stages whose count is full, and deletes kept groups whose time
- * is up. Run by one worker per upkeep tick. */
+ * is up. Run by one worker per upkeep tick; `_until` stops once the
+ * monotonic clock passes `deadline_us` (0: no limit). */
 bool
 mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error)
+{
+   return mt_groups_upkeep_until (client, db, now_ms, 0, error);
+}
+
+bool
+mt_groups_upkeep_until (mongoc_client_t *client, const char *db, int64_t now_ms, int64_t deadline_us, bson_error_t *error)
 {
    mongoc_collection_t *stages = coll (client, db, MT_GROUP_STAGES_COLLECTION);
    mongoc_collection_t *tasks = coll (client, db, MT_TASKS_COLLECTION);
@@ -692,11 +893,8 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
 
-   for (size_t i = 0; ok && i < n; i++) {
+   for (size_t i = 0; ok && i < n && !mt_deadline_passed (deadline_us); i++) {
       bson_iter_t iter;
-      bson_t filter = BSON_INITIALIZER, child, list;
-      mongoc_cursor_t *ended;
-      const bson_t *task;
       bson_oid_t group_id;
       const bson_oid_t *group = &group_id;
       int32_t number = (int32_t) get_int (found[i], "number");
@@ -715,43 +913,12 @@ mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_
          bson_destroy (waiting);
          bson_destroy (go);
          if (!ok) {
-            bson_destroy (&filter);
             break;
          }
       }
-      BSON_APPEND_OID (&filter, "group", group);
-      BSON_APPEND_INT32 (&filter, "stage", number);
-      BSON_APPEND_DOCUMENT_BEGIN (&filter, "status", &child);
-      BSON_APPEND_ARRAY_BEGIN (&child, "$in", &list);
-      for (uint32_t k = 0; k < 3; k++) {
-         char key[4];
-         const char *kp;
-         bson_uint32_to_string (k, &kp, key, sizeof key);
-         BSON_APPEND_UTF8 (&list, kp, final_statuses[k]);
+      if (get_int (found[i], "done") < get_int (found[i], "total")) {
+         ok = settle_stage (client, db, stages, tasks, group, &found[i], now_ms, error);
       }
-      bson_append_array_end (&child, &list);
-      bson_append_document_end (&filter, &child);
-      if (bson_iter_init_find (&iter, found[i], "done_ids") && BSON_ITER_HOLDS_ARRAY (&iter)) {
-         const uint8_t *data;
-         uint32_t len;
-
-         bson_iter_array (&iter, &len, &data);
-         bson_init_static (&list, data, len);
-         BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &child);
-         BSON_APPEND_ARRAY (&child, "$nin", &list);
-         bson_append_document_end (&filter, &child);
-      }
-      ended = mongoc_collection_find_with_opts (tasks, &filter, NULL, NULL);
-      while (ok && mongoc_cursor_next (ended, &task)) {
-         ok = mt_group_task_ended_doc (client, db, task, error);
-      }
-      ok = ok && !mongoc_cursor_error (ended, error);
-      mongoc_cursor_destroy (ended);
-      bson_destroy (&filter);
-      if (ok) {
-         ok = recount_stage (stages, tasks, group, &found[i], now_ms, error);
-      }
-
       if (ok && get_int (found[i], "done") >= get_int (found[i], "total")) {
          /* Counted full, but the one who filled it did not finish the job. */
          bool won;
@@ -898,7 +1065,7 @@ mt_groups_clean (mongoc_client_t *client, const char *db, bool purge, bson_error
                bson_t *s = BCON_NEW ("group", BCON_OID (group), "number", BCON_INT32 (number),
                                      "status", n_waiting > 0 ? "pending" : "running",
                                      "total", BCON_INT32 ((int32_t) get_int (found[i], "total")),
-                                     "done", BCON_INT32 (0), "done_ids", "[", "]",
+                                     "done", BCON_INT32 (0),
                                      "created", BCON_DATE_TIME (mt_now_ms ()));
                ok = n_waiting >= 0 && mongoc_collection_insert_one (stages, s, NULL, NULL, error);
                bson_destroy (s);

@@ -14,6 +14,15 @@
 
 #define MT_DELAY_MAX_S (3650.0 * 24 * 3600) /* ten years */
 
+/* Whether the monotonic clock (bson_get_monotonic_time) has passed
+ * `deadline_us`; never when it is 0. The upkeep's work per tick is bounded
+ * so: what is left waits for the next tick. */
+static inline bool
+mt_deadline_passed (int64_t deadline_us)
+{
+   return deadline_us > 0 && bson_get_monotonic_time () >= deadline_us;
+}
+
 /* ---- task documents (task.c) ------------------------------------------ */
 
 /* The fields of a claimed task document the worker relies on, validated.
@@ -96,7 +105,8 @@ bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_
 /* ---- the store (store.c) ----------------------------------------------- */
 
 /* Reads the first document matching `filter` into `out` (always
- * initialized); `*found` says whether there was one. */
+ * initialized); `*found` says whether there was one. It asks for one
+ * (limit 1, in a single batch) unless `opts` gives a limit. */
 bool mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error);
 
 /* Atomically claims the next due task of `queues` and `types` (BSON arrays
@@ -144,10 +154,11 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
                               const bson_t *update,
                               bson_error_t *error);
 
-/* Marks CREATED documents of `queues` that no worker could ever claim (no
- * type, mistyped fields) FAILED with an error naming the field, and fills
- * the defaults of documents inserted without them. Returns how many were
- * marked, or -1 on error. */
+/* Marks CREATED documents of `queues` (of every queue when NULL) that no
+ * worker could ever claim (no type, mistyped fields) FAILED with an error
+ * naming the field, and fills the defaults of documents inserted without
+ * them. Returns how many were marked, or -1 on error. Its `$or` is served
+ * by no index: the upkeep tick's winner runs it, for every queue. */
 int64_t mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *error);
 
 /* ---- account locks (lock.c) --------------------------------------------- */
@@ -213,7 +224,11 @@ bool mt_group_task_ended (mongoc_client_t *client,
                           const bson_value_t *task_id,
                           bson_error_t *error);
 bool mt_group_task_ended_doc (mongoc_client_t *client, const char *db, const bson_t *task, bson_error_t *error);
+/* Upkeep tick: counts what crashes left uncounted, completes stages and
+ * groups that stalled, deletes kept groups whose time is up. `_until`:
+ * stops once the monotonic clock passes `deadline_us` (0: no limit). */
 bool mt_groups_upkeep (mongoc_client_t *client, const char *db, int64_t now_ms, bson_error_t *error);
+bool mt_groups_upkeep_until (mongoc_client_t *client, const char *db, int64_t now_ms, int64_t deadline_us, bson_error_t *error);
 
 /* ---- synchronizers (sync.c) -------------------------------------------- */
 
@@ -236,8 +251,11 @@ bool mt_slot_release (mongoc_client_t *client, const char *db, const bson_value_
  * longer holds one. */
 bool mt_slot_touch (mongoc_client_t *client, const char *db, const bson_value_t *task_id, int32_t attempt, bool *held, bson_error_t *error);
 /* Upkeep tick: takes back slots whose keepalive is older than their pool's
- * timeout, and slots of runs that are over. */
+ * timeout (their runs failed after), and slots of runs that are over; fails
+ * the timed-out runs a crash left not failed. `_until`: stops once the
+ * monotonic clock passes `deadline_us` (0: no limit); the next tick goes on. */
 bool mt_slots_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+bool mt_slots_upkeep_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
 /* What the database says of the slot a run holds, for the watcher that
  * calls the plugin's slot callbacks. */
@@ -262,16 +280,24 @@ void mt_schedule_append_next (bson_t *set, const mt_task_doc_t *task, bool cance
  * marks it created. `repair`: the planner may have died long ago; the
  * successor may be in the archive already. */
 bool mt_schedule_create_successor (mt_context_t *ctx, mongoc_client_t *client, const bson_t *ended, bool repair, bson_error_t *error);
-/* Upkeep tick: plans and creates successors that ended runs lack. */
+/* Upkeep tick: plans and creates successors that ended runs lack.
+ * `_until`: stops once the monotonic clock passes `deadline_us` (0: no
+ * limit). */
 bool mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+bool mt_schedule_upkeep_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
 /* ---- the archive (archive.c) -------------------------------------------- */
 
 /* Moves an ended task into completed_tasks (`*moved` false when it is not
  * in tasks, or not movable). */
 bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_t *id, bool *moved, bson_error_t *error);
-/* Moves the ended tasks of `queues` (a BSON array); how many, or -1. */
+/* Moves the ended tasks of `queues` (a BSON array); how many, or -1 when
+ * the database is away. A task that cannot be moved for another reason is
+ * marked (`archive_error`) and passed over. `_until`: stops once the
+ * monotonic clock passes `deadline_us` (0: no limit); the next sweep goes
+ * on. */
 int64_t mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error);
+int64_t mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, int64_t deadline_us, bson_error_t *error);
 
 /* ---- leases (lease.c) ---------------------------------------------------- */
 

@@ -280,26 +280,24 @@ append_ended (bson_t *filter)
    bson_append_document_end (filter, &child);
 }
 
-bool
-mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
+/* Plans the successor of each run that ended without one (its worker was
+ * lost, it was stopped, an operator ended it) among those of `kind`
+ * ("repeat" or "cron"). The query is {kind: {$exists: true, $ne: null},
+ * status: {$in: ended}, next: {$exists: false}}, the shape the partial
+ * index on repeating tasks of that kind serves (docs/operations.md). */
+static bool
+plan_unplanned (mt_context_t *ctx, mongoc_collection_t *tasks, const char *kind, int64_t deadline_us, bson_error_t *error)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
    bson_t *opts = BCON_NEW ("limit", BCON_INT64 (100));
+   bson_t *f = BCON_NEW (kind, "{", "$exists", BCON_BOOL (true), "$ne", BCON_NULL, "}");
    mongoc_cursor_t *cursor;
    const bson_t *doc;
    bool ok = true;
 
-   /* Runs that ended without planning a successor (their worker was lost,
-    * they were stopped, an operator ended them): plan it now. */
-   {
-      bson_t *f = BCON_NEW ("next", "{", "$exists", BCON_BOOL (false), "}", "$or", "[", "{", "repeat", "{", "$exists",
-                            BCON_BOOL (true), "$ne", BCON_NULL, "}", "}", "{", "cron", "{", "$exists", BCON_BOOL (true),
-                            "$ne", BCON_NULL, "}", "}", "]");
-      append_ended (f);
-      cursor = mongoc_collection_find_with_opts (tasks, f, opts, NULL);
-      bson_destroy (f);
-   }
-   while (ok && mongoc_cursor_next (cursor, &doc)) {
+   append_ended (f);
+   BCON_APPEND (f, "next", "{", "$exists", BCON_BOOL (false), "}");
+   cursor = mongoc_collection_find_with_opts (tasks, f, opts, NULL);
+   while (ok && !mt_deadline_passed (deadline_us) && mongoc_cursor_next (cursor, &doc)) {
       mt_task_doc_t task;
       bson_error_t why;
       bson_iter_t iter;
@@ -329,13 +327,36 @@ mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *er
       ok = false;
    }
    mongoc_cursor_destroy (cursor);
+   bson_destroy (f);
+   bson_destroy (opts);
+   return ok;
+}
 
-   /* Successors planned and not yet created. */
+bool
+mt_schedule_upkeep (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
+{
+   return mt_schedule_upkeep_until (ctx, client, 0, error);
+}
+
+bool
+mt_schedule_upkeep_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
+   bson_t *opts = BCON_NEW ("limit", BCON_INT64 (100));
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bool ok;
+
+   /* Runs that ended without planning a successor: plan it now. */
+   ok = plan_unplanned (ctx, tasks, "repeat", deadline_us, error) && plan_unplanned (ctx, tasks, "cron", deadline_us, error);
+
+   /* Successors planned and not yet created: {"next.created": false}, the
+    * shape of the partial index on exactly that. */
    if (ok) {
       bson_t *f = BCON_NEW ("next.created", BCON_BOOL (false));
 
       cursor = mongoc_collection_find_with_opts (tasks, f, opts, NULL);
-      while (ok && mongoc_cursor_next (cursor, &doc)) {
+      while (ok && !mt_deadline_passed (deadline_us) && mongoc_cursor_next (cursor, &doc)) {
          ok = mt_schedule_create_successor (ctx, client, doc, true, error);
       }
       if (ok && mongoc_cursor_error (cursor, error)) {

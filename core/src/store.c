@@ -9,10 +9,23 @@
 bool
 mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
 {
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (collection, filter, opts, NULL);
+   bson_t one = BSON_INITIALIZER;
+   mongoc_cursor_t *cursor;
    const bson_t *doc;
    bool ok;
 
+   /* One document: the server sends one, in one reply, and no cursor stays
+    * open on it; unless the caller set a limit of its own. */
+   if (opts) {
+      bson_concat (&one, opts);
+   }
+   if (!opts || !bson_has_field (opts, "limit")) {
+      BSON_APPEND_INT64 (&one, "limit", 1);
+      if (!bson_has_field (&one, "singleBatch")) {
+         BSON_APPEND_BOOL (&one, "singleBatch", true);
+      }
+   }
+   cursor = mongoc_collection_find_with_opts (collection, filter, &one, NULL);
    bson_init (out);
    *found = mongoc_cursor_next (cursor, &doc);
    if (*found) {
@@ -21,6 +34,7 @@ mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t
    }
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
+   bson_destroy (&one);
    return ok;
 }
 
@@ -293,9 +307,11 @@ fill_default (mongoc_collection_t *tasks, const bson_t *queues, const char *fiel
    bool ok;
 
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", queues);
-   bson_append_document_end (&filter, &child);
+   if (queues) {
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+      BSON_APPEND_ARRAY (&child, "$in", queues);
+      bson_append_document_end (&filter, &child);
+   }
    BSON_APPEND_NULL (&filter, field); /* matches absent and null */
 
    if (!strcmp (field, "created")) {
@@ -322,9 +338,11 @@ mt_store_sweep (mongoc_collection_t *tasks, const bson_t *queues, bson_error_t *
    int64_t marked = -1, n = 0;
 
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_CREATED);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
-   BSON_APPEND_ARRAY (&child, "$in", queues);
-   bson_append_document_end (&filter, &child);
+   if (queues) {
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "queue", &child);
+      BSON_APPEND_ARRAY (&child, "$in", queues);
+      bson_append_document_end (&filter, &child);
+   }
    BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
    mt_task_doc_malformed_filter (&or);
    bson_append_array_end (&filter, &or);

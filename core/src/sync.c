@@ -13,9 +13,11 @@
  * synchronizer found with `stage_task` null is finished off by the next
  * check, and one whose callables a failure left WAITING (not released, or
  * never recorded) is tidied by it. Advancing is one conditional update on
- * (status, actual_stage): however many callers check at once, one
- * advances; it records in `closing` the task the stage closes, which is
- * closed after it, or by the next check when that fails. */
+ * (status, actual_stage, stage_task): however many callers check at once,
+ * one advances, and only the run of the stage whose queue it found drained
+ * (a stage begun again since has another stage_task); it records in
+ * `closing` the task the stage closes, which is closed after it, or by the
+ * next check when that fails. */
 #include "mtask-private.h"
 
 #include <string.h>
@@ -478,7 +480,13 @@ mt_sync_check_completion (mongoc_client_t *client, const char *db, const char *n
       goto cleanup;
    }
    next = oid (&stage, "next_stage");
-   filter = BCON_NEW ("_id", name, "status", "running", "actual_stage", BCON_OID (stage_id));
+   /* Read as drained; the move is conditional on the very run of the stage
+    * that was counted: its callable (`stage_task`) is new each time a stage
+    * begins, so a checker that read the queue before another one moved the
+    * synchronizer on (and it began this stage again, or came back to it)
+    * moves nothing. */
+   mt_failpoint_pause ("sync-drained");
+   filter = BCON_NEW ("_id", name, "status", "running", "actual_stage", BCON_OID (stage_id), "stage_task", BCON_OID (oid (&sync, "stage_task")));
    {
       bson_t update = BSON_INITIALIZER, set, reply;
       bson_iter_t iter;

@@ -1,7 +1,8 @@
 /* The top layers of the core, from the bottom up: the run of one claimed
  * task (run.c, and host.c, the API it hands plugins); the upkeep tick
  * (upkeep.c); the worker (worker.c: threads, start, shutdown; heartbeat.c:
- * its heartbeat thread). The layers under them are in mtask-private.h. */
+ * its heartbeat and upkeep threads). The layers under them are in
+ * mtask-private.h. */
 #ifndef MTASK_WORKER_PRIVATE_H
 #define MTASK_WORKER_PRIVATE_H
 
@@ -62,9 +63,11 @@ struct _mt_worker_t {
    char hostname[256];
    mt_slot_t *slots;        /* under ctx.mutex: one per thread */
    int next_slot;           /* under ctx.mutex */
-   bool heartbeat_stop;     /* under ctx.mutex */
-   pthread_t heartbeat_thread;
+   bool heartbeat_stop;     /* under ctx.mutex: both background threads stop */
+   pthread_t heartbeat_thread; /* the registry and the leases, nothing else */
    bool heartbeat_running;
+   pthread_t upkeep_thread; /* taking back, the upkeep tick, the archive, the slot watch */
+   bool upkeep_running;
 };
 
 /* The running task behind the plugin's mt_task_t. */
@@ -105,7 +108,7 @@ void mt_run_held_update (mt_running_t *run, char *const *accounts, bool add);
 void mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead);
 
 /* Calls the slot callbacks (keepalive, timeout, stop) of the tasks this
- * worker runs in a pool, from what mt_slot_state reads. Heartbeat thread. */
+ * worker runs in a pool, from what mt_slot_state reads. Upkeep thread. */
 void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
 
 /* ---- the upkeep tick (upkeep.c) ----------------------------------------- */
@@ -113,15 +116,21 @@ void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
 /* The periodic work one worker of all does per tick (lease/3): counting what
  * crashes left uncounted in staged groups, kept groups whose time is up,
  * the synchronizers (seed 000's start_synchros and upkeep), slots that
- * timed out, successors of repeating tasks. */
+ * timed out, successors of repeating tasks, the sweep of malformed task
+ * documents; then `ended` on the ticks document. `_until`: begins no new
+ * part once the monotonic clock passes `deadline_us` (0: no limit); each
+ * tick begins with the next part in turn, so no part waits for good
+ * behind another. */
 bool mt_upkeep_tick (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+bool mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
 
-/* ---- the worker's heartbeat thread (heartbeat.c) ------------------------ */
+/* ---- the worker's heartbeat and upkeep threads (heartbeat.c) ------------ */
 
 /* This worker's registry document and the leases of what it holds. */
 bool mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error);
-/* The thread: every lease/3, the heartbeat, taking back lost tasks, the
- * upkeep tick, the archive sweep, the slot watcher. */
+/* The threads: every lease/3, the heartbeat (registry and leases, nothing
+ * else); and, on a thread of its own, taking back lost tasks, the upkeep
+ * tick, the archive sweep, the slot watcher. Stop joins both. */
 bool mt_heartbeat_start (mt_worker_t *worker, bson_error_t *error);
 void mt_heartbeat_stop (mt_worker_t *worker);
 

@@ -22,8 +22,6 @@
 #define MT_DEFAULT_PLUGIN_DIR "/usr/local/lib/mtask/plugins"
 #endif
 
-#define MT_SWEEP_INTERVAL_US (5 * 1000 * 1000)
-
 const char *
 mt_default_plugin_dir (void)
 {
@@ -227,8 +225,8 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    }
    mongoc_client_pool_set_error_api (worker->pool, MONGOC_ERROR_API_VERSION_2);
    mongoc_client_pool_set_appname (worker->pool, "mtask-worker");
-   /* A client per thread, one for the heartbeat thread, one for run(). */
-   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 2);
+   /* A client per thread, one each for the heartbeat and upkeep threads, one for run(). */
+   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 3);
 
    if (pipe (worker->wake_pipe) != 0) {
       bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "cannot create a pipe: %s", strerror (errno));
@@ -335,7 +333,9 @@ maybe_sweep (mt_worker_t *worker, mongoc_collection_t *tasks, bool force)
    bool due;
 
    pthread_mutex_lock (&worker->ctx.mutex);
-   due = force || worker->last_sweep_us == 0 || now - worker->last_sweep_us >= MT_SWEEP_INTERVAL_US;
+   /* Once at the start and when a claim trips on a document; otherwise
+    * the upkeep tick's winner sweeps, for every worker (upkeep.c). */
+   due = force || worker->last_sweep_us == 0;
    if (due) {
       worker->last_sweep_us = now;
    }

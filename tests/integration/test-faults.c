@@ -1407,8 +1407,12 @@ check_slot_held (fx_t *fx)
 static void
 after_slot_timed_out (fx_t *fx, bool ok)
 {
-   (void) ok;
-   AGAIN (run_slot_acquire, fx);
+   if (!ok) {
+      AGAIN (run_slot_acquire, fx);
+   }
+   /* Taken, its run not failed yet: the slot's timed_out record has the
+    * upkeep tick do it. */
+   MUST (mt_slots_upkeep (&fx->ctx, fx->client, &_error));
    group_upkeep (fx, 0);
 }
 
@@ -2054,7 +2058,8 @@ static const op_t ops[] = {
    {"slots/pool_set", NULL, run_pool_set, NULL, check_pool_set, NULL},
    {"slots/acquire", setup_slot_free, run_slot_acquire, NULL, check_slot_held, NULL},
    {"slots/acquire_stale", setup_slot_stale, run_slot_acquire, NULL, check_slot_held, NULL},
-   {"slots/acquire_timed_out", setup_slot_timed_out, run_slot_acquire, after_slot_timed_out, check_slot_timed_out, NULL},
+   {"slots/acquire_timed_out", setup_slot_timed_out, run_slot_acquire, after_slot_timed_out, check_slot_timed_out,
+    "failing the run whose slot it took: the slot records it (timed_out) and the upkeep tick fails it", true},
    {"slots/release", setup_slot_taken, run_slot_release, NULL, check_slots_free, NULL},
    {"slots/keepalive", setup_slot_taken, run_slot_keepalive, NULL, check_slot_held, NULL},
    {"slots/touch", setup_slot_taken, run_slot_touch, NULL, check_slot_held, NULL},

@@ -321,10 +321,12 @@ test_claim_error_sweeps (void)
 
    first = mt_test_enqueue ("q", "sleep", "{'seconds': 3}", NULL);
    pid = mt_test_worker (W ("--queues", "q", "--poll-interval", "0.05", "--pid", "W-SWEEP"));
-   /* It swept, then claimed `first`; the next sweep is due 5 s after the
-    * first. While `first` sleeps, a good task and a bad one arrive (in
-    * that order: the claim's update meets the good one first). */
+   /* It swept, then claimed `first`; its first upkeep tick (which sweeps
+    * too) is over, and the next is due a third of its lease (10 s) after.
+    * While `first` sleeps, a good task and a bad one arrive (in that
+    * order: the claim's update meets the good one first). */
    WAIT_UNTIL (mt_test_status_is (&first, "WORK_IN_PROGRESS"), 20000);
+   WAIT_UNTIL (mt_test_upkeep_tick_over (), 20000);
    good = mt_test_enqueue ("q", "echo", "{'n': 1}", "{'max_attempts': 1}");
    doc = mt_test_task (&good);
    created = mt_test_date (doc, "created");
