@@ -224,7 +224,7 @@ typedef struct _mt_plugin_t {
 
    /* Concurrency slots (seed 002). `pool`: the slot pool this type's tasks
     * run in, unless a task names its own `pool`; NULL = none. The callbacks
-    * are optional; they run on the worker's heartbeat thread while
+    * are optional; they run on the worker's upkeep thread while
     * process() still runs, so they must be short and thread-safe:
     * on_keepalive when a keepalive for the task arrived, on_timeout when its
     * slot was taken back for want of one, on_stop when the task is being
