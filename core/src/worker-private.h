@@ -65,6 +65,8 @@ struct _mt_worker_t {
    bool heartbeat_stop;     /* under ctx.mutex */
    pthread_t heartbeat_thread;
    bool heartbeat_running;
+
+   bool replace; /* start in place of a live worker with this id */
 };
 
 /* The running task behind the plugin's mt_task_t. */
