@@ -186,7 +186,7 @@ bool mt_indexes_ensure_logged (mt_context_t *ctx, mongoc_client_t *client, bson_
  * `tasks` or `slots` is sharded (config.collections); warns in ctx's log of
  * `locks` sharded on other than _id and `group_stages` on other than group.
  * When `config` cannot be read (a user without the right to), says so at
- * debug or info level and succeeds. */
+ * debug or info level and succeeds; a network error fails, untouched. */
 bool mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
 
 /* Inserts a task document. With MT_UNIQUE_HELD_FIELD set and the key held

@@ -982,18 +982,22 @@ mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *
       bson_destroy (&key);
    }
    if (ok && mongoc_cursor_error (cursor, &read_error)) {
-      /* A user with readWrite on the application's database alone cannot
-       * read `config`; nor can a standalone's be trusted to mean much.
-       * Neither stops the worker. */
-      mt_log (ctx,
-              read_error.code == 13 ? MT_LOG_DEBUG : MT_LOG_INFO,
-              "not checking whether '%s.%s' or '%s.%s' is sharded (they must not be): cannot read "
-              "config.collections: %s",
-              ctx->db,
-              MT_TASKS_COLLECTION,
-              ctx->db,
-              MT_SLOTS_COLLECTION,
-              read_error.message);
+      if (mt_error_is_network (&read_error)) {
+         *error = read_error; /* the server is away: the caller waits for it */
+         ok = false;
+      } else {
+         /* A user with readWrite on the application's database alone
+          * cannot read `config`: that does not stop the worker. */
+         mt_log (ctx,
+                 read_error.code == 13 ? MT_LOG_DEBUG : MT_LOG_INFO,
+                 "not checking whether '%s.%s' or '%s.%s' is sharded (they must not be): cannot read "
+                 "config.collections: %s",
+                 ctx->db,
+                 MT_TASKS_COLLECTION,
+                 ctx->db,
+                 MT_SLOTS_COLLECTION,
+                 read_error.message);
+      }
    }
    mongoc_cursor_destroy (cursor);
    bson_destroy (&filter);

@@ -632,8 +632,11 @@ thread_main (void *data)
 static bool
 start_steps (mt_worker_t *worker, mongoc_client_t *client, bool *registered, const char **step, bson_error_t *error)
 {
-   *step = NULL;
+   *step = "read config.collections";
    if (!mt_collections_check (&worker->ctx, client, error)) {
+      if (error->domain == MT_ERROR_CONFIG) {
+         *step = NULL; /* sharded: the message says which and what to do */
+      }
       return false;
    }
    *step = "create its indexes";

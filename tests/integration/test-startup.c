@@ -281,6 +281,192 @@ test_simultaneous_start (void)
    mt_test_worker_stop (winner);
 }
 
+/* ---- item 9: indexes that already exist -------------------------------- */
+
+/* Creates, as an operator would, the index `name` on `collection` with
+ * `spec_json` (its key and options, JSON). */
+static void
+index_create (const char *collection, const char *name, const char *spec_json)
+{
+   mongoc_database_t *db = mongoc_client_get_database (mt_test_client (), mt_test_db ());
+   bson_t *spec = mt_test_bson (spec_json);
+   bson_t *cmd;
+   bson_error_t error;
+   bool ok;
+
+   BSON_APPEND_UTF8 (spec, "name", name);
+   cmd = BCON_NEW ("createIndexes", BCON_UTF8 (collection), "indexes", "[", BCON_DOCUMENT (spec), "]");
+   ok = mongoc_database_write_command_with_opts (db, cmd, NULL, NULL, &error);
+   bson_destroy (cmd);
+   bson_destroy (spec);
+   mongoc_database_destroy (db);
+   ASSERT_OR_PRINT (ok, error);
+}
+
+/* The index `name` of `collection` as listIndexes gives it, or NULL.
+ * bson_destroy it. */
+static bson_t *
+index_find (const char *collection, const char *name)
+{
+   mongoc_collection_t *coll = mt_test_collection (collection);
+   mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts (coll, NULL);
+   const bson_t *doc;
+   bson_t *found = NULL;
+   bson_error_t error;
+
+   while (!found && mongoc_cursor_next (cursor, &doc)) {
+      if (!strcmp (mt_test_str (doc, "name"), name)) {
+         found = bson_copy (doc);
+      }
+   }
+   ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   return found;
+}
+
+/* An operator's mtask_claim with other keys: the worker starts, says which
+ * index is in the way and what to do, and runs tasks. (Before: the
+ * server's 86 ended the start.) */
+static void
+test_claim_index_other_keys (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "echo", "{'x': 1}", NULL);
+   char expect[256];
+   pid_t pid;
+   bson_t *index;
+
+   index_create ("tasks", "mtask_claim", "{'key': {'queue': 1}}");
+   pid = mt_test_worker_once (W ("--queues", "q"), 60000);
+   bson_snprintf (expect, sizeof expect, "index 'mtask_claim' on %s.tasks not made: the index of that name there is", mt_test_db ());
+   ASSERT (mt_test_output_contains (pid, expect));
+   ASSERT (mt_test_output_contains (pid, "mtask works without it, only claiming is slower: drop it (db.tasks.dropIndex(\"mtask_claim\")) and start a worker again"));
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
+   /* The others were made all the same. */
+   index = index_find ("tasks", "mtask_worker");
+   ASSERT (index);
+   bson_destroy (index);
+   index = index_find ("locks", "mtask_lock_owner");
+   ASSERT (index);
+   bson_destroy (index);
+}
+
+/* The claim's keys under an operator's name: it serves; the worker starts
+ * and says so, and makes no second one. */
+static void
+test_claim_index_other_name (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "echo", "{'x': 1}", NULL);
+   char expect[256];
+   bson_t *index;
+   pid_t pid;
+
+   index_create ("tasks", "status_1_queue_1_priority_-1_created_1", "{'key': {'status': 1, 'queue': 1, 'priority': -1, 'created': 1}}");
+   pid = mt_test_worker_once (W ("--queues", "q"), 60000);
+   bson_snprintf (expect,
+                  sizeof expect,
+                  "index 'mtask_claim' on %s.tasks: the equivalent index 'status_1_queue_1_priority_-1_created_1' is there and serves in its place",
+                  mt_test_db ());
+   ASSERT (mt_test_output_contains (pid, expect));
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
+   index = index_find ("tasks", "mtask_claim");
+   ASSERT (!index);
+}
+
+/* mtask_unique in the way (not unique): no start, for nothing would keep
+ * a unique_key unique; the message names the index and the fix. */
+static void
+test_unique_index_in_the_way (void)
+{
+   char expect[256], *out;
+   pid_t pid;
+
+   index_create ("tasks", "mtask_unique", "{'key': {'unique_held': 1}}");
+   pid = mt_test_worker (W ("--queues", "q"));
+   ASSERT_CMPINT (exit_code (pid, 30000), ==, 1);
+   out = mt_test_output (pid);
+   bson_snprintf (expect, sizeof expect, "cannot prepare '%s.tasks' (create its indexes): index 'mtask_unique' on %s.tasks not made: the index of that name there is", mt_test_db (), mt_test_db ());
+   ASSERT_CONTAINS (out, expect);
+   ASSERT_CONTAINS (out, "it is needed, for without it nothing keeps one live task per unique_key: drop it (db.tasks.dropIndex(\"mtask_unique\"))");
+   bson_free (out);
+}
+
+/* A sparse mtask_unique from an earlier mtask: accepted, with a word on
+ * how to have the partial one; unique keys stay unique. */
+static void
+test_unique_index_sparse_accepted (void)
+{
+   bson_t *opts = mt_test_bson ("{'unique_key': 'k'}");
+   bson_oid_t first, second;
+   bson_error_t error;
+   bool created;
+   pid_t pid;
+
+   index_create ("tasks", "mtask_unique", "{'key': {'unique_held': 1}, 'unique': true, 'sparse': true}");
+   pid = mt_test_worker_once (W ("--queues", "none"), 60000);
+   ASSERT (mt_test_output_contains (pid, "index 'mtask_unique' on"));
+   ASSERT (mt_test_output_contains (pid, "is sparse (made by an earlier mtask), not partial on strings; it keeps one live task per unique_key all the same"));
+   ASSERT_OR_PRINT (mt_enqueue_ex (mt_test_client (), mt_test_db (), "q", "echo", NULL, opts, &first, &created, &error), error);
+   ASSERT (created);
+   ASSERT_OR_PRINT (mt_enqueue_ex (mt_test_client (), mt_test_db (), "q", "echo", NULL, opts, &second, &created, &error), error);
+   ASSERT (!created);
+   ASSERT (bson_oid_equal (&first, &second));
+   bson_destroy (opts);
+}
+
+/* The index a worker makes is partial on strings, not sparse. */
+static void
+test_unique_index_partial (void)
+{
+   bson_t *index;
+
+   mt_test_worker_once (W ("--queues", "q"), 60000);
+   index = index_find ("tasks", "mtask_unique");
+   ASSERT (index);
+   {
+      bson_iter_t iter;
+
+      ASSERT (bson_iter_init_find (&iter, index, "unique") && bson_iter_as_bool (&iter));
+   }
+   ASSERT (!mt_test_has (index, "sparse"));
+   ASSERT_CMPSTR (mt_test_str (index, "partialFilterExpression.unique_held.$type"), "string");
+   bson_destroy (index);
+}
+
+/* An application enqueuing with unique keys: createIndexes once per
+ * process and database, not before every insert. Counted by the server
+ * (a failpoint that only holds each createIndexes of this client for
+ * 1 ms, and counts it). */
+static void
+test_unique_enqueue_creates_index_once (void)
+{
+   mongoc_client_t *client = mt_test_failpoint_client (STARTUP_APP);
+   int64_t before, created_indexes;
+   bson_error_t error;
+   char *watch = bson_strdup_printf ("{'failCommands': ['createIndexes'], 'blockConnection': true, 'blockTimeMS': 1, "
+                                     "'appName': '%s'}",
+                                     STARTUP_APP);
+
+   before = mt_test_failpoint_set ("'alwaysOn'", watch);
+   for (int i = 0; i < 4; i++) {
+      char opts_json[64];
+      bson_t *opts;
+      bson_oid_t id;
+      bool created;
+
+      bson_snprintf (opts_json, sizeof opts_json, "{'unique_key': 'key-%d'}", i % 3);
+      opts = mt_test_bson (opts_json);
+      ASSERT_OR_PRINT (mt_enqueue_ex (client, mt_test_db (), "q", "echo", NULL, opts, &id, &created, &error), error);
+      ASSERT (created == (i < 3));
+      bson_destroy (opts);
+   }
+   created_indexes = mt_test_failpoint_off () - before;
+   ASSERT_CMPINT (created_indexes, ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{'unique_held': {'$exists': true}}"), ==, 3);
+   bson_free (watch);
+   mongoc_client_destroy (client);
+}
+
 /* ---- item 12: sharded collections ------------------------------------------ */
 
 static void
@@ -381,6 +567,25 @@ test_sharded_locks_on_id_quiet (void)
    ASSERT (!mt_test_output_contains (pid, "is sharded"));
 }
 
+/* A user who may not read config (13, Unauthorized): the worker says at
+ * debug level that it could not check, and runs. */
+static void
+test_config_unreadable (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "echo", "{'x': 1}", NULL);
+   char expect[256];
+   pid_t pid;
+
+   mt_test_failpoint_set ("{'times': 1}",
+                          "{'failCommands': ['find'], 'errorCode': 13, 'namespace': 'config.collections', "
+                          "'appName': 'mtask-worker'}");
+   pid = mt_test_worker_once (W ("--queues", "q", "--log-level", "debug"), 60000);
+   mt_test_failpoint_off ();
+   bson_snprintf (expect, sizeof expect, "debug   not checking whether '%s.tasks' or '%s.slots' is sharded (they must not be): cannot read config.collections", mt_test_db (), mt_test_db ());
+   ASSERT (mt_test_output_contains (pid, expect));
+   ASSERT (mt_test_status_is (&id, "FINISHED"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -391,9 +596,16 @@ main (int argc, char **argv)
    mt_test_add ("/startup/id/paused_taken_over", test_paused_taken_over);
    mt_test_add ("/startup/id/replace", test_replace);
    mt_test_add ("/startup/id/simultaneous_start", test_simultaneous_start);
+   mt_test_add ("/startup/indexes/claim_other_keys", test_claim_index_other_keys);
+   mt_test_add ("/startup/indexes/claim_other_name", test_claim_index_other_name);
+   mt_test_add ("/startup/indexes/unique_in_the_way", test_unique_index_in_the_way);
+   mt_test_add ("/startup/indexes/unique_sparse_accepted", test_unique_index_sparse_accepted);
+   mt_test_add ("/startup/indexes/unique_partial", test_unique_index_partial);
+   mt_test_add ("/startup/indexes/unique_enqueue_once", test_unique_enqueue_creates_index_once);
    mt_test_add ("/startup/sharding/tasks_refused", test_sharded_tasks_refused);
    mt_test_add ("/startup/sharding/slots_refused", test_sharded_slots_refused);
    mt_test_add ("/startup/sharding/others_warned", test_sharded_others_warned);
    mt_test_add ("/startup/sharding/locks_on_id_quiet", test_sharded_locks_on_id_quiet);
+   mt_test_add ("/startup/sharding/config_unreadable", test_config_unreadable);
    return mt_test_main (argc, argv);
 }
