@@ -410,8 +410,8 @@ renew_leases (mt_context_t *ctx, mongoc_collection_t *tasks, const bson_t *held,
 }
 
 /* The registry entry is another process's now (started with --replace, or
- * after this one's lease ran out): this worker stops claiming, once, and
- * `error` says why. */
+ * after this one's lease ran out): this worker stops claiming, and says so
+ * once; `error` says it in short, for each write that finds it so. */
 static void
 taken_over (mt_context_t *ctx, mongoc_collection_t *workers, bson_error_t *error)
 {
@@ -420,18 +420,20 @@ taken_over (mt_context_t *ctx, mongoc_collection_t *workers, bson_error_t *error
    char seen[512] = "another process";
 
    if (registry_read (ctx, workers, &entry, &ignored) && entry.found) {
-      describe_entry (&entry, seen, sizeof seen);
+      bson_snprintf (seen, sizeof seen, "host '%s' pid %" PRId64, entry.host, entry.pid);
    }
-   bson_set_error (error,
-                   MT_ERROR_STORE,
-                   MT_STORE_ERROR_LOST,
-                   "worker id '%s' was taken over by %s (a worker started with --replace, or after this one's "
-                   "lease ran out): this worker stops claiming; what it still runs finishes, and outcomes of tasks "
-                   "taken back from it are dropped",
-                   ctx->worker_id,
-                   seen);
+   bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_LOST, "worker id '%s' now belongs to %s", ctx->worker_id, seen);
    if (!mt_context_get (ctx, &ctx->stopping)) {
-      mt_log (ctx, MT_LOG_ERROR, "%s", error->message);
+      if (entry.found) {
+         describe_entry (&entry, seen, sizeof seen);
+      }
+      mt_log (ctx,
+              MT_LOG_ERROR,
+              "worker id '%s' was taken over by %s (a worker started with --replace, or after this one's lease "
+              "ran out): this worker stops claiming, lets what it runs end, and exits; outcomes of the tasks "
+              "taken back from it are dropped",
+              ctx->worker_id,
+              seen);
       mt_context_raise (ctx, &ctx->stopping);
    }
 }
