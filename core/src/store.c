@@ -635,7 +635,13 @@ typedef enum {
 /* Ensures `spec` on `db`. Fails only when the server cannot be reached
  * (or cannot be asked): the error passes through untouched. */
 static bool
-index_ensure_one (mongoc_client_t *client, const char *db, const mt_index_spec_t *spec, mt_index_state_t *state, char *message, size_t size, bson_error_t *error)
+index_ensure_one (mongoc_client_t *client,
+                  const char *db,
+                  const mt_index_spec_t *spec,
+                  mt_index_state_t *state,
+                  char *message,
+                  size_t size,
+                  bson_error_t *error)
 {
    mongoc_database_t *database = mongoc_client_get_database (client, db);
    mongoc_collection_t *collection = NULL;

@@ -271,7 +271,9 @@ test_simultaneous_start (void)
    pid_t b = mt_test_worker (W ("--queues", "q", "--pid", "W-TWIN"));
    pid_t winner = 0, loser = 0;
 
-   WAIT_UNTIL (mt_test_output_contains (a, "is in use by a live worker") || mt_test_output_contains (b, "is in use by a live worker"), 30000);
+   WAIT_UNTIL (mt_test_output_contains (a, "is in use by a live worker") ||
+                  mt_test_output_contains (b, "is in use by a live worker"),
+               30000);
    loser = mt_test_output_contains (a, "is in use by a live worker") ? a : b;
    winner = loser == a ? b : a;
    ASSERT_CMPINT (exit_code (loser, 30000), ==, 1);
@@ -340,7 +342,9 @@ test_claim_index_other_keys (void)
    pid = mt_test_worker_once (W ("--queues", "q"), 60000);
    bson_snprintf (expect, sizeof expect, "index 'mtask_claim' on %s.tasks not made: the index of that name there is", mt_test_db ());
    ASSERT (mt_test_output_contains (pid, expect));
-   ASSERT (mt_test_output_contains (pid, "mtask works without it, only claiming is slower: drop it (db.tasks.dropIndex(\"mtask_claim\")) and start a worker again"));
+   ASSERT (mt_test_output_contains (pid,
+                                    "mtask works without it, only claiming is slower: "
+                                    "drop it (db.tasks.dropIndex(\"mtask_claim\")) and start a worker again"));
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    /* The others were made all the same. */
    index = index_find ("tasks", "mtask_worker");
@@ -365,7 +369,8 @@ test_claim_index_other_name (void)
    pid = mt_test_worker_once (W ("--queues", "q"), 60000);
    bson_snprintf (expect,
                   sizeof expect,
-                  "index 'mtask_claim' on %s.tasks: the equivalent index 'status_1_queue_1_priority_-1_created_1' is there and serves in its place",
+                  "index 'mtask_claim' on %s.tasks: the equivalent index 'status_1_queue_1_priority_-1_created_1' "
+                  "is there and serves in its place",
                   mt_test_db ());
    ASSERT (mt_test_output_contains (pid, expect));
    ASSERT (mt_test_status_is (&id, "FINISHED"));
@@ -385,9 +390,16 @@ test_unique_index_in_the_way (void)
    pid = mt_test_worker (W ("--queues", "q"));
    ASSERT_CMPINT (exit_code (pid, 30000), ==, 1);
    out = mt_test_output (pid);
-   bson_snprintf (expect, sizeof expect, "cannot prepare '%s.tasks' (create its indexes): index 'mtask_unique' on %s.tasks not made: the index of that name there is", mt_test_db (), mt_test_db ());
+   bson_snprintf (expect,
+                  sizeof expect,
+                  "cannot prepare '%s.tasks' (create its indexes): index 'mtask_unique' on %s.tasks not made: "
+                  "the index of that name there is",
+                  mt_test_db (),
+                  mt_test_db ());
    ASSERT_CONTAINS (out, expect);
-   ASSERT_CONTAINS (out, "it is needed, for without it nothing keeps one live task per unique_key: drop it (db.tasks.dropIndex(\"mtask_unique\"))");
+   ASSERT_CONTAINS (out,
+                    "it is needed, for without it nothing keeps one live task per unique_key: "
+                    "drop it (db.tasks.dropIndex(\"mtask_unique\"))");
    bson_free (out);
 }
 
@@ -405,7 +417,9 @@ test_unique_index_sparse_accepted (void)
    index_create ("tasks", "mtask_unique", "{'key': {'unique_held': 1}, 'unique': true, 'sparse': true}");
    pid = mt_test_worker_once (W ("--queues", "none"), 60000);
    ASSERT (mt_test_output_contains (pid, "index 'mtask_unique' on"));
-   ASSERT (mt_test_output_contains (pid, "is sparse (made by an earlier mtask), not partial on strings; it keeps one live task per unique_key all the same"));
+   ASSERT (mt_test_output_contains (pid,
+                                    "is sparse (made by an earlier mtask), not partial on strings; "
+                                    "it keeps one live task per unique_key all the same"));
    ASSERT_OR_PRINT (mt_enqueue_ex (mt_test_client (), mt_test_db (), "q", "echo", NULL, opts, &first, &created, &error), error);
    ASSERT (created);
    ASSERT_OR_PRINT (mt_enqueue_ex (mt_test_client (), mt_test_db (), "q", "echo", NULL, opts, &second, &created, &error), error);
@@ -578,7 +592,12 @@ test_config_unreadable (void)
                           "'appName': 'mtask-worker'}");
    pid = mt_test_worker_once (W ("--queues", "q", "--log-level", "debug"), 60000);
    mt_test_failpoint_off ();
-   bson_snprintf (expect, sizeof expect, "debug   not checking whether '%s.tasks' or '%s.slots' is sharded (they must not be): cannot read config.collections", mt_test_db (), mt_test_db ());
+   bson_snprintf (expect,
+                  sizeof expect,
+                  "debug   not checking whether '%s.tasks' or '%s.slots' is sharded (they must not be): "
+                  "cannot read config.collections",
+                  mt_test_db (),
+                  mt_test_db ());
    ASSERT (mt_test_output_contains (pid, expect));
    ASSERT (mt_test_status_is (&id, "FINISHED"));
 }
