@@ -28,8 +28,15 @@ mt_cli_usage (FILE *out)
             "                         --db is not given\n"
             "\n"
             "Worker:\n"
-            "  --pid ID               this worker's id, stored in each task's 'worker_pid'\n"
+            "  --pid ID               this worker's id, stored in each task's 'worker_pid';\n"
+            "                         unique among live workers: a start under an id that a\n"
+            "                         live worker of another host or pid holds is refused\n"
             "                         (default: a generated UUID version 1)\n"
+            "  --replace              start even so, in place of that worker: its running\n"
+            "                         tasks are taken back (run again), and if it is alive\n"
+            "                         it stops claiming at its next heartbeat. For a worker\n"
+            "                         known to be gone, e.g. under a service manager that\n"
+            "                         runs one instance\n"
             "  --plugins DIR          load every *.so in DIR; repeat for more directories\n"
             "                         (default: $MTASK_PLUGINS, a colon-separated list of\n"
             "                         directories, or else %s)\n"
@@ -67,11 +74,15 @@ mt_cli_usage (FILE *out)
             "SIGTERM or SIGINT stops claiming and lets running tasks finish within --grace;\n"
             "then, or at a second signal, gives the rest back (CREATED, attempt not\n"
             "counted) and exits 0.\n"
-            "Exit status: 0 stopped or done; 1 the worker failed while running;\n"
-            "2 bad arguments, or a plugin that would not load.\n"
+            "A worker whose id another starts with --replace stops claiming, lets what it\n"
+            "runs end, and exits 0.\n"
+            "Exit status: 0 stopped or done; 1 the worker could not start (its id in use,\n"
+            "a sharded tasks collection, a unique index the database refused) or failed\n"
+            "while running; 2 bad arguments, or a plugin that would not load.\n"
             "\n"
             "Example:\n"
-            "  mtask-worker --db tasks --queues general --host db1.example --port 27017 --pid WORKER-1\n",
+            "  mtask-worker --db tasks --queues general --host db1.example --port 27017 --pid WORKER-1\n"
+            "  (an id is one live worker's: the next worker gets its own, e.g. WORKER-2)\n",
             mt_default_plugin_dir ());
 }
 
@@ -191,7 +202,8 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
          value = eq + 1;
       }
 
-      if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once") || !strcmp (flag, "--archive")) {
+      if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once") || !strcmp (flag, "--archive") ||
+          !strcmp (flag, "--replace")) {
          if (value) {
             return fail (error, "%s takes no value, got '%s'", flag, value);
          }
@@ -201,6 +213,8 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
             cli->version = true;
          } else if (!strcmp (flag, "--archive")) {
             cli->archive = true;
+         } else if (!strcmp (flag, "--replace")) {
+            cli->replace = true;
          } else {
             cli->once = true;
          }

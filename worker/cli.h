@@ -16,6 +16,7 @@ typedef struct {
    int port;
    const char *uri;
    const char *worker_id;
+   bool replace; /* --replace: start in place of a live worker with this id */
    char **queues;      /* NULL-terminated; names split on spaces/commas */
    char **plugin_dirs; /* NULL-terminated; NULL when none was given */
    int concurrency;

@@ -194,6 +194,7 @@ main (int argc, char **argv)
    }
    config.queue_names = (const char *const *) cli.queues;
    config.worker_id = cli.worker_id;
+   config.replace = cli.replace;
    config.plugin_dirs = (const char *const *) cli.plugin_dirs;
    config.concurrency = cli.concurrency;
    config.poll_interval_ms = (int64_t) (cli.poll_interval * 1000.0 + 0.5);

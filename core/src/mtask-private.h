@@ -177,12 +177,28 @@ bool mt_locks_acquire_sorted (mongoc_client_t *client,
                               bson_error_t *error);
 
 /* The field that holds a task's unique_key while the task is live (WAITING,
- * CREATED, WORK_IN_PROGRESS), under a sparse unique index; removed when it
+ * CREATED, WORK_IN_PROGRESS), under a partial unique index; removed when it
  * ends, so that the key can be used again. */
 #define MT_UNIQUE_HELD_FIELD "unique_held"
 
-/* The sparse unique index on MT_UNIQUE_HELD_FIELD. */
+/* The unique index on MT_UNIQUE_HELD_FIELD (partial on strings; an older
+ * sparse one is accepted): created, or found in place, once per process
+ * and database (URI and db), then remembered. */
 bool mt_unique_index_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
+
+/* The worker's mt_indexes_ensure: each index on its own; an index the
+ * server refuses (85, 86) is accepted when an equivalent one exists, with a
+ * warning in ctx's log; one mtask can do without is left out with a
+ * warning; only a missing unique one (correctness) fails the call, naming
+ * the index in the way and how to fix it. */
+bool mt_indexes_ensure_logged (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
+
+/* Refuses (MT_ERROR_CONFIG / MT_CONFIG_ERROR_STATE) a database whose
+ * `tasks` or `slots` is sharded (config.collections); warns in ctx's log of
+ * `locks` sharded on other than _id and `group_stages` on other than group.
+ * When `config` cannot be read (a user without the right to), says so at
+ * debug or info level and succeeds; a network error fails, untouched. */
+bool mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
 
 /* Inserts a task document. With MT_UNIQUE_HELD_FIELD set and the key held
  * by a live task, inserts nothing: `*created` false and `holder` that
@@ -301,10 +317,22 @@ int64_t mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, cons
 
 /* ---- leases (lease.c) ---------------------------------------------------- */
 
+/* Registers this worker's id in `workers` for this process (`host`, `pid`),
+ * with one conditional write: only while the entry is free (none,
+ * `stopped`, a heartbeat older than its lease on the server's clock, this
+ * very process, or a process of this machine that is gone). Else fails
+ * with MT_ERROR_CONFIG / MT_CONFIG_ERROR_STATE naming the live holder and
+ * what to do. `replace` registers whatever the entry says (and logs whom it
+ * replaces); the replaced worker stops claiming at its next heartbeat. */
+bool mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *host, int32_t pid, bool replace, bson_error_t *error);
 /* The worker's registry document in `workers`: `fields` ($set: host, pid,
  * queues, status, the tasks it holds...) with a server-stamped heartbeat,
  * from which the context's estimate of the server's clock is updated; then
- * the leases of the tasks in `held` (an array of _ids) are renewed. */
+ * the leases of the tasks in `held` (an array of _ids) are renewed. The
+ * write is conditional on the `host` and `pid` of `fields`: when another
+ * process has taken the id over, it fails with MT_ERROR_STORE /
+ * MT_STORE_ERROR_LOST, raises ctx->stopping (no new claims) and still
+ * renews the leases of `held`. */
 bool mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_error_t *error);
 /* Takes back the tasks of workers whose lease ran out (or, `own_only`, what
  * an earlier worker with this id left running). How many, or -1. */

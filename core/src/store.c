@@ -4,6 +4,7 @@
 #include "mtask-private.h"
 #include "cron.h"
 
+#include <pthread.h>
 #include <string.h>
 
 bool
@@ -398,95 +399,634 @@ cleanup:
    return marked;
 }
 
-/* The indexes, and why (docs/operations.md, "Indexes", repeats this list):
- * - mtask_claim: the claim's equality on status and queue, then its sort
- *   (priority desc, created asc); also serves "what is pending in queue X".
- * - mtask_type: counts by status and type ("which types wait unserved").
- * - mtask_worker: "what is worker X running", and recovery of a dead one.
- * - mtask_finished: "what failed recently" (status, then newest first).
- * - mtask_group: a staged group's tasks by stage and status.
- * - mtask_unique: one live task per unique_key (sparse, unique). */
-bool
-mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
+/* ---- indexes ----------------------------------------------------------------
+ *
+ * The indexes, and why (docs/operations.md, "Indexes", repeats this list).
+ * Each is ensured on its own, so that one an operator made differently
+ * stops nothing else. When the server refuses one (an index of that name
+ * with other keys, 86, or other options, 85; the same keys under another
+ * name, 85), listIndexes tells whether an equivalent one exists: the same
+ * keys, and the same uniqueness and partial filter. If so it serves; if
+ * not, the worker still starts without it (slower) unless correctness
+ * needs it (`required`: the unique ones). */
+typedef struct {
+   const char *collection;
+   const char *name;
+   const char *keys;    /* JSON */
+   bool unique;
+   const char *partial; /* JSON of the partialFilterExpression, or NULL */
+   bool required;       /* correctness needs it: no start without it */
+   const char *serves;  /* what it keeps (required) or speeds up, in messages */
+} mt_index_spec_t;
+
+static const mt_index_spec_t mt_index_specs[] = {
+   /* Correctness first. */
+   /* [0] unique_held: a unique_key while its task is live. Partial on
+    * strings (not sparse): only tasks with a key are in it, and a stray
+    * null can never collide. An older mtask made it sparse: accepted. */
+   {MT_TASKS_COLLECTION,
+    "mtask_unique",
+    "{\"" MT_UNIQUE_HELD_FIELD "\": 1}",
+    true,
+    "{\"" MT_UNIQUE_HELD_FIELD "\": {\"$type\": \"string\"}}",
+    true,
+    "one live task per unique_key"},
+   /* group_stages: one per (group, number), which keeps two enqueuers
+    * from creating a stage twice. */
+   {MT_GROUP_STAGES_COLLECTION,
+    "mtask_stage",
+    "{\"group\": 1, \"number\": 1}",
+    true,
+    NULL,
+    true,
+    "one stage document per group and number"},
+
+   /* Speed: mtask is correct without these, and slower as tasks grow. */
+   /* The claim's equality on status and queue, then its sort (priority
+    * desc, created asc); also "what is pending in queue X". */
+   {MT_TASKS_COLLECTION,
+    "mtask_claim",
+    "{\"status\": 1, \"queue\": 1, \"priority\": -1, \"created\": 1}",
+    false,
+    NULL,
+    false,
+    "claiming"},
+   /* Counts by status and type ("which types wait unserved"). */
+   {MT_TASKS_COLLECTION, "mtask_type", "{\"status\": 1, \"type\": 1}", false, NULL, false, "counting by type"},
+   /* "What is worker X running", and recovery of a dead one. */
+   {MT_TASKS_COLLECTION, "mtask_worker", "{\"worker_pid\": 1}", false, NULL, false, "finding a worker's tasks"},
+   /* "What failed recently" (status, then newest first). */
+   {MT_TASKS_COLLECTION,
+    "mtask_finished",
+    "{\"status\": 1, \"finished\": -1}",
+    false,
+    NULL,
+    false,
+    "listing recent ends"},
+   /* A staged group's tasks by stage and status. */
+   {MT_TASKS_COLLECTION,
+    "mtask_group",
+    "{\"group\": 1, \"stage\": 1, \"status\": 1}",
+    false,
+    NULL,
+    false,
+    "finding a stage's tasks"},
+   /* The schedule's upkeep (successors of repeating tasks): its partial
+    * index goes here (issue 14, item 11). */
+   /* locks: _id is the account (unique by itself); releasing everything a
+    * run holds looks up its owner. */
+   {MT_LOCKS_COLLECTION,
+    "mtask_lock_owner",
+    "{\"task\": 1, \"attempt\": 1}",
+    false,
+    NULL,
+    false,
+    "releasing a run's locks"},
+};
+
+#define MT_INDEX_UNIQUE 0 /* mt_index_specs[MT_INDEX_UNIQUE] is mtask_unique */
+#define MT_INDEX_COUNT (sizeof mt_index_specs / sizeof mt_index_specs[0])
+
+/* Whether two BSON values say the same in an index: numbers by value (1
+ * and 1.0), documents key by key in order, and a $type alias (2 for
+ * "string") as its name. */
+static bool
+index_value_equal (const bson_value_t *a, const bson_value_t *b, bool is_type);
+
+static bool
+index_doc_equal (const bson_t *a, const bson_t *b)
 {
-   static const struct {
-      const char *name;
-      const char *keys_json;
-   } indexes[] = {
-      {"mtask_claim", "{\"status\": 1, \"queue\": 1, \"priority\": -1, \"created\": 1}"},
-      {"mtask_type", "{\"status\": 1, \"type\": 1}"},
-      {"mtask_worker", "{\"worker_pid\": 1}"},
-      {"mtask_finished", "{\"status\": 1, \"finished\": -1}"},
-      {"mtask_group", "{\"group\": 1, \"stage\": 1, \"status\": 1}"},
-   };
-   mongoc_database_t *database = mongoc_client_get_database (client, db);
-   bson_t cmd = BSON_INITIALIZER, list, reply;
-   bool ok = false;
+   bson_iter_t ia, ib;
 
-   BSON_APPEND_UTF8 (&cmd, "createIndexes", MT_TASKS_COLLECTION);
-   BSON_APPEND_ARRAY_BEGIN (&cmd, "indexes", &list);
-   for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
-      char key[16];
-      const char *k;
-      bson_t index, *keys = bson_new_from_json ((const uint8_t *) indexes[i].keys_json, -1, error);
-
-      if (!keys) {
-         bson_append_array_end (&cmd, &list);
-         goto cleanup;
-      }
-      bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
-      BSON_APPEND_DOCUMENT_BEGIN (&list, k, &index);
-      BSON_APPEND_DOCUMENT (&index, "key", keys);
-      BSON_APPEND_UTF8 (&index, "name", indexes[i].name);
-      bson_append_document_end (&list, &index);
-      bson_destroy (keys);
+   if (!bson_iter_init (&ia, a) || !bson_iter_init (&ib, b)) {
+      return false;
    }
+   while (bson_iter_next (&ia)) {
+      if (!bson_iter_next (&ib) || strcmp (bson_iter_key (&ia), bson_iter_key (&ib)) != 0 ||
+          !index_value_equal (bson_iter_value (&ia), bson_iter_value (&ib), !strcmp (bson_iter_key (&ia), "$type"))) {
+         return false;
+      }
+   }
+   return !bson_iter_next (&ib);
+}
+
+static bool
+index_number (const bson_value_t *v, double *out)
+{
+   switch (v->value_type) {
+   case BSON_TYPE_INT32:
+      *out = v->value.v_int32;
+      return true;
+   case BSON_TYPE_INT64:
+      *out = (double) v->value.v_int64;
+      return true;
+   case BSON_TYPE_DOUBLE:
+      *out = v->value.v_double;
+      return true;
+   default:
+      return false;
+   }
+}
+
+static bool
+index_value_equal (const bson_value_t *a, const bson_value_t *b, bool is_type)
+{
+   double x, y;
+
+   if (index_number (a, &x) && index_number (b, &y)) {
+      return x == y;
+   }
+   if (a->value_type == BSON_TYPE_UTF8 && b->value_type == BSON_TYPE_UTF8) {
+      return !strcmp (a->value.v_utf8.str, b->value.v_utf8.str);
+   }
+   if (is_type) {
+      /* {$type: 2} is {$type: "string"} */
+      const bson_value_t *name = a->value_type == BSON_TYPE_UTF8 ? a : b;
+      const bson_value_t *code = a->value_type == BSON_TYPE_UTF8 ? b : a;
+
+      return name->value_type == BSON_TYPE_UTF8 && index_number (code, &x) && x == 2 &&
+             !strcmp (name->value.v_utf8.str, "string");
+   }
+   if ((a->value_type == BSON_TYPE_DOCUMENT || a->value_type == BSON_TYPE_ARRAY) && a->value_type == b->value_type) {
+      bson_t da, db;
+
+      return bson_init_static (&da, a->value.v_doc.data, a->value.v_doc.data_len) &&
+             bson_init_static (&db, b->value.v_doc.data, b->value.v_doc.data_len) && index_doc_equal (&da, &db);
+   }
+   return false;
+}
+
+static bool
+index_flag (const bson_t *index, const char *key)
+{
+   bson_iter_t iter;
+
+   return bson_iter_init_find (&iter, index, key) && bson_iter_as_bool (&iter);
+}
+
+/* An index of listIndexes that does what `spec` does: the same keys, the
+ * same uniqueness, the same partial filter, the simple collation. A sparse
+ * index for our partial one is accepted (`*sparse`): an earlier mtask made
+ * mtask_unique sparse, and it keeps keys unique as well. */
+static bool
+index_equivalent (const mt_index_spec_t *spec, const bson_t *keys, const bson_t *partial, const bson_t *index, bool *sparse)
+{
+   bson_iter_t iter;
+   bson_t doc;
+   bool has_partial = false;
+
+   *sparse = false;
+   if (!bson_iter_init_find (&iter, index, "key") || !BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      return false;
+   }
+   {
+      const uint8_t *data;
+      uint32_t len;
+
+      bson_iter_document (&iter, &len, &data);
+      if (!bson_init_static (&doc, data, len) || !index_doc_equal (&doc, keys)) {
+         return false;
+      }
+   }
+   if (index_flag (index, "unique") != spec->unique) {
+      return false;
+   }
+   if (bson_iter_init_find (&iter, index, "collation") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      bson_iter_t locale;
+
+      if (!bson_iter_recurse (&iter, &locale) || !bson_iter_find (&locale, "locale") || !BSON_ITER_HOLDS_UTF8 (&locale) ||
+          strcmp (bson_iter_utf8 (&locale, NULL), "simple") != 0) {
+         return false;
+      }
+   }
+   if (bson_iter_init_find (&iter, index, "partialFilterExpression") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      const uint8_t *data;
+      uint32_t len;
+
+      bson_iter_document (&iter, &len, &data);
+      has_partial = true;
+      if (!partial || !bson_init_static (&doc, data, len) || !index_doc_equal (&doc, partial)) {
+         return false;
+      }
+   }
+   if (index_flag (index, "sparse")) {
+      if (has_partial || !partial) {
+         return false;
+      }
+      *sparse = true;
+      return true;
+   }
+   return has_partial == (partial != NULL);
+}
+
+/* `keys` as JSON, for messages: {"status": 1, ...}. */
+static void
+index_describe (const bson_t *index, char *out, size_t size)
+{
+   bson_t copy = BSON_INITIALIZER;
+   bson_iter_t iter;
+   char *json;
+
+   /* What tells it apart: keys and options, not its version or namespace. */
+   if (bson_iter_init (&iter, index)) {
+      while (bson_iter_next (&iter)) {
+         const char *key = bson_iter_key (&iter);
+
+         if (strcmp (key, "v") != 0 && strcmp (key, "ns") != 0 && strcmp (key, "name") != 0) {
+            BSON_APPEND_VALUE (&copy, key, bson_iter_value (&iter));
+         }
+      }
+   }
+   json = bson_as_relaxed_extended_json (&copy, NULL);
+   bson_strncpy (out, json ? json : "?", size);
+   bson_free (json);
+   bson_destroy (&copy);
+}
+
+/* What became of one index. */
+typedef enum {
+   MT_INDEX_CREATED,    /* made, or already there */
+   MT_INDEX_EQUIVALENT, /* an equivalent one serves: `message` says which */
+   MT_INDEX_MISSING,    /* none: `message` says why and what to do */
+} mt_index_state_t;
+
+/* Ensures `spec` on `db`. Fails only when the server cannot be reached
+ * (or cannot be asked): the error passes through untouched. */
+static bool
+index_ensure_one (mongoc_client_t *client,
+                  const char *db,
+                  const mt_index_spec_t *spec,
+                  mt_index_state_t *state,
+                  char *message,
+                  size_t size,
+                  bson_error_t *error)
+{
+   mongoc_database_t *database = mongoc_client_get_database (client, db);
+   mongoc_collection_t *collection = NULL;
+   mongoc_cursor_t *cursor = NULL;
+   bson_t *keys = bson_new_from_json ((const uint8_t *) spec->keys, -1, error);
+   bson_t *partial = spec->partial ? bson_new_from_json ((const uint8_t *) spec->partial, -1, error) : NULL;
+   bson_t cmd = BSON_INITIALIZER, list, index, reply;
+   bson_error_t cause, list_error;
+   const bson_t *found;
+   char named[512] = "", other[256] = "", why[600];
+   bool ok = false, listed, sparse = false, equivalent = false;
+
+   *state = MT_INDEX_MISSING;
+   message[0] = '\0';
+   if (!keys || (spec->partial && !partial)) {
+      goto cleanup; /* a spec of ours that does not parse: a bug */
+   }
+   BSON_APPEND_UTF8 (&cmd, "createIndexes", spec->collection);
+   BSON_APPEND_ARRAY_BEGIN (&cmd, "indexes", &list);
+   BSON_APPEND_DOCUMENT_BEGIN (&list, "0", &index);
+   BSON_APPEND_DOCUMENT (&index, "key", keys);
+   BSON_APPEND_UTF8 (&index, "name", spec->name);
+   if (spec->unique) {
+      BSON_APPEND_BOOL (&index, "unique", true);
+   }
+   if (partial) {
+      BSON_APPEND_DOCUMENT (&index, "partialFilterExpression", partial);
+   }
+   bson_append_document_end (&list, &index);
    bson_append_array_end (&cmd, &list);
 
-   ok = mongoc_database_write_command_with_opts (database, &cmd, NULL, &reply, error);
+   if (mongoc_database_write_command_with_opts (database, &cmd, NULL, &reply, &cause)) {
+      *state = MT_INDEX_CREATED;
+      ok = true;
+      bson_destroy (&reply);
+      goto cleanup;
+   }
    bson_destroy (&reply);
-   if (ok) {
-      /* group_stages: one per (group, number), which keeps two enqueuers
-       * from creating a stage twice. */
-      bson_t *stages_cmd = BCON_NEW ("createIndexes", MT_GROUP_STAGES_COLLECTION, "indexes", "[",
-                                     "{", "key", "{", "group", BCON_INT32 (1), "number", BCON_INT32 (1), "}",
-                                     "name", "mtask_stage", "unique", BCON_BOOL (true), "}", "]");
-      ok = mongoc_database_write_command_with_opts (database, stages_cmd, NULL, &reply, error);
-      bson_destroy (&reply);
-      bson_destroy (stages_cmd);
+   if (mt_error_is_network (&cause)) {
+      *error = cause;
+      goto cleanup;
    }
-   if (ok) {
-      /* unique_held: a unique_key while its task is live (sparse: most
-       * tasks have none). */
-      ok = mt_unique_index_ensure (client, db, error);
+
+   /* Refused: is there one that does the same? */
+   collection = mongoc_database_get_collection (database, spec->collection);
+   cursor = mongoc_collection_find_indexes_with_opts (collection, NULL);
+   while (mongoc_cursor_next (cursor, &found)) {
+      bson_iter_t iter;
+      const char *name = bson_iter_init_find (&iter, found, "name") && BSON_ITER_HOLDS_UTF8 (&iter) ? bson_iter_utf8 (&iter, NULL) : "";
+
+      if (!strcmp (name, spec->name)) {
+         index_describe (found, named, sizeof named);
+      }
+      if (!equivalent || sparse) {
+         bool is_sparse;
+
+         /* The first equivalent, unless a later one is not merely sparse. */
+         if (index_equivalent (spec, keys, partial, found, &is_sparse) && (!equivalent || !is_sparse)) {
+            equivalent = true;
+            sparse = is_sparse;
+            bson_strncpy (other, name, sizeof other);
+         }
+      }
    }
-   if (ok) {
-      /* locks: _id is the account (unique by itself); releasing everything a
-       * run holds looks up its owner. */
-      bson_t *locks_cmd = BCON_NEW ("createIndexes",
-                                    MT_LOCKS_COLLECTION,
-                                    "indexes",
-                                    "[",
-                                    "{",
-                                    "key",
-                                    "{",
-                                    "task",
-                                    BCON_INT32 (1),
-                                    "attempt",
-                                    BCON_INT32 (1),
-                                    "}",
-                                    "name",
-                                    "mtask_lock_owner",
-                                    "}",
-                                    "]");
-      ok = mongoc_database_write_command_with_opts (database, locks_cmd, NULL, &reply, error);
-      bson_destroy (&reply);
-      bson_destroy (locks_cmd);
+   listed = !mongoc_cursor_error (cursor, &list_error);
+   if (!listed && mt_error_is_network (&list_error)) {
+      *error = list_error;
+      goto cleanup;
+   }
+   ok = true;
+   /* Messages put the server's words last: a bson_error_t holds about 500
+    * characters, and what to do must not be what is cut. */
+   if (equivalent && sparse) {
+      *state = MT_INDEX_EQUIVALENT;
+      bson_snprintf (message,
+                     size,
+                     "index '%s' on %s.%s is sparse (made by an earlier mtask), not partial on strings; it keeps "
+                     "%s all the same. To have this version's, drop it while nothing enqueues with a unique_key "
+                     "(db.%s.dropIndex(\"%s\")) and start a worker again",
+                     other,
+                     db,
+                     spec->collection,
+                     spec->serves,
+                     spec->collection,
+                     other);
+   } else if (equivalent && !strcmp (other, spec->name)) {
+      /* It is there as it should be: the refusal was about something else
+       * (e.g. a user allowed to list indexes but not to create them). */
+      *state = MT_INDEX_CREATED;
+   } else if (equivalent) {
+      *state = MT_INDEX_EQUIVALENT;
+      bson_snprintf (message,
+                     size,
+                     "index '%s' on %s.%s: the equivalent index '%s' is there and serves in its place; nothing to do "
+                     "(to have mtask's name instead, drop '%s' and start a worker again). The server refused a "
+                     "second one: %s",
+                     spec->name,
+                     db,
+                     spec->collection,
+                     other,
+                     other,
+                     cause.message);
+   } else {
+      char in_way[600];
+
+      if (named[0]) {
+         bson_snprintf (in_way, sizeof in_way, "the index of that name there is %s", named);
+      } else if (listed) {
+         bson_snprintf (in_way, sizeof in_way, "no equivalent index is there");
+      } else {
+         bson_snprintf (in_way, sizeof in_way, "its indexes cannot be listed (%s)", list_error.message);
+      }
+      if (named[0]) {
+         bson_snprintf (why, sizeof why, "drop it (db.%s.dropIndex(\"%s\")) and start a worker again", spec->collection, spec->name);
+      } else {
+         bson_snprintf (why,
+                        sizeof why,
+                        "let the worker's user create indexes (role readWrite), or create %s%s%s%s named '%s' yourself",
+                        spec->keys,
+                        spec->unique ? ", unique" : "",
+                        partial ? ", partialFilterExpression " : "",
+                        partial ? spec->partial : "",
+                        spec->name);
+      }
+      bson_snprintf (message,
+                     size,
+                     "index '%s' on %s.%s not made: %s; %s%s%s: %s; the server said: %s",
+                     spec->name,
+                     db,
+                     spec->collection,
+                     in_way,
+                     spec->required ? "it is needed, for without it nothing keeps " : "mtask works without it, only ",
+                     spec->serves,
+                     spec->required ? "" : " is slower",
+                     why,
+                     cause.message);
    }
 
 cleanup:
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (collection);
    bson_destroy (&cmd);
+   bson_destroy (keys);
+   bson_destroy (partial);
    mongoc_database_destroy (database);
+   return ok;
+}
+
+/* ---- the unique index, once per process --------------------------------- */
+
+/* The clusters and databases (URI, then db) where this process has seen
+ * mtask_unique in place: an enqueue with a unique_key then costs no
+ * createIndexes. A process that outlives the index (dropped by hand) does
+ * not notice; a worker's start creates it again. */
+#define MT_UNIQUE_MEMO_MAX 64
+
+static pthread_mutex_t unique_memo_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char *unique_memo[MT_UNIQUE_MEMO_MAX];
+static size_t unique_memo_n;
+
+static char *
+unique_memo_key (mongoc_client_t *client, const char *db)
+{
+   const mongoc_uri_t *uri = mongoc_client_get_uri (client);
+
+   return bson_strdup_printf ("%s\n%s", uri ? mongoc_uri_get_string (uri) : "", db);
+}
+
+static bool
+unique_memo_has (mongoc_client_t *client, const char *db)
+{
+   char *key = unique_memo_key (client, db);
+   bool found = false;
+
+   pthread_mutex_lock (&unique_memo_mutex);
+   for (size_t i = 0; i < unique_memo_n && !found; i++) {
+      found = !strcmp (unique_memo[i], key);
+   }
+   pthread_mutex_unlock (&unique_memo_mutex);
+   bson_free (key);
+   return found;
+}
+
+static void
+unique_memo_add (mongoc_client_t *client, const char *db)
+{
+   char *key = unique_memo_key (client, db);
+
+   pthread_mutex_lock (&unique_memo_mutex);
+   for (size_t i = 0; i < unique_memo_n && key; i++) {
+      if (!strcmp (unique_memo[i], key)) {
+         bson_free (key);
+         key = NULL;
+      }
+   }
+   if (key && unique_memo_n < MT_UNIQUE_MEMO_MAX) {
+      /* Kept to the end of the process (full: no memo, one round trip). */
+      unique_memo[unique_memo_n++] = key;
+      key = NULL;
+   }
+   pthread_mutex_unlock (&unique_memo_mutex);
+   bson_free (key);
+}
+
+/* Ensures every index; `ctx` (the worker's) says what it could not make
+ * and goes on without the ones mtask can do without; with no `ctx`, any
+ * index neither made nor matched by an equivalent fails the call. */
+static bool
+indexes_ensure (mt_context_t *ctx, mongoc_client_t *client, const char *db, bson_error_t *error)
+{
+   for (size_t i = 0; i < MT_INDEX_COUNT; i++) {
+      const mt_index_spec_t *spec = &mt_index_specs[i];
+      mt_index_state_t state;
+      char message[1500];
+
+      if (!index_ensure_one (client, db, spec, &state, message, sizeof message, error)) {
+         return false;
+      }
+      if (state == MT_INDEX_MISSING && (spec->required || !ctx)) {
+         bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_WRITE, "%s", message);
+         return false;
+      }
+      if (state != MT_INDEX_CREATED && ctx) {
+         mt_log (ctx, MT_LOG_WARNING, "%s", message);
+      }
+      if (i == MT_INDEX_UNIQUE) {
+         unique_memo_add (client, db);
+      }
+   }
+   return true;
+}
+
+bool
+mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
+{
+   return indexes_ensure (NULL, client, db, error);
+}
+
+bool
+mt_indexes_ensure_logged (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
+{
+   return indexes_ensure (ctx, client, ctx->db, error);
+}
+
+/* ---- sharded collections ---------------------------------------------------- */
+
+/* The shard key `key` (a document) is exactly one field `field`, ranged
+ * (1) or, when `hashed_ok`, hashed. */
+static bool
+shard_key_is (const bson_t *key, const char *field, bool hashed_ok)
+{
+   bson_iter_t iter;
+   double n;
+
+   if (!bson_iter_init (&iter, key) || !bson_iter_next (&iter) || strcmp (bson_iter_key (&iter), field) != 0) {
+      return false;
+   }
+   if (!(index_number (bson_iter_value (&iter), &n) && n == 1) &&
+       !(hashed_ok && BSON_ITER_HOLDS_UTF8 (&iter) && !strcmp (bson_iter_utf8 (&iter, NULL), "hashed"))) {
+      return false;
+   }
+   return !bson_iter_next (&iter);
+}
+
+bool
+mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
+{
+   static const char *const names[] = {MT_TASKS_COLLECTION, MT_SLOTS_COLLECTION, MT_LOCKS_COLLECTION, MT_GROUP_STAGES_COLLECTION};
+   mongoc_collection_t *collections = mongoc_client_get_collection (client, "config", "collections");
+   mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+   bson_t filter = BSON_INITIALIZER, in, list, dropped;
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bson_error_t read_error;
+   bool ok = true;
+
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &in);
+   BSON_APPEND_ARRAY_BEGIN (&in, "$in", &list);
+   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+      char k[16], ns[512];
+      const char *kp;
+
+      bson_uint32_to_string ((uint32_t) i, &kp, k, sizeof k);
+      bson_snprintf (ns, sizeof ns, "%s.%s", ctx->db, names[i]);
+      BSON_APPEND_UTF8 (&list, kp, ns);
+   }
+   bson_append_array_end (&in, &list);
+   bson_append_document_end (&filter, &in);
+   /* Before MongoDB 5.0 a dropped collection keeps its entry, marked. */
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "dropped", &dropped);
+   BSON_APPEND_BOOL (&dropped, "$ne", true);
+   bson_append_document_end (&filter, &dropped);
+
+   cursor = mongoc_collection_find_with_opts (collections, &filter, NULL, primary);
+   while (ok && mongoc_cursor_next (cursor, &doc)) {
+      bson_iter_t iter;
+      const char *ns = bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_UTF8 (&iter) ? bson_iter_utf8 (&iter, NULL) : "";
+      const char *name = strlen (ns) > strlen (ctx->db) ? ns + strlen (ctx->db) + 1 : "";
+      bson_t key = BSON_INITIALIZER;
+      char *key_json;
+
+      if (bson_iter_init_find (&iter, doc, "key") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+         const uint8_t *data;
+         uint32_t len;
+
+         bson_destroy (&key);
+         bson_iter_document (&iter, &len, &data);
+         bson_init_static (&key, data, len);
+      }
+      key_json = bson_as_relaxed_extended_json (&key, NULL);
+      if (!strcmp (name, MT_TASKS_COLLECTION) || !strcmp (name, MT_SLOTS_COLLECTION)) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_STATE,
+                         "'%s' is sharded (shard key %s): mtask needs '%s.%s' and '%s.%s' unsharded, since its claims, "
+                         "unique keys and slots rely on queries without a shard key and on unique indexes a sharded "
+                         "collection cannot hold. Keep them unsharded (on MongoDB 8.0 and later: "
+                         "unshardCollection), or give mtask a database of its own; docs/operations.md, "
+                         "'Sharded clusters'",
+                         ns,
+                         key_json ? key_json : "?",
+                         ctx->db,
+                         MT_TASKS_COLLECTION,
+                         ctx->db,
+                         MT_SLOTS_COLLECTION);
+         ok = false;
+      } else if (!strcmp (name, MT_LOCKS_COLLECTION) && !shard_key_is (&key, "_id", true)) {
+         mt_log (ctx,
+                 MT_LOG_WARNING,
+                 "'%s' is sharded on %s: account locks are found by _id (the account), so shard it on {_id: 1} "
+                 "or {_id: \"hashed\"} only, or lock writes may fail or scan every shard; docs/operations.md, "
+                 "'Sharded clusters'",
+                 ns,
+                 key_json ? key_json : "?");
+      } else if (!strcmp (name, MT_GROUP_STAGES_COLLECTION) && !shard_key_is (&key, "group", false)) {
+         mt_log (ctx,
+                 MT_LOG_WARNING,
+                 "'%s' is sharded on %s: stages are found by group and kept unique per (group, number), so shard "
+                 "it on {group: 1} only, or creating a stage may fail; docs/operations.md, 'Sharded clusters'",
+                 ns,
+                 key_json ? key_json : "?");
+      }
+      bson_free (key_json);
+      bson_destroy (&key);
+   }
+   if (ok && mongoc_cursor_error (cursor, &read_error)) {
+      if (mt_error_is_network (&read_error)) {
+         *error = read_error; /* the server is away: the caller waits for it */
+         ok = false;
+      } else {
+         /* A user with readWrite on the application's database alone
+          * cannot read `config`: that does not stop the worker. */
+         mt_log (ctx,
+                 read_error.code == 13 ? MT_LOG_DEBUG : MT_LOG_INFO,
+                 "not checking whether '%s.%s' or '%s.%s' is sharded (they must not be): cannot read "
+                 "config.collections: %s",
+                 ctx->db,
+                 MT_TASKS_COLLECTION,
+                 ctx->db,
+                 MT_SLOTS_COLLECTION,
+                 read_error.message);
+      }
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (&filter);
+   mongoc_read_prefs_destroy (primary);
+   mongoc_collection_destroy (collections);
    return ok;
 }
 
@@ -734,17 +1274,21 @@ mt_task_build (const char *queue,
 bool
 mt_unique_index_ensure (mongoc_client_t *client, const char *db, bson_error_t *error)
 {
-   mongoc_database_t *database = mongoc_client_get_database (client, db);
-   bson_t *cmd = BCON_NEW ("createIndexes", MT_TASKS_COLLECTION, "indexes", "[", "{", "key", "{", MT_UNIQUE_HELD_FIELD,
-                           BCON_INT32 (1), "}", "name", "mtask_unique", "unique", BCON_BOOL (true), "sparse",
-                           BCON_BOOL (true), "}", "]");
-   bson_t reply;
-   bool ok = mongoc_database_write_command_with_opts (database, cmd, NULL, &reply, error);
+   mt_index_state_t state;
+   char message[1500];
 
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   mongoc_database_destroy (database);
-   return ok;
+   if (unique_memo_has (client, db)) {
+      return true;
+   }
+   if (!index_ensure_one (client, db, &mt_index_specs[MT_INDEX_UNIQUE], &state, message, sizeof message, error)) {
+      return false;
+   }
+   if (state == MT_INDEX_MISSING) {
+      bson_set_error (error, MT_ERROR_STORE, MT_STORE_ERROR_WRITE, "%s", message);
+      return false;
+   }
+   unique_memo_add (client, db);
+   return true;
 }
 
 static bool
@@ -759,7 +1303,8 @@ is_duplicate_key (const bson_error_t *error)
 static bool
 unique_holder (mongoc_collection_t *tasks, const char *key, bool *held, bson_oid_t *holder, bson_error_t *error)
 {
-   bson_t *filter = BCON_NEW (MT_UNIQUE_HELD_FIELD, key);
+   /* With the partial index's own condition, so that the index serves. */
+   bson_t *filter = BCON_NEW (MT_UNIQUE_HELD_FIELD, "{", "$eq", BCON_UTF8 (key), "$type", "string", "}");
    bson_t doc;
    bson_iter_t iter;
    bool found, ok;
@@ -854,7 +1399,8 @@ mt_enqueue_ex (mongoc_client_t *client,
       return false;
    }
    /* Without its index a unique_key would not be unique: make sure of it
-    * before the first insert (idempotent, one round trip). */
+    * before the first insert into this database (then remembered for the
+    * process: no round trip per enqueue). */
    if (bson_iter_init_find (&iter, &doc, MT_UNIQUE_HELD_FIELD) && !mt_unique_index_ensure (client, db, error)) {
       bson_destroy (&doc);
       return false;

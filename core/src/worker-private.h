@@ -68,6 +68,8 @@ struct _mt_worker_t {
    bool heartbeat_running;
    pthread_t upkeep_thread; /* taking back, the upkeep tick, the archive, the slot watch */
    bool upkeep_running;
+
+   bool replace; /* start in place of a live worker with this id */
 };
 
 /* The running task behind the plugin's mt_task_t. */

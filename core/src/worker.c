@@ -169,6 +169,9 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    if (CONFIG_HAS (config, archive)) {
       worker->archive = config->archive;
    }
+   if (CONFIG_HAS (config, replace)) {
+      worker->replace = config->replace;
+   }
    worker->slots = bson_malloc0 ((size_t) worker->concurrency * sizeof *worker->slots);
    if (gethostname (worker->hostname, sizeof worker->hostname - 1) != 0) {
       bson_strncpy (worker->hostname, "unknown", sizeof worker->hostname);
@@ -619,19 +622,51 @@ thread_main (void *data)
    return NULL;
 }
 
-/* Ensures the indexes, waiting for the server while it cannot be reached. */
+/* The steps of a start, in order: refuse a sharded `tasks` or `slots`;
+ * the indexes; this worker's id, for this process alone (a live worker
+ * elsewhere under it refuses the start); its registry document, which also
+ * sets our estimate of the server's clock; and the tasks an earlier run of
+ * a worker with this id left WORK_IN_PROGRESS (none of them can be running
+ * now). `*step` names the step that failed, for the message, or is NULL
+ * when the error says all. */
 static bool
-prepare (mt_worker_t *worker, bson_error_t *error)
+start_steps (mt_worker_t *worker, mongoc_client_t *client, bool *registered, const char **step, bson_error_t *error)
+{
+   *step = "read config.collections";
+   if (!mt_collections_check (&worker->ctx, client, error)) {
+      if (error->domain == MT_ERROR_CONFIG) {
+         *step = NULL; /* sharded: the message says which and what to do */
+      }
+      return false;
+   }
+   *step = "create its indexes";
+   if (!mt_indexes_ensure_logged (&worker->ctx, client, error)) {
+      return false;
+   }
+   *step = "register the worker";
+   if (!mt_lease_register (&worker->ctx, client, worker->hostname, (int32_t) getpid (), worker->replace, error)) {
+      if (error->domain == MT_ERROR_CONFIG) {
+         *step = NULL; /* its id is in use: the message says by whom */
+      }
+      return false;
+   }
+   *registered = true;
+   if (!mt_heartbeat_write (worker, client, "running", error)) {
+      return false;
+   }
+   *step = "take back what an earlier run of this worker id left";
+   return mt_lease_reclaim (&worker->ctx, client, true, error) >= 0;
+}
+
+/* The start, waiting for the server while it cannot be reached. */
+static bool
+prepare (mt_worker_t *worker, const char **step, bson_error_t *error)
 {
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
    int64_t backoff = 250;
-   bool ok;
+   bool ok, registered = false;
 
-   /* Indexes; this worker's registry document, which also sets our estimate
-    * of the server's clock; and the tasks an earlier run of a worker with
-    * this id left WORK_IN_PROGRESS (none of them can be running now). */
-   while (!(ok = mt_indexes_ensure (client, worker->ctx.db, error) && mt_heartbeat_write (worker, client, "running", error) &&
-                 mt_lease_reclaim (&worker->ctx, client, true, error) >= 0)) {
+   while (!(ok = start_steps (worker, client, &registered, step, error))) {
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
       int n;
 
@@ -648,6 +683,12 @@ prepare (mt_worker_t *worker, bson_error_t *error)
          break; /* asked to stop */
       }
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
+   }
+   if (!ok && registered) {
+      /* Registered, then failed: free the id for the next start. */
+      bson_error_t ignored;
+
+      mt_heartbeat_write (worker, client, "stopped", &ignored);
    }
    mongoc_client_pool_push (worker->pool, client);
    return ok;
@@ -767,20 +808,24 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    pthread_t *threads;
    int started = 0;
    char names[1024] = "";
+   const char *step = NULL;
    bool ok = true;
 
-   if (!prepare (worker, error)) {
+   if (!prepare (worker, &step, error)) {
       bson_error_t cause = *error;
 
       if (mt_error_is_network (error) && !worker->once) {
          return true; /* stopped while waiting for the server */
       }
-      bson_set_error (error,
-                      MT_ERROR_STORE,
-                      MT_STORE_ERROR_WRITE,
-                      "cannot prepare '%s.tasks' (create its indexes): %s",
-                      worker->ctx.db,
-                      cause.message);
+      if (step) {
+         bson_set_error (error,
+                         MT_ERROR_STORE,
+                         MT_STORE_ERROR_WRITE,
+                         "cannot prepare '%s.tasks' (%s): %s",
+                         worker->ctx.db,
+                         step,
+                         cause.message);
+      }
       return false;
    }
 

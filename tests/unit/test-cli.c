@@ -157,6 +157,36 @@ test_plugins_env (void)
    mt_cli_destroy (&cli);
 }
 
+/* --replace: off unless given, takes no value, and --help says what it
+ * does and that ids are unique. */
+static void
+test_replace (void)
+{
+   const char *plain[] = {"w", "--db", "d", "--queues", "q", "--pid", "W-1", NULL};
+   const char *given[] = {"w", "--db", "d", "--queues", "q", "--pid", "W-1", "--replace", NULL};
+   mt_cli_t cli;
+   char *help = NULL;
+   size_t size = 0;
+   FILE *out;
+
+   parse_ok (&cli, plain);
+   ASSERT (!cli.replace);
+   mt_cli_destroy (&cli);
+   parse_ok (&cli, given);
+   ASSERT (cli.replace);
+   ASSERT_CMPSTR (cli.worker_id, "W-1");
+   mt_cli_destroy (&cli);
+   parse_fails ((const char *[]){"w", "--db", "d", "--queues", "q", "--replace=yes", NULL}, "--replace takes no value");
+
+   out = open_memstream (&help, &size);
+   mt_cli_usage (out);
+   fclose (out);
+   ASSERT_CONTAINS (help, "--replace");
+   ASSERT_CONTAINS (help, "unique among live workers");
+   ASSERT_CONTAINS (help, "its id in use");
+   free (help);
+}
+
 static void
 test_help_alone (void)
 {
@@ -177,6 +207,7 @@ main (int argc, char **argv)
    mt_test_add ("/cli/options", test_options);
    mt_test_add ("/cli/errors", test_errors);
    mt_test_add ("/cli/plugins_env", test_plugins_env);
+   mt_test_add ("/cli/replace", test_replace);
    mt_test_add ("/cli/help_alone", test_help_alone);
    return mt_test_main (argc, argv);
 }

@@ -132,6 +132,15 @@ typedef struct {
     * each heartbeat. Tasks of staged groups stay with their group. Default
     * false. */
    bool archive;
+
+   /* ---- added in 0.4: production ---- */
+
+   /* A worker id (`worker_id`) is unique among live workers: a worker
+    * refuses to start while the registry shows its id with a fresh
+    * heartbeat from another host or pid. `replace` starts it anyway, in
+    * place of that worker: its running tasks are taken back, and if it is
+    * alive it stops claiming at its next heartbeat. Default false. */
+   bool replace;
 } mt_worker_config_t;
 
 typedef struct _mt_worker_t mt_worker_t;
@@ -141,9 +150,11 @@ MT_EXPORT void mt_worker_config_init (mt_worker_config_t *config);
 /* Checks the configuration, connects (lazily), loads the plugins. */
 MT_EXPORT mt_worker_t *mt_worker_new (const mt_worker_config_t *config, bson_error_t *error);
 
-/* Ensures indexes, then claims and runs tasks until mt_worker_stop() or,
- * with `once`, until nothing is due. Returns false only when the worker could
- * not run at all (e.g. the database refused the index build). */
+/* Ensures indexes, registers the worker's id, then claims and runs tasks
+ * until mt_worker_stop() or, with `once`, until nothing is due. Returns
+ * false only when the worker could not run at all (e.g. its id is in use by
+ * a live worker, `tasks` is sharded, or the database refused an index that
+ * correctness needs). */
 MT_EXPORT bool mt_worker_run (mt_worker_t *worker, bson_error_t *error);
 
 /* Stop claiming; running tasks finish, then mt_worker_run() returns.
@@ -216,7 +227,11 @@ MT_EXPORT bool mt_enqueue_ex (mongoc_client_t *client,
                               bool *created,
                               bson_error_t *error);
 
-/* Creates the indexes of the tasks and locks collections; idempotent. */
+/* Creates the indexes of the tasks, locks and group_stages collections;
+ * idempotent. Each is made on its own; one the server refuses because an
+ * index of that name or those keys exists counts as made when an
+ * equivalent index (same keys, uniqueness and partial filter) is there.
+ * Fails naming the first index neither made nor matched. */
 MT_EXPORT bool mt_indexes_ensure (mongoc_client_t *client, const char *db, bson_error_t *error);
 
 /* ---- account locks (seed 001), for code outside a plugin ------------------
