@@ -471,8 +471,33 @@ static const mt_index_spec_t mt_index_specs[] = {
     NULL,
     false,
     "finding a stage's tasks"},
-   /* The schedule's upkeep (successors of repeating tasks): its partial
-    * index goes here (issue 14, item 11). */
+   /* The schedule's upkeep, every tick (schedule.c): successors planned
+    * and not yet created, and ended runs of a series not yet planned. Each
+    * partial, so it holds only those few tasks; one per kind, as MongoDB
+    * 4.2's partial filters take neither $or nor $exists: false, and with
+    * different keys, as indexes with the same keys and different filters
+    * conflict before 5.0. */
+   {MT_TASKS_COLLECTION,
+    "mtask_successor_pending",
+    "{\"next.created\": 1}",
+    false,
+    "{\"next.created\": false}",
+    false,
+    "finishing successors a crash left half made"},
+   {MT_TASKS_COLLECTION,
+    "mtask_repeat_unplanned",
+    "{\"status\": 1, \"next\": 1, \"repeat\": 1}",
+    false,
+    "{\"repeat\": {\"$exists\": true}}",
+    false,
+    "planning repeating tasks' successors"},
+   {MT_TASKS_COLLECTION,
+    "mtask_cron_unplanned",
+    "{\"status\": 1, \"next\": 1, \"cron\": 1}",
+    false,
+    "{\"cron\": {\"$exists\": true}}",
+    false,
+    "planning cron tasks' successors"},
    /* locks: _id is the account (unique by itself); releasing everything a
     * run holds looks up its owner. */
    {MT_LOCKS_COLLECTION,
