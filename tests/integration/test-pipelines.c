@@ -366,8 +366,10 @@ test_orphans_repaired (void)
    ASSERT_CMPINT (mt_groups_clean (mt_test_client (), mt_test_db (), false, &error), ==, 2);
    ASSERT_CMPINT (mt_test_count_in ("groups", "{'description': '(recovered by the cleaner)'}"), ==, 1);
    pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_count (json) == 0, 30000); /* ran to the end, cleaned up */
-   ASSERT_CMPINT (mt_test_count_in ("groups", "{}"), ==, 0);
+   /* Ran to the end and cleaned up: the tasks go first, then the stages,
+    * then the group, so wait for the last of them. */
+   WAIT_UNTIL (mt_test_count (json) == 0 && mt_test_count_in ("groups", "{}") == 0, 30000);
+   ASSERT_CMPINT (mt_test_count_in ("group_stages", "{}"), ==, 0);
    mt_test_worker_stop (pid);
 
    /* And the purge. */
