@@ -26,7 +26,6 @@
 #define LEASE "2"
 #define LEASE_MS 2000
 #define CHAOS_MS 90000 /* at most: it ends when 90 % of the tasks have finished */
-#define MT_SOAK_REPLACE NULL
 
 typedef struct {
    char *file;              /* the H2 data file, kept across restarts */
@@ -127,8 +126,11 @@ failpoint (const char *json)
 }
 
 static void
-worker_start (soak_worker_t *w, bool again)
+worker_start (soak_worker_t *w)
 {
+   /* Started again under its id after a kill, as systemd would: the
+    * registry still shows the dead process as fresh, and the worker sees
+    * that it is gone (same machine, no such process) and takes over. */
    const char *argv[] = {mt_test_env ("MTASK_WORKER"),
                          "--uri", db.uri, "--db", mt_test_db (),
                          "--plugins", mt_test_env ("MTASK_TEST_PLUGIN_DIR"),
@@ -137,9 +139,6 @@ worker_start (soak_worker_t *w, bool again)
                          "--concurrency", "3",
                          "--lease", LEASE,
                          "--poll-interval", "0.05",
-                         /* started again under its id after a kill: the
-                          * registry still shows the dead one as fresh */
-                         again ? MT_SOAK_REPLACE : NULL,
                          NULL};
 
    w->pid = mt_test_spawn (argv);
@@ -175,7 +174,7 @@ chaos_step (unsigned r, bool *db_restarted)
          return "skip";
       }
       mt_test_process_kill (w->pid);
-      worker_start (w, true);
+      worker_start (w);
       return "kill and restart";
    case 1: /* a pause past the lease: a stalled VM, a long GC, SIGSTOP */
       if (w->resume_us) {
@@ -267,7 +266,7 @@ test_soak (void)
    }
    for (int i = 0; i < N_WORKERS; i++) {
       snprintf (workers[i].id, sizeof workers[i].id, "soak-%d", i);
-      worker_start (&workers[i], false);
+      worker_start (&workers[i]);
    }
 
    /* The chaos: a step every 0.6 to 1.5 s, and the paused let go on time,
