@@ -916,3 +916,53 @@ mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
    bson_free (built);
    return result;
 }
+
+/* The name a URI gives a read preference mode. */
+static const char *
+read_mode_name (mongoc_read_mode_t mode)
+{
+   switch (mode) {
+   case MONGOC_READ_PRIMARY:
+      return "primary";
+   case MONGOC_READ_PRIMARY_PREFERRED:
+      return "primaryPreferred";
+   case MONGOC_READ_SECONDARY:
+      return "secondary";
+   case MONGOC_READ_SECONDARY_PREFERRED:
+      return "secondaryPreferred";
+   case MONGOC_READ_NEAREST:
+      return "nearest";
+   default:
+      return "unknown";
+   }
+}
+
+const char *
+mt_uri_apply_policy (mongoc_uri_t *uri, int policy)
+{
+   const char *overridden = NULL;
+
+   if (policy & MT_URI_PRIMARY_READS) {
+      const mongoc_read_prefs_t *prefs = mongoc_uri_get_read_prefs_t (uri);
+      mongoc_read_mode_t mode = prefs ? mongoc_read_prefs_get_mode (prefs) : MONGOC_READ_PRIMARY;
+
+      if (mode != MONGOC_READ_PRIMARY) {
+         mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+
+         /* Tags, maxStalenessSeconds and hedging go with the mode: none
+          * of them means anything to a primary. */
+         mongoc_uri_set_read_prefs_t (uri, primary);
+         mongoc_read_prefs_destroy (primary);
+         overridden = read_mode_name (mode);
+      }
+   }
+   if ((policy & MT_URI_MAJORITY_WRITES) && !mongoc_uri_has_option (uri, MONGOC_URI_W) &&
+       !mongoc_uri_has_option (uri, MONGOC_URI_JOURNAL) && !mongoc_uri_has_option (uri, MONGOC_URI_WTIMEOUTMS)) {
+      mongoc_write_concern_t *majority = mongoc_write_concern_new ();
+
+      mongoc_write_concern_set_wmajority (majority, MT_WRITE_TIMEOUT_MS);
+      mongoc_uri_set_write_concern (uri, majority);
+      mongoc_write_concern_destroy (majority);
+   }
+   return overridden;
+}

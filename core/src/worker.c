@@ -180,6 +180,20 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    if (!worker->uri) {
       goto fail;
    }
+   {
+      /* Every client of the worker (its pool, an isolated task's own) reads
+       * from the primary and writes with w: majority unless the URI says
+       * otherwise (docs/reliability.md). */
+      const char *asked = mt_uri_apply_policy (worker->uri, MT_URI_PRIMARY_READS | MT_URI_MAJORITY_WRITES);
+
+      if (asked) {
+         mt_log (&worker->ctx,
+                 MT_LOG_INFO,
+                 "the URI's readPreference '%s' is not used: the worker reads from the primary, since its reads "
+                 "decide what it runs",
+                 asked);
+      }
+   }
 
    worker->plugins = mt_plugin_set_new (&mt_host_api);
    for (size_t i = 0; config->builtin_plugins && config->builtin_plugins[i]; i++) {
