@@ -473,5 +473,6 @@ mt_give_back_update (bson_t *update, int64_t delayed_ms)
    BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
    BSON_APPEND_UTF8 (&child, "started", "");
    BSON_APPEND_UTF8 (&child, "heartbeat", "");
+   BSON_APPEND_UTF8 (&child, "claim", ""); /* the token of the hold that ends */
    bson_append_document_end (update, &child);
 }
