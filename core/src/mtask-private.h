@@ -170,6 +170,27 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
                               const char *worker_id,
                               const bson_t *update,
                               bson_error_t *error);
+/* The same, with the driver's reply (always initialized; bson_destroy it)
+ * for mt_error_is_transient. */
+bool mt_store_write_claimed (mongoc_collection_t *tasks,
+                             const mt_task_doc_t *task,
+                             const char *worker_id,
+                             const bson_t *update,
+                             bson_t *reply,
+                             bson_error_t *error);
+
+/* For a fenced write that ends the hold (an outcome: its $set names
+ * `status`, and maybe `result`, `error`, `delayed`), retried after a
+ * failure that may have hidden its success (a lost reply, a write concern
+ * error) and found the claim gone: reads the task on the primary; `*landed`
+ * says whether it shows that very outcome at the claim's attempt, with no
+ * holder, i.e. an earlier try was applied. */
+bool mt_store_outcome_landed (mongoc_collection_t *tasks,
+                              const mt_task_doc_t *task,
+                              const bson_t *update,
+                              bool *landed,
+                              bson_error_t *error);
+
 /* Marks CREATED documents of `queues` that no worker could ever claim (no
  * type, mistyped fields) FAILED with an error naming the field, and fills
  * the defaults of documents inserted without them. Returns how many were

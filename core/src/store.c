@@ -357,13 +357,14 @@ mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char 
 }
 
 bool
-mt_store_update_claimed (mongoc_collection_t *tasks,
-                         const mt_task_doc_t *task,
-                         const char *worker_id,
-                         const bson_t *update,
-                         bson_error_t *error)
+mt_store_write_claimed (mongoc_collection_t *tasks,
+                        const mt_task_doc_t *task,
+                        const char *worker_id,
+                        const bson_t *update,
+                        bson_t *reply,
+                        bson_error_t *error)
 {
-   bson_t filter = BSON_INITIALIZER, reply;
+   bson_t filter = BSON_INITIALIZER;
    bson_iter_t iter;
    bool ok = false;
 
@@ -372,10 +373,10 @@ mt_store_update_claimed (mongoc_collection_t *tasks,
    BSON_APPEND_UTF8 (&filter, "worker_pid", worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", task->attempts);
 
-   if (!mongoc_collection_update_one (tasks, &filter, update, NULL, &reply, error)) {
+   if (!mongoc_collection_update_one (tasks, &filter, update, NULL, reply, error)) {
       goto cleanup;
    }
-   if (bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
+   if (bson_iter_init_find (&iter, reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
       bson_set_error (error,
                       MT_ERROR_STORE,
                       MT_STORE_ERROR_LOST,
@@ -389,7 +390,94 @@ mt_store_update_claimed (mongoc_collection_t *tasks,
    ok = true;
 
 cleanup:
+   bson_destroy (&filter);
+   return ok;
+}
+
+bool
+mt_store_update_claimed (mongoc_collection_t *tasks,
+                         const mt_task_doc_t *task,
+                         const char *worker_id,
+                         const bson_t *update,
+                         bson_error_t *error)
+{
+   bson_t reply;
+   bool ok = mt_store_write_claimed (tasks, task, worker_id, update, &reply, error);
+
    bson_destroy (&reply);
+   return ok;
+}
+
+/* Whether two values are the same BSON (type and bytes). */
+static bool
+same_value (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+   bool same;
+
+   BSON_APPEND_VALUE (&x, "v", a);
+   BSON_APPEND_VALUE (&y, "v", b);
+   same = bson_equal (&x, &y);
+   bson_destroy (&x);
+   bson_destroy (&y);
+   return same;
+}
+
+bool
+mt_store_outcome_landed (mongoc_collection_t *tasks,
+                         const mt_task_doc_t *task,
+                         const bson_t *update,
+                         bool *landed,
+                         bson_error_t *error)
+{
+   /* What an outcome decides, and no other write of a task at this
+    * attempt writes the same: a take-back says its worker was lost (in
+    * `error`, with `delayed` null); an operator's cancel says CANCELLED. */
+   static const char *const decided[] = {"status", "result", "error", "delayed"};
+   mongoc_read_prefs_t *primary = read_primary ();
+   bson_t filter = BSON_INITIALIZER, doc;
+   bson_iter_t set, iter, field;
+   bool found, ok;
+
+   *landed = false;
+   BSON_APPEND_VALUE (&filter, "_id", &task->id);
+   {
+      mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, primary);
+      const bson_t *d;
+
+      bson_init (&doc);
+      found = mongoc_cursor_next (cursor, &d);
+      if (found) {
+         bson_destroy (&doc);
+         bson_copy_to (d, &doc);
+      }
+      ok = !mongoc_cursor_error (cursor, error);
+      mongoc_cursor_destroy (cursor);
+   }
+   if (!ok || !found) {
+      goto cleanup;
+   }
+   /* No holder, and the claim's attempt: the hold ended at this attempt. */
+   if (!bson_iter_init_find (&iter, &doc, "attempts") || !BSON_ITER_HOLDS_NUMBER (&iter) ||
+       bson_iter_as_int64 (&iter) != task->attempts ||
+       (bson_iter_init_find (&iter, &doc, "worker_pid") && !BSON_ITER_HOLDS_NULL (&iter))) {
+      goto cleanup;
+   }
+   if (!bson_iter_init_find (&set, update, "$set") || !BSON_ITER_HOLDS_DOCUMENT (&set) || !bson_iter_recurse (&set, &field)) {
+      goto cleanup;
+   }
+   *landed = true;
+   while (*landed && bson_iter_next (&field)) {
+      for (size_t i = 0; i < sizeof decided / sizeof decided[0]; i++) {
+         if (!strcmp (bson_iter_key (&field), decided[i])) {
+            *landed = bson_iter_init_find (&iter, &doc, decided[i]) && same_value (bson_iter_value (&field), bson_iter_value (&iter));
+         }
+      }
+   }
+
+cleanup:
+   mongoc_read_prefs_destroy (primary);
+   bson_destroy (&doc);
    bson_destroy (&filter);
    return ok;
 }
