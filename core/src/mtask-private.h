@@ -69,6 +69,17 @@ void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t
  * due at once. Initializes `update`. */
 void mt_give_back_update (bson_t *update, int64_t delayed_ms);
 
+/* MongoDB's limit on a document (16 MiB), and what a result must leave of
+ * it for the rest of the outcome (error, history, dates): 64 KiB. */
+#define MT_DOCUMENT_MAX (16 * 1024 * 1024)
+#define MT_RESULT_MARGIN (64 * 1024)
+
+/* Whether `result` can be stored as the `result` of a task whose document
+ * is `task_size` bytes: no key MongoDB refuses ('$'-prefixed or dotted, at
+ * any depth), and room in the 16 MiB limit. Fails with
+ * MT_PLUGIN_ERROR_API naming the key (its dotted path) or the sizes. */
+bool mt_result_check (const bson_t *result, size_t task_size, bson_error_t *error);
+
 /* ---- plugins (plugin.c) ------------------------------------------------- */
 
 typedef struct _mt_plugin_set_t mt_plugin_set_t;
