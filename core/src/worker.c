@@ -373,13 +373,28 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
    mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->ctx.worker_id, .attempt = attempts};
    bson_t filter = BSON_INITIALIZER, update;
    bson_error_t error;
+   bool ok = false;
 
    BSON_APPEND_VALUE (&filter, "_id", id);
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
    BSON_APPEND_UTF8 (&filter, "worker_pid", worker->ctx.worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", attempts);
    mt_give_back_update (&update, 0);
-   if (mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error)) {
+   /* A stepdown or a write concern not met is over in moments: a few
+    * tries (0.7 s at most) before the attempt is left to the lease. */
+   for (int i = 0;; i++) {
+      bson_t reply;
+      bool again;
+
+      ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, &reply, &error);
+      again = !ok && i < 2 && mt_error_is_transient (&error, &reply);
+      bson_destroy (&reply);
+      if (!again) {
+         break;
+      }
+      usleep ((useconds_t) (200 << i) * 1000);
+   }
+   if (ok) {
       mt_log (&worker->ctx, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
       mt_locks_release_all (client, worker->ctx.db, &owner, &error);
       mt_slot_release (client, worker->ctx.db, id, attempts, &error);

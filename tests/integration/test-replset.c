@@ -204,6 +204,25 @@ test_stepdown_start (void)
    mt_test_worker_stop (pid);
 }
 
+/* The give-back of a running task at stop (its grace over) meets a
+ * stepdown: it is tried again, and the task goes back with its attempt
+ * not counted, rather than waiting for its lease to end with it counted. */
+static void
+test_stepdown_give_back (void)
+{
+   bson_oid_t id = enqueue_gated ("g", "", NULL);
+   pid_t pid = mt_test_worker (W ("--queues", "q", "--lease", LONG_LEASE, "--grace", "0", "--poll-interval", "0.05"));
+   int64_t before;
+
+   WAIT_UNTIL (mt_test_output_contains (pid, "probe waits at gate"), 30000);
+   before = fp_set ("{'times': 1}", "update", STEPDOWN);
+   mt_test_worker_stop (pid);
+   ASSERT_CMPINT (mt_test_failpoint_off (), ==, before + 1);
+   assert_task (&id, "CREATED", 0);
+   ASSERT (mt_test_output_contains (pid, "given back: the worker is stopping"));
+   ASSERT (!mt_test_output_contains (pid, "cannot give it back"));
+}
+
 /* ---- an outcome applied, its answer not what it should be ---------------- */
 
 /* A repeating task whose outcome write meets failCommand `more` (applied
@@ -478,6 +497,7 @@ main (int argc, char **argv)
    mt_test_add ("/replset/stepdown/batch_read_back", test_stepdown_batch_read_back);
    mt_test_add ("/replset/stepdown/outcome", test_stepdown_outcome);
    mt_test_add ("/replset/stepdown/start", test_stepdown_start);
+   mt_test_add ("/replset/stepdown/give_back_at_stop", test_stepdown_give_back);
    mt_test_add ("/replset/write_concern/failed", test_write_concern_failed);
    mt_test_add ("/replset/write_concern/unsatisfiable", test_write_concern_unsatisfiable);
    mt_test_add ("/replset/lost_reply/outcome", test_lost_reply);
