@@ -1191,6 +1191,129 @@ mt_test_main (int argc, char **argv)
    return failed ? 1 : 0;
 }
 
+/* ---- devdb: replica set and command log ---- */
+
+char *
+mt_test_devdb_start_replset (const char *name, pid_t *pid)
+{
+   char *address = mt_test_devdb_start (W ("--port", "0", "--memory", "--replset", name), pid);
+   char *uri = bson_strdup_printf ("%s?replicaSet=%s", address, name);
+
+   bson_free (address);
+   return uri;
+}
+
+/* Where this process's view of the test server's command log begins: the
+ * seq of the last command logged when it last cleared. */
+static int64_t command_log_after;
+
+/* Runs devdbCommandLog with `after` and `clear` through `client`; returns
+ * the commands of `app_name` (NULL: all) and the server's seq in *seq. */
+static bson_t *
+command_log_run (mongoc_client_t *through, const char *app_name, int64_t after, bool clear, int64_t *seq)
+{
+   bson_t cmd = BSON_INITIALIZER, reply;
+   bson_error_t error;
+   bson_iter_t iter;
+   const uint8_t *data;
+   uint32_t len;
+   bson_t *commands;
+   bool ok;
+
+   BSON_APPEND_INT32 (&cmd, "devdbCommandLog", 1);
+   BSON_APPEND_INT64 (&cmd, "after", after);
+   BSON_APPEND_BOOL (&cmd, "clear", clear);
+   if (app_name) {
+      BSON_APPEND_UTF8 (&cmd, "appName", app_name);
+   }
+   ok = mongoc_client_command_simple (through, "admin", &cmd, NULL, &reply, &error);
+   bson_destroy (&cmd);
+   if (!ok) {
+      bson_destroy (&reply);
+   }
+   ASSERT_OR_PRINT (ok, error);
+   if (!bson_iter_init_find (&iter, &reply, "commands") || !BSON_ITER_HOLDS_ARRAY (&iter)) {
+      bson_destroy (&reply);
+      mt_test_fail (__FILE__, __LINE__, "devdbCommandLog answered without a 'commands' array");
+   }
+   bson_iter_array (&iter, &len, &data);
+   commands = bson_new_from_data (data, len);
+   if (seq) {
+      *seq = mt_test_int (&reply, "seq");
+   }
+   bson_destroy (&reply);
+   return commands;
+}
+
+void
+mt_test_command_log_clear (void)
+{
+   bson_t *none = command_log_run (mt_test_client (), NULL, INT64_MAX, false, &command_log_after);
+
+   bson_destroy (none);
+}
+
+bson_t *
+mt_test_command_log (const char *app_name)
+{
+   return command_log_run (mt_test_client (), app_name, command_log_after, false, NULL);
+}
+
+static mongoc_client_t *
+command_log_client (const char *uri)
+{
+   bson_error_t error;
+   mongoc_uri_t *parsed = mongoc_uri_new_with_error (uri, &error);
+   mongoc_client_t *other;
+
+   ASSERT_OR_PRINT (parsed, error);
+   other = mongoc_client_new_from_uri_with_error (parsed, &error);
+   mongoc_uri_destroy (parsed);
+   ASSERT_OR_PRINT (other, error);
+   mongoc_client_set_error_api (other, MONGOC_ERROR_API_VERSION_2);
+   return other;
+}
+
+void
+mt_test_command_log_clear_at (const char *uri)
+{
+   mongoc_client_t *other = command_log_client (uri);
+   bson_t *cleared = command_log_run (other, NULL, 0, true, NULL);
+
+   bson_destroy (cleared);
+   mongoc_client_destroy (other);
+}
+
+bson_t *
+mt_test_command_log_at (const char *uri, const char *app_name)
+{
+   mongoc_client_t *other = command_log_client (uri);
+   bson_t *commands = command_log_run (other, app_name, 0, false, NULL);
+
+   mongoc_client_destroy (other);
+   return commands;
+}
+
+int
+mt_test_command_log_count (const bson_t *log, const char *command)
+{
+   bson_iter_t iter;
+   int n = 0;
+
+   ASSERT (bson_iter_init (&iter, log));
+   while (bson_iter_next (&iter)) {
+      bson_t entry;
+      const uint8_t *data;
+      uint32_t len;
+
+      ASSERT (BSON_ITER_HOLDS_DOCUMENT (&iter));
+      bson_iter_document (&iter, &len, &data);
+      ASSERT (bson_init_static (&entry, data, len));
+      n += !command || (mt_test_str (&entry, "command") && !strcmp (mt_test_str (&entry, "command"), command));
+   }
+   return n;
+}
+
 /* ---- wire ---------------------------------------------------------------- */
 
 char *

@@ -304,6 +304,32 @@ void mt_test_worker_stop (pid_t pid);
 pid_t mt_test_worker_once (const char *const *extra, int timeout_ms);
 
 
+/* ---- devdb: replica set and command log ---- */
+
+/* Starts tools/devdb --port 0 --memory --replset NAME, the primary of a
+ * one-member replica set NAME (docs/devdb.md), as mt_test_devdb_start does;
+ * returns its URI with ?replicaSet=NAME (bson_free it) and its pid in *pid. */
+char *mt_test_devdb_start_replset (const char *name, pid_t *pid);
+
+/* The command log of the test server (the devdb's devdbCommandLog,
+ * docs/devdb.md): the commands it received from the clients named
+ * `app_name` (from every client when NULL) since this process last called
+ * mt_test_command_log_clear (since the server started, before the first),
+ * oldest first, as the `commands` array of the reply (a document with keys
+ * "0", "1", ...). bson_destroy it. Fails the test on an error.
+ * The server is shared with the other test programs: clearing marks where
+ * this process's view of the log begins and removes nothing from it, so
+ * that a program cannot empty the log another one is reading. */
+void mt_test_command_log_clear (void);
+bson_t *mt_test_command_log (const char *app_name);
+/* The same on a devdb the test started (mt_test_devdb_start, or _replset):
+ * `uri` is the one it returned. Clearing empties that server's log. */
+void mt_test_command_log_clear_at (const char *uri);
+bson_t *mt_test_command_log_at (const char *uri, const char *app_name);
+/* How many commands of `log` (from mt_test_command_log) are named
+ * `command` (every one when NULL). */
+int mt_test_command_log_count (const bson_t *log, const char *command);
+
 /* ---- wire ---------------------------------------------------------------- */
 
 /* The test server's URI with `options` ("socketTimeoutMS=500&w=1") added.

@@ -2,28 +2,71 @@
 // Started by tools/devdb, which checks the arguments first and passes them
 // on in this form:
 //
-//   DevDb [--port N] [--memory | --data FILE] [--oplog] [--verbose]
+//   DevDb [--port N] [--memory | --data FILE] [--oplog] [--replset NAME] [--verbose]
 //
 // Prints exactly one line on stdout, "READY mongodb://127.0.0.1:PORT/", once
 // it accepts connections; everything else goes to stderr. SIGTERM and SIGINT
 // stop it cleanly with exit status 0: a shutdown hook closes the clients and
 // the backend, and with it the H2 file, which is then consistent.
 //
-// Every command passes through FailCommand first: MongoDB's configureFailPoint
-// command and its failCommand failpoint, for fault injection in tests.
+// Every command passes through handle() below: the handshake, with hello and
+// with --replset that of a replica set primary (ReplicaSet), the command log
+// (CommandLog), MongoDB's configureFailPoint command and its failCommand
+// failpoint (FailCommand), and createIndexes as MongoDB checks it (Indexes).
+// The databases it opens keep unique indexes with a partialFilterExpression
+// partial (Indexes).
 import de.bwaldvogel.mongo.MongoBackend;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.Document;
 
 import io.netty.channel.Channel;
 
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Supplier;
 
 public final class DevDb {
+    /** The backend's own handling of `command` in the database at hand. */
+    interface Backend {
+        Document run(String command, Document query);
+    }
+
+    // Made in main(), once the logging is set up: FailCommand makes a logger.
+    private static ReplicaSet replicaSet;
+    private static CommandLog commandLog;
+    private static FailCommand failCommand;
+    private static Indexes indexes;
+
+    /**
+     * Runs one command: `backend` runs a command in the same database with
+     * the backend's own handling (`run` is that of this one).
+     */
+    private static Document handle(Channel channel, String db, String command, Document query,
+                                   Backend backend, Supplier<Document> run) {
+        if (ReplicaSet.isHandshake(command)) {
+            // Remembers the client's appName, fails nothing.
+            return failCommand.handle(channel, db, command, query,
+                () -> replicaSet.handshake(channel, command, query, backend));
+        }
+        if (command.equals(CommandLog.COMMAND)) {
+            return commandLog.command(db, query);
+        }
+        if (!command.equals("configureFailPoint")) {
+            commandLog.add(channel, db, command, query);
+        }
+        return failCommand.handle(channel, db, command, query,
+            command.equals("createIndexes") ? () -> indexes.createIndexes(query, backend, run) : run);
+    }
+
     private static void usageError(String message) {
         System.err.println("devdb: " + message);
         System.err.println("Try 'tools/devdb --help'.");
@@ -41,6 +84,7 @@ public final class DevDb {
         boolean memory = false;
         boolean oplog = false;
         boolean verbose = false;
+        String replSet = null;
 
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
@@ -56,11 +100,18 @@ public final class DevDb {
                     break;
                 case "--port":
                 case "--data":
+                case "--replset":
                     if (i + 1 >= args.length) {
                         usageError(arg + " needs a value");
                     }
                     String value = args[++i];
-                    if (arg.equals("--data")) {
+                    if (arg.equals("--replset")) {
+                        if (!ReplicaSet.isValidName(value)) {
+                            usageError("--replset: '" + value + "' is not a replica set name: use letters, digits, "
+                                + "'.', '_' and '-'");
+                        }
+                        replSet = value;
+                    } else if (arg.equals("--data")) {
                         if (value.isEmpty()) {
                             usageError("--data needs a file name");
                         }
@@ -99,23 +150,64 @@ public final class DevDb {
         // Both backends route every command through
         // AbstractMongoBackend.handleCommand (all but ping and serverStatus
         // sent as OP_QUERY, which the server answers itself); the override
-        // hands it to FailCommand with the backend's own handling to run.
-        FailCommand failCommand = new FailCommand();
+        // hands it to handle() with the backend's own handling to run. The
+        // databases they open are the backend's own with the partial unique
+        // indexes of Indexes.
+        replicaSet = new ReplicaSet(replSet);
+        commandLog = new CommandLog();
+        failCommand = new FailCommand();
+        indexes = new Indexes();
         MongoBackend backend;
         try {
             backend = data != null
                 ? new H2Backend(data) {
                     @Override
                     public Document handleCommand(Channel channel, String db, String command, Document query) {
-                        return failCommand.handle(channel, db, command, query,
+                        return handle(channel, db, command, query,
+                            (c, q) -> super.handleCommand(channel, db, c, q),
                             () -> super.handleCommand(channel, db, command, query));
+                    }
+
+                    @Override
+                    protected MongoDatabase openOrCreateDatabase(String name) {
+                        return new H2Database(name, getMvStore(), getCursorRegistry()) {
+                            @Override
+                            protected void addIndex(Document description) {
+                                Indexes.adding(description, () -> super.addIndex(description));
+                            }
+
+                            @Override
+                            protected Index<Object> openOrCreateUniqueIndex(String collection, String index,
+                                                                            List<IndexKey> keys, boolean sparse) {
+                                return Indexes.partial(super.openOrCreateUniqueIndex(collection, index, keys, sparse),
+                                    getDatabaseName() + "." + collection, () -> getOrCreateIndexesCollection());
+                            }
+                        };
                     }
                 }
                 : new MemoryBackend() {
                     @Override
                     public Document handleCommand(Channel channel, String db, String command, Document query) {
-                        return failCommand.handle(channel, db, command, query,
+                        return handle(channel, db, command, query,
+                            (c, q) -> super.handleCommand(channel, db, c, q),
                             () -> super.handleCommand(channel, db, command, query));
+                    }
+
+                    @Override
+                    public MemoryDatabase openOrCreateDatabase(String name) {
+                        return new MemoryDatabase(name, getCursorRegistry()) {
+                            @Override
+                            protected void addIndex(Document description) {
+                                Indexes.adding(description, () -> super.addIndex(description));
+                            }
+
+                            @Override
+                            protected Index<Integer> openOrCreateUniqueIndex(String collection, String index,
+                                                                             List<IndexKey> keys, boolean sparse) {
+                                return Indexes.partial(super.openOrCreateUniqueIndex(collection, index, keys, sparse),
+                                    getDatabaseName() + "." + collection, () -> getOrCreateIndexesCollection());
+                            }
+                        };
                     }
                 };
         } catch (RuntimeException e) {

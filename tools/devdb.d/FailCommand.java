@@ -93,7 +93,7 @@ final class FailCommand {
 
     /** Runs one command: `run` is the backend's own handling of it. */
     Document handle(Channel channel, String db, String command, Document query, Supplier<Document> run) {
-        if (command.equals("isMaster") || command.equals("ismaster") || command.equals("hello")) {
+        if (ReplicaSet.isHandshake(command)) {
             rememberAppName(channel, query);
         }
         if (command.equals("configureFailPoint")) {
@@ -263,6 +263,11 @@ final class FailCommand {
             }
         }
         return false;
+    }
+
+    /** The application a connection's handshake named, or null. */
+    static String appName(Channel channel) {
+        return channel.attr(APP_NAME).get();
     }
 
     /** The first handshake of a connection names its application, if any. */
