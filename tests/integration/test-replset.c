@@ -7,7 +7,10 @@
  * (appName mtask-worker) on this test's tasks. In each: nothing lost, no
  * attempt counted for a run that did not happen, every task run once, the
  * worker carries on. Also: claim tokens name one hold only, and results
- * MongoDB cannot store are refused when the plugin sets them.
+ * MongoDB cannot store are refused when the plugin sets them. And, on a
+ * devdb of the test's own acting as a replica set's primary
+ * (--replset), what the worker and mtaskctl send, from the devdb's
+ * command log: reads on the primary, writes with w: majority.
  *
  * Only the worker's connections carry appName mtask-worker: an isolated
  * task's own connection (--isolate fork) has none, so under --isolate fork
@@ -490,6 +493,204 @@ test_worker_says_primary (void)
    mt_test_worker_stop (pid);
 }
 
+/* ---- on a replica set: what the worker and mtaskctl send ----------------- */
+
+/* What a test reads of the command log of its own devdb. */
+typedef struct {
+   int reads;       /* commands that read: find, aggregate, count, distinct */
+   int writes;      /* commands that write */
+   char bad_read[256];  /* the first read that broke the rule, and how */
+   char bad_write[512]; /* the first write that broke it */
+} sent_t;
+
+static bool
+is_write (const char *command)
+{
+   static const char *const writes[] = {"insert", "update", "delete", "findAndModify", "findandmodify", "createIndexes"};
+
+   for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+      if (!strcmp (command, writes[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+static bool
+is_read (const char *command)
+{
+   return !strcmp (command, "find") || !strcmp (command, "aggregate") || !strcmp (command, "count") ||
+          !strcmp (command, "distinct");
+}
+
+/* Goes through `log`: every read must carry no read preference but
+ * `read_mode` (NULL: primary, i.e. none or mode primary); every write a
+ * write concern with `w` (a string, or a number when `w_number` >= 0) and
+ * `wtimeout` (absent when 0). The first of each that does not is in
+ * `sent`. */
+static void
+check_sent (const bson_t *log, const char *read_mode, const char *w, int w_number, int64_t wtimeout, sent_t *sent)
+{
+   bson_iter_t iter;
+
+   memset (sent, 0, sizeof *sent);
+   ASSERT (bson_iter_init (&iter, log));
+   while (bson_iter_next (&iter)) {
+      const uint8_t *data;
+      uint32_t len;
+      bson_t entry;
+      const char *command, *mode;
+
+      ASSERT (BSON_ITER_HOLDS_DOCUMENT (&iter));
+      bson_iter_document (&iter, &len, &data);
+      ASSERT (bson_init_static (&entry, data, len));
+      command = mt_test_str (&entry, "command");
+      ASSERT (command);
+      mode = mt_test_str (&entry, "readPreference.mode");
+      if (is_read (command)) {
+         sent->reads++;
+         if (!sent->bad_read[0] && (read_mode ? !mode || strcmp (mode, read_mode) : mode && strcmp (mode, "primary"))) {
+            bson_snprintf (sent->bad_read, sizeof sent->bad_read, "%s with readPreference %s", command, mode ? mode : "(none)");
+         }
+      }
+      if (is_write (command)) {
+         bool same_w = w_number >= 0 ? mt_test_has (&entry, "writeConcern.w") && !mt_test_str (&entry, "writeConcern.w") &&
+                                          mt_test_int (&entry, "writeConcern.w") == w_number
+                                     : mt_test_str (&entry, "writeConcern.w") && !strcmp (mt_test_str (&entry, "writeConcern.w"), w);
+         bool same_timeout = wtimeout ? mt_test_has (&entry, "writeConcern.wtimeout") &&
+                                           mt_test_int (&entry, "writeConcern.wtimeout") == wtimeout
+                                      : !mt_test_has (&entry, "writeConcern.wtimeout");
+
+         sent->writes++;
+         if (!sent->bad_write[0] && (!same_w || !same_timeout)) {
+            char *json = bson_as_canonical_extended_json (&entry, NULL);
+
+            bson_snprintf (sent->bad_write, sizeof sent->bad_write, "a write with another write concern: %s", json);
+            bson_free (json);
+         }
+      }
+   }
+}
+
+/* A worker whose URI asks to read from secondaries of replica set rs0, on
+ * the test's own devdb acting as its primary: it works; every read it
+ * sends goes to the primary, every write waits for a majority with a
+ * timeout of 10 s. Then another whose URI says w=1: its writes say w: 1. */
+static void
+test_replset_worker (void)
+{
+   static const struct {
+      const char *options;
+      const char *w;
+      int w_number;
+      int64_t wtimeout;
+   } cases[] = {
+      {"readPreference=secondaryPreferred", "majority", -1, MT_WRITE_TIMEOUT_MS},
+      {"readPreference=secondaryPreferred&w=1", NULL, 1, 0},
+   };
+   pid_t devdb;
+   char *base = mt_test_devdb_start_replset ("rs0", &devdb);
+   mongoc_client_t *client = mongoc_client_new (base);
+
+   ASSERT (client);
+   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      char *uri = bson_strdup_printf ("%s&%s", base, cases[i].options);
+      bson_t *log, *params = BCON_NEW ("x", BCON_INT32 (1)), *opts = BCON_NEW ("repeat", BCON_DOUBLE (3600));
+      bson_error_t error;
+      bson_oid_t ids[3];
+      sent_t sent;
+      pid_t pid;
+
+      mt_test_command_log_clear_at (base);
+      /* A backlog (single claims, then a batch claim and its read back),
+       * and a repeating task (its successor). */
+      for (int k = 0; k < 3; k++) {
+         ASSERT_OR_PRINT (mt_enqueue (client, mt_test_db (), "q", "echo", params, k ? NULL : opts, &ids[k], &error), error);
+      }
+      pid = mt_test_worker_at (uri, W ("--queues", "q", "--poll-interval", "0.05"));
+      WAIT_UNTIL (mt_test_count_at (client, mt_test_db (), "tasks", "{'status': 'FINISHED'}") == 3 * (int64_t) (i + 1), 30000);
+      mt_test_worker_stop (pid);
+
+      log = mt_test_command_log_at (base, "mtask-worker");
+      check_sent (log, NULL, cases[i].w, cases[i].w_number, cases[i].wtimeout, &sent);
+      bson_destroy (log);
+      if (sent.bad_read[0] || sent.bad_write[0]) {
+         mt_test_fail (__FILE__, __LINE__, "the worker sent %s; %s", sent.bad_read, sent.bad_write);
+      }
+      ASSERT_CMPINT (sent.reads, >, 0);
+      ASSERT_CMPINT (sent.writes, >, 0);
+      ASSERT (mt_test_output_contains (pid, "the URI's readPreference 'secondaryPreferred' is not used"));
+      bson_destroy (params);
+      bson_destroy (opts);
+      bson_free (uri);
+   }
+   mongoc_client_destroy (client);
+   bson_free (base);
+   mt_test_process_stop (devdb, 30000);
+}
+
+/* mtaskctl with a URI that reads from secondaries: a command that acts on
+ * what it reads (purge, here its dry run) reads from the primary; one that
+ * only shows (ls) reads where the URI says; writes (purge's delete) wait
+ * for a majority. */
+static void
+test_replset_mtaskctl (void)
+{
+   static const struct {
+      const char *words[6];
+      const char *read_mode;
+      bool reads, writes;
+   } cases[] = {
+      {{"purge", "--older-than", "1s", "--dry-run", NULL}, NULL, true, false},
+      {{"ls", NULL}, "secondaryPreferred", true, false},
+      {{"purge", "--older-than", "1s", NULL}, NULL, false, true},
+   };
+   pid_t devdb;
+   char *base = mt_test_devdb_start_replset ("rs0", &devdb);
+   char *uri = bson_strdup_printf ("%s&readPreference=secondaryPreferred", base);
+   mongoc_client_t *client = mongoc_client_new (base);
+   bson_t *ended = BCON_NEW ("queue", "q", "type", "echo", "status", "FINISHED", "finished", BCON_DATE_TIME (0));
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, mt_test_db (), "tasks");
+   bson_error_t error;
+
+   ASSERT_OR_PRINT (mongoc_collection_insert_one (tasks, ended, NULL, NULL, &error), error);
+   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      const char *argv[16] = {mt_test_env ("MTASK_CTL"), "--uri", uri, "--db", mt_test_db ()};
+      size_t n = 5;
+      bson_t *log;
+      sent_t sent;
+      char *out;
+      int code;
+
+      for (size_t k = 0; cases[i].words[k]; k++) {
+         argv[n++] = cases[i].words[k];
+      }
+      mt_test_command_log_clear_at (base);
+      code = mt_test_run (argv, 30000, &out);
+      if (code != 0) {
+         printf ("# %s\n", out);
+      }
+      bson_free (out);
+      ASSERT_CMPINT (code, ==, 0);
+      log = mt_test_command_log_at (base, "mtaskctl");
+      check_sent (log, cases[i].read_mode, "majority", -1, MT_WRITE_TIMEOUT_MS, &sent);
+      bson_destroy (log);
+      if (sent.bad_read[0] || sent.bad_write[0]) {
+         mt_test_fail (__FILE__, __LINE__, "mtaskctl %s sent %s; %s", cases[i].words[0], sent.bad_read, sent.bad_write);
+      }
+      ASSERT_CMPINT (sent.reads > 0, ==, cases[i].reads);
+      ASSERT_CMPINT (sent.writes > 0, ==, cases[i].writes);
+   }
+   ASSERT_CMPINT (mt_test_count_at (client, mt_test_db (), "tasks", "{}"), ==, 0); /* purged */
+   mongoc_collection_destroy (tasks);
+   mongoc_client_destroy (client);
+   bson_destroy (ended);
+   bson_free (uri);
+   bson_free (base);
+   mt_test_process_stop (devdb, 30000);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -506,5 +707,7 @@ main (int argc, char **argv)
    mt_test_add ("/replset/result/outcome_refused_fails", test_outcome_refused_fails);
    mt_test_add ("/replset/uri/policy", test_uri_policy);
    mt_test_add ("/replset/uri/worker_reads_primary", test_worker_says_primary);
+   mt_test_add ("/replset/sent/worker", test_replset_worker);
+   mt_test_add ("/replset/sent/mtaskctl", test_replset_mtaskctl);
    return mt_test_main (argc, argv);
 }
