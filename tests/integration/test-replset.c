@@ -114,36 +114,50 @@ assert_nothing_dropped (pid_t pid)
 
 /* Four tasks; the first waits at a gate in an isolated child, so that its
  * outcome (the child's) does not meet the failpoint and the worker's next
- * claim, a batch claim, does. The other three run once each, at attempt 1. */
+ * claim, a batch claim, does. The other three run once each, at attempt 1.
+ * The heartbeat (its take-back and upkeep read tasks) or the sweep of
+ * malformed tasks (every 5 s, before a claim) may meet the failpoint
+ * first: then the batch claim fails at another step, and the test tries
+ * again with four more tasks. */
 static void
 stepdown_in_batch_claim (const char *command, const char *mode, const char *step)
 {
-   bson_oid_t first, rest[3];
-   int64_t before;
+   bson_oid_t ids[3][4];
+   int rounds = 0;
    pid_t pid;
 
-   first = enqueue_gated ("first", "", "{'priority': 10}");
-   for (int i = 0; i < 3; i++) {
-      rest[i] = mt_test_enqueue ("q", "record", "{}", NULL);
-   }
-   pid = mt_test_worker (W ("--queues", "q", "--isolate", "fork", "--lease", LONG_LEASE, "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_output_contains (pid, "probe waits at gate"), 30000);
-   /* The heartbeat's first round (its take-back looks for lost tasks with
-    * a find) is over: the next command of the worker's on tasks is the
-    * batch claim. */
-   WAIT_UNTIL (mt_test_upkeep_ticks () >= 1, 30000);
-   before = fp_set (mode, command, STEPDOWN);
-   mt_test_gate_open ("first");
+   /* Ready: its indexes are built (mt_test_worker_ready says why). */
+   pid = mt_test_worker_ready (W ("--queues", "q", "--isolate", "fork", "--lease", LONG_LEASE, "--poll-interval", "0.05"));
+   while (!mt_test_output_contains (pid, step)) {
+      char gate[16];
+      int64_t before;
+      int elsewhere = mt_test_output_count (pid, "cannot claim now (Failing command");
 
-   WAIT_UNTIL (mt_test_output_contains (pid, step), 30000);
-   ASSERT_CMPINT (mt_test_failpoint_off (), >, before);
-   for (int i = 0; i < 3; i++) {
-      WAIT_UNTIL (mt_test_status_is (&rest[i], "FINISHED"), 30000);
+      ASSERT_CMPINT (rounds, <, 3);
+      bson_snprintf (gate, sizeof gate, "first%d", rounds);
+      /* The others only once the probe runs: they are for the claim after
+       * it, not for one that takes them with it. */
+      ids[rounds][0] = enqueue_gated (gate, "", NULL);
+      WAIT_UNTIL (mt_test_output_count (pid, "probe waits at gate") == rounds + 1, 30000);
+      for (int i = 1; i < 4; i++) {
+         ids[rounds][i] = mt_test_enqueue ("q", "record", "{}", NULL);
+      }
+      before = fp_set (mode, command, STEPDOWN);
+      mt_test_gate_open (gate);
+      WAIT_UNTIL (mt_test_output_contains (pid, step) || mt_test_output_count (pid, "cannot claim now (Failing command") > elsewhere,
+                  30000);
+      ASSERT_CMPINT (mt_test_failpoint_off (), >, before);
+      rounds++;
+      for (int i = 1; i < 4; i++) {
+         WAIT_UNTIL (mt_test_status_is (&ids[rounds - 1][i], "FINISHED"), 30000);
+      }
    }
-   assert_task (&first, "FINISHED", 1);
-   for (int i = 0; i < 3; i++) {
-      assert_task (&rest[i], "FINISHED", 1);
-      ASSERT_CMPINT (executions (&rest[i]), ==, 1);
+   for (int r = 0; r < rounds; r++) {
+      assert_task (&ids[r][0], "FINISHED", 1);
+      for (int i = 1; i < 4; i++) {
+         assert_task (&ids[r][i], "FINISHED", 1);
+         ASSERT_CMPINT (executions (&ids[r][i]), ==, 1);
+      }
    }
    ASSERT_CMPINT (mt_test_count ("{'status': {'$ne': 'FINISHED'}}"), ==, 0);
    assert_nothing_dropped (pid);
@@ -165,7 +179,7 @@ test_stepdown_batch_update (void)
  * claimed: what the token took goes back at once, its attempts not
  * counted, and runs once. (The first find, the claim's search for
  * candidates, goes through: {skip: 1}; later ones fail until the test has
- * seen the worker meet it.) */
+ * seen the worker meet one.) */
 static void
 test_stepdown_batch_read_back (void)
 {
@@ -507,8 +521,8 @@ static void
 test_worker_says_primary (void)
 {
    char *uri = mt_test_uri_with ("readPreference=secondaryPreferred");
-   pid_t pid = mt_test_worker_at (uri, W ("--queues", "q", "--poll-interval", "0.05"));
    bson_oid_t id = mt_test_enqueue ("q", "echo", "{}", NULL);
+   pid_t pid = mt_test_worker_at (uri, W ("--queues", "q", "--poll-interval", "0.05"));
 
    bson_free (uri);
    WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 30000);
