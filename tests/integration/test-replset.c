@@ -21,6 +21,8 @@
  * first changes nothing. */
 #include "mt-test.h"
 
+#include "context-private.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -473,6 +475,60 @@ test_outcome_refused_fails (void)
    mt_test_worker_stop (pid);
 }
 
+/* ---- transient or not ------------------------------------------------------ */
+
+/* What a retry cures, by domain, code and the reply's labels and write
+ * concern error; and what it does not. */
+static void
+test_transient (void)
+{
+   static const struct {
+      uint32_t domain, code;
+      const char *reply;
+      bool transient;
+   } cases[] = {
+      {MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_SOCKET, NULL, true},
+      {MONGOC_ERROR_SERVER_SELECTION, MONGOC_ERROR_SERVER_SELECTION_FAILURE, NULL, true},
+      {MONGOC_ERROR_SERVER, 10107, NULL, true},  /* NotWritablePrimary */
+      {MONGOC_ERROR_SERVER, 189, NULL, true},    /* PrimarySteppedDown */
+      {MONGOC_ERROR_SERVER, 11602, NULL, true},  /* InterruptedDueToReplStateChange */
+      {MONGOC_ERROR_SERVER, 91, NULL, true},     /* ShutdownInProgress */
+      {MONGOC_ERROR_SERVER, 13435, NULL, true},  /* NotPrimaryNoSecondaryOk */
+      {MONGOC_ERROR_QUERY, 13436, NULL, true},   /* error API 1: NotPrimaryOrSecondary */
+      {MONGOC_ERROR_WRITE_CONCERN, 64, NULL, true},
+      {MONGOC_ERROR_WRITE_CONCERN, 100, NULL, true},
+      {MONGOC_ERROR_WRITE_CONCERN, 79, NULL, false}, /* UnknownReplWriteConcern: the URI's w is wrong */
+      {MONGOC_ERROR_SERVER, 2, NULL, false},         /* BadValue */
+      {MONGOC_ERROR_SERVER, 11000, NULL, false},     /* a duplicate key */
+      {MONGOC_ERROR_SERVER, 2, "{'errorLabels': ['RetryableWriteError']}", true},
+      {MONGOC_ERROR_SERVER, 2, "{'errorLabels': ['TransientTransactionError']}", false},
+      {MONGOC_ERROR_SERVER, 2, "{'writeConcernError': {'code': 64, 'errmsg': 'x'}}", true},
+      {MONGOC_ERROR_SERVER, 2, "{'writeConcernErrors': [{'code': 100, 'errmsg': 'x'}]}", true},
+      {MONGOC_ERROR_SERVER, 2, "{'writeConcernErrors': [{'code': 79, 'errmsg': 'x'}]}", false},
+      {MT_ERROR_STORE, 6, NULL, false}, /* ours: small codes mean other things */
+      {MT_ERROR_STORE, MT_STORE_ERROR_LOST, NULL, false},
+   };
+
+   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      bson_error_t error;
+      bson_t *reply = cases[i].reply ? mt_test_bson (cases[i].reply) : NULL;
+
+      bson_set_error (&error, cases[i].domain, cases[i].code, "case %zu", i);
+      if (mt_error_is_transient (&error, reply) != cases[i].transient) {
+         mt_test_fail (__FILE__,
+                       __LINE__,
+                       "error %" PRIu32 ".%" PRIu32 " with reply %s: transient is not %s",
+                       cases[i].domain,
+                       cases[i].code,
+                       cases[i].reply ? cases[i].reply : "(none)",
+                       cases[i].transient ? "true" : "false");
+      }
+      if (reply) {
+         bson_destroy (reply);
+      }
+   }
+}
+
 /* ---- the URI policy ------------------------------------------------------- */
 
 /* Reads go to the primary whatever the URI asks; writes wait for a
@@ -742,6 +798,7 @@ main (int argc, char **argv)
    mt_test_add ("/replset/tokens", test_tokens);
    mt_test_add ("/replset/result/refused", test_result_refused);
    mt_test_add ("/replset/result/outcome_refused_fails", test_outcome_refused_fails);
+   mt_test_add ("/replset/transient", test_transient);
    mt_test_add ("/replset/uri/policy", test_uri_policy);
    mt_test_add ("/replset/uri/worker_reads_primary", test_worker_says_primary);
    mt_test_add ("/replset/sent/worker", test_replset_worker);
