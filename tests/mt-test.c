@@ -1466,3 +1466,49 @@ mt_test_upkeep_tick_over (void)
    bson_destroy (filter);
    return over;
 }
+
+/* ---- wire ---------------------------------------------------------------- */
+
+char *
+mt_test_uri_with (const char *options)
+{
+   const char *uri = mt_test_uri ();
+
+   return bson_strdup_printf ("%s%s%s", uri, strchr (uri, '?') ? "&" : "?", options);
+}
+
+pid_t
+mt_test_worker_at (const char *uri, const char *const *extra)
+{
+   const char *argv[64];
+   size_t n = 0;
+
+   argv[n++] = mt_test_env ("MTASK_WORKER");
+   argv[n++] = "--uri";
+   argv[n++] = uri;
+   argv[n++] = "--db";
+   argv[n++] = mt_test_db ();
+   argv[n++] = "--plugins";
+   argv[n++] = mt_test_env ("MTASK_PLUGIN_DIR");
+   argv[n++] = "--plugins";
+   argv[n++] = mt_test_env ("MTASK_TEST_PLUGIN_DIR");
+   for (size_t i = 0; extra && extra[i]; i++) {
+      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
+      argv[n++] = extra[i];
+   }
+   argv[n] = NULL;
+   return mt_test_spawn (argv);
+}
+
+int
+mt_test_output_count (pid_t pid, const char *needle)
+{
+   char *out = mt_test_output (pid);
+   int n = 0;
+
+   for (const char *p = strstr (out, needle); p; p = strstr (p + strlen (needle), needle)) {
+      n++;
+   }
+   bson_free (out);
+   return n;
+}

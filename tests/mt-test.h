@@ -362,4 +362,15 @@ void mt_test_pause_wait_passed (const char *name, int timeout_ms);
  * the first. */
 bool mt_test_upkeep_tick_over (void);
 
+/* ---- wire ---------------------------------------------------------------- */
+
+/* The test server's URI with `options` ("socketTimeoutMS=500&w=1") added.
+ * bson_free it. */
+char *mt_test_uri_with (const char *options);
+/* mt_test_worker, connecting with `uri` instead of the test server's plain
+ * URI (say, one of mt_test_uri_with). */
+pid_t mt_test_worker_at (const char *uri, const char *const *extra);
+/* How many times `needle` occurs in the process's captured output. */
+int mt_test_output_count (pid_t pid, const char *needle);
+
 #endif

@@ -82,6 +82,17 @@ int64_t mt_retry_backoff_ms (const mt_context_t *ctx, int32_t attempt);
  * rather than that it refused the operation. */
 bool mt_error_is_network (const bson_error_t *error);
 
+/* Whether the same operation tried again later may well succeed: the
+ * server could not be reached (mt_error_is_network); or it answered with
+ * a code of a failover or a shutdown (NotWritablePrimary, 10107;
+ * PrimarySteppedDown, 189; InterruptedDueToReplStateChange, 11602...), a
+ * write concern it could not satisfy in time (64, 100; the write itself
+ * was applied), or a reply labelled RetryableWriteError. `reply` (may be
+ * NULL) is the operation's reply, for its labels and writeConcernError.
+ * Anything else is the server refusing the operation: trying again brings
+ * the same answer. */
+bool mt_error_is_transient (const bson_error_t *error, const bson_t *reply);
+
 /* ---- failpoints (failpoint.c) ------------------------------------------ */
 
 /* Kills the process (SIGKILL) when MTASK_FAILPOINT names `name`: for the

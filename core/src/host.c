@@ -53,6 +53,11 @@ host_set_result (mt_task_t *task, const bson_t *result, bson_error_t *error)
       bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_API, "set_result: result must not be NULL");
       return false;
    }
+   /* Refused now, while the plugin can still do something about it, rather
+    * than by the server when the outcome is written. */
+   if (!mt_result_check (result, run->doc.len, error)) {
+      return false;
+   }
    bson_destroy (&run->result);
    bson_copy_to (result, &run->result);
    run->has_result = true;

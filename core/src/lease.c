@@ -595,6 +595,9 @@ reclaim_one (mt_context_t *ctx,
       BSON_APPEND_BOOL (&date, "finished", true);
       bson_append_document_end (&update, &date);
    }
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &date);
+   BSON_APPEND_UTF8 (&date, "claim", ""); /* the lost hold's token goes with it */
+   bson_append_document_end (&update, &date);
    mt_append_error_history (&update, &why, attempts);
 
    ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, &reply, &error);

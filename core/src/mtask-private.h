@@ -78,6 +78,17 @@ void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t
  * due at once. Initializes `update`. */
 void mt_give_back_update (bson_t *update, int64_t delayed_ms);
 
+/* MongoDB's limit on a document (16 MiB), and what a result must leave of
+ * it for the rest of the outcome (error, history, dates): 64 KiB. */
+#define MT_DOCUMENT_MAX (16 * 1024 * 1024)
+#define MT_RESULT_MARGIN (64 * 1024)
+
+/* Whether `result` can be stored as the `result` of a task whose document
+ * is `task_size` bytes: no key MongoDB refuses ('$'-prefixed or dotted, at
+ * any depth), and room in the 16 MiB limit. Fails with
+ * MT_PLUGIN_ERROR_API naming the key (its dotted path) or the sizes. */
+bool mt_result_check (const bson_t *result, size_t task_size, bson_error_t *error);
+
 /* ---- plugins (plugin.c) ------------------------------------------------- */
 
 typedef struct _mt_plugin_set_t mt_plugin_set_t;
@@ -113,7 +124,8 @@ bool mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const b
  * of strings): status CREATED, delayed unset or past, highest priority,
  * then oldest. On success `*claimed` is false when nothing was due, else
  * `task` holds the claimed document (already WORK_IN_PROGRESS). `now_ms`
- * is the server's time as the caller estimates it, for `delayed`. */
+ * is the server's time as the caller estimates it, for `delayed`. The
+ * claim clears any `claim` token an earlier hold left. */
 bool mt_store_claim (mongoc_collection_t *tasks,
                      const char *worker_id,
                      const bson_t *queues,
@@ -123,11 +135,35 @@ bool mt_store_claim (mongoc_collection_t *tasks,
                      bool *claimed,
                      bson_error_t *error);
 
+/* The same, marking the task with `token` in `claim` (mt_store_claim_token;
+ * NULL: none), so that when the call fails (a reply lost, a write concern
+ * error: the claim may have been applied) the caller can give back by the
+ * token (mt_store_unclaim) what it never got. */
+bool mt_store_claim_ex (mongoc_collection_t *tasks,
+                        const char *worker_id,
+                        const char *token,
+                        const bson_t *queues,
+                        const bson_t *types,
+                        int64_t now_ms,
+                        bson_t *task,
+                        bool *claimed,
+                        bson_error_t *error);
+
+/* A claim token unique to one claim, whatever process makes it: the
+ * worker's id and a new ObjectId ("WORKER#<24 hex digits>"). */
+void mt_store_claim_token (const char *worker_id, char *token, size_t size);
+
 /* Claims up to `max` due tasks in three round trips (find the candidates,
  * claim each that is still due with one update, read back what carries
- * `token`, which must be unique to this call). `docs` (room for `max`)
- * gets `*n` claimed documents, each initialized, in claim order. For a
- * backlog: it costs one scan of the collection for several tasks. */
+ * `token`, which must be unique to this call: mt_store_claim_token), every
+ * read on the primary. `docs` (room for `max`) gets `*n` claimed
+ * documents, each initialized, in claim order. For a backlog: it costs one
+ * scan of the collection for several tasks. When the update or the read
+ * back fails, whatever carries the token is given back before this
+ * returns (attempt not counted; a transient failure of that is tried
+ * again a few times); if even that fails, the error says so and the
+ * caller must give back by the token (mt_store_unclaim) before it claims
+ * again. */
 bool mt_store_claim_batch (mongoc_collection_t *tasks,
                            const char *worker_id,
                            const char *token,
@@ -140,10 +176,12 @@ bool mt_store_claim_batch (mongoc_collection_t *tasks,
                            bson_error_t *error);
 
 /* Gives back, as they were before the claim (attempt not counted), the
- * tasks a batch claim with `token` claimed when its caller never got them:
- * the call failed after its update (the read back, or the reply of the
- * update itself, was lost). How many, or -1. */
+ * tasks a claim with `token` claimed when its caller never got them: the
+ * call failed after its update (the read back, or the reply of the update
+ * itself, was lost). How many, or -1. `_reply`: with the driver's reply
+ * (always initialized), for mt_error_is_transient. */
 int64_t mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error);
+int64_t mt_store_unclaim_reply (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_t *reply, bson_error_t *error);
 
 /* Applies `update` to the task only while this worker still holds the claim
  * it made (`worker_pid` and `attempts`). Fails with MT_STORE_ERROR_LOST when
@@ -152,6 +190,26 @@ bool mt_store_update_claimed (mongoc_collection_t *tasks,
                               const mt_task_doc_t *task,
                               const char *worker_id,
                               const bson_t *update,
+                              bson_error_t *error);
+/* The same, with the driver's reply (always initialized; bson_destroy it)
+ * for mt_error_is_transient. */
+bool mt_store_write_claimed (mongoc_collection_t *tasks,
+                             const mt_task_doc_t *task,
+                             const char *worker_id,
+                             const bson_t *update,
+                             bson_t *reply,
+                             bson_error_t *error);
+
+/* For a fenced write that ends the hold (an outcome: its $set names
+ * `status`, and maybe `result`, `error`, `delayed`), retried after a
+ * failure that may have hidden its success (a lost reply, a write concern
+ * error) and found the claim gone: reads the task on the primary; `*landed`
+ * says whether it shows that very outcome at the claim's attempt, with no
+ * holder, i.e. an earlier try was applied. */
+bool mt_store_outcome_landed (mongoc_collection_t *tasks,
+                              const mt_task_doc_t *task,
+                              const bson_t *update,
+                              bool *landed,
                               bson_error_t *error);
 
 /* Marks CREATED documents of `queues` (of every queue when NULL) that no

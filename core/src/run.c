@@ -61,42 +61,84 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
       BSON_APPEND_BOOL (&date, "finished", true);
       bson_append_document_end (update, &date);
-      if (run->parsed.unique_key) {
-         /* Ended: its unique_key is free for the next enqueue. */
-         BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &date);
-         BSON_APPEND_UTF8 (&date, MT_UNIQUE_HELD_FIELD, "");
-         bson_append_document_end (update, &date);
-      }
    }
+   /* The hold ends: its claim token goes with it, and when the task ends
+    * its unique_key is free for the next enqueue. */
+   BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &date);
+   BSON_APPEND_UTF8 (&date, "claim", "");
+   if (!(run->delayed || retry) && run->parsed.unique_key) {
+      BSON_APPEND_UTF8 (&date, MT_UNIQUE_HELD_FIELD, "");
+   }
+   bson_append_document_end (update, &date);
    if (!ok) {
       mt_append_error_history (update, failure, run->parsed.attempts);
    }
    return !(run->delayed || retry);
 }
 
-/* Writes an outcome, retrying while the server cannot be reached: a result
- * is never dropped because the database blinked. It lands once the server
- * is back, or is dropped by the fence when another worker took the task
- * over meanwhile (the worker says so). A --once run gives up after a
- * minute, as its claims do. */
-static bool
-write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
+/* How an outcome write ended. */
+typedef enum {
+   OUTCOME_WRITTEN, /* it stands: this try's, or an earlier one whose reply was lost */
+   OUTCOME_LOST,    /* the claim is gone: another worker or an operator has the task */
+   OUTCOME_REFUSED, /* the server refuses it for good; `refused` says why */
+   OUTCOME_UNKNOWN, /* not written in time (--once gave up, the run was abandoned): the lease decides */
+} outcome_t;
+
+/* Writes an outcome, retrying with backoff while the error is transient
+ * (the server cannot be reached, a primary steps down, a write concern is
+ * not met in time): a result is never dropped because the database
+ * blinked or failed over. It lands once the server serves again, or is
+ * dropped by the fence when another worker took the task over meanwhile
+ * (the worker says so). After a failed try the write may have been
+ * applied all the same (its reply lost, or a write concern error): when
+ * the retry finds the claim gone, the task is read back on the primary
+ * and, if it holds this very outcome, the outcome stands. A --once run
+ * gives up after a minute, as its claims do. */
+static outcome_t
+write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update, bson_error_t *refused)
 {
    int64_t backoff = 100, since = bson_get_monotonic_time ();
-   bson_error_t error;
+   bool maybe_applied = false;
 
-   while (!mt_store_update_claimed (run->tasks, &run->parsed, worker->ctx.worker_id, update, &error)) {
-      bool too_long = worker->once && bson_get_monotonic_time () - since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000;
+   for (;;) {
+      bson_error_t error;
+      bson_t reply;
+      bool ok = mt_store_write_claimed (run->tasks, &run->parsed, worker->ctx.worker_id, update, &reply, &error);
+      bool transient = !ok && mt_error_is_transient (&error, &reply);
+      bool too_long;
 
-      if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
-         mt_log (&worker->ctx,
-                 MT_LOG_WARNING,
-                 "task %s: lost it, outcome dropped: %s",
-                 run->parsed.id_str,
-                 error.message);
-         return false;
+      bson_destroy (&reply);
+      if (ok) {
+         return OUTCOME_WRITTEN;
       }
-      if (!mt_error_is_network (&error) || mt_context_get (&worker->ctx, &worker->ctx.abandoned) || too_long) {
+      if (error.domain == MT_ERROR_STORE && error.code == MT_STORE_ERROR_LOST) {
+         bson_error_t lost = error;
+         bool landed = false;
+
+         if (!maybe_applied) {
+            mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: lost it, outcome dropped: %s", run->parsed.id_str, error.message);
+            return OUTCOME_LOST;
+         }
+         if (mt_store_outcome_landed (run->tasks, &run->parsed, update, &landed, &error)) {
+            if (landed) {
+               mt_log (&worker->ctx,
+                       MT_LOG_INFO,
+                       "task %s: its outcome was written by an earlier try, whose answer was lost",
+                       run->parsed.id_str);
+               return OUTCOME_WRITTEN;
+            }
+            mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: lost it, outcome dropped: %s", run->parsed.id_str, lost.message);
+            return OUTCOME_LOST;
+         }
+         /* The read back failed: the same decision again after a wait. */
+         transient = mt_error_is_transient (&error, NULL);
+      }
+      too_long = worker->once && bson_get_monotonic_time () - since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000;
+      if (!transient) {
+         *refused = error;
+         return OUTCOME_REFUSED;
+      }
+      if (mt_context_get (&worker->ctx, &worker->ctx.abandoned) || too_long) {
          mt_log (&worker->ctx,
                  MT_LOG_ERROR,
                  "task %s: cannot write its outcome (%s); it stays WORK_IN_PROGRESS until its lease ends",
@@ -109,7 +151,7 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
             worker->failure = error;
             pthread_mutex_unlock (&worker->ctx.mutex);
          }
-         return false;
+         return OUTCOME_UNKNOWN;
       }
       mt_log (&worker->ctx,
               MT_LOG_WARNING,
@@ -117,10 +159,22 @@ write_outcome (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
               run->parsed.id_str,
               error.message,
               backoff);
+      maybe_applied = true;
       usleep ((useconds_t) backoff * 1000);
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
    }
-   return true;
+}
+
+/* A write the server refused for good, about a task: said, not retried. */
+static void
+log_refused (mt_worker_t *worker, mt_running_t *run, const char *what, const bson_error_t *refused)
+{
+   mt_log (&worker->ctx,
+           MT_LOG_ERROR,
+           "task %s: cannot write its %s (%s): the server refuses it",
+           run->parsed.id_str,
+           what,
+           refused->message);
 }
 
 /* Fails a claimed document that cannot be run (malformed). */
@@ -128,6 +182,7 @@ static void
 fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
 {
    bson_t update = BSON_INITIALIZER, set, date;
+   bson_error_t refused;
 
    mt_log (&worker->ctx, MT_LOG_WARNING, "task %s: %s; marked FAILED", run->parsed.id_str, why->message);
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
@@ -138,7 +193,12 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
    BSON_APPEND_BOOL (&date, "finished", true);
    bson_append_document_end (&update, &date);
-   write_outcome (worker, run, &update);
+   BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &date);
+   BSON_APPEND_UTF8 (&date, "claim", "");
+   bson_append_document_end (&update, &date);
+   if (write_outcome (worker, run, &update, &refused) == OUTCOME_REFUSED) {
+      log_refused (worker, run, "FAILED outcome; it stays WORK_IN_PROGRESS until its lease ends", &refused);
+   }
    bson_destroy (&update);
 }
 
@@ -148,10 +208,13 @@ static void
 give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *why)
 {
    bson_t update;
+   bson_error_t refused;
 
    mt_give_back_update (&update, mt_server_now (&worker->ctx) + (int64_t) (seconds * 1000.0));
    mt_log (&worker->ctx, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
-   write_outcome (worker, run, &update);
+   if (write_outcome (worker, run, &update, &refused) == OUTCOME_REFUSED) {
+      log_refused (worker, run, "give-back; it stays WORK_IN_PROGRESS until its lease ends", &refused);
+   }
    bson_destroy (&update);
 }
 
@@ -346,7 +409,10 @@ create_successor (mt_worker_t *worker, mt_running_t *run, const bson_t *update)
       return;
    }
    while (bson_iter_next (&iter)) {
-      if (strcmp (bson_iter_key (&iter), "next")) {
+      /* Its document as the claim read it, with what the outcome changed
+       * that the successor looks at: `next`; and no claim token (the hold
+       * is over; a successor must never carry one). */
+      if (strcmp (bson_iter_key (&iter), "next") && strcmp (bson_iter_key (&iter), "claim")) {
          BSON_APPEND_VALUE (&ended, bson_iter_key (&iter), bson_iter_value (&iter));
       }
    }
@@ -370,8 +436,35 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
 {
    bson_t update;
    bool ended = outcome_update (worker, run, ok, failure, &update);
+   bson_error_t refused;
+   outcome_t written = write_outcome (worker, run, &update, &refused);
 
-   if (write_outcome (worker, run, &update) && ended) {
+   if (written == OUTCOME_REFUSED) {
+      /* The server refuses this outcome for good (a result it cannot
+       * store, say): the task ends FAILED without its result, saying why,
+       * rather than staying WORK_IN_PROGRESS to run again when its lease
+       * ends, and fail the same way. */
+      bson_error_t why;
+
+      bson_set_error (&why,
+                      MT_ERROR_STORE,
+                      MT_STORE_ERROR_WRITE,
+                      "its outcome (%s%s) could not be stored: %s; the task ends FAILED without its result",
+                      ok ? "success" : "failure",
+                      run->has_result ? ", with a result" : "",
+                      refused.message);
+      log_refused (worker, run, "outcome; it ends FAILED without its result", &refused);
+      bson_destroy (&update);
+      run->has_result = false;
+      run->status = MT_STATUS_FAILED;
+      run->delayed = false;
+      ended = outcome_update (worker, run, false, &why, &update);
+      written = write_outcome (worker, run, &update, &refused);
+      if (written == OUTCOME_REFUSED) {
+         log_refused (worker, run, "FAILED outcome either; it stays WORK_IN_PROGRESS until its lease ends", &refused);
+      }
+   }
+   if (written == OUTCOME_WRITTEN && ended) {
       bson_error_t error;
 
       mt_failpoint ("outcome-written");

@@ -131,7 +131,7 @@ run_field (const char *key)
    static const char *const fields[] = {"_id",     "status",   "created",        "delayed",   "worker_pid", "started",
                                         "finished", "heartbeat", "attempts",      "result",    "error",      "errors",
                                         "status_message", "scheduled", "next",   "slot",      "series",     MT_UNIQUE_HELD_FIELD,
-                                        "group",   "stage"};
+                                        "group",   "stage",  "claim"};
 
    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
       if (!strcmp (key, fields[i])) {

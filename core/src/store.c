@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 bool
 mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
@@ -64,7 +65,9 @@ claim_filter (bson_t *filter, const bson_t *queues, const bson_t *types, int64_t
    bson_append_array_end (filter, &or);
 }
 
-/* What a claim writes; `token` (may be NULL) names a batch claim. */
+/* What a claim writes; `token` (may be NULL) names the claim, so that a
+ * claim whose reply was lost can be found and given back. Without one,
+ * whatever token an earlier hold left goes: a token names one hold only. */
 static void
 claim_update (bson_t *update, const char *worker_id, const char *token)
 {
@@ -86,6 +89,9 @@ claim_update (bson_t *update, const char *worker_id, const char *token)
    bson_append_document_end (update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
    BSON_APPEND_UTF8 (&child, "slot", ""); /* a slot of an earlier attempt */
+   if (!token) {
+      BSON_APPEND_UTF8 (&child, "claim", "");
+   }
    bson_append_document_end (update, &child);
 }
 
@@ -96,15 +102,38 @@ claim_sort (bson_t *sort)
    BSON_APPEND_INT32 (sort, "created", 1);
 }
 
+/* Every read a claim or a fenced write decides on goes to the primary,
+ * whatever the client's read preference: a secondary may not have the
+ * write it must see yet (docs/reliability.md). */
+static mongoc_read_prefs_t *
+read_primary (void)
+{
+   return mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+}
+
+void
+mt_store_claim_token (const char *worker_id, char *token, size_t size)
+{
+   bson_oid_t oid;
+   char hex[25];
+
+   /* An ObjectId is unique across processes and restarts: a worker
+    * restarted under the same id never reuses a token of its earlier run. */
+   bson_oid_init (&oid, NULL);
+   bson_oid_to_string (&oid, hex);
+   bson_snprintf (token, size, "%s#%s", worker_id, hex);
+}
+
 bool
-mt_store_claim (mongoc_collection_t *tasks,
-                const char *worker_id,
-                const bson_t *queues,
-                const bson_t *types,
-                int64_t now_ms,
-                bson_t *task,
-                bool *claimed,
-                bson_error_t *error)
+mt_store_claim_ex (mongoc_collection_t *tasks,
+                   const char *worker_id,
+                   const char *token,
+                   const bson_t *queues,
+                   const bson_t *types,
+                   int64_t now_ms,
+                   bson_t *task,
+                   bool *claimed,
+                   bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER, update = BSON_INITIALIZER, reply;
    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new ();
@@ -115,14 +144,16 @@ mt_store_claim (mongoc_collection_t *tasks,
    bson_init (task);
    claim_filter (&filter, queues, types, now_ms);
    claim_sort (&sort);
-   claim_update (&update, worker_id, NULL);
+   claim_update (&update, worker_id, token);
 
    mongoc_find_and_modify_opts_set_sort (opts, &sort);
    mongoc_find_and_modify_opts_set_update (opts, &update);
    mongoc_find_and_modify_opts_set_flags (opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
 
    /* The reply is initialized either way, and holds the server's error
-    * when the command fails. */
+    * when the command fails. (After a write concern error it holds the
+    * claimed document too; the claim is not taken as won then: the caller
+    * gives back what carries its token.) */
    if (!mongoc_collection_find_and_modify_with_opts (tasks, &filter, opts, &reply, error)) {
       bson_destroy (&reply);
       goto cleanup;
@@ -151,6 +182,59 @@ cleanup:
 }
 
 bool
+mt_store_claim (mongoc_collection_t *tasks,
+                const char *worker_id,
+                const bson_t *queues,
+                const bson_t *types,
+                int64_t now_ms,
+                bson_t *task,
+                bool *claimed,
+                bson_error_t *error)
+{
+   return mt_store_claim_ex (tasks, worker_id, NULL, queues, types, now_ms, task, claimed, error);
+}
+
+/* What carries `token` and is still held under it. */
+static bson_t *
+token_filter (const char *worker_id, const char *token)
+{
+   return BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
+}
+
+/* Tries of a give-back after a failed claim, and the first wait between
+ * them (doubling): a stepdown or a blip is over in well under a second;
+ * longer outages are the caller's (the worker tries again before it claims
+ * again). */
+#define MT_GIVE_BACK_TRIES 4
+#define MT_GIVE_BACK_WAIT_MS 50
+
+/* mt_store_unclaim, tried again (bounded) while the error is transient. */
+static int64_t
+unclaim_retrying (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error)
+{
+   int64_t n = -1;
+   int64_t wait_ms = MT_GIVE_BACK_WAIT_MS;
+
+   for (int i = 0; i < MT_GIVE_BACK_TRIES; i++) {
+      bson_t reply;
+
+      if (i > 0) {
+         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long) wait_ms * 1000000L};
+
+         nanosleep (&ts, NULL);
+         wait_ms *= 2;
+      }
+      n = mt_store_unclaim_reply (tasks, worker_id, token, &reply, error);
+      if (n >= 0 || !mt_error_is_transient (error, &reply)) {
+         bson_destroy (&reply);
+         break;
+      }
+      bson_destroy (&reply);
+   }
+   return n;
+}
+
+bool
 mt_store_claim_batch (mongoc_collection_t *tasks,
                       const char *worker_id,
                       const char *token,
@@ -164,11 +248,13 @@ mt_store_claim_batch (mongoc_collection_t *tasks,
 {
    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, ids = BSON_INITIALIZER, child;
    bson_t *opts = BCON_NEW ("limit", BCON_INT64 ((int64_t) max), "projection", "{", "_id", BCON_INT32 (1), "}");
-   bson_t *mine = BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
+   bson_t *mine = token_filter (worker_id, token);
    bson_t sort = BSON_INITIALIZER, *mine_opts;
+   mongoc_read_prefs_t *primary = read_primary ();
    mongoc_cursor_t *cursor;
    const bson_t *doc;
    uint32_t found = 0;
+   const char *step;
    bool ok = false;
 
    *n = 0;
@@ -176,8 +262,9 @@ mt_store_claim_batch (mongoc_collection_t *tasks,
    claim_sort (&sort);
    BSON_APPEND_DOCUMENT (opts, "sort", &sort);
 
-   /* 1. The candidates, in claim order. */
-   cursor = mongoc_collection_find_with_opts (tasks, &filter, opts, NULL);
+   /* 1. The candidates, in claim order. A failure here has claimed
+    * nothing. */
+   cursor = mongoc_collection_find_with_opts (tasks, &filter, opts, primary);
    while (mongoc_cursor_next (cursor, &doc)) {
       bson_iter_t iter;
 
@@ -196,44 +283,58 @@ mt_store_claim_batch (mongoc_collection_t *tasks,
    }
 
    /* 2. Each one that is still due is claimed atomically, as the single
-    * claim would; the others went to someone else meanwhile. */
+    * claim would; the others went to someone else meanwhile. An updateMany
+    * is not a retryable write: it may stop half way (at a document it
+    * cannot claim, at a stepdown), or be applied with its reply lost. */
    BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &child);
    BSON_APPEND_ARRAY (&child, "$in", &ids);
    bson_append_document_end (&filter, &child);
    claim_update (&update, worker_id, token);
+   step = "claiming the tasks found";
    ok = mongoc_collection_update_many (tasks, &filter, &update, NULL, NULL, error);
+
+   /* 3. What this claim got, by its token, on the primary: the update's
+    * own writes are there. */
+   if (ok) {
+      step = "reading back what the claim took";
+      mine_opts = BCON_NEW ("sort", BCON_DOCUMENT (&sort));
+      cursor = mongoc_collection_find_with_opts (tasks, mine, mine_opts, primary);
+      while (*n < max && mongoc_cursor_next (cursor, &doc)) {
+         bson_copy_to (doc, &docs[(*n)++]);
+      }
+      ok = !mongoc_cursor_error (cursor, error);
+      mongoc_cursor_destroy (cursor);
+      bson_destroy (mine_opts);
+   }
    if (!ok) {
-      /* The update stops at a document it cannot claim (a mistyped field,
-       * say) and keeps what it claimed before: give those back as they
-       * were, or no one runs them until their lease ends. (Without the
-       * server there is nothing to do: the lease takes care of them.) */
-      bson_t back;
+      /* Whatever carries the token now was claimed but is not held: no
+       * heartbeat renews it, and its lease would run out with its attempt
+       * counted. It goes back as it was, attempt not counted, now; a
+       * transient failure of that is tried again a few times. If it still
+       * fails the caller must give back by the token later
+       * (mt_store_unclaim) before it claims again. */
       bson_error_t cause = *error, undo;
 
-      mt_give_back_update (&back, 0);
-      if (!mt_error_is_network (&cause) && !mongoc_collection_update_many (tasks, mine, &back, NULL, NULL, &undo)) {
+      while (*n > 0) {
+         bson_destroy (&docs[--(*n)]);
+      }
+      if (unclaim_retrying (tasks, worker_id, token, &undo) < 0) {
          bson_set_error (error,
                          cause.domain,
                          cause.code,
-                         "%s; the tasks claimed before it cannot be given back (%s): they come back when their lease ends",
+                         "%s: %s; what it claimed cannot be given back yet (%s): give back by its token before "
+                         "claiming again",
+                         step,
                          cause.message,
                          undo.message);
+      } else {
+         /* The driver's domain and code, and which step met them. */
+         bson_set_error (error, cause.domain, cause.code, "%s: %s; what it claimed was given back", step, cause.message);
       }
-      bson_destroy (&back);
-      goto cleanup;
    }
-
-   /* 3. What this claim got, by its token. */
-   mine_opts = BCON_NEW ("sort", BCON_DOCUMENT (&sort));
-   cursor = mongoc_collection_find_with_opts (tasks, mine, mine_opts, NULL);
-   while (*n < max && mongoc_cursor_next (cursor, &doc)) {
-      bson_copy_to (doc, &docs[(*n)++]);
-   }
-   ok = !mongoc_cursor_error (cursor, error);
-   mongoc_cursor_destroy (cursor);
-   bson_destroy (mine_opts);
 
 cleanup:
+   mongoc_read_prefs_destroy (primary);
    bson_destroy (mine);
    bson_destroy (opts);
    bson_destroy (&sort);
@@ -244,31 +345,41 @@ cleanup:
 }
 
 int64_t
-mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error)
+mt_store_unclaim_reply (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_t *reply, bson_error_t *error)
 {
-   bson_t *mine = BCON_NEW ("claim", token, "worker_pid", worker_id, "status", MT_STATUS_WORK_IN_PROGRESS);
-   bson_t update, reply;
+   bson_t *mine = token_filter (worker_id, token);
+   bson_t update;
    bson_iter_t iter;
    int64_t n = -1;
 
    mt_give_back_update (&update, 0);
-   if (mongoc_collection_update_many (tasks, mine, &update, NULL, &reply, error)) {
-      n = bson_iter_init_find (&iter, &reply, "modifiedCount") ? bson_iter_as_int64 (&iter) : 0;
+   if (mongoc_collection_update_many (tasks, mine, &update, NULL, reply, error)) {
+      n = bson_iter_init_find (&iter, reply, "modifiedCount") ? bson_iter_as_int64 (&iter) : 0;
    }
-   bson_destroy (&reply);
    bson_destroy (&update);
    bson_destroy (mine);
    return n;
 }
 
-bool
-mt_store_update_claimed (mongoc_collection_t *tasks,
-                         const mt_task_doc_t *task,
-                         const char *worker_id,
-                         const bson_t *update,
-                         bson_error_t *error)
+int64_t
+mt_store_unclaim (mongoc_collection_t *tasks, const char *worker_id, const char *token, bson_error_t *error)
 {
-   bson_t filter = BSON_INITIALIZER, reply;
+   bson_t reply;
+   int64_t n = mt_store_unclaim_reply (tasks, worker_id, token, &reply, error);
+
+   bson_destroy (&reply);
+   return n;
+}
+
+bool
+mt_store_write_claimed (mongoc_collection_t *tasks,
+                        const mt_task_doc_t *task,
+                        const char *worker_id,
+                        const bson_t *update,
+                        bson_t *reply,
+                        bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER;
    bson_iter_t iter;
    bool ok = false;
 
@@ -277,10 +388,10 @@ mt_store_update_claimed (mongoc_collection_t *tasks,
    BSON_APPEND_UTF8 (&filter, "worker_pid", worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", task->attempts);
 
-   if (!mongoc_collection_update_one (tasks, &filter, update, NULL, &reply, error)) {
+   if (!mongoc_collection_update_one (tasks, &filter, update, NULL, reply, error)) {
       goto cleanup;
    }
-   if (bson_iter_init_find (&iter, &reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
+   if (bson_iter_init_find (&iter, reply, "matchedCount") && bson_iter_as_int64 (&iter) == 0) {
       bson_set_error (error,
                       MT_ERROR_STORE,
                       MT_STORE_ERROR_LOST,
@@ -294,7 +405,94 @@ mt_store_update_claimed (mongoc_collection_t *tasks,
    ok = true;
 
 cleanup:
+   bson_destroy (&filter);
+   return ok;
+}
+
+bool
+mt_store_update_claimed (mongoc_collection_t *tasks,
+                         const mt_task_doc_t *task,
+                         const char *worker_id,
+                         const bson_t *update,
+                         bson_error_t *error)
+{
+   bson_t reply;
+   bool ok = mt_store_write_claimed (tasks, task, worker_id, update, &reply, error);
+
    bson_destroy (&reply);
+   return ok;
+}
+
+/* Whether two values are the same BSON (type and bytes). */
+static bool
+same_value (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+   bool same;
+
+   BSON_APPEND_VALUE (&x, "v", a);
+   BSON_APPEND_VALUE (&y, "v", b);
+   same = bson_equal (&x, &y);
+   bson_destroy (&x);
+   bson_destroy (&y);
+   return same;
+}
+
+bool
+mt_store_outcome_landed (mongoc_collection_t *tasks,
+                         const mt_task_doc_t *task,
+                         const bson_t *update,
+                         bool *landed,
+                         bson_error_t *error)
+{
+   /* What an outcome decides, and no other write of a task at this
+    * attempt writes the same: a take-back says its worker was lost (in
+    * `error`, with `delayed` null); an operator's cancel says CANCELLED. */
+   static const char *const decided[] = {"status", "result", "error", "delayed"};
+   mongoc_read_prefs_t *primary = read_primary ();
+   bson_t filter = BSON_INITIALIZER, doc;
+   bson_iter_t set, iter, field;
+   bool found, ok;
+
+   *landed = false;
+   BSON_APPEND_VALUE (&filter, "_id", &task->id);
+   {
+      mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, primary);
+      const bson_t *d;
+
+      bson_init (&doc);
+      found = mongoc_cursor_next (cursor, &d);
+      if (found) {
+         bson_destroy (&doc);
+         bson_copy_to (d, &doc);
+      }
+      ok = !mongoc_cursor_error (cursor, error);
+      mongoc_cursor_destroy (cursor);
+   }
+   if (!ok || !found) {
+      goto cleanup;
+   }
+   /* No holder, and the claim's attempt: the hold ended at this attempt. */
+   if (!bson_iter_init_find (&iter, &doc, "attempts") || !BSON_ITER_HOLDS_NUMBER (&iter) ||
+       bson_iter_as_int64 (&iter) != task->attempts ||
+       (bson_iter_init_find (&iter, &doc, "worker_pid") && !BSON_ITER_HOLDS_NULL (&iter))) {
+      goto cleanup;
+   }
+   if (!bson_iter_init_find (&set, update, "$set") || !BSON_ITER_HOLDS_DOCUMENT (&set) || !bson_iter_recurse (&set, &field)) {
+      goto cleanup;
+   }
+   *landed = true;
+   while (*landed && bson_iter_next (&field)) {
+      for (size_t i = 0; i < sizeof decided / sizeof decided[0]; i++) {
+         if (!strcmp (bson_iter_key (&field), decided[i])) {
+            *landed = bson_iter_init_find (&iter, &doc, decided[i]) && same_value (bson_iter_value (&field), bson_iter_value (&iter));
+         }
+      }
+   }
+
+cleanup:
+   mongoc_read_prefs_destroy (primary);
+   bson_destroy (&doc);
    bson_destroy (&filter);
    return ok;
 }
@@ -1504,4 +1702,54 @@ mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
    }
    bson_free (built);
    return result;
+}
+
+/* The name a URI gives a read preference mode. */
+static const char *
+read_mode_name (mongoc_read_mode_t mode)
+{
+   switch (mode) {
+   case MONGOC_READ_PRIMARY:
+      return "primary";
+   case MONGOC_READ_PRIMARY_PREFERRED:
+      return "primaryPreferred";
+   case MONGOC_READ_SECONDARY:
+      return "secondary";
+   case MONGOC_READ_SECONDARY_PREFERRED:
+      return "secondaryPreferred";
+   case MONGOC_READ_NEAREST:
+      return "nearest";
+   default:
+      return "unknown";
+   }
+}
+
+const char *
+mt_uri_apply_policy (mongoc_uri_t *uri, int policy)
+{
+   const char *overridden = NULL;
+
+   if (policy & MT_URI_PRIMARY_READS) {
+      const mongoc_read_prefs_t *prefs = mongoc_uri_get_read_prefs_t (uri);
+      mongoc_read_mode_t mode = prefs ? mongoc_read_prefs_get_mode (prefs) : MONGOC_READ_PRIMARY;
+
+      if (mode != MONGOC_READ_PRIMARY) {
+         mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+
+         /* Tags, maxStalenessSeconds and hedging go with the mode: none
+          * of them means anything to a primary. */
+         mongoc_uri_set_read_prefs_t (uri, primary);
+         mongoc_read_prefs_destroy (primary);
+         overridden = read_mode_name (mode);
+      }
+   }
+   if ((policy & MT_URI_MAJORITY_WRITES) && !mongoc_uri_has_option (uri, MONGOC_URI_W) &&
+       !mongoc_uri_has_option (uri, MONGOC_URI_JOURNAL) && !mongoc_uri_has_option (uri, MONGOC_URI_WTIMEOUTMS)) {
+      mongoc_write_concern_t *majority = mongoc_write_concern_new ();
+
+      mongoc_write_concern_set_wmajority (majority, MT_WRITE_TIMEOUT_MS);
+      mongoc_uri_set_write_concern (uri, majority);
+      mongoc_write_concern_destroy (majority);
+   }
+   return overridden;
 }

@@ -473,5 +473,78 @@ mt_give_back_update (bson_t *update, int64_t delayed_ms)
    BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
    BSON_APPEND_UTF8 (&child, "started", "");
    BSON_APPEND_UTF8 (&child, "heartbeat", "");
+   BSON_APPEND_UTF8 (&child, "claim", ""); /* the token of the hold that ends */
    bson_append_document_end (update, &child);
+}
+
+/* The first key of `doc`, at any depth, that MongoDB 4.2 and 4.4 refuse to
+ * store through an update's $set: one that starts with '$' (except a
+ * DBRef's $ref, $id and $db) or holds a '.'. Its dotted path goes in
+ * `path`. */
+static bool
+find_unstorable_key (const bson_t *doc, char *path, size_t size, size_t len)
+{
+   bson_iter_t iter;
+
+   if (!bson_iter_init (&iter, doc)) {
+      return false;
+   }
+   while (bson_iter_next (&iter)) {
+      const char *key = bson_iter_key (&iter);
+      size_t here = len;
+
+      if (len < size) {
+         bson_snprintf (path + len, size - len, "%s%s", len ? "." : "", key);
+         here = strlen (path);
+      }
+      if ((key[0] == '$' && strcmp (key, "$ref") && strcmp (key, "$id") && strcmp (key, "$db")) || strchr (key, '.')) {
+         return true;
+      }
+      if (BSON_ITER_HOLDS_DOCUMENT (&iter) || BSON_ITER_HOLDS_ARRAY (&iter)) {
+         const uint8_t *data;
+         uint32_t n;
+         bson_t child;
+
+         if (BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+            bson_iter_document (&iter, &n, &data);
+         } else {
+            bson_iter_array (&iter, &n, &data);
+         }
+         if (bson_init_static (&child, data, n) && find_unstorable_key (&child, path, size, here)) {
+            return true;
+         }
+      }
+      path[BSON_MIN (len, size - 1)] = '\0';
+   }
+   return false;
+}
+
+bool
+mt_result_check (const bson_t *result, size_t task_size, bson_error_t *error)
+{
+   char path[256] = "";
+
+   if (find_unstorable_key (result, path, sizeof path, 0)) {
+      bson_set_error (error,
+                      MT_ERROR_PLUGIN,
+                      MT_PLUGIN_ERROR_API,
+                      "set_result: key 'result.%s' cannot be stored: MongoDB refuses field names that start with "
+                      "'$' or contain '.'; rename it",
+                      path);
+      return false;
+   }
+   if ((size_t) result->len + task_size + MT_RESULT_MARGIN > MT_DOCUMENT_MAX) {
+      bson_set_error (error,
+                      MT_ERROR_PLUGIN,
+                      MT_PLUGIN_ERROR_API,
+                      "set_result: a result of %" PRIu32 " bytes cannot be stored: with the task's own %zu bytes its "
+                      "document would pass %d bytes (MongoDB's limit of 16 MiB, less %d for what the outcome adds); "
+                      "store large output elsewhere (GridFS, a file) and put a reference in the result",
+                      result->len,
+                      task_size,
+                      MT_DOCUMENT_MAX - MT_RESULT_MARGIN,
+                      MT_RESULT_MARGIN);
+      return false;
+   }
+   return true;
 }

@@ -181,6 +181,20 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    if (!worker->uri) {
       goto fail;
    }
+   {
+      /* Every client of the worker (its pool, an isolated task's own) reads
+       * from the primary and writes with w: majority unless the URI says
+       * otherwise (docs/reliability.md). */
+      const char *asked = mt_uri_apply_policy (worker->uri, MT_URI_PRIMARY_READS | MT_URI_MAJORITY_WRITES);
+
+      if (asked) {
+         mt_log (&worker->ctx,
+                 MT_LOG_INFO,
+                 "the URI's readPreference '%s' is not used: the worker reads from the primary, since its reads "
+                 "decide what it runs",
+                 asked);
+      }
+   }
 
    worker->plugins = mt_plugin_set_new (&mt_host_api);
    for (size_t i = 0; config->builtin_plugins && config->builtin_plugins[i]; i++) {
@@ -362,13 +376,28 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
    mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->ctx.worker_id, .attempt = attempts};
    bson_t filter = BSON_INITIALIZER, update;
    bson_error_t error;
+   bool ok = false;
 
    BSON_APPEND_VALUE (&filter, "_id", id);
    BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
    BSON_APPEND_UTF8 (&filter, "worker_pid", worker->ctx.worker_id);
    BSON_APPEND_INT32 (&filter, "attempts", attempts);
    mt_give_back_update (&update, 0);
-   if (mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, &error)) {
+   /* A stepdown or a write concern not met is over in moments: a few
+    * tries (0.7 s at most) before the attempt is left to the lease. */
+   for (int i = 0;; i++) {
+      bson_t reply;
+      bool again;
+
+      ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, &reply, &error);
+      again = !ok && i < 2 && mt_error_is_transient (&error, &reply);
+      bson_destroy (&reply);
+      if (!again) {
+         break;
+      }
+      usleep ((useconds_t) (200 << i) * 1000);
+   }
+   if (ok) {
       mt_log (&worker->ctx, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
       mt_locks_release_all (client, worker->ctx.db, &owner, &error);
       mt_slot_release (client, worker->ctx.db, id, attempts, &error);
@@ -469,8 +498,7 @@ thread_main (void *data)
    int64_t backoff = 0, failing_since = 0, idle_ms = 0;
    bson_t ahead[MT_CLAIM_BATCH_MAX];
    size_t n_ahead = 0, next_ahead = 0, batch = 1;
-   uint64_t claims = 0;
-   char unclaimed[300] = ""; /* the token of a batch claim that failed */
+   char unclaimed[300] = ""; /* the token of a claim that failed */
 
    pthread_mutex_lock (&worker->ctx.mutex);
    slot = worker->next_slot++;
@@ -479,6 +507,7 @@ thread_main (void *data)
    while (!is_stopping (worker) && !gave_up (worker)) {
       bson_error_t error;
       bson_t doc;
+      const char *what;
       bool claimed, ok;
 
       if (next_ahead < n_ahead) {
@@ -494,59 +523,68 @@ thread_main (void *data)
       }
       n_ahead = next_ahead = 0;
 
+      /* What a failed claim may have taken goes back first: its write may
+       * have been applied though the call failed (a lost reply, a write
+       * concern error, a read back that failed), and what carries its
+       * token is not held by anyone. No new claim until that is done, or
+       * the next failure would leave two tokens behind. */
+      what = "claim";
+      claimed = false;
+      bson_init (&doc);
+      ok = true;
       if (unclaimed[0]) {
-         /* A batch claim failed after its update: what it took was never
-          * held, and goes back before this thread claims again (or, if
-          * that fails for good, with its lease). */
-         bson_error_t why;
-
-         if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) >= 0) {
+         ok = mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &error) >= 0;
+         if (ok) {
             unclaimed[0] = '\0';
          } else {
-            mt_log (&worker->ctx, MT_LOG_WARNING, "cannot give back what a failed claim took yet: %s", why.message);
+            what = "give back what a failed claim took";
          }
       }
-      maybe_sweep (worker, tasks, false);
-      if (batch > 1) {
-         /* A backlog: several tasks for one scan of the collection. */
+      if (ok) {
          char token[300];
 
-         bson_snprintf (token, sizeof token, "%s#%d#%" PRIu64, worker->ctx.worker_id, slot, ++claims);
-         bson_init (&doc);
-         ok = mt_store_claim_batch (tasks,
+         maybe_sweep (worker, tasks, false);
+         /* Unique to this claim: a token never names two holds. */
+         mt_store_claim_token (worker->ctx.worker_id, token, sizeof token);
+         if (batch > 1) {
+            /* A backlog: several tasks for one scan of the collection. */
+            ok = mt_store_claim_batch (tasks,
+                                       worker->ctx.worker_id,
+                                       token,
+                                       &worker->queues_array,
+                                       &worker->types_array,
+                                       mt_server_now (&worker->ctx),
+                                       batch,
+                                       ahead,
+                                       &n_ahead,
+                                       &error);
+            claimed = n_ahead > 0;
+            if (ok) {
+               hold_ahead (worker, slot, ahead, n_ahead);
+               /* Grow while every claim comes back full; otherwise start over. */
+               batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
+            }
+         } else {
+            ok = mt_store_claim_ex (tasks,
                                     worker->ctx.worker_id,
                                     token,
                                     &worker->queues_array,
                                     &worker->types_array,
                                     mt_server_now (&worker->ctx),
-                                    batch,
-                                    ahead,
-                                    &n_ahead,
+                                    &doc,
+                                    &claimed,
                                     &error);
-         claimed = n_ahead > 0;
+            batch = ok && claimed ? 2 : 1;
+         }
          if (!ok) {
             bson_strncpy (unclaimed, token, sizeof unclaimed);
-         } else {
-            hold_ahead (worker, slot, ahead, n_ahead);
-            /* Grow while every claim comes back full; otherwise start over. */
-            batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
          }
-      } else {
-         ok = mt_store_claim (tasks,
-                              worker->ctx.worker_id,
-                              &worker->queues_array,
-                              &worker->types_array,
-                              mt_server_now (&worker->ctx),
-                              &doc,
-                              &claimed,
-                              &error);
-         batch = ok && claimed ? 2 : 1;
       }
       if (!ok) {
          bson_destroy (&doc);
          batch = 1;
          backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);
-         if (mt_error_is_network (&error)) {
+         if (mt_error_is_transient (&error, NULL)) {
             int64_t now = bson_get_monotonic_time ();
 
             failing_since = failing_since ? failing_since : now;
@@ -558,7 +596,25 @@ thread_main (void *data)
                pthread_mutex_unlock (&worker->ctx.mutex);
                break;
             }
-            mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
+            if (mt_error_is_network (&error)) {
+               mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
+            } else {
+               /* A failover, a shutdown, a write concern not met in time:
+                * the same again shortly. */
+               mt_log (&worker->ctx,
+                       MT_LOG_WARNING,
+                       "cannot %s now (%s); the database should serve it again shortly: retrying in %" PRId64 " ms",
+                       what,
+                       error.message,
+                       backoff);
+            }
+         } else if (strcmp (what, "claim")) {
+            /* Refused for good: no use trying again. */
+            mt_log (&worker->ctx,
+                    MT_LOG_ERROR,
+                    "cannot give back what a failed claim took (%s); it comes back when its lease ends",
+                    error.message);
+            unclaimed[0] = '\0';
          } else {
             /* A document the claim trips on (e.g. a mistyped field): the
              * sweep takes it out of the way. */
@@ -598,11 +654,16 @@ thread_main (void *data)
    pthread_mutex_lock (&worker->ctx.mutex);
    give_back_ahead_locked (worker, slot, client, tasks);
    pthread_mutex_unlock (&worker->ctx.mutex);
-   if (unclaimed[0]) {
+   for (int i = 0; unclaimed[0]; i++) {
       bson_error_t why;
 
-      if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) < 0) {
+      if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) >= 0) {
+         unclaimed[0] = '\0';
+      } else if (i < 3 && mt_error_is_transient (&why, NULL)) {
+         usleep ((useconds_t) (100 << i) * 1000); /* a stepdown is over in moments */
+      } else {
          mt_log (&worker->ctx, MT_LOG_WARNING, "cannot give back what a failed claim took (%s); its lease will", why.message);
+         break;
       }
    }
    while (next_ahead < n_ahead) {
@@ -670,10 +731,16 @@ prepare (mt_worker_t *worker, const char **step, bson_error_t *error)
       struct pollfd pfd = {.fd = worker->wake_pipe[0], .events = POLLIN};
       int n;
 
-      if (!mt_error_is_network (error) || worker->once) {
+      if (!mt_error_is_transient (error, NULL) || worker->once) {
          break;
       }
-      mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error->message, backoff);
+      /* Unreachable, or a primary stepping down: the same as for claims. */
+      mt_log (&worker->ctx,
+              MT_LOG_WARNING,
+              "%s: %s; retrying in %" PRId64 " ms",
+              mt_error_is_network (error) ? "cannot reach the database" : "the database cannot serve the start yet",
+              error->message,
+              backoff);
       /* The stop signal's handler may interrupt this very poll: look at
        * the pipe again rather than try the server once more. */
       do {
@@ -814,7 +881,7 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    if (!prepare (worker, &step, error)) {
       bson_error_t cause = *error;
 
-      if (mt_error_is_network (error) && !worker->once) {
+      if (mt_error_is_transient (error, NULL) && !worker->once) {
          return true; /* stopped while waiting for the server */
       }
       if (step) {

@@ -4,8 +4,9 @@
  * {_id: name, balance: number}. The plugin reads both, pauses
  * params.pause_ms, and writes both back: a plain read-modify-write, so only
  * the account locks stand between two transfers and a lost update. Set
- * params.use_locks to false to see what they prevent. When an account is
- * busy the task delays itself, as seed 001's tasks do:
+ * params.use_locks to false to see what they prevent. Balances are read on
+ * the primary: a read that decides a write must see the last write. When an
+ * account is busy the task delays itself, as seed 001's tasks do:
  *
  *   with AccountLockContext(self, [a, b]) as locks:
  *       if not locks:
@@ -31,19 +32,25 @@ static bool
 read_balance (mongoc_collection_t *accounts, const char *name, int64_t *balance, bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER;
+   mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
    mongoc_cursor_t *cursor;
    const bson_t *doc;
    bson_iter_t iter;
    bool found = false, ok;
 
    BSON_APPEND_UTF8 (&filter, "_id", name);
-   cursor = mongoc_collection_find_with_opts (accounts, &filter, NULL, NULL);
+   /* On the primary, whatever the client's read preference: a secondary
+    * may not have the last transfer's write yet, and the balance written
+    * back would undo it. (The worker's client reads from the primary
+    * already; this read says so itself.) */
+   cursor = mongoc_collection_find_with_opts (accounts, &filter, NULL, primary);
    if (mongoc_cursor_next (cursor, &doc) && bson_iter_init_find (&iter, doc, "balance") && BSON_ITER_HOLDS_NUMBER (&iter)) {
       *balance = bson_iter_as_int64 (&iter);
       found = true;
    }
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
+   mongoc_read_prefs_destroy (primary);
    bson_destroy (&filter);
    if (ok && !found) {
       bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "transfer: no account '%s' with a numeric balance", name);

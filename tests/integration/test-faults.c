@@ -2489,7 +2489,8 @@ test_worker_claims (void)
 }
 
 /* An outcome whose write meets a dropped connection is written again; one
- * the server refuses stays unwritten, and says so. */
+ * the server refuses for good is not retried: the task ends FAILED
+ * without its result, saying why. */
 static void
 test_worker_outcome (void)
 {
@@ -2510,8 +2511,8 @@ test_worker_outcome (void)
    WAIT_UNTIL (gate_arrived () == 2, 20000);
    bg_failpoint (&bg, "{'times': 1}", "tasks", "['update']", REFUSE);
    gate_open ();
-   WAIT_UNTIL (wlog_has ("stays WORK_IN_PROGRESS until its lease ends"), 20000);
-   ASSERT (bg_status_is (&bg, &ids[1], MT_STATUS_WORK_IN_PROGRESS));
+   WAIT_UNTIL (wlog_has ("it ends FAILED without its result"), 20000);
+   WAIT_UNTIL (bg_status_is (&bg, &ids[1], MT_STATUS_FAILED), 20000);
    mt_test_failpoint_off ();
    bg_stop (&bg);
 }

@@ -396,15 +396,15 @@ test_outcome_retried (void)
    db_close ();
 }
 
-/* An outcome the server refuses (here a duplicate key, from a unique
- * index an operator made on the result) is not retried: the worker says
- * so and carries on; the task stays WORK_IN_PROGRESS until its lease
- * ends, then is taken back and runs again. */
+/* An outcome the server refuses for good (here a duplicate key, from a
+ * unique index an operator made on the result) is not retried: the worker
+ * says so and the task ends FAILED without its result, the error saying
+ * why, rather than staying WORK_IN_PROGRESS to run again (and be refused
+ * again) when its lease ends. */
 static void
 test_outcome_refused (void)
 {
    mongoc_database_t *database = mongoc_client_get_database (mt_test_client (), mt_test_db ());
-   mongoc_collection_t *tasks = mt_test_tasks ();
    bson_t *command = mt_test_bson ("{'createIndexes': 'tasks', 'indexes': [{'key': {'result.slept': 1}, 'name': "
                                    "'one_per_result', 'unique': true, 'sparse': true}]}");
    bson_t *done = mt_test_bson ("{'queue': 'elsewhere', 'type': 'sleep', 'status': 'FINISHED', 'result': {'slept': 0.5}}");
@@ -420,29 +420,19 @@ test_outcome_refused (void)
 
    id = mt_test_enqueue ("q", "sleep", "{'seconds': 0.5}", NULL);
    pid = mt_test_worker (W ("--queues", "q", "--pid", "W-REFUSED", "--lease", "3", "--poll-interval", "0.05"));
-   WAIT_UNTIL (mt_test_output_contains (pid, "cannot write its outcome ("), 30000);
-   ASSERT_CMPINT (count_lines (pid, "cannot write its outcome (", "it stays WORK_IN_PROGRESS until its lease ends"), ==, 1);
-   ASSERT_CMPINT (count_lines (pid, "cannot write its outcome (", "E11000"), ==, 1);
+   WAIT_UNTIL (mt_test_status_is (&id, "FAILED"), 30000);
+   ASSERT_CMPINT (count_lines (pid, "cannot write its outcome; it ends FAILED without its result (", "E11000"), ==, 1);
    doc = mt_test_task (&id);
-   ASSERT_CMPSTR (mt_test_str (doc, "status"), "WORK_IN_PROGRESS");
-   ASSERT_CMPSTR (mt_test_str (doc, "worker_pid"), "W-REFUSED");
+   ASSERT (mt_test_is_null (doc, "worker_pid"));
    ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 1);
    ASSERT (!mt_test_has (doc, "result"));
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_STORE_ERROR_WRITE);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "its outcome (success, with a result) could not be stored: ");
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "E11000");
    bson_destroy (doc);
    ASSERT (!mt_test_output_contains (pid, "cannot write its outcome yet"));
-
-   /* The operator drops the index; when the lease ends the task comes
-    * back and its second attempt lands. */
-   ASSERT_OR_PRINT (mongoc_collection_drop_index (tasks, "one_per_result", &error), error);
-   WAIT_UNTIL (mt_test_status_is (&id, "FINISHED"), 30000);
-   doc = mt_test_task (&id);
-   ASSERT_CMPINT (mt_test_int (doc, "attempts"), ==, 2);
-   ASSERT_CMPINT (mt_test_int (doc, "errors.0.code"), ==, MT_TASK_ERROR_WORKER_LOST);
-   ASSERT (mt_test_has (doc, "result.slept"));
-   bson_destroy (doc);
-   ASSERT (!mt_test_output_contains (pid, "cannot write its outcome yet"));
+   ASSERT (!mt_test_output_contains (pid, "stays WORK_IN_PROGRESS"));
    mt_test_worker_stop (pid);
-   mongoc_collection_destroy (tasks);
    mongoc_database_destroy (database);
 }
 

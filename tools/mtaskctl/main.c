@@ -23,36 +23,40 @@
 
 typedef int (*ctl_run_t) (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 
+/* `shows`: the command only displays, and may read where the URI's
+ * readPreference says (a secondary's view may lag by a moment). Every
+ * other command acts on what it reads, and reads from the primary. */
 static const struct {
    const char *family; /* "group", "sync", "pool" or "slot" for two-word commands */
    const char *name;
    ctl_cmd_t cmd;
    ctl_arg_t arg;
    ctl_run_t run;
+   bool shows;
 } commands[] = {
-   {NULL, "enqueue", CMD_ENQUEUE, ARG_NONE, ctl_cmd_enqueue},
-   {NULL, "ls", CMD_LS, ARG_NONE, ctl_cmd_ls},
-   {NULL, "show", CMD_SHOW, ARG_TASK_ID, ctl_cmd_show},
-   {NULL, "stats", CMD_STATS, ARG_NONE, ctl_cmd_stats},
-   {NULL, "locks", CMD_LOCKS, ARG_NONE, ctl_cmd_locks},
-   {"group", "create", CMD_GROUP_CREATE, ARG_NONE, ctl_cmd_group_create},
-   {"group", "add", CMD_GROUP_ADD, ARG_GROUP_ID, ctl_cmd_group_add},
-   {"group", "start", CMD_GROUP_START, ARG_GROUP_ID, ctl_cmd_group_start},
-   {"group", "ls", CMD_GROUP_LS, ARG_NONE, ctl_cmd_group_ls},
-   {"group", "show", CMD_GROUP_SHOW, ARG_GROUP_ID, ctl_cmd_group_show},
-   {"group", "clean", CMD_GROUP_CLEAN, ARG_NONE, ctl_cmd_group_clean},
-   {"sync", "stage", CMD_SYNC_STAGE, ARG_NONE, ctl_cmd_sync_stage},
-   {"sync", "create", CMD_SYNC_CREATE, ARG_SYNC, ctl_cmd_sync_create},
-   {"sync", "start", CMD_SYNC_START, ARG_SYNC, ctl_cmd_sync_start},
-   {"sync", "check", CMD_SYNC_CHECK, ARG_SYNC, ctl_cmd_sync_check},
-   {"sync", "ls", CMD_SYNC_LS, ARG_NONE, ctl_cmd_sync_ls},
-   {"pool", "set", CMD_POOL_SET, ARG_POOL, ctl_cmd_pool_set},
-   {NULL, "slots", CMD_SLOTS, ARG_NONE, ctl_cmd_slots},
-   {"slot", "keepalive", CMD_SLOT_KEEPALIVE, ARG_TASK_ID, ctl_cmd_slot_keepalive},
-   {"slot", "stop", CMD_SLOT_STOP, ARG_TASK_ID, ctl_cmd_slot_stop},
-   {NULL, "schedules", CMD_SCHEDULES, ARG_NONE, ctl_cmd_schedules},
-   {NULL, "purge", CMD_PURGE, ARG_NONE, ctl_cmd_purge},
-   {NULL, "retention", CMD_RETENTION, ARG_NONE, ctl_cmd_retention},
+   {NULL, "enqueue", CMD_ENQUEUE, ARG_NONE, ctl_cmd_enqueue, false},
+   {NULL, "ls", CMD_LS, ARG_NONE, ctl_cmd_ls, true},
+   {NULL, "show", CMD_SHOW, ARG_TASK_ID, ctl_cmd_show, true},
+   {NULL, "stats", CMD_STATS, ARG_NONE, ctl_cmd_stats, true},
+   {NULL, "locks", CMD_LOCKS, ARG_NONE, ctl_cmd_locks, true},
+   {"group", "create", CMD_GROUP_CREATE, ARG_NONE, ctl_cmd_group_create, false},
+   {"group", "add", CMD_GROUP_ADD, ARG_GROUP_ID, ctl_cmd_group_add, false},
+   {"group", "start", CMD_GROUP_START, ARG_GROUP_ID, ctl_cmd_group_start, false},
+   {"group", "ls", CMD_GROUP_LS, ARG_NONE, ctl_cmd_group_ls, true},
+   {"group", "show", CMD_GROUP_SHOW, ARG_GROUP_ID, ctl_cmd_group_show, true},
+   {"group", "clean", CMD_GROUP_CLEAN, ARG_NONE, ctl_cmd_group_clean, false},
+   {"sync", "stage", CMD_SYNC_STAGE, ARG_NONE, ctl_cmd_sync_stage, false},
+   {"sync", "create", CMD_SYNC_CREATE, ARG_SYNC, ctl_cmd_sync_create, false},
+   {"sync", "start", CMD_SYNC_START, ARG_SYNC, ctl_cmd_sync_start, false},
+   {"sync", "check", CMD_SYNC_CHECK, ARG_SYNC, ctl_cmd_sync_check, false},
+   {"sync", "ls", CMD_SYNC_LS, ARG_NONE, ctl_cmd_sync_ls, true},
+   {"pool", "set", CMD_POOL_SET, ARG_POOL, ctl_cmd_pool_set, false},
+   {NULL, "slots", CMD_SLOTS, ARG_NONE, ctl_cmd_slots, true},
+   {"slot", "keepalive", CMD_SLOT_KEEPALIVE, ARG_TASK_ID, ctl_cmd_slot_keepalive, false},
+   {"slot", "stop", CMD_SLOT_STOP, ARG_TASK_ID, ctl_cmd_slot_stop, false},
+   {NULL, "schedules", CMD_SCHEDULES, ARG_NONE, ctl_cmd_schedules, true},
+   {NULL, "purge", CMD_PURGE, ARG_NONE, ctl_cmd_purge, false},
+   {NULL, "retention", CMD_RETENTION, ARG_NONE, ctl_cmd_retention, false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -190,6 +194,18 @@ command_run (ctl_cmd_t cmd)
    return ctl_cmd_stats;
 }
 
+/* Whether the command only displays (commands[].shows). */
+static bool
+command_shows (ctl_cmd_t cmd)
+{
+   for (size_t k = 0; k < N_COMMANDS; k++) {
+      if (commands[k].cmd == cmd) {
+         return commands[k].shows;
+      }
+   }
+   return false;
+}
+
 /* The driver's own warnings and errors, prefixed; nothing else. */
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -243,6 +259,10 @@ main (int argc, char **argv)
    if (!mongoc_uri_has_option (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
       mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, CTL_SERVER_SELECTION_TIMEOUT_MS);
    }
+   /* Writes wait for a majority unless the URI says otherwise; a command
+    * that acts on what it reads reads from the primary, one that only
+    * shows reads where the URI says (docs/reliability.md). */
+   mt_uri_apply_policy (uri, command_shows (ctl.cmd) ? MT_URI_MAJORITY_WRITES : MT_URI_MAJORITY_WRITES | MT_URI_PRIMARY_READS);
    client = mongoc_client_new_from_uri_with_error (uri, &error);
    if (!client) {
       fprintf (stderr, "mtaskctl: cannot connect to MongoDB: %s\n", error.message);

@@ -184,6 +184,30 @@ MT_EXPORT const char *mt_default_plugin_dir (void);
  * (NULL host = "localhost", port 0 = 27017). Free with mongoc_uri_destroy. */
 MT_EXPORT mongoc_uri_t *mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error);
 
+/* What mtask's own clients need of a replica set (docs/reliability.md),
+ * applied to a URI before a client or pool is made from it. A mask of: */
+typedef enum {
+   /* Every read goes to the primary, whatever the URI's readPreference: a
+    * read that decides (a claim read back, a lock's holder, a drained
+    * queue) must see the last acknowledged write, which a secondary may
+    * not have yet. */
+   MT_URI_PRIMARY_READS = 1 << 0,
+   /* Unless the URI names its own write concern (w, journal or
+    * wtimeoutMS): writes wait for a majority of the replica set, so that a
+    * failover cannot roll back a claim, a lock or an outcome already
+    * acknowledged; up to MT_WRITE_TIMEOUT_MS, then the write is reported
+    * (a write concern error) and retried. */
+   MT_URI_MAJORITY_WRITES = 1 << 1,
+} mt_uri_policy_t;
+
+#define MT_WRITE_TIMEOUT_MS 10000
+
+/* Applies `policy` (mt_uri_policy_t flags) to `uri`. Returns the mode the
+ * URI's read preference named when MT_URI_PRIMARY_READS overrode it (a
+ * static string: "secondaryPreferred"...), else NULL. mtask-worker applies
+ * both to every client it makes. */
+MT_EXPORT const char *mt_uri_apply_policy (mongoc_uri_t *uri, int policy);
+
 /* Inserts a task: status CREATED, created now, priority 0, attempts 0.
  * `params` may be NULL (empty). `opts` may be NULL or hold (seed 004's
  * @background options):

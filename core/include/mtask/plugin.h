@@ -131,7 +131,11 @@ struct _mt_host_api_t {
 
    /* Outcome, written when process() returns: `result`, and a status that
     * wins over the default (FINISHED on success, FAILED on error). Allowed:
-    * FINISHED, FAILED, CANCELLED. */
+    * FINISHED, FAILED, CANCELLED. set_result refuses (MT_PLUGIN_ERROR_API,
+    * naming the key or the size) a result MongoDB could not store: a key,
+    * at any depth, that starts with '$' or contains '.', or a size that
+    * would take the task's document past 16 MiB (64 KiB kept for the rest
+    * of the outcome). */
    bool (*set_result) (mt_task_t *task, const bson_t *result, bson_error_t *error);
    bool (*set_status) (mt_task_t *task, const char *status, bson_error_t *error);
 
