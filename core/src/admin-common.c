@@ -100,7 +100,8 @@ mt_admin_find_one (mongoc_client_t *client,
                    bson_error_t *error)
 {
    mongoc_collection_t *coll = mongoc_client_get_collection (client, db, collection);
-   bool ok = mt_find_one (coll, filter, opts, out, found, error);
+   /* A view: it keeps the client's read preference (docs/production.md). */
+   bool ok = mt_find_one_with_prefs (coll, filter, opts, NULL, out, found, error);
 
    mongoc_collection_destroy (coll);
    return ok;

@@ -285,8 +285,9 @@ mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, const bson_t
       if (!away && !mt_deadline_passed (deadline_us) && !skipped_has (&ids[i])) {
          if (mt_archive_move (client, ctx->db, &ids[i], &one, &why)) {
             moved += one;
-         } else if (mt_error_is_network (&why)) {
-            /* The database is away: the next sweep tries again. */
+         } else if (mt_error_is_transient (&why, NULL)) {
+            /* The database is away, or failing over: the next sweep
+             * tries again. */
             *error = why;
             ok = false;
             away = true;

@@ -117,8 +117,20 @@ bool mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_
 
 /* Reads the first document matching `filter` into `out` (always
  * initialized); `*found` says whether there was one. It asks for one
- * (limit 1, in a single batch) unless `opts` gives a limit. */
+ * (limit 1, in a single batch) unless `opts` gives a limit. It reads from
+ * the primary, whatever the client's read preference: the core reads to
+ * decide (a lock's holder, a slot, a stage), and a secondary may not have
+ * the write it must see yet. */
 bool mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error);
+/* The same, with `prefs` (NULL: the collection's own, which a display
+ * may keep; docs/production.md). */
+bool mt_find_one_with_prefs (mongoc_collection_t *collection,
+                             const bson_t *filter,
+                             const bson_t *opts,
+                             const mongoc_read_prefs_t *prefs,
+                             bson_t *out,
+                             bool *found,
+                             bson_error_t *error);
 
 /* Atomically claims the next due task of `queues` and `types` (BSON arrays
  * of strings): status CREATED, delayed unset or past, highest priority,

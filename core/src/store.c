@@ -11,6 +11,22 @@
 bool
 mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t *opts, bson_t *out, bool *found, bson_error_t *error)
 {
+   mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+   bool ok = mt_find_one_with_prefs (collection, filter, opts, primary, out, found, error);
+
+   mongoc_read_prefs_destroy (primary);
+   return ok;
+}
+
+bool
+mt_find_one_with_prefs (mongoc_collection_t *collection,
+                        const bson_t *filter,
+                        const bson_t *opts,
+                        const mongoc_read_prefs_t *prefs,
+                        bson_t *out,
+                        bool *found,
+                        bson_error_t *error)
+{
    bson_t one = BSON_INITIALIZER;
    mongoc_cursor_t *cursor;
    const bson_t *doc;
@@ -27,7 +43,7 @@ mt_find_one (mongoc_collection_t *collection, const bson_t *filter, const bson_t
          BSON_APPEND_BOOL (&one, "singleBatch", true);
       }
    }
-   cursor = mongoc_collection_find_with_opts (collection, filter, &one, NULL);
+   cursor = mongoc_collection_find_with_opts (collection, filter, &one, prefs);
    bson_init (out);
    *found = mongoc_cursor_next (cursor, &doc);
    if (*found) {
@@ -920,11 +936,14 @@ index_ensure_one (mongoc_client_t *client,
       bson_destroy (&reply);
       goto cleanup;
    }
-   bson_destroy (&reply);
-   if (mt_error_is_network (&cause)) {
+   if (mt_error_is_transient (&cause, &reply)) {
+      /* Away or failing over, not a refusal: the caller waits and tries
+       * again. */
+      bson_destroy (&reply);
       *error = cause;
       goto cleanup;
    }
+   bson_destroy (&reply);
 
    /* Refused: is there one that does the same? */
    collection = mongoc_database_get_collection (database, spec->collection);
@@ -948,7 +967,7 @@ index_ensure_one (mongoc_client_t *client,
       }
    }
    listed = !mongoc_cursor_error (cursor, &list_error);
-   if (!listed && mt_error_is_network (&list_error)) {
+   if (!listed && mt_error_is_transient (&list_error, NULL)) {
       *error = list_error;
       goto cleanup;
    }
@@ -1229,8 +1248,8 @@ mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *
       bson_destroy (&key);
    }
    if (ok && mongoc_cursor_error (cursor, &read_error)) {
-      if (mt_error_is_network (&read_error)) {
-         *error = read_error; /* the server is away: the caller waits for it */
+      if (mt_error_is_transient (&read_error, NULL)) {
+         *error = read_error; /* the server is away or failing over: the caller waits for it */
          ok = false;
       } else {
          /* A user with readWrite on the application's database alone

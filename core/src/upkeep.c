@@ -174,8 +174,8 @@ mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadli
             *error = why;
          }
          ok = false;
-         if (mt_error_is_network (&why)) {
-            break; /* the database is away: the next tick tries again */
+         if (mt_error_is_transient (&why, NULL)) {
+            break; /* the database is away or failing over: the next tick tries again */
          }
       }
    }

@@ -145,6 +145,23 @@ worker_start (soak_worker_t *w)
    w->resume_us = 0;
 }
 
+/* The task matching `filter` in the soak's database, or NULL. */
+static bson_t *
+task_find (mongoc_client_t *client, const bson_t *filter)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, mt_test_db (), "tasks");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
+   const bson_t *doc;
+   bson_t *copy = NULL;
+
+   if (mongoc_cursor_next (cursor, &doc)) {
+      copy = bson_copy (doc);
+   }
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (tasks);
+   return copy;
+}
+
 static int64_t
 count (const char *collection, const char *json)
 {
@@ -209,6 +226,41 @@ chaos_step (unsigned r, bool *db_restarted)
       mt_test_nap_ms (1000); /* the outage itself */
       db_start ();
       return "database restarted";
+   }
+}
+
+/* Prints the executions of `task` and its document, for a failure. */
+static void
+print_executions (const char *task)
+{
+   mongoc_collection_t *executions = mongoc_client_get_collection (db.client, mt_test_db (), "executions");
+   bson_t *filter = BCON_NEW ("task", task);
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (executions, filter, NULL, NULL);
+   const bson_t *doc;
+   bson_oid_t oid;
+
+   while (mongoc_cursor_next (cursor, &doc)) {
+      char *json = bson_as_relaxed_extended_json (doc, NULL);
+      printf ("# execution: %s\n", json);
+      bson_free (json);
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (filter);
+   mongoc_collection_destroy (executions);
+   if (task && bson_oid_is_valid (task, strlen (task))) {
+      bson_t *doc2;
+      char *json;
+
+      bson_oid_init_from_string (&oid, task);
+      filter = BCON_NEW ("_id", BCON_OID (&oid));
+      doc2 = task_find (db.client, filter);
+      json = doc2 ? bson_as_relaxed_extended_json (doc2, NULL) : NULL;
+      printf ("# task: %s\n", json ? json : "(not found)");
+      bson_free (json);
+      if (doc2) {
+         bson_destroy (doc2);
+      }
+      bson_destroy (filter);
    }
 }
 
@@ -322,6 +374,10 @@ test_soak (void)
 
          bson_strncpy (what, json, sizeof what);
          bson_free (json);
+         print_executions (mt_test_str (dup, "_id.t"));
+         mongoc_cursor_destroy (cursor);
+         mongoc_collection_destroy (executions);
+         bson_destroy (pipeline);
          mt_test_fail (__FILE__, __LINE__, "an attempt ran twice: %s", what);
       }
       ASSERT_OR_PRINT (!mongoc_cursor_error (cursor, &error), error);

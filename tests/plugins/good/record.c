@@ -1,8 +1,9 @@
 /* record: sleeps params.ms, then writes one document per execution into
  * `executions` ({task, attempt, tag, started, ended, mono_started,
  * mono_ended, ok}) through the worker's connection, retrying for up to two
- * minutes while the database is away. A task that shows up twice with
- * ok: true was executed twice.
+ * minutes while the database is away or refuses (each record has its own
+ * _id, so a retried insert that had landed adds nothing). A task that
+ * shows up twice with ok: true was executed twice.
  *
  * started and ended are dates (the wall clock); mono_started and
  * mono_ended are microseconds of CLOCK_MONOTONIC, one clock for every
@@ -84,6 +85,7 @@ record_process (mt_task_t *task, void *state, bson_error_t *error)
    int32_t tag = 0, fail_until = 0;
    bool fail = false, ok = false;
    bson_t *doc, seen = BSON_INITIALIZER;
+   bson_oid_t record_id;
 
    (void) state;
    if (bson_iter_init_find (&iter, params, "look") && bson_iter_as_bool (&iter)) {
@@ -107,13 +109,17 @@ record_process (mt_task_t *task, void *state, bson_error_t *error)
       fail_until = (int32_t) bson_iter_as_int64 (&iter);
    }
    fail = mt_task_attempt (task) <= fail_until;
-   doc = BCON_NEW ("task", mt_task_id (task), "attempt", BCON_INT32 (mt_task_attempt (task)), "tag", BCON_INT32 (tag),
+   /* Its own _id, made once: an insert tried again after a reply that
+    * said it failed but had been applied (a write concern error, a reply
+    * lost) meets its own document, not a second one. */
+   bson_oid_init (&record_id, NULL);
+   doc = BCON_NEW ("_id", BCON_OID (&record_id), "task", mt_task_id (task), "attempt", BCON_INT32 (mt_task_attempt (task)), "tag", BCON_INT32 (tag),
                    "started", BCON_DATE_TIME (started), "ended", BCON_DATE_TIME (now_ms ()), "mono_started",
                    BCON_INT64 (mono_started), "mono_ended", BCON_INT64 (mono_us ()), "ok", BCON_BOOL (!fail));
    bson_concat (doc, &seen);
    bson_destroy (&seen);
    for (int i = 0; i < 240 && !ok; i++) {
-      ok = mongoc_collection_insert_one (executions, doc, NULL, NULL, error);
+      ok = mongoc_collection_insert_one (executions, doc, NULL, NULL, error) || (i > 0 && error->code == 11000);
       if (!ok) {
          usleep (500 * 1000);
       }
