@@ -723,6 +723,46 @@ test_replset_worker (void)
    mt_test_process_stop (devdb, 30000);
 }
 
+/* An application's own client that reads from secondaries: what the
+ * library reads to decide on its behalf (here, who holds a unique key, on
+ * the second enqueue of it) still goes to the primary; a secondary may not
+ * have the first task yet, and the second would be taken for new. */
+static void
+test_replset_library (void)
+{
+   pid_t devdb;
+   char *base = mt_test_devdb_start_replset ("rs0", &devdb);
+   char *uri = bson_strdup_printf ("%s&readPreference=secondaryPreferred&appName=app", base);
+   mongoc_client_t *client = mongoc_client_new (uri);
+   bson_t *opts = BCON_NEW ("unique_key", "nightly"), *log;
+   bson_oid_t first, second;
+   bson_error_t error;
+   bool created;
+   sent_t sent;
+
+   ASSERT (client);
+   mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   mt_test_command_log_clear_at (base);
+   ASSERT_OR_PRINT (mt_enqueue_ex (client, mt_test_db (), "q", "echo", NULL, opts, &first, &created, &error), error);
+   ASSERT (created);
+   ASSERT_OR_PRINT (mt_enqueue_ex (client, mt_test_db (), "q", "echo", NULL, opts, &second, &created, &error), error);
+   ASSERT (!created);
+   ASSERT (bson_oid_equal (&first, &second));
+
+   log = mt_test_command_log_at (base, "app");
+   check_sent (log, NULL, "majority", -1, 0, &sent);
+   bson_destroy (log);
+   ASSERT_CMPINT (sent.reads, >, 0);
+   if (sent.bad_read[0]) {
+      mt_test_fail (__FILE__, __LINE__, "the library sent %s", sent.bad_read);
+   }
+   bson_destroy (opts);
+   mongoc_client_destroy (client);
+   bson_free (uri);
+   bson_free (base);
+   mt_test_process_stop (devdb, 30000);
+}
+
 /* mtaskctl with a URI that reads from secondaries: a command that acts on
  * what it reads (purge, here its dry run) reads from the primary; one that
  * only shows (ls) reads where the URI says; writes (purge's delete) wait
@@ -802,6 +842,7 @@ main (int argc, char **argv)
    mt_test_add ("/replset/uri/policy", test_uri_policy);
    mt_test_add ("/replset/uri/worker_reads_primary", test_worker_says_primary);
    mt_test_add ("/replset/sent/worker", test_replset_worker);
+   mt_test_add ("/replset/sent/library", test_replset_library);
    mt_test_add ("/replset/sent/mtaskctl", test_replset_mtaskctl);
    return mt_test_main (argc, argv);
 }
