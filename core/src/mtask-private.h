@@ -78,6 +78,10 @@ void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t
  * due at once. Initializes `update`. */
 void mt_give_back_update (bson_t *update, int64_t delayed_ms);
 
+/* Whether two BSON values are the same value of the same type (the same
+ * bytes: 1 and 1.0 differ). */
+bool mt_value_equal (const bson_value_t *a, const bson_value_t *b);
+
 /* MongoDB's limit on a document (16 MiB), and what a result must leave of
  * it for the rest of the outcome (error, history, dates): 64 KiB. */
 #define MT_DOCUMENT_MAX (16 * 1024 * 1024)

@@ -283,24 +283,6 @@ read_pool (mongoc_client_t *client, const char *db, const char *pool, int32_t *s
    return ok;
 }
 
-/* Whether two BSON values are the same value of the same type. */
-static bool
-same_value (const bson_value_t *a, const bson_value_t *b)
-{
-   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
-   bool same;
-
-   if (a->value_type != b->value_type) {
-      return false;
-   }
-   BSON_APPEND_VALUE (&x, "v", a);
-   BSON_APPEND_VALUE (&y, "v", b);
-   same = bson_equal (&x, &y);
-   bson_destroy (&x);
-   bson_destroy (&y);
-   return same;
-}
-
 /* Which of the `n` held slots have a run still going on (its task
  * WORK_IN_PROGRESS with the slot's worker and attempt, as mt_run_is_live
  * says of one), with one query for them all. */
@@ -356,7 +338,7 @@ runs_live (mongoc_client_t *client, const char *db, bson_t *const *seen, size_t 
          bson_iter_t iter;
          const char *holder = NULL;
 
-         if (live[i] || !bson_iter_init_find (&iter, seen[i], "task") || !same_value (bson_iter_value (&iter), bson_iter_value (&id))) {
+         if (live[i] || !bson_iter_init_find (&iter, seen[i], "task") || !mt_value_equal (bson_iter_value (&iter), bson_iter_value (&id))) {
             continue;
          }
          if (bson_iter_init_find (&iter, seen[i], "worker_pid") && BSON_ITER_HOLDS_UTF8 (&iter)) {

@@ -439,21 +439,6 @@ mt_store_update_claimed (mongoc_collection_t *tasks,
    return ok;
 }
 
-/* Whether two values are the same BSON (type and bytes). */
-static bool
-same_value (const bson_value_t *a, const bson_value_t *b)
-{
-   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
-   bool same;
-
-   BSON_APPEND_VALUE (&x, "v", a);
-   BSON_APPEND_VALUE (&y, "v", b);
-   same = bson_equal (&x, &y);
-   bson_destroy (&x);
-   bson_destroy (&y);
-   return same;
-}
-
 bool
 mt_store_outcome_landed (mongoc_collection_t *tasks,
                          const mt_task_doc_t *task,
@@ -465,26 +450,13 @@ mt_store_outcome_landed (mongoc_collection_t *tasks,
     * attempt writes the same: a take-back says its worker was lost (in
     * `error`, with `delayed` null); an operator's cancel says CANCELLED. */
    static const char *const decided[] = {"status", "result", "error", "delayed"};
-   mongoc_read_prefs_t *primary = read_primary ();
    bson_t filter = BSON_INITIALIZER, doc;
    bson_iter_t set, iter, field;
    bool found, ok;
 
    *landed = false;
    BSON_APPEND_VALUE (&filter, "_id", &task->id);
-   {
-      mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, &filter, NULL, primary);
-      const bson_t *d;
-
-      bson_init (&doc);
-      found = mongoc_cursor_next (cursor, &d);
-      if (found) {
-         bson_destroy (&doc);
-         bson_copy_to (d, &doc);
-      }
-      ok = !mongoc_cursor_error (cursor, error);
-      mongoc_cursor_destroy (cursor);
-   }
+   ok = mt_find_one (tasks, &filter, NULL, &doc, &found, error); /* on the primary */
    if (!ok || !found) {
       goto cleanup;
    }
@@ -501,13 +473,12 @@ mt_store_outcome_landed (mongoc_collection_t *tasks,
    while (*landed && bson_iter_next (&field)) {
       for (size_t i = 0; i < sizeof decided / sizeof decided[0]; i++) {
          if (!strcmp (bson_iter_key (&field), decided[i])) {
-            *landed = bson_iter_init_find (&iter, &doc, decided[i]) && same_value (bson_iter_value (&field), bson_iter_value (&iter));
+            *landed = bson_iter_init_find (&iter, &doc, decided[i]) && mt_value_equal (bson_iter_value (&field), bson_iter_value (&iter));
          }
       }
    }
 
 cleanup:
-   mongoc_read_prefs_destroy (primary);
    bson_destroy (&doc);
    bson_destroy (&filter);
    return ok;

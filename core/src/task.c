@@ -548,3 +548,20 @@ mt_result_check (const bson_t *result, size_t task_size, bson_error_t *error)
    }
    return true;
 }
+
+bool
+mt_value_equal (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+   bool same;
+
+   if (a->value_type != b->value_type) {
+      return false;
+   }
+   BSON_APPEND_VALUE (&x, "v", a);
+   BSON_APPEND_VALUE (&y, "v", b);
+   same = bson_equal (&x, &y);
+   bson_destroy (&x);
+   bson_destroy (&y);
+   return same;
+}
