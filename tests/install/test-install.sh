@@ -34,7 +34,7 @@ skip() { # description, reason
   n=$((n + 1))
   echo "ok $n $1 # SKIP $2"
 }
-echo "1..22"
+echo "1..23"
 
 # ---- the test build's install, under a DESTDIR: what it installs where ----
 check "/install/meson_install" meson install -C "$build" --no-rebuild --destdir "$dest/destdir" --quiet
@@ -152,6 +152,24 @@ for cxx in g++ clang++; do
       -DPLUGIN_TYPE='\"$type\"' '$dest/greet.cpp' -o '$plugins/$type.so' \$(pkg-config --cflags --libs mtask)"
   done
 done
+
+# The C++ example of docs/plugins.md, word for word, at each standard.
+python3 - "$MTASK_SOURCE_ROOT/docs/plugins.md" > "$dest/docs-greet.cpp" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+print(re.search(r"\*\*C\+\+\.\*\*.*?```text\n(.*?)```", text, re.S).group(1))
+PY
+docs_cxx() {
+  for cxx in g++ clang++; do
+    command -v "$cxx" >/dev/null || continue
+    for std in c++17 c++20; do
+      $cxx -std=$std -Wall -Wextra -pedantic -Werror -shared -fPIC "$dest/docs-greet.cpp" -o "$dest/docs-greet.so" \
+        $(pkg-config --cflags --libs mtask) || return 1
+      nm -D --defined-only "$dest/docs-greet.so" | grep -q ' T mt_plugin_entry$' || { echo "$cxx $std: no C entry"; return 1; }
+    done
+  done
+}
+check "/install/docs_cxx_example" docs_cxx
 
 db="install_$$"
 ctl() { "$opt/bin/mtaskctl" --uri "$MTASK_TEST_URI" --db "$db" "$@"; }
