@@ -107,7 +107,14 @@ typedef struct {
 
 mt_plugin_set_t *mt_plugin_set_new (const mt_host_api_t *host);
 bool mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *error);
+/* Loads every *.so of `dir`, past failures: each plugin that would not load
+ * (or the directory itself) is recorded in the set; false with the first. */
 bool mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *error);
+size_t mt_plugin_set_refused_count (const mt_plugin_set_t *set);
+const bson_error_t *mt_plugin_set_refused_at (const mt_plugin_set_t *set, size_t i);
+/* True when nothing was refused. Else false with the one refusal, or, for
+ * several, logs each on `ctx` (may be NULL) and sets a summary naming all. */
+bool mt_plugin_set_report_refused (const mt_plugin_set_t *set, mt_context_t *ctx, bson_error_t *error);
 bool mt_plugin_set_add_builtin (mt_plugin_set_t *set, const mt_plugin_t *plugin, bson_error_t *error);
 const mt_plugin_entry_t *mt_plugin_set_find (const mt_plugin_set_t *set, const char *type);
 size_t mt_plugin_set_count (const mt_plugin_set_t *set);

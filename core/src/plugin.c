@@ -1,11 +1,15 @@
 /* The plugin loader: dlopen, one entry function, a versioned descriptor.
- * Checks run in a fixed order and the first failure is the one reported:
- * the entry symbol, the ABI version alone, the size, then the callbacks. */
+ * Checks run in a fixed order and the first failure is the one reported for
+ * a file: the entry symbol, the ABI version alone, the size, then the
+ * callbacks. A directory is loaded to the end, every file that would not
+ * load recorded in the set, so that a worker names them all at once. Each
+ * message names the file by its full path. */
 #include "mtask-private.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct _mt_plugin_set_t {
@@ -13,13 +17,25 @@ struct _mt_plugin_set_t {
    mt_plugin_entry_t *entries;
    size_t count;
    size_t capacity;
+   /* Each plugin (or directory) that would not load, and why. */
+   struct {
+      char *path;
+      bson_error_t why;
+   } *refused;
+   size_t n_refused;
 };
 
-static const char *
-base_name (const char *path)
+/* The entry's name as g++ and clang++ mangle it when a .cpp file defines it
+ * without extern "C" (Itanium C++ ABI: a function of no arguments). */
+#define MANGLED_ENTRY_SYMBOL "_Z15mt_plugin_entryv"
+
+static void
+refuse (mt_plugin_set_t *set, const char *path, const bson_error_t *error)
 {
-   const char *slash = strrchr (path, '/');
-   return slash ? slash + 1 : path;
+   set->refused = bson_realloc (set->refused, (set->n_refused + 1) * sizeof *set->refused);
+   set->refused[set->n_refused].path = bson_strdup (path);
+   set->refused[set->n_refused].why = *error;
+   set->n_refused++;
 }
 
 mt_plugin_set_t *
@@ -47,12 +63,13 @@ mt_plugin_check (const mt_plugin_t *plugin, const char *origin, bson_error_t *er
       bson_set_error (error,
                       MT_ERROR_PLUGIN,
                       MT_PLUGIN_ERROR_ABI,
-                      "plugin '%s': ABI version %" PRIu32 ", this worker speaks %u; rebuild the plugin against mtask "
-                      "%u.x",
+                      "plugin '%s': ABI version %" PRIu32 ", this worker speaks %u (mtask %s); rebuild the plugin "
+                      "against the <mtask/plugin.h> of mtask %s",
                       origin,
                       plugin->abi_version,
                       MT_PLUGIN_ABI_VERSION,
-                      MT_PLUGIN_ABI_VERSION);
+                      MT_VERSION_STRING,
+                      MT_VERSION_STRING);
       return false;
    }
    if (plugin->struct_size < offsetof (mt_plugin_t, process) + sizeof plugin->process) {
@@ -98,9 +115,9 @@ add_entry (mt_plugin_set_t *set, const mt_plugin_t *plugin, const char *path, vo
                       MT_ERROR_PLUGIN,
                       MT_PLUGIN_ERROR_DUPLICATE,
                       "plugin '%s': task type '%s' is already served by '%s'; keep one of the two",
-                      base_name (path),
+                      path,
                       plugin->type,
-                      base_name (existing->path));
+                      existing->path);
       return false;
    }
    if (set->count == set->capacity) {
@@ -121,7 +138,7 @@ add_entry (mt_plugin_set_t *set, const mt_plugin_t *plugin, const char *path, vo
                          MT_ERROR_PLUGIN,
                          MT_PLUGIN_ERROR_INIT,
                          "plugin '%s': init of task type '%s' failed: %s",
-                         base_name (path),
+                         path,
                          plugin->type,
                          cause.message[0] ? cause.message : "no reason given");
          bson_free (entry->path);
@@ -139,27 +156,40 @@ mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *e
    void *handle;
    mt_plugin_entry_fn entry;
    const mt_plugin_t *plugin;
-   const char *name = base_name (path);
 
    handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
    if (!handle) {
-      bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_OPEN, "plugin '%s': cannot load: %s", name, dlerror ());
+      /* dlerror () names the file already, in the words it was given. */
+      bson_set_error (error, MT_ERROR_PLUGIN, MT_PLUGIN_ERROR_OPEN, "plugin '%s': cannot load: %s", path, dlerror ());
       return false;
    }
    /* POSIX allows converting dlsym's result to a function pointer. */
    *(void **) (&entry) = dlsym (handle, MT_PLUGIN_ENTRY_SYMBOL);
+   if (!entry && dlsym (handle, MANGLED_ENTRY_SYMBOL)) {
+      bson_set_error (error,
+                      MT_ERROR_PLUGIN,
+                      MT_PLUGIN_ERROR_NO_ENTRY,
+                      "plugin '%s': its %s() has C++ linkage (exported as %s), so the worker cannot find it; "
+                      "define the plugin with MT_PLUGIN_DEFINE from <mtask/plugin.h> (which declares it extern \"C\"), "
+                      "or declare it extern \"C\"",
+                      path,
+                      MT_PLUGIN_ENTRY_SYMBOL,
+                      MANGLED_ENTRY_SYMBOL);
+      dlclose (handle);
+      return false;
+   }
    if (!entry) {
       bson_set_error (error,
                       MT_ERROR_PLUGIN,
                       MT_PLUGIN_ERROR_NO_ENTRY,
                       "plugin '%s': no function %s(); define the plugin with MT_PLUGIN_DEFINE from <mtask/plugin.h>",
-                      name,
+                      path,
                       MT_PLUGIN_ENTRY_SYMBOL);
       dlclose (handle);
       return false;
    }
    plugin = entry ();
-   if (!mt_plugin_check (plugin, name, error) || !add_entry (set, plugin, path, handle, error)) {
+   if (!mt_plugin_check (plugin, path, error) || !add_entry (set, plugin, path, handle, error)) {
       dlclose (handle);
       return false;
    }
@@ -169,19 +199,29 @@ mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *e
 bool
 mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *error)
 {
-   DIR *d = opendir (dir);
+   /* Messages name each file by its full path, whatever the worker's
+    * working directory was. */
+   char *full = realpath (dir, NULL);
+   DIR *d = opendir (full ? full : dir);
    struct dirent *ent;
    char **names = NULL;
    size_t count = 0, capacity = 0;
    bool ok = true;
 
    if (!d) {
-      bson_set_error (error,
+      bson_error_t cause;
+
+      bson_set_error (&cause,
                       MT_ERROR_PLUGIN,
                       MT_PLUGIN_ERROR_DIR,
                       "cannot read plugin directory '%s': %s",
                       dir,
                       strerror (errno));
+      refuse (set, dir, &cause);
+      if (error) {
+         *error = cause;
+      }
+      free (full);
       return false;
    }
    while ((ent = readdir (d))) {
@@ -192,24 +232,83 @@ mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *err
             capacity = capacity ? capacity * 2 : 16;
             names = bson_realloc (names, capacity * sizeof *names);
          }
-         names[count++] = bson_strdup_printf ("%s/%s", dir, ent->d_name);
+         names[count++] = bson_strdup_printf ("%s/%s", full ? full : dir, ent->d_name);
       }
    }
    closedir (d);
+   free (full);
 
    /* A fixed order, so that which of two duplicates wins never depends on
     * the file system. */
    if (count) {
       qsort (names, count, sizeof *names, mt_strcmp_ptr);
    }
+   /* Every file, past a failure too: each one refused is recorded, and
+    * `error` is the first. */
    for (size_t i = 0; i < count; i++) {
-      if (ok && !mt_plugin_set_load_file (set, names[i], error)) {
+      bson_error_t cause;
+
+      if (!mt_plugin_set_load_file (set, names[i], &cause)) {
+         refuse (set, names[i], &cause);
+         if (ok && error) {
+            *error = cause;
+         }
          ok = false;
       }
       bson_free (names[i]);
    }
    bson_free (names);
    return ok;
+}
+
+size_t
+mt_plugin_set_refused_count (const mt_plugin_set_t *set)
+{
+   return set->n_refused;
+}
+
+const bson_error_t *
+mt_plugin_set_refused_at (const mt_plugin_set_t *set, size_t i)
+{
+   return i < set->n_refused ? &set->refused[i].why : NULL;
+}
+
+bool
+mt_plugin_set_report_refused (const mt_plugin_set_t *set, mt_context_t *ctx, bson_error_t *error)
+{
+   char *all;
+
+   if (set->n_refused == 0) {
+      return true;
+   }
+   if (set->n_refused == 1) {
+      if (error) {
+         *error = set->refused[0].why;
+      }
+      return false;
+   }
+   /* An error holds about 500 bytes: with a log, each reason goes there in
+    * full and the error names the files; without one, it holds the reasons
+    * (as many as fit). */
+   all = bson_strdup ("");
+   for (size_t i = 0; i < set->n_refused; i++) {
+      char *next = bson_strdup_printf ("%s%s%s", all, i ? (ctx ? ", " : "; ") : "", ctx ? set->refused[i].path : set->refused[i].why.message);
+
+      if (ctx) {
+         mt_log (ctx, MT_LOG_ERROR, "%s", set->refused[i].why.message);
+      }
+      bson_free (all);
+      all = next;
+   }
+   bson_set_error (error,
+                   MT_ERROR_PLUGIN,
+                   MT_PLUGIN_ERROR_DIR,
+                   "%zu plugins would not load%s: %s",
+                   set->n_refused,
+                   ctx ? " (the log above gives each reason)" : "",
+                   all);
+   bson_free (all);
+   return false;
 }
 
 bool
@@ -260,6 +359,10 @@ mt_plugin_set_destroy (mt_plugin_set_t *set)
       }
       bson_free (entry->path);
    }
+   for (size_t i = 0; i < set->n_refused; i++) {
+      bson_free (set->refused[i].path);
+   }
+   bson_free (set->refused);
    bson_free (set->entries);
    bson_free (set);
 }

@@ -203,10 +203,12 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
       }
    }
    dirs = config->plugin_dirs ? config->plugin_dirs : default_dirs;
+   /* Every directory and plugin, so that all that would not load are named. */
    for (size_t i = 0; dirs[i]; i++) {
-      if (!mt_plugin_set_load_dir (worker->plugins, dirs[i], error)) {
-         goto fail;
-      }
+      (void) mt_plugin_set_load_dir (worker->plugins, dirs[i], NULL);
+   }
+   if (!mt_plugin_set_report_refused (worker->plugins, &worker->ctx, error)) {
+      goto fail;
    }
    if (mt_plugin_set_count (worker->plugins) == 0) {
       bson_set_error (error,

@@ -1,4 +1,5 @@
-/* The plugin loader: each failure names the file and the cause. */
+/* The plugin loader: each failure names the file (its full path) and the
+ * cause; a directory is loaded to the end and every refusal is kept. */
 #include "mt-test.h"
 #include "mtask-private.h"
 
@@ -18,7 +19,7 @@ expect_refused (const char *name, uint32_t code, const char *fragment)
    mt_plugin_set_t *set = mt_plugin_set_new (&host);
    char *path = bad_plugin (name);
    bson_error_t error;
-   char *file = bson_strdup_printf ("plugin '%s.so'", name);
+   char *file = bson_strdup_printf ("plugin '%s'", path);
 
    ASSERT (!mt_plugin_set_load_file (set, path, &error));
    ASSERT_CMPINT (error.domain, ==, MT_ERROR_PLUGIN);
@@ -34,13 +35,36 @@ expect_refused (const char *name, uint32_t code, const char *fragment)
 static void
 test_wrong_abi (void)
 {
-   expect_refused ("bad_abi", MT_PLUGIN_ERROR_ABI, "ABI version 2, this worker speaks 1; rebuild the plugin against mtask 1.x");
+   /* The version it names is the one --version prints. */
+   expect_refused ("bad_abi",
+                   MT_PLUGIN_ERROR_ABI,
+                   "ABI version 2, this worker speaks 1 (mtask " MT_VERSION_STRING
+                   "); rebuild the plugin against the <mtask/plugin.h> of mtask " MT_VERSION_STRING);
 }
 
 static void
 test_no_entry (void)
 {
    expect_refused ("no_entry", MT_PLUGIN_ERROR_NO_ENTRY, "no function mt_plugin_entry()");
+}
+
+/* A .cpp plugin whose entry lacks extern "C": the message says so, and how
+ * to fix it, instead of "no function". */
+static void
+test_cxx_linkage (void)
+{
+   char *path = bad_plugin ("cxx_entry");
+
+   if (access (path, F_OK) != 0) {
+      bson_free (path);
+      mt_test_skip ("no C++ compiler at build time: cxx_entry.so was not built");
+   }
+   bson_free (path);
+   expect_refused ("cxx_entry",
+                   MT_PLUGIN_ERROR_NO_ENTRY,
+                   "its mt_plugin_entry() has C++ linkage (exported as _Z15mt_plugin_entryv), so the worker cannot find "
+                   "it; define the plugin with MT_PLUGIN_DEFINE from <mtask/plugin.h> (which declares it extern \"C\"), "
+                   "or declare it extern \"C\"");
 }
 
 static void
@@ -81,7 +105,7 @@ test_not_a_shared_object (void)
 
    ASSERT (!mt_plugin_set_load_file (set, "/nonexistent/ghost.so", &error));
    ASSERT_CMPINT (error.code, ==, MT_PLUGIN_ERROR_OPEN);
-   ASSERT_CONTAINS (error.message, "plugin 'ghost.so': cannot load");
+   ASSERT_CONTAINS (error.message, "plugin '/nonexistent/ghost.so': cannot load");
    mt_plugin_set_destroy (set);
 }
 
@@ -96,7 +120,12 @@ test_duplicate_type (void)
    ASSERT_OR_PRINT (mt_plugin_set_load_file (set, echo, &error), error);
    ASSERT (!mt_plugin_set_load_file (set, dup, &error));
    ASSERT_CMPINT (error.code, ==, MT_PLUGIN_ERROR_DUPLICATE);
-   ASSERT_CONTAINS (error.message, "plugin 'dup_echo.so': task type 'echo' is already served by 'echo.so'");
+   {
+      char *expected = bson_strdup_printf ("plugin '%s': task type 'echo' is already served by '%s'", dup, echo);
+
+      ASSERT_CONTAINS (error.message, expected);
+      bson_free (expected);
+   }
    ASSERT_CMPINT (mt_plugin_set_count (set), ==, 1);
    bson_free (echo);
    bson_free (dup);
@@ -132,6 +161,55 @@ test_missing_dir (void)
    mt_plugin_set_destroy (set);
 }
 
+/* Two bad plugins and a good one in one directory: the good one loads, and
+ * both bad ones are refused and named, not only the first. */
+static void
+test_dir_reports_every_refusal (void)
+{
+   char dir[] = "/tmp/mt-loader-XXXXXX";
+   const char *names[] = {"bad_abi", "no_process", NULL};
+   char *links[3];
+   char *echo = bson_strdup_printf ("%s/echo.so", mt_test_env ("MTASK_PLUGIN_DIR"));
+   mt_plugin_set_t *set = mt_plugin_set_new (&host);
+   bson_error_t error;
+
+   ASSERT (mkdtemp (dir));
+   for (size_t i = 0; names[i]; i++) {
+      char *target = bad_plugin (names[i]);
+
+      links[i] = bson_strdup_printf ("%s/%s.so", dir, names[i]);
+      ASSERT_CMPINT (symlink (target, links[i]), ==, 0);
+      bson_free (target);
+   }
+   links[2] = bson_strdup_printf ("%s/echo.so", dir);
+   ASSERT_CMPINT (symlink (echo, links[2]), ==, 0);
+
+   ASSERT (!mt_plugin_set_load_dir (set, dir, &error));
+   /* The first, in file name order, is the error; both are recorded. */
+   ASSERT_CMPINT (error.code, ==, MT_PLUGIN_ERROR_ABI);
+   ASSERT_CMPINT (mt_plugin_set_refused_count (set), ==, 2);
+   ASSERT_CMPINT (mt_plugin_set_refused_at (set, 0)->code, ==, MT_PLUGIN_ERROR_ABI);
+   ASSERT_CONTAINS (mt_plugin_set_refused_at (set, 0)->message, links[0]);
+   ASSERT_CMPINT (mt_plugin_set_refused_at (set, 1)->code, ==, MT_PLUGIN_ERROR_INVALID);
+   ASSERT_CONTAINS (mt_plugin_set_refused_at (set, 1)->message, links[1]);
+   ASSERT_CMPINT (mt_plugin_set_count (set), ==, 1);
+   ASSERT (mt_plugin_set_find (set, "echo"));
+
+   /* What the worker exits with names both. */
+   ASSERT (!mt_plugin_set_report_refused (set, NULL, &error));
+   ASSERT_CONTAINS (error.message, "2 plugins would not load: plugin '");
+   ASSERT_CONTAINS (error.message, links[0]);
+   ASSERT_CONTAINS (error.message, links[1]);
+
+   for (size_t i = 0; i < 3; i++) {
+      unlink (links[i]);
+      bson_free (links[i]);
+   }
+   rmdir (dir);
+   bson_free (echo);
+   mt_plugin_set_destroy (set);
+}
+
 static bool
 builtin_process (mt_task_t *task, void *state, bson_error_t *error)
 {
@@ -163,6 +241,7 @@ main (int argc, char **argv)
 {
    mt_test_add ("/loader/refuse/wrong_abi", test_wrong_abi);
    mt_test_add ("/loader/refuse/no_entry", test_no_entry);
+   mt_test_add ("/loader/refuse/cxx_linkage", test_cxx_linkage);
    mt_test_add ("/loader/refuse/no_process", test_no_process);
    mt_test_add ("/loader/refuse/no_type", test_no_type);
    mt_test_add ("/loader/refuse/small_struct", test_small_struct);
@@ -172,6 +251,7 @@ main (int argc, char **argv)
    mt_test_add ("/loader/refuse/duplicate_type", test_duplicate_type);
    mt_test_add ("/loader/dir/shipped", test_shipped_dir);
    mt_test_add ("/loader/dir/missing", test_missing_dir);
+   mt_test_add ("/loader/dir/every_refusal", test_dir_reports_every_refusal);
    mt_test_add ("/loader/builtin", test_builtin);
    return mt_test_main (argc, argv);
 }

@@ -9,6 +9,7 @@
  *   static bool
  *   hello_process (mt_task_t *task, void *state, bson_error_t *error)
  *   {
+ *      (void) state;
  *      mt_task_log (task, MT_LOG_INFO, "hello from task %s", mt_task_id (task));
  *      return mt_task_set_result (task, mt_task_params (task), error);
  *   }
@@ -17,6 +18,13 @@
  *
  * and build it with
  *   cc -shared -fPIC hello.c -o hello.so $(pkg-config --cflags --libs mtask)
+ * (against an mtask installed under a prefix of your own, PKG_CONFIG_PATH
+ * names its pkgconfig directory first: docs/plugins.md, "Building").
+ *
+ * The header compiles without a warning as C99 or later and as C++11 or
+ * later (g++, clang++) with -Wall -Wextra -pedantic. In C++, MT_PLUGIN_DEFINE
+ * gives mt_plugin_entry C linkage itself; an entry written by hand needs
+ * `extern "C"`, or the loader cannot find it under its mangled name.
  *
  * A plugin links libbson and nothing of mtask's: everything the host offers
  * reaches it through the mt_host_api_t table that every mt_task_t carries.
@@ -27,6 +35,23 @@
  * - mt_plugin_t and mt_host_api_t only ever grow at the end. Both carry
  *   struct_size, so a host reads only what a plugin provides and a plugin can
  *   test whether the host offers a newer entry (MT_HOST_HAS).
+ *
+ * Rules of the road (docs/plugins.md, "The rules", says more):
+ * - Errors of a plugin's own: return false with `error` set. The domain and
+ *   code are stored in the task's `error` as given. Use MT_ERROR_TASK with
+ *   MT_TASK_ERROR_FAILED, or a domain of the plugin's own at 10000 or above
+ *   (libmongoc's are below 1000; mtask's are 1000 to 9999) with codes of its
+ *   own. Domain 0 counts as "no error given": the task then fails with
+ *   MT_ERROR_PLUGIN / MT_PLUGIN_ERROR_PROCESS.
+ * - mt_task_log cuts a message at 1023 bytes (MT_TASK_LOG_MAX).
+ * - The client of mt_task_mongoc_client belongs to the worker thread running
+ *   the task: use it during process() on that thread only, never share it
+ *   with another thread nor keep it. Calling libmongoc needs its flags too:
+ *   `pkg-config --cflags --libs mtask libmongoc-1.0`.
+ * - Under `mtask-worker --isolate fork` every process() runs in a child
+ *   process: what it changes in the plugin's state or in memory does not
+ *   reach the worker, nor the next task. Only what reaches the task (result,
+ *   status, delay, log lines, the database) survives the child.
  */
 #ifndef MTASK_PLUGIN_H
 #define MTASK_PLUGIN_H
@@ -146,7 +171,8 @@ struct _mt_host_api_t {
     * `delayed` = now + seconds (seed 001's _set_delay). Not a failure. */
    bool (*delay) (mt_task_t *task, double seconds, bson_error_t *error);
 
-   /* A line in the worker's log, tagged with the task. */
+   /* A line in the worker's log, tagged with the task. mt_task_log formats
+    * into MT_TASK_LOG_MAX bytes: a longer message is cut there. */
    void (*log) (mt_task_t *task, mt_log_level_t level, const char *message);
 
    /* ---- added in 0.2: account locks (seed 001) ---- */
@@ -172,7 +198,10 @@ struct _mt_host_api_t {
                           bson_error_t *error);
 
    /* The worker thread's database connection, a mongoc_client_t * (cast it;
-    * do not destroy it), and the database name. Valid during process(). */
+    * do not destroy it), and the database name. Valid during process(), and
+    * on the thread that runs it only: a mongoc_client_t is not thread-safe,
+    * so never hand it to another thread nor keep it past process(). Using
+    * it needs libmongoc: pkg-config --cflags --libs mtask libmongoc-1.0. */
    void *(*mongoc_client) (mt_task_t *task);
    const char *(*db_name) (mt_task_t *task);
 
@@ -217,7 +246,9 @@ typedef struct _mt_plugin_t {
 
    /* Required: run one task. May block as long as it needs; other tasks run
     * on other threads. Return false with `error` set when the task failed. It
-    * may be called from several threads at once. */
+    * may be called from several threads at once. Under --isolate fork it runs
+    * in a child process: changes to `state` (or any memory) do not reach the
+    * worker nor later tasks. */
    bool (*process) (mt_task_t *task, void *state, bson_error_t *error);
 
    /* ---- added in 0.2 ---- */
@@ -242,6 +273,64 @@ typedef struct _mt_plugin_t {
 
 typedef const mt_plugin_t *(*mt_plugin_entry_fn) (void);
 
+/* MT_PLUGIN_DEFINE (.type = "hello", .process = hello_process): the entry
+ * function and its static descriptor, with abi_version and struct_size filled
+ * in; the arguments set the other members, in any order, and every member
+ * left out is NULL or 0.
+ *
+ * In C the arguments are designated initializers. In C++ the entry gets C
+ * linkage (extern "C": a mangled name is not found by the loader), and the
+ * descriptor is built member by member (`descriptor.type = "hello";`
+ * for each argument), since designated initializers are C++20 only and strict about
+ * order there: the same arguments then compile without a warning at
+ * -std=c++11 or later with -Wall -Wextra -pedantic. Each argument is one
+ * `.member = value`; up to 24 of them.
+ */
+#ifdef __cplusplus
+#define MT_PLUGIN_DEFINE_ASSIGN(arg) descriptor arg;
+#define MT_PLUGIN_DEFINE_NTH(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, N, ...) N
+#define MT_PLUGIN_DEFINE_COUNT(...) MT_PLUGIN_DEFINE_NTH (__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define MT_PLUGIN_DEFINE_CAT(a, b) MT_PLUGIN_DEFINE_CAT2 (a, b)
+#define MT_PLUGIN_DEFINE_CAT2(a, b) a##b
+#define MT_PLUGIN_DEFINE_MAP(...) MT_PLUGIN_DEFINE_CAT (MT_PLUGIN_DEFINE_MAP, MT_PLUGIN_DEFINE_COUNT (__VA_ARGS__)) (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP1(a) MT_PLUGIN_DEFINE_ASSIGN (a)
+#define MT_PLUGIN_DEFINE_MAP2(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP1 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP3(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP2 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP4(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP3 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP5(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP4 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP6(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP5 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP7(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP6 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP8(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP7 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP9(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP8 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP10(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP9 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP11(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP10 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP12(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP11 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP13(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP12 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP14(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP13 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP15(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP14 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP16(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP15 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP17(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP16 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP18(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP17 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP19(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP18 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP20(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP19 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP21(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP20 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP22(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP21 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP23(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP22 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE_MAP24(a, ...) MT_PLUGIN_DEFINE_ASSIGN (a) MT_PLUGIN_DEFINE_MAP23 (__VA_ARGS__)
+#define MT_PLUGIN_DEFINE(...)                                           \
+   extern "C" MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void); \
+   extern "C" MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void) \
+   {                                                                    \
+      static const mt_plugin_t descriptor_ = [] {                       \
+         mt_plugin_t descriptor = mt_plugin_t ();                       \
+         descriptor.abi_version = MT_PLUGIN_ABI_VERSION;                \
+         descriptor.struct_size = (uint32_t) sizeof (mt_plugin_t);      \
+         MT_PLUGIN_DEFINE_MAP (__VA_ARGS__)                                   \
+         return descriptor;                                             \
+      }();                                                              \
+      return &descriptor_;                                              \
+   }
+#else
 #define MT_PLUGIN_DEFINE(...)                                           \
    MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void);          \
    MT_PLUGIN_EXPORT const mt_plugin_t *mt_plugin_entry (void)           \
@@ -252,6 +341,7 @@ typedef const mt_plugin_t *(*mt_plugin_entry_fn) (void);
          __VA_ARGS__};                                                  \
       return &descriptor;                                               \
    }
+#endif
 
 /* Convenience wrappers over task->host. */
 static inline const char *
@@ -373,6 +463,10 @@ mt_task_should_stop (mt_task_t *task)
    return task->host->should_stop (task);
 }
 
+/* A line in the worker's log; the formatted message is cut at
+ * MT_TASK_LOG_MAX bytes. */
+#define MT_TASK_LOG_MAX 1023
+
 static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
 #if defined(__GNUC__)
    __attribute__ ((format (printf, 3, 4)))
@@ -382,7 +476,7 @@ static inline void mt_task_log (mt_task_t *task, mt_log_level_t level, const cha
 static inline void
 mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
 {
-   char message[1024];
+   char message[MT_TASK_LOG_MAX + 1];
    va_list args;
 
    va_start (args, format);
