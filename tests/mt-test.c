@@ -1512,3 +1512,81 @@ mt_test_output_count (pid_t pid, const char *needle)
    bson_free (out);
    return n;
 }
+
+/* ---- a dev database of the test's own ------------------------------------ */
+
+static void
+own_db_forget (mt_test_own_db_t *db)
+{
+   if (db->client) {
+      mongoc_client_destroy (db->client);
+   }
+   if (db->pid) {
+      mt_test_process_kill (db->pid);
+   }
+   if (db->file) {
+      unlink (db->file);
+   }
+   bson_free (db->file);
+   bson_free (db->uri);
+   memset (db, 0, sizeof *db);
+}
+
+static void
+own_db_forget_at_end (void *data)
+{
+   own_db_forget (data);
+}
+
+void
+mt_test_own_db_start (mt_test_own_db_t *db)
+{
+   char *uri = mt_test_devdb_start (W ("--port", db->port[0] ? db->port : "0", "--data", db->file), &db->pid);
+
+   if (!db->port[0]) {
+      const char *port = strrchr (uri, ':') + 1; /* mongodb://127.0.0.1:PORT/ */
+      size_t n = strspn (port, "0123456789");
+
+      ASSERT (n > 0 && n < sizeof db->port);
+      memcpy (db->port, port, n);
+      db->uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/%s%s", db->port, db->options[0] ? "?" : "", db->options);
+   }
+   bson_free (uri);
+   db->client = mongoc_client_new (db->uri);
+   ASSERT (db->client);
+   mongoc_client_set_error_api (db->client, MONGOC_ERROR_API_VERSION_2);
+}
+
+void
+mt_test_own_db_open (mt_test_own_db_t *db, const char *uri_options)
+{
+   char path[] = "/tmp/mtask-own-db-XXXXXX";
+   int fd = mkstemp (path);
+
+   memset (db, 0, sizeof *db);
+   ASSERT (fd >= 0);
+   close (fd);
+   unlink (path);
+   db->file = bson_strdup_printf ("%s.mv", path);
+   bson_strncpy (db->options, uri_options ? uri_options : "", sizeof db->options);
+   mt_test_defer (own_db_forget_at_end, db);
+   mt_test_own_db_start (db);
+}
+
+void
+mt_test_own_db_stop (mt_test_own_db_t *db)
+{
+   mongoc_client_destroy (db->client);
+   db->client = NULL;
+   mt_test_process_stop (db->pid, 30000);
+   db->pid = 0;
+}
+
+void
+mt_test_own_db_close (mt_test_own_db_t *db)
+{
+   if (db->pid) {
+      mt_test_own_db_stop (db);
+   }
+   own_db_forget (db);
+}

@@ -242,6 +242,31 @@ char *mt_test_devdb_start (const char *const *args, pid_t *pid);
  * devdb exited first (its output says why: mt_test_output). */
 char *mt_test_devdb_wait_ready (pid_t pid);
 
+/* ---- a dev database of the test's own ---------------------------------- */
+
+/* A devdb the test starts on an H2 file of its own, so that it can stop it
+ * (an outage, a restart) and start it again on the same port, with what
+ * it held; and whose failpoints touch no other test. */
+typedef struct {
+   char *file;              /* the H2 data file, kept across restarts */
+   char port[16];           /* chosen by the first start, kept after */
+   char *uri;               /* for the test and its workers */
+   char options[256];       /* the URI's options, from mt_test_own_db_open */
+   pid_t pid;               /* the server, 0 while it is stopped */
+   mongoc_client_t *client; /* the test's, NULL while it is stopped */
+} mt_test_own_db_t;
+
+/* A new data file and a server on a free port; `uri_options` (e.g.
+ * "serverSelectionTimeoutMS=1000") go into db->uri. What is left when the
+ * test ends (a server, the file) goes then, passed or failed. */
+void mt_test_own_db_open (mt_test_own_db_t *db, const char *uri_options);
+/* SIGTERM, which closes the H2 file cleanly; the server must exit 0. */
+void mt_test_own_db_stop (mt_test_own_db_t *db);
+/* Starts it again on its port, with its file. */
+void mt_test_own_db_start (mt_test_own_db_t *db);
+/* Stops it when it runs, and removes its file. */
+void mt_test_own_db_close (mt_test_own_db_t *db);
+
 /* ---- the failCommand failpoint of the test server (docs/devdb.md) ----- */
 
 /* Runs the configureFailPoint command `json` on admin with the harness's

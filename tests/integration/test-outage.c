@@ -12,100 +12,35 @@
 #include <unistd.h>
 
 
-/* The test's own database. The worker's URI has a server selection
- * timeout of 1 s (the worker keeps a URI's own), so that each try while
- * the server is away costs a second rather than five. */
-typedef struct {
-   char *file;                 /* the H2 data file, kept across restarts */
-   char port[16];              /* chosen by the first start, kept after */
-   char *uri;                  /* for the worker */
-   pid_t pid;                  /* the server, 0 while it is stopped */
-   mongoc_client_t *client;    /* the test's, NULL while it is stopped */
-} own_db_t;
-
-static own_db_t db;
-
-/* Frees the test's database and removes its file. Deferred by db_open,
- * so also what a failed test left (its server is killed after this). */
-static void
-db_forget (void)
-{
-   if (db.client) {
-      mongoc_client_destroy (db.client);
-   }
-   if (db.file) {
-      unlink (db.file);
-   }
-   bson_free (db.file);
-   bson_free (db.uri);
-   memset (&db, 0, sizeof db);
-}
+/* The test's own database (the harness's mt_test_own_db_t). The worker's
+ * URI has a server selection timeout of 1 s (the worker keeps a URI's
+ * own), so that each try while the server is away costs a second rather
+ * than five. */
+static mt_test_own_db_t db;
 
 static void
-db_forget_at_end (void *data)
+db_open (void)
 {
-   (void) data;
-   db_forget ();
+   mt_test_own_db_open (&db, "serverSelectionTimeoutMS=1000");
 }
 
 static void
 db_start (void)
 {
-   char *uri = mt_test_devdb_start (W ("--port", db.port[0] ? db.port : "0", "--data", db.file), &db.pid);
-
-   if (!db.port[0]) {
-      /* mongodb://127.0.0.1:PORT/ */
-      const char *port = strrchr (uri, ':') + 1;
-      size_t n = 0;
-
-      while (port[n] >= '0' && port[n] <= '9' && n < sizeof db.port - 1) {
-         db.port[n] = port[n];
-         n++;
-      }
-      db.port[n] = '\0';
-      ASSERT (n > 0);
-      db.uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/?serverSelectionTimeoutMS=1000", db.port);
-   }
-   bson_free (uri);
-   db.client = mongoc_client_new (db.uri);
-   ASSERT (db.client);
-   mongoc_client_set_error_api (db.client, MONGOC_ERROR_API_VERSION_2);
-}
-
-/* A new data file and a server on a free port. */
-static void
-db_open (void)
-{
-   char path[] = "/tmp/mtask-outage-XXXXXX";
-   int fd;
-
-   db_forget ();
-   mt_test_defer (db_forget_at_end, NULL);
-   fd = mkstemp (path);
-   ASSERT (fd >= 0);
-   close (fd);
-   unlink (path);
-   db.file = bson_strdup_printf ("%s.mv", path);
-   db_start ();
+   mt_test_own_db_start (&db);
 }
 
 /* The outage: SIGTERM, which closes the H2 file cleanly. */
 static void
 db_stop (void)
 {
-   mongoc_client_destroy (db.client);
-   db.client = NULL;
-   mt_test_process_stop (db.pid, 30000);
-   db.pid = 0;
+   mt_test_own_db_stop (&db);
 }
 
 static void
 db_close (void)
 {
-   if (db.pid) {
-      db_stop ();
-   }
-   db_forget ();
+   mt_test_own_db_close (&db);
 }
 
 /* mtask-worker on the test's own database, with the shipped plugins. */

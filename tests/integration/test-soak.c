@@ -27,15 +27,7 @@
 #define LEASE_MS 2000
 #define CHAOS_MS 90000 /* at most: it ends when 90 % of the tasks have finished */
 
-typedef struct {
-   char *file;              /* the H2 data file, kept across restarts */
-   char port[16];           /* chosen by the first start, kept after */
-   char *uri;               /* for the workers and the test */
-   pid_t pid;               /* the server, 0 while it is stopped */
-   mongoc_client_t *client; /* the test's, NULL while the server is stopped */
-} soak_db_t;
-
-static soak_db_t db;
+static mt_test_own_db_t db;
 
 typedef struct {
    char id[32];        /* its --pid, the same across restarts */
@@ -44,72 +36,6 @@ typedef struct {
 } soak_worker_t;
 
 static soak_worker_t workers[N_WORKERS];
-
-static void
-db_connect (void)
-{
-   db.client = mongoc_client_new (db.uri);
-   ASSERT (db.client);
-   mongoc_client_set_error_api (db.client, MONGOC_ERROR_API_VERSION_2);
-}
-
-static void
-db_start (void)
-{
-   char *uri = mt_test_devdb_start (W ("--port", db.port[0] ? db.port : "0", "--data", db.file), &db.pid);
-
-   if (!db.port[0]) {
-      const char *port = strrchr (uri, ':') + 1; /* mongodb://127.0.0.1:PORT/ */
-      size_t n = strspn (port, "0123456789");
-
-      ASSERT (n > 0 && n < sizeof db.port);
-      memcpy (db.port, port, n);
-      db.uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/?serverSelectionTimeoutMS=2000", db.port);
-   }
-   bson_free (uri);
-   db_connect ();
-}
-
-static void
-db_stop (void)
-{
-   mongoc_client_destroy (db.client);
-   db.client = NULL;
-   mt_test_process_stop (db.pid, 30000);
-   db.pid = 0;
-}
-
-static void
-db_forget (void *data)
-{
-   (void) data;
-   if (db.client) {
-      mongoc_client_destroy (db.client);
-   }
-   if (db.pid) {
-      mt_test_process_kill (db.pid);
-   }
-   if (db.file) {
-      unlink (db.file);
-   }
-   bson_free (db.file);
-   bson_free (db.uri);
-   memset (&db, 0, sizeof db);
-}
-
-static void
-db_open (void)
-{
-   char path[] = "/tmp/mtask-soak-XXXXXX";
-   int fd = mkstemp (path);
-
-   ASSERT (fd >= 0);
-   close (fd);
-   unlink (path);
-   db.file = bson_strdup_printf ("%s.mv", path);
-   mt_test_defer (db_forget, NULL);
-   db_start ();
-}
 
 /* configureFailPoint on the soak's server; fails the test on an error
  * (the server must be up). */
@@ -222,9 +148,9 @@ chaos_step (unsigned r, bool *db_restarted)
          return "failpoint off";
       }
       *db_restarted = true;
-      db_stop ();
+      mt_test_own_db_stop (&db);
       mt_test_nap_ms (1000); /* the outage itself */
-      db_start ();
+      mt_test_own_db_start (&db);
       return "database restarted";
    }
 }
@@ -306,7 +232,7 @@ test_soak (void)
 
    printf ("# seed %u (MTASK_SOAK_SEED=%u replays this run)\n", seed, seed);
    srand (seed);
-   db_open ();
+   mt_test_own_db_open (&db, "serverSelectionTimeoutMS=2000");
 
    for (int i = 0; i < N_TASKS; i++) {
       bson_t *params = BCON_NEW ("ms", BCON_INT32 (100 + rand () % 200));
@@ -418,6 +344,7 @@ test_soak (void)
       printf ("# %" PRId64 " executions; %" PRId64 " tasks ran more than once (each time under a new attempt)\n", total, reruns);
    }
    mongoc_collection_destroy (tasks);
+   mt_test_own_db_close (&db);
 }
 
 int
