@@ -83,7 +83,7 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       if (counted) {
          mt_log (&worker->ctx,
                  MT_LOG_WARNING,
-                 "task %s (%s): attempt %" PRId32 " failed, failure %" PRId32 " of %" PRId32 " allowed; FAILED",
+                 "task %s (%s): FAILED at attempt %" PRId32 ", its budget spent (%" PRId32 " of %" PRId32 " failures allowed)",
                  run->parsed.id_str,
                  run->parsed.type,
                  run->parsed.attempts,
