@@ -121,6 +121,17 @@ host_delay (mt_task_t *task, double seconds, bson_error_t *error)
    return true;
 }
 
+/* A permanent failure: set_status (FAILED) by a name that says what it
+ * is for. The failure process() returns is recorded and not retried. */
+static void
+host_fail_permanently (mt_task_t *task)
+{
+   mt_running_t *run = running (task);
+
+   run->status = MT_STATUS_FAILED;
+   run->delayed = false;
+}
+
 static void
 host_log (mt_task_t *task, mt_log_level_t level, const char *message)
 {
@@ -359,5 +370,7 @@ const mt_host_api_t mt_host_api = {
    .enqueue = host_enqueue,
    .keepalive = host_keepalive,
    .should_stop = host_should_stop,
+   /* issue 15: outcomes */
+   .fail_permanently = host_fail_permanently,
 };
 

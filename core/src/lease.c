@@ -514,7 +514,7 @@ reclaim_one (mt_context_t *ctx,
    bson_iter_t iter, id_iter;
    const bson_value_t *id;
    const char *holder = "?", *type = NULL;
-   int32_t attempts = 0, task_max = 0, max;
+   int32_t attempts = 0, task_max = 0, max, failures;
    bson_error_t why, error;
    char id_str[64] = "?";
    bool ok, taken = false;
@@ -564,6 +564,8 @@ reclaim_one (mt_context_t *ctx,
       type = bson_iter_utf8 (&iter, NULL);
    }
    max = mt_retry_max_attempts (ctx, type, task_max);
+   /* A lost run counts against the budget as a failure does. */
+   failures = mt_task_failures (task, attempts) + 1;
 
    if (own) {
       bson_set_error (&why,
@@ -584,13 +586,14 @@ reclaim_one (mt_context_t *ctx,
                       ctx->worker_id);
    }
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
-   BSON_APPEND_UTF8 (&set, "status", attempts >= max ? MT_STATUS_FAILED : MT_STATUS_CREATED);
+   BSON_APPEND_UTF8 (&set, "status", failures >= max ? MT_STATUS_FAILED : MT_STATUS_CREATED);
    BSON_APPEND_NULL (&set, "worker_pid");
    BSON_APPEND_NULL (&set, "delayed");
    BSON_APPEND_INT32 (&set, "max_attempts", max);
+   BSON_APPEND_INT32 (&set, "failures", failures);
    mt_append_error (&set, "error", &why);
    bson_append_document_end (&update, &set);
-   if (attempts >= max) {
+   if (failures >= max) {
       BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
       BSON_APPEND_BOOL (&date, "finished", true);
       bson_append_document_end (&update, &date);
@@ -613,7 +616,7 @@ reclaim_one (mt_context_t *ctx,
       if (!mt_slot_release (client, ctx->db, id, attempts, &error)) {
          mt_log (ctx, MT_LOG_WARNING, "task %s: cannot free its slot yet: %s", id_str, error.message);
       }
-      if (attempts >= max && !mt_group_task_ended_doc (client, ctx->db, task, &error)) {
+      if (failures >= max && !mt_group_task_ended_doc (client, ctx->db, task, &error)) {
          mt_log (ctx, MT_LOG_WARNING, "task %s: cannot count it in its stage yet: %s", id_str, error.message);
       }
       mt_log (ctx,
@@ -621,7 +624,7 @@ reclaim_one (mt_context_t *ctx,
               "task %s: %s; now %s",
               id_str,
               why.message,
-              attempts >= max ? "FAILED, its attempts spent" : "CREATED again");
+              failures >= max ? "FAILED, its attempts spent" : "CREATED again");
    } else if (!ok) {
       mt_log (ctx, MT_LOG_WARNING, "task %s: cannot take it back: %s", id_str, error.message);
    }

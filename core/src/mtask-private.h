@@ -73,6 +73,12 @@ void mt_append_error (bson_t *doc, const char *key, const bson_error_t *error);
 /* Appends the $push of `error` to the task's capped `errors` history. */
 void mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t attempt);
 
+/* How many of a claimed task's attempts failed before this one: its
+ * `failures` (the count the retry budget checks; a delay or a give-back
+ * is not one), or, on a document written before that field existed, its
+ * claims before this one (`attempts` - 1), as the budget counted then. */
+int32_t mt_task_failures (const bson_t *doc, int32_t attempts);
+
 /* The update that puts a claimed task back as it was before its claim
  * (CREATED, attempt not counted, no started or lease); `delayed_ms` 0 means
  * due at once. Initializes `update`. */

@@ -10,20 +10,37 @@
 #include <unistd.h>
 
 
-/* Builds the outcome update: status, finished, result, error, worker_pid;
- * a failure with attempts left goes back to CREATED after a backoff. */
-/* Returns whether the outcome ends the task (no retry, no delay). */
+/* Builds the outcome update: status, finished, result, error, worker_pid,
+ * failures. What the outcome means (docs/plugins.md, "Outcomes"):
+ * - success: FINISHED, or the status the plugin set; with delay(), back
+ *   to CREATED at `delayed`, not counted against the budget;
+ * - failure: counted in `failures`; while the budget (`max_attempts`)
+ *   lasts, back to CREATED after a backoff, or after the delay the plugin
+ *   asked for; else FAILED;
+ * - a failure with a status set (FAILED: a permanent failure; CANCELLED)
+ *   ends the task with that status and its error, no retry.
+ * settle () has already resolved the contradictions.
+ * Returns whether the outcome ends the task (no retry, no delay). */
 static bool
 outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bson_t *update)
 {
    bson_t set, date;
    const char *status;
    int32_t max = mt_retry_max_attempts (&worker->ctx, run->parsed.type, run->parsed.max_attempts);
-   bool retry = !ok && !run->status && !run->delayed && run->parsed.attempts < max;
+   int32_t failures = mt_task_failures (&run->doc, run->parsed.attempts);
+   bool counted = !ok && !run->status; /* a failure the budget counts */
+   bool retry, back;
+
+   if (counted) {
+      failures++;
+   }
+   retry = counted && failures < max;
+   back = retry || (ok && run->delayed);
 
    bson_init (update);
    BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &set);
    BSON_APPEND_NULL (&set, "worker_pid");
+   BSON_APPEND_INT32 (&set, "failures", failures);
    if (run->started_ms) {
       BSON_APPEND_DATE_TIME (&set, "started", run->started_ms);
    }
@@ -34,8 +51,8 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       mt_append_error (&set, "error", failure);
       BSON_APPEND_INT32 (&set, "max_attempts", max);
    }
-   if (run->delayed || retry) {
-      int64_t wait_ms = run->delayed ? (int64_t) (run->delay_seconds * 1000.0) : mt_retry_backoff_ms (&worker->ctx, run->parsed.attempts);
+   if (back) {
+      int64_t wait_ms = run->delayed ? (int64_t) (run->delay_seconds * 1000.0) : mt_retry_backoff_ms (&worker->ctx, failures);
 
       BSON_APPEND_UTF8 (&set, "status", MT_STATUS_CREATED);
       BSON_APPEND_DATE_TIME (&set, "delayed", mt_server_now (&worker->ctx) + wait_ms);
@@ -43,12 +60,14 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       if (retry) {
          mt_log (&worker->ctx,
                  MT_LOG_INFO,
-                 "task %s (%s): attempt %" PRId32 " of %" PRId32 " failed; retrying in %.1f s",
+                 "task %s (%s): attempt %" PRId32 " failed (failure %" PRId32 " of %" PRId32 " allowed); retrying in %.1f s%s",
                  run->parsed.id_str,
                  run->parsed.type,
                  run->parsed.attempts,
+                 failures,
                  max,
-                 (double) wait_ms / 1000.0);
+                 (double) wait_ms / 1000.0,
+                 run->delayed ? ", the delay it asked for" : "");
       }
    } else {
       status = run->status ? run->status : (ok ? MT_STATUS_FINISHED : MT_STATUS_FAILED);
@@ -61,19 +80,88 @@ outcome_update (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_erro
       BSON_APPEND_DOCUMENT_BEGIN (update, "$currentDate", &date);
       BSON_APPEND_BOOL (&date, "finished", true);
       bson_append_document_end (update, &date);
+      if (counted) {
+         mt_log (&worker->ctx,
+                 MT_LOG_WARNING,
+                 "task %s (%s): FAILED at attempt %" PRId32 ", its budget spent (%" PRId32 " of %" PRId32 " failures allowed)",
+                 run->parsed.id_str,
+                 run->parsed.type,
+                 run->parsed.attempts,
+                 failures,
+                 max);
+      }
    }
    /* The hold ends: its claim token goes with it, and when the task ends
     * its unique_key is free for the next enqueue. */
    BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &date);
    BSON_APPEND_UTF8 (&date, "claim", "");
-   if (!(run->delayed || retry) && run->parsed.unique_key) {
+   if (!back && run->parsed.unique_key) {
       BSON_APPEND_UTF8 (&date, MT_UNIQUE_HELD_FIELD, "");
+   }
+   if (ok && !back) {
+      /* An ended success carries no error (one of an earlier attempt
+       * stays in `errors`). */
+      BSON_APPEND_UTF8 (&date, "error", "");
    }
    bson_append_document_end (update, &date);
    if (!ok) {
       mt_append_error_history (update, failure, run->parsed.attempts);
    }
-   return !(run->delayed || retry);
+   return !back;
+}
+
+/* Resolves what process() said against itself, before the outcome, and
+ * warns where that is likely a mistake (docs/plugins.md, "Outcomes"):
+ * - set_status (FAILED) (or fail_permanently) and success: FAILED for
+ *   good, with an error saying the plugin gave none;
+ * - set_status (FINISHED) and failure: the failure wins (a failure is
+ *   never dropped), counted and retried as any other;
+ * - success with `error` filled in: success; the error is not recorded;
+ * - delay () and failure: a failure, counted; the delay is its retry's
+ *   wait (said at info level: it is a way to choose that wait). */
+static void
+settle (mt_worker_t *worker, mt_running_t *run, bool *ok, bson_error_t *failure)
+{
+   const char *id = run->parsed.id_str, *type = run->parsed.type;
+
+   if (*ok && run->status && !strcmp (run->status, MT_STATUS_FAILED)) {
+      mt_log (&worker->ctx,
+              MT_LOG_WARNING,
+              "task %s (%s): process() set status FAILED but returned success; the task ends FAILED for good, "
+              "with no error of its own: return false with the error set to say why",
+              id,
+              type);
+      bson_set_error (failure,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_FAILED,
+                      "the plugin set status FAILED and returned success, without saying why");
+      *ok = false;
+   } else if (!*ok && run->status && !strcmp (run->status, MT_STATUS_FINISHED)) {
+      mt_log (&worker->ctx,
+              MT_LOG_WARNING,
+              "task %s (%s): process() set status FINISHED but returned failure (%s); the failure wins: it is "
+              "counted and retried as any other. Return true to finish",
+              id,
+              type,
+              failure->message);
+      run->status = NULL;
+   } else if (*ok && (failure->domain != 0 || failure->code != 0 || failure->message[0])) {
+      mt_log (&worker->ctx,
+              MT_LOG_WARNING,
+              "task %s (%s): process() returned success with its error filled in (%s); the task succeeds and the "
+              "error is not recorded: return false to fail, or clear the error after a failure you recovered from",
+              id,
+              type,
+              failure->message);
+   } else if (!*ok && run->delayed) {
+      mt_log (&worker->ctx,
+              MT_LOG_INFO,
+              "task %s (%s): process() asked for a delay of %g s and returned failure: a failure, counted against "
+              "its budget, retried after that delay while the budget lasts",
+              id,
+              type,
+              run->delay_seconds);
+   }
 }
 
 /* How an outcome write ended. */
@@ -435,9 +523,14 @@ static void
 finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *failure, bool child_died)
 {
    bson_t update;
-   bool ended = outcome_update (worker, run, ok, failure, &update);
-   bson_error_t refused;
-   outcome_t written = write_outcome (worker, run, &update, &refused);
+   bson_error_t settled = *failure, refused;
+   outcome_t written;
+   bool ended;
+
+   settle (worker, run, &ok, &settled);
+   failure = &settled;
+   ended = outcome_update (worker, run, ok, failure, &update);
+   written = write_outcome (worker, run, &update, &refused);
 
    if (written == OUTCOME_REFUSED) {
       /* The server refuses this outcome for good (a result it cannot

@@ -101,7 +101,7 @@ time_out_holder (mt_context_t *ctx, mongoc_client_t *client, const bson_t *holde
    }
    ok = mt_find_one (tasks, &filter, NULL, &task, &found, error);
    if (ok && found) {
-      int32_t task_max = 0;
+      int32_t task_max = 0, failures;
       bson_t update = BSON_INITIALIZER, set, date, unset;
 
       if (bson_iter_init_find (&iter, &task, "max_attempts") && BSON_ITER_HOLDS_NUMBER (&iter)) {
@@ -111,22 +111,24 @@ time_out_holder (mt_context_t *ctx, mongoc_client_t *client, const bson_t *holde
          type = bson_iter_utf8 (&iter, NULL);
       }
       max = mt_retry_max_attempts (ctx, type, task_max);
+      failures = mt_task_failures (&task, attempt) + 1; /* a timeout counts as a failure */
       bson_set_error (&why,
                       MT_ERROR_TASK,
                       MT_TASK_ERROR_TIMEOUT,
                       "timed out: no keepalive for %g s, its pool's timeout; its slot was taken back",
                       timeout);
       BSON_APPEND_DOCUMENT_BEGIN (&update, "$set", &set);
-      BSON_APPEND_UTF8 (&set, "status", attempt >= max ? MT_STATUS_FAILED : MT_STATUS_CREATED);
+      BSON_APPEND_UTF8 (&set, "status", failures >= max ? MT_STATUS_FAILED : MT_STATUS_CREATED);
       BSON_APPEND_NULL (&set, "worker_pid");
       BSON_APPEND_INT32 (&set, "max_attempts", max);
+      BSON_APPEND_INT32 (&set, "failures", failures);
       mt_append_error (&set, "error", &why);
       bson_append_document_end (&update, &set);
       /* The hold ends: no claim token outlives it. */
       BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &unset);
       BSON_APPEND_UTF8 (&unset, "claim", "");
       bson_append_document_end (&update, &unset);
-      if (attempt >= max) {
+      if (failures >= max) {
          BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
          BSON_APPEND_BOOL (&date, "finished", true);
          bson_append_document_end (&update, &date);
@@ -134,7 +136,7 @@ time_out_holder (mt_context_t *ctx, mongoc_client_t *client, const bson_t *holde
       mt_append_error_history (&update, &why, attempt);
       ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, NULL, error);
       bson_destroy (&update);
-      if (ok && attempt >= max) {
+      if (ok && failures >= max) {
          ok = mt_group_task_ended_doc (client, ctx->db, &task, error);
       }
    }

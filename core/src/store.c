@@ -105,6 +105,11 @@ claim_update (bson_t *update, const char *worker_id, const char *token)
    bson_append_document_end (update, &child);
    BSON_APPEND_DOCUMENT_BEGIN (update, "$unset", &child);
    BSON_APPEND_UTF8 (&child, "slot", ""); /* a slot of an earlier attempt */
+   /* A claim starts clean: what an earlier attempt left (its `errors`
+    * history stays) does not pass for this one's. */
+   BSON_APPEND_UTF8 (&child, "result", "");
+   BSON_APPEND_UTF8 (&child, "error", "");
+   BSON_APPEND_UTF8 (&child, "status_message", "");
    if (!token) {
       BSON_APPEND_UTF8 (&child, "claim", "");
    }

@@ -452,6 +452,17 @@ mt_append_error_history (bson_t *update, const bson_error_t *error, int32_t atte
    bson_append_document_end (update, &push);
 }
 
+int32_t
+mt_task_failures (const bson_t *doc, int32_t attempts)
+{
+   bson_iter_t iter;
+
+   if (bson_iter_init_find (&iter, doc, "failures") && BSON_ITER_HOLDS_NUMBER (&iter)) {
+      return (int32_t) BSON_MAX (0, BSON_MIN (bson_iter_as_int64 (&iter), INT32_MAX));
+   }
+   return BSON_MAX (0, attempts - 1);
+}
+
 void
 mt_give_back_update (bson_t *update, int64_t delayed_ms)
 {

@@ -156,7 +156,29 @@ struct _mt_host_api_t {
 
    /* Outcome, written when process() returns: `result`, and a status that
     * wins over the default (FINISHED on success, FAILED on error). Allowed:
-    * FINISHED, FAILED, CANCELLED. set_result refuses (MT_PLUGIN_ERROR_API,
+    * FINISHED, FAILED, CANCELLED. Of set_status, delay and
+    * fail_permanently, the last call wins. What each combination with
+    * process()'s return means (docs/plugins.md, "Outcomes"):
+    *   return true                      FINISHED
+    *   return false                     a failure: counted in `failures`;
+    *                                    retried after a backoff while
+    *                                    fewer than max_attempts failed,
+    *                                    else FAILED
+    *   delay (s), return true           CREATED again at now + s; not a
+    *                                    failure, not counted
+    *   delay (s), return false          a failure, counted as above; the
+    *                                    retry waits s instead of the backoff
+    *   fail_permanently, return false   FAILED now, with the error; no retry
+    *   set_status (FAILED), false       the same
+    *   set_status (CANCELLED), either   CANCELLED (with the error, if false)
+    *   set_status (FAILED), true        FAILED, no retry, with an error saying
+    *                                    the plugin gave none; logs a warning
+    *   set_status (FINISHED), false     the failure wins (counted, retried);
+    *                                    logs a warning
+    *   true with `error` filled in      success; the error is not recorded;
+    *                                    logs a warning
+    * Each claim starts clean: `result`, `error` and `status_message` of an
+    * earlier attempt are gone (its error stays in `errors`). set_result refuses (MT_PLUGIN_ERROR_API,
     * naming the key or the size) a result MongoDB could not store: a key,
     * at any depth, that starts with '$' or contains '.', or a size that
     * would take the task's document past 16 MiB (64 KiB kept for the rest
@@ -167,8 +189,11 @@ struct _mt_host_api_t {
    /* Written to the task document at once, for whoever is watching. */
    bool (*set_status_message) (mt_task_t *task, const char *message, bson_error_t *error);
 
-   /* Not now: when process() returns, the task goes back to CREATED with
-    * `delayed` = now + seconds (seed 001's _set_delay). Not a failure. */
+   /* Not now: when process() returns true, the task goes back to CREATED
+    * with `delayed` = now + seconds (seed 001's _set_delay). Not a
+    * failure: it does not count against max_attempts (`attempts`, the
+    * claims, still counts it). When process() returns false the failure
+    * wins: it counts, and the delay is its retry's wait. */
    bool (*delay) (mt_task_t *task, double seconds, bson_error_t *error);
 
    /* A line in the worker's log, tagged with the task. mt_task_log formats
@@ -222,6 +247,15 @@ struct _mt_host_api_t {
     * and whether the task has been stopped or timed out. */
    bool (*keepalive) (mt_task_t *task, bson_error_t *error);
    bool (*should_stop) (mt_task_t *task);
+
+   /* ---- issue 15: outcomes ---- */
+
+   /* A permanent failure (bad input, say): when process() returns false,
+    * the task ends FAILED with that error at once, its remaining attempts
+    * unspent. The same as set_status (FAILED); test MT_HOST_HAS
+    * (host, fail_permanently) or use mt_task_fail_permanently (), which
+    * falls back to set_status on an older host. */
+   void (*fail_permanently) (mt_task_t *task);
 };
 
 /* True when the host's table includes `member` (for entries added later). */
@@ -461,6 +495,21 @@ static inline bool
 mt_task_should_stop (mt_task_t *task)
 {
    return task->host->should_stop (task);
+}
+
+/* Marks the failure process() is about to return as permanent: no retry.
+ * Returns false, so that a plugin can write
+ *   bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "no 'width'");
+ *   return mt_task_fail_permanently (task); */
+static inline bool
+mt_task_fail_permanently (mt_task_t *task)
+{
+   if (MT_HOST_HAS (task->host, fail_permanently)) {
+      task->host->fail_permanently (task);
+   } else {
+      task->host->set_status (task, MT_STATUS_FAILED, NULL);
+   }
+   return false;
 }
 
 /* A line in the worker's log; the formatted message is cut at

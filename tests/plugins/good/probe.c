@@ -17,8 +17,19 @@
  *                          the task runs (mt_test_gate); fails after
  *                          gate_ms (default 120000) without it
  *   unlock: [accounts]     unlock_accounts (after sleep_ms); result.held_after_unlock
+ *   permanent: true        mt_task_fail_permanently before `fail`
+ *   fill_error: "..."      on success, return true with the error filled
+ *                          in with this message all the same
+ *   script: [steps]        instead of all the above, the step of attempt N
+ *                          is script[N-1] (the last one repeats): "delay"
+ *                          (delay 0 s, return true), "fail" (set result
+ *                          {failed_attempt: N} and status_message
+ *                          "failing at attempt N", return false), "gate"
+ *                          (wait at `gate`, return true) or "ok" (return
+ *                          true, setting nothing)
  * Steps run in this order: lock, scoped, sleep_ms, gate, unlock,
- * status_message, result, echo_info, status, delay, fail.
+ * status_message, result, echo_info, status, delay, permanent, fail,
+ * fill_error.
  * It keeps a state from init to check that init, process and fini see the
  * same pointer. */
 #include <mtask/plugin.h>
@@ -129,6 +140,66 @@ in_scope (mt_task_t *task, void *data, bson_error_t *error)
    return true;
 }
 
+/* Waits at params.gate, when there is one. */
+static bool
+wait_at_gate (mt_task_t *task, const bson_t *params, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (bson_iter_init_find (&iter, params, "gate") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+      const char *gate = bson_iter_utf8 (&iter, NULL);
+      int64_t max_ms = 120000;
+
+      if (bson_iter_init_find (&iter, params, "gate_ms") && BSON_ITER_HOLDS_NUMBER (&iter)) {
+         max_ms = bson_iter_as_int64 (&iter);
+      }
+      mt_task_log (task, MT_LOG_INFO, "probe waits at gate %s", gate);
+      for (int64_t waited = 0; access (gate, F_OK) != 0; waited += 10) {
+         struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
+
+         if (waited >= max_ms) {
+            bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "probe: gate %s was not opened within %" PRId64 " ms", gate, max_ms);
+            return false;
+         }
+         nanosleep (&ts, NULL);
+      }
+   }
+   return true;
+}
+
+/* The step of the `script` for this attempt. */
+static bool
+run_script (mt_task_t *task, const char **script, size_t n, bson_error_t *error)
+{
+   int32_t attempt = mt_task_attempt (task);
+   const char *step = script[(size_t) attempt <= n ? (size_t) attempt - 1 : n - 1];
+   char message[64];
+   bson_t *result;
+   bool ok;
+
+   mt_task_log (task, MT_LOG_INFO, "probe script: attempt %d: %s", (int) attempt, step);
+   if (!strcmp (step, "delay")) {
+      return mt_task_delay (task, 0, error);
+   }
+   if (!strcmp (step, "gate")) {
+      return wait_at_gate (task, mt_task_params (task), error);
+   }
+   if (strcmp (step, "fail")) {
+      return true;
+   }
+   bson_snprintf (message, sizeof message, "failing at attempt %d", (int) attempt);
+   if (!mt_task_set_status_message (task, message, error)) {
+      return false;
+   }
+   result = BCON_NEW ("failed_attempt", BCON_INT32 (attempt));
+   ok = mt_task_set_result (task, result, error);
+   bson_destroy (result);
+   if (ok) {
+      bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "scripted failure at attempt %d", (int) attempt);
+   }
+   return false;
+}
+
 static bool
 probe_process (mt_task_t *task, void *state, bson_error_t *error)
 {
@@ -142,6 +213,11 @@ probe_process (mt_task_t *task, void *state, bson_error_t *error)
 
    if (s->magic != 0x9e0be || s->host != task->host) {
       bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "probe: state lost between init and process");
+      goto done;
+   }
+   if ((list = strings (params, "script", &n))) {
+      ok = n > 0 ? run_script (task, list, n, error) : true;
+      bson_free (list);
       goto done;
    }
    if ((list = strings (params, "lock", &n))) {
@@ -169,23 +245,8 @@ probe_process (mt_task_t *task, void *state, bson_error_t *error)
       struct timespec ts = {.tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000L};
       nanosleep (&ts, NULL);
    }
-   if (bson_iter_init_find (&iter, params, "gate") && BSON_ITER_HOLDS_UTF8 (&iter)) {
-      const char *gate = bson_iter_utf8 (&iter, NULL);
-      int64_t max_ms = 120000;
-
-      if (bson_iter_init_find (&iter, params, "gate_ms") && BSON_ITER_HOLDS_NUMBER (&iter)) {
-         max_ms = bson_iter_as_int64 (&iter);
-      }
-      mt_task_log (task, MT_LOG_INFO, "probe waits at gate %s", gate);
-      for (int64_t waited = 0; access (gate, F_OK) != 0; waited += 10) {
-         struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
-
-         if (waited >= max_ms) {
-            bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "probe: gate %s was not opened within %" PRId64 " ms", gate, max_ms);
-            goto done;
-         }
-         nanosleep (&ts, NULL);
-      }
+   if (!wait_at_gate (task, params, error)) {
+      goto done;
    }
    if ((list = strings (params, "unlock", &n))) {
       bool unlocked = mt_task_unlock_accounts (task, list, n, error);
@@ -231,9 +292,15 @@ probe_process (mt_task_t *task, void *state, bson_error_t *error)
       }
    }
    mt_task_log (task, MT_LOG_INFO, "probe ran attempt %d", (int) mt_task_attempt (task));
+   if (bson_iter_init_find (&iter, params, "permanent") && bson_iter_as_bool (&iter)) {
+      mt_task_fail_permanently (task);
+   }
    if (bson_iter_init_find (&iter, params, "fail") && BSON_ITER_HOLDS_UTF8 (&iter)) {
       bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "%s", bson_iter_utf8 (&iter, NULL));
       goto done;
+   }
+   if (bson_iter_init_find (&iter, params, "fill_error") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+      bson_set_error (error, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "%s", bson_iter_utf8 (&iter, NULL));
    }
    ok = true;
 
