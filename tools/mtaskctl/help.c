@@ -65,7 +65,7 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "                         --run-at 2026-11-23T10:00:00Z\n"
                "  --priority N         higher runs first; may be negative (default: 0)\n"
                "                         --priority 10\n"
-               "  --max-attempts N     the retry budget: claims before it stays FAILED\n"
+               "  --max-attempts N     the retry budget: failures before it stays FAILED\n"
                "                         --max-attempts 3\n"
                "\n"
                "Repeating (each run, when it ends, creates the next one; 'schedules' lists them):\n"
