@@ -196,7 +196,8 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
       }
    }
 
-   worker->plugins = mt_plugin_set_new (&mt_host_api);
+   worker->host = mt_host_new (worker);
+   worker->plugins = mt_plugin_set_new (&worker->host->api);
    for (size_t i = 0; config->builtin_plugins && config->builtin_plugins[i]; i++) {
       if (!mt_plugin_set_add_builtin (worker->plugins, config->builtin_plugins[i], error)) {
          goto fail;
@@ -300,6 +301,7 @@ mt_worker_destroy (mt_worker_t *worker)
    }
    bson_free (worker->slots);
    mt_plugin_set_destroy (worker->plugins);
+   mt_host_destroy (worker->host); /* after fini, which may log through it */
    if (worker->pool) {
       mongoc_client_pool_destroy (worker->pool);
    }
