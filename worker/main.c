@@ -230,6 +230,10 @@ main (int argc, char **argv)
 #ifdef MT_COVERAGE
    coverage_on_crash ();
 #endif
+   if (cli.isolate == MT_ISOLATE_NONE) {
+      /* A plugin's crash takes the process: say which task did it. */
+      mt_worker_catch_crashes (the_worker, cli.log_format == MT_LOG_FORMAT_JSON);
+   }
 
    if (!mt_worker_run (the_worker, &error)) {
       fprintf (stderr, "mtask-worker: %s\n", error.message);

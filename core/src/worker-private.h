@@ -72,6 +72,11 @@ struct _mt_worker_t {
    bool replace; /* start in place of a live worker with this id */
 
    struct _mt_host_t *host; /* the host table its plugins get (host.c) */
+
+   /* Crash notes (crash.c), without isolation. */
+   bool catch_crashes;
+   bool crash_json;
+   int crash_fd; /* the note file from mt_worker_run on, or -1 */
 };
 
 /* The running task behind the plugin's mt_task_t. */

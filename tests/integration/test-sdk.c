@@ -253,6 +253,92 @@ test_init_logs_json (void)
    bson_free (expected);
 }
 
+/* ---- a crash without isolation ----------------------------------------- */
+
+static char state_dir[64];
+
+static void
+remove_state_dir (void *data)
+{
+   char path[256];
+
+   (void) data;
+   bson_snprintf (path, sizeof path, "rm -rf '%s'", state_dir);
+   ASSERT (system (path) == 0);
+   unsetenv ("MTASK_STATE_DIR");
+}
+
+/* A directory of this test's own for the workers' crash notes. */
+static void
+use_state_dir (void)
+{
+   bson_strncpy (state_dir, "/tmp/mt-sdk-state-XXXXXX", sizeof state_dir);
+   ASSERT (mkdtemp (state_dir));
+   setenv ("MTASK_STATE_DIR", state_dir, 1);
+   mt_test_defer (remove_state_dir, NULL);
+}
+
+static void
+test_thread_crash_named (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "crash", NULL, "{'max_attempts': 1}");
+   char id_hex[25], *needle, *note_path;
+   pid_t pid;
+   bson_t *doc;
+   struct stat st;
+
+   bson_oid_to_string (&id, id_hex);
+   use_state_dir ();
+   /* Without --isolate: the crash takes the worker, which says why. */
+   pid = mt_test_worker_crashing (W ("--queues", "q", "--pid", "CRASHY/1", "--log-format", "json"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 128 + SIGSEGV);
+   needle = bson_strdup_printf ("the worker crashed with signal 11 (SIGSEGV) while running task %s of type 'crash' "
+                                "(attempt 1) on this thread",
+                                id_hex);
+   /* Every line JSON, the crash's among them, as an error. */
+   if (json_lines_with (pid, needle, "error") != 1) {
+      mt_test_print_output (pid, 20);
+      ASSERT (!"the crash is named once in the log");
+   }
+   bson_free (needle);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "WORK_IN_PROGRESS");
+   bson_destroy (doc);
+   note_path = bson_strdup_printf ("%s/mtask-crash-%s-CRASHY%%2F1", state_dir, mt_test_db ());
+   ASSERT (stat (note_path, &st) == 0 && st.st_size > 0);
+
+   /* Restarted under its id (as systemd would): the take-back says it. */
+   pid = mt_test_worker_once (W ("--queues", "q", "--pid", "CRASHY/1"), 60000);
+   doc = mt_test_task (&id);
+   ASSERT_CMPSTR (mt_test_str (doc, "status"), "FAILED");
+   ASSERT_CMPINT (mt_test_int (doc, "error.code"), ==, MT_TASK_ERROR_CRASHED);
+   ASSERT_CONTAINS (mt_test_str (doc, "error.message"), "the worker crashed while running it (signal 11, SIGSEGV)");
+   ASSERT_CONTAINS (mt_test_str (doc, "errors.0.message"), "the worker crashed while running it (signal 11, SIGSEGV)");
+   bson_destroy (doc);
+   /* A clean stop leaves no note behind. */
+   ASSERT (stat (note_path, &st) != 0);
+   bson_free (note_path);
+}
+
+static void
+test_thread_crash_text_log (void)
+{
+   bson_oid_t id = mt_test_enqueue ("q", "crash", NULL, "{'max_attempts': 1}");
+   char id_hex[25], *needle;
+   pid_t pid;
+
+   bson_oid_to_string (&id, id_hex);
+   use_state_dir ();
+   pid = mt_test_worker_crashing (W ("--queues", "q", "--pid", "CRASHY-T"));
+   ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 30000)), ==, 128 + SIGSEGV);
+   needle = bson_strdup_printf (" error   the worker crashed with signal 11 (SIGSEGV) while running task %s of type 'crash'", id_hex);
+   if (!mt_test_output_contains (pid, needle)) {
+      mt_test_print_output (pid, 20);
+      ASSERT (!"the crash is named in the text log");
+   }
+   bson_free (needle);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -262,5 +348,7 @@ main (int argc, char **argv)
    mt_test_add ("/sdk/param/doc_array", test_param_doc_array);
    mt_test_add ("/sdk/param/in_worker", test_params_in_worker);
    mt_test_add ("/sdk/log/init_fini_json", test_init_logs_json);
+   mt_test_add ("/sdk/crash/thread_named_json", test_thread_crash_named);
+   mt_test_add ("/sdk/crash/thread_named_text", test_thread_crash_text_log);
    return mt_test_main (argc, argv);
 }
