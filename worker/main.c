@@ -212,6 +212,10 @@ main (int argc, char **argv)
    config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;
    config.log_data = log_worker_id;
 
+   if (cli.worker_id) {
+      /* Plugins may log from init, inside mt_worker_new: under this id. */
+      bson_strncpy (log_worker_id, cli.worker_id, sizeof log_worker_id);
+   }
    the_worker = mt_worker_new (&config, &error);
    if (!the_worker) {
       fprintf (stderr, "mtask-worker: %s\n", error.message);

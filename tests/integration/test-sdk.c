@@ -210,9 +210,10 @@ test_params_in_worker (void)
 }
 
 /* Every line of the worker's output is a JSON object of its log; returns
- * how many lines had a `msg` containing `needle`, and checks the level. */
+ * how many lines had a `msg` containing `needle`, and checks their level
+ * and worker id. */
 static int
-json_lines_with (pid_t pid, const char *needle, const char *level)
+json_lines_with (pid_t pid, const char *worker, const char *needle, const char *level)
 {
    char *out = mt_test_output (pid), *line, *save = NULL;
    int found = 0;
@@ -228,6 +229,7 @@ json_lines_with (pid_t pid, const char *needle, const char *level)
       ASSERT (mt_test_str (doc, "ts") && mt_test_str (doc, "level") && mt_test_str (doc, "msg"));
       if (strstr (mt_test_str (doc, "msg"), needle)) {
          found++;
+         ASSERT_CMPSTR (mt_test_str (doc, "worker"), worker);
          if (level) {
             ASSERT_CMPSTR (mt_test_str (doc, "level"), level);
          }
@@ -247,9 +249,9 @@ test_init_logs_json (void)
 
    ASSERT (mt_test_status_is (&id, "FINISHED"));
    /* Valid JSON, the message whole (quotes and backslash), at its level. */
-   ASSERT_CMPINT (json_lines_with (pid, expected, "info"), ==, 1);
-   ASSERT_CMPINT (json_lines_with (pid, "sdkprobe fini: \"bye\"", "info"), ==, 1);
-   ASSERT_CMPINT (json_lines_with (pid, "sdkprobe process: through task->host, width 3", "info"), ==, 1);
+   ASSERT_CMPINT (json_lines_with (pid, "SDK-J", expected, "info"), ==, 1);
+   ASSERT_CMPINT (json_lines_with (pid, "SDK-J", "sdkprobe fini: \"bye\"", "info"), ==, 1);
+   ASSERT_CMPINT (json_lines_with (pid, "SDK-J", "sdkprobe process: through task->host, width 3", "info"), ==, 1);
    bson_free (expected);
 }
 
@@ -296,7 +298,7 @@ test_thread_crash_named (void)
                                 "(attempt 1) on this thread",
                                 id_hex);
    /* Every line JSON, the crash's among them, as an error. */
-   if (json_lines_with (pid, needle, "error") != 1) {
+   if (json_lines_with (pid, "CRASHY/1", needle, "error") != 1) {
       mt_test_print_output (pid, 20);
       ASSERT (!"the crash is named once in the log");
    }
