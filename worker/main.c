@@ -212,6 +212,10 @@ main (int argc, char **argv)
    config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;
    config.log_data = log_worker_id;
 
+   if (cli.worker_id) {
+      /* Plugins may log from init, inside mt_worker_new: under this id. */
+      bson_strncpy (log_worker_id, cli.worker_id, sizeof log_worker_id);
+   }
    the_worker = mt_worker_new (&config, &error);
    if (!the_worker) {
       fprintf (stderr, "mtask-worker: %s\n", error.message);
@@ -230,6 +234,10 @@ main (int argc, char **argv)
 #ifdef MT_COVERAGE
    coverage_on_crash ();
 #endif
+   if (cli.isolate == MT_ISOLATE_NONE) {
+      /* A plugin's crash takes the process: say which task did it. */
+      mt_worker_catch_crashes (the_worker, cli.log_format == MT_LOG_FORMAT_JSON);
+   }
 
    if (!mt_worker_run (the_worker, &error)) {
       fprintf (stderr, "mtask-worker: %s\n", error.message);

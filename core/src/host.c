@@ -3,6 +3,7 @@
  * the thread (or child process) running that task. */
 #include "worker-private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,7 +371,68 @@ const mt_host_api_t mt_host_api = {
    .enqueue = host_enqueue,
    .keepalive = host_keepalive,
    .should_stop = host_should_stop,
-   /* issue 15: outcomes */
+   /* failing for good */
    .fail_permanently = host_fail_permanently,
 };
 
+
+/* ---- the worker's own host table, for init and fini ------------------
+ *
+ * init, fini and a plugin's own threads have no task: they reach the
+ * worker through the host table init received. Each worker hands out a
+ * copy of mt_host_api that carries the worker after it, so those calls
+ * know whose log and connection they mean. */
+
+static mt_worker_t *
+host_worker (const mt_host_api_t *host)
+{
+   /* The shared table carries no worker; a worker's own copy does. */
+   return host && host != &mt_host_api ? ((const mt_host_t *) host)->worker : NULL;
+}
+
+static void
+host_log_global (const mt_host_api_t *host, mt_log_level_t level, const char *message)
+{
+   mt_worker_t *worker = host_worker (host);
+
+   if (worker) {
+      mt_log (&worker->ctx, level, "%s", message ? message : "(null)");
+   } else {
+      fprintf (stderr, "%s\n", message ? message : "(null)");
+   }
+}
+
+static const char *
+host_global_uri (const mt_host_api_t *host)
+{
+   mt_worker_t *worker = host_worker (host);
+
+   return worker && worker->uri ? mongoc_uri_get_string (worker->uri) : NULL;
+}
+
+static const char *
+host_global_db_name (const mt_host_api_t *host)
+{
+   mt_worker_t *worker = host_worker (host);
+
+   return worker ? worker->ctx.db : NULL;
+}
+
+mt_host_t *
+mt_host_new (mt_worker_t *worker)
+{
+   mt_host_t *host = bson_malloc0 (sizeof *host);
+
+   host->api = mt_host_api;
+   host->api.log_global = host_log_global;
+   host->api.global_uri = host_global_uri;
+   host->api.global_db_name = host_global_db_name;
+   host->worker = worker;
+   return host;
+}
+
+void
+mt_host_destroy (mt_host_t *host)
+{
+   bson_free (host);
+}

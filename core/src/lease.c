@@ -16,6 +16,7 @@
  *   however many workers look. Their account locks go with them.
  * Every time compared on the server is a server time. The worker's
  * heartbeat thread (heartbeat.c) calls these. */
+#include "crash.h"
 #include "mtask-private.h"
 
 #include <errno.h>
@@ -518,6 +519,7 @@ reclaim_one (mt_context_t *ctx,
    bson_error_t why, error;
    char id_str[64] = "?";
    bool ok, taken = false;
+   int signo = 0;
 
    /* `id` points into its iterator: one of its own, as `iter` moves on. */
    if (!bson_iter_init_find (&id_iter, task, "_id")) {
@@ -567,7 +569,18 @@ reclaim_one (mt_context_t *ctx,
    /* A lost run counts against the budget as a failure does. */
    failures = mt_task_failures (task, attempts) + 1;
 
-   if (own) {
+   if (own && mt_crash_note_find (ctx->db, ctx->worker_id, id_str, attempts, &signo)) {
+      /* The worker died of a signal running it (crash.c left the note). */
+      bson_set_error (&why,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_CRASHED,
+                      "the worker crashed while running it (signal %d, %s): worker '%s' died during attempt %" PRId32
+                      " and was restarted; taken back",
+                      signo,
+                      mt_crash_signal_name (signo),
+                      holder,
+                      attempts);
+   } else if (own) {
       bson_set_error (&why,
                       MT_ERROR_TASK,
                       MT_TASK_ERROR_WORKER_LOST,

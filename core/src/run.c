@@ -685,7 +685,7 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
    bson_error_t failure = {0};
 
    memset (&run, 0, sizeof run);
-   run.base.host = &mt_host_api;
+   run.base.host = &worker->host->api;
    run.worker = worker;
    run.client = client;
    run.tasks = tasks;

@@ -70,6 +70,13 @@ struct _mt_worker_t {
    bool upkeep_running;
 
    bool replace; /* start in place of a live worker with this id */
+
+   struct _mt_host_t *host; /* the host table its plugins get (host.c) */
+
+   /* Crash notes (crash.c), without isolation. */
+   bool catch_crashes;
+   bool crash_json;
+   int crash_fd; /* the note file from mt_worker_run on, or -1 */
 };
 
 /* The running task behind the plugin's mt_task_t. */
@@ -96,6 +103,17 @@ typedef struct _mt_running_t {
 } mt_running_t;
 
 extern const mt_host_api_t mt_host_api;
+
+/* A worker's own host table: mt_host_api with the calls that need no task
+ * (log_global, global_uri, global_db_name), and the worker they act for.
+ * Handed to init and set on every task's handle. */
+typedef struct _mt_host_t {
+   mt_host_api_t api; /* first: plugins get &host->api */
+   mt_worker_t *worker;
+} mt_host_t;
+
+mt_host_t *mt_host_new (mt_worker_t *worker);
+void mt_host_destroy (mt_host_t *host);
 
 /* ---- the run of one task (run.c, host.c) -------------------------------- */
 

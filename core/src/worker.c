@@ -4,6 +4,7 @@
  * findAndModify, runs process() and writes the outcome, fenced on the claim
  * it made. The thread that calls mt_worker_run() waits on a pipe: stop
  * requests (from signal handlers too) and the end of `once` arrive there. */
+#include "crash.h"
 #include "worker-private.h"
 
 #include <errno.h>
@@ -144,6 +145,7 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
 
    worker = bson_malloc0 (sizeof *worker);
    worker->wake_pipe[0] = worker->wake_pipe[1] = -1;
+   worker->crash_fd = -1;
    mt_context_init (&worker->ctx);
    bson_init (&worker->queues_array);
    bson_init (&worker->types_array);
@@ -196,7 +198,8 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
       }
    }
 
-   worker->plugins = mt_plugin_set_new (&mt_host_api);
+   worker->host = mt_host_new (worker);
+   worker->plugins = mt_plugin_set_new (&worker->host->api);
    for (size_t i = 0; config->builtin_plugins && config->builtin_plugins[i]; i++) {
       if (!mt_plugin_set_add_builtin (worker->plugins, config->builtin_plugins[i], error)) {
          goto fail;
@@ -275,6 +278,13 @@ mt_worker_types (const mt_worker_t *worker)
 }
 
 void
+mt_worker_catch_crashes (mt_worker_t *worker, bool json)
+{
+   worker->catch_crashes = true;
+   worker->crash_json = json;
+}
+
+void
 mt_worker_stop (mt_worker_t *worker)
 {
    /* Only write(2): async-signal-safe. */
@@ -302,6 +312,8 @@ mt_worker_destroy (mt_worker_t *worker)
    }
    bson_free (worker->slots);
    mt_plugin_set_destroy (worker->plugins);
+   mt_host_destroy (worker->host); /* after fini, which may log through it */
+   mt_crash_disarm (worker->crash_fd, worker->ctx.db, worker->ctx.worker_id);
    if (worker->pool) {
       mongoc_client_pool_destroy (worker->pool);
    }
@@ -490,6 +502,36 @@ take_ahead (mt_worker_t *worker, int slot, const bson_t *doc)
    return found;
 }
 
+/* mt_run_task, with what runs described for a crash (crash.c). */
+static void
+run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead)
+{
+   mt_crash_thread_t *crash = NULL;
+   bson_iter_t iter;
+   char id[25] = "?";
+   const char *type = "?";
+   int32_t attempt = 0;
+
+   if (worker->catch_crashes && worker->isolate == MT_ISOLATE_NONE) {
+      if (bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
+         bson_oid_to_string (bson_iter_oid (&iter), id);
+      }
+      if (bson_iter_init_find (&iter, doc, "type") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+         type = bson_iter_utf8 (&iter, NULL);
+      }
+      if (bson_iter_init_find (&iter, doc, "attempts") && BSON_ITER_HOLDS_NUMBER (&iter)) {
+         attempt = (int32_t) bson_iter_as_int64 (&iter);
+      }
+      crash = bson_malloc0 (sizeof *crash);
+      mt_crash_task_begin (crash, worker->crash_fd, worker->ctx.worker_id, worker->crash_json, id, type, attempt);
+   }
+   mt_run_task (worker, slot, client, tasks, doc, ahead); /* steals doc */
+   if (crash) {
+      mt_crash_task_end ();
+      bson_free (crash);
+   }
+}
+
 static void *
 thread_main (void *data)
 {
@@ -518,7 +560,7 @@ thread_main (void *data)
 
          if (take_ahead (worker, slot, next)) {
             bson_copy_to (next, &doc);
-            mt_run_task (worker, slot, client, tasks, &doc, next_ahead > 1);
+            run_task (worker, slot, client, tasks, &doc, next_ahead > 1);
          }
          bson_destroy (next);
          continue;
@@ -635,7 +677,7 @@ thread_main (void *data)
          if (n_ahead > 0) {
             bson_destroy (&doc); /* the batch is in `ahead` */
          } else {
-            mt_run_task (worker, slot, client, tasks, &doc, false);
+            run_task (worker, slot, client, tasks, &doc, false);
          }
          continue;
       }
@@ -896,6 +938,15 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
                          cause.message);
       }
       return false;
+   }
+   if (worker->catch_crashes && worker->isolate == MT_ISOLATE_NONE && worker->crash_fd < 0) {
+      /* After the take-back above, which read the notes of a crash. */
+      bson_error_t note_error;
+
+      worker->crash_fd = mt_crash_arm (worker->ctx.db, worker->ctx.worker_id, worker->crash_json, &note_error);
+      if (worker->crash_fd < 0) {
+         mt_log (&worker->ctx, MT_LOG_WARNING, "%s", note_error.message);
+      }
    }
 
    for (size_t i = 0; worker->types[i]; i++) {

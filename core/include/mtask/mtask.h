@@ -167,6 +167,16 @@ MT_EXPORT void mt_worker_stop (mt_worker_t *worker);
  * the process (e.g. _exit) without mt_worker_destroy(). */
 MT_EXPORT bool mt_worker_abandoned (const mt_worker_t *worker);
 
+/* For a worker without isolation (a plugin's crash takes the process):
+ * from mt_worker_run on, a SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT
+ * writes a line to stderr naming the task and type the crashing thread
+ * ran and the signal (a JSON object like mtask-worker's --log-format json
+ * lines when `json`), and a note that a worker starting again under the
+ * same id reads to record the crash in the task's error
+ * (docs/reliability.md). The handlers replaced are called after. Call
+ * before mt_worker_run; mtask-worker does. */
+MT_EXPORT void mt_worker_catch_crashes (mt_worker_t *worker, bool json);
+
 MT_EXPORT const char *mt_worker_id (const mt_worker_t *worker);
 
 /* Task types this worker serves, NULL-terminated; owned by the worker. */

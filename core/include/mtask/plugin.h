@@ -248,7 +248,7 @@ struct _mt_host_api_t {
    bool (*keepalive) (mt_task_t *task, bson_error_t *error);
    bool (*should_stop) (mt_task_t *task);
 
-   /* ---- issue 15: outcomes ---- */
+   /* ---- appended: failing for good ---- */
 
    /* A permanent failure (bad input, say): when process() returns false,
     * the task ends FAILED with that error at once, its remaining attempts
@@ -256,6 +256,22 @@ struct _mt_host_api_t {
     * (host, fail_permanently) or use mt_task_fail_permanently (), which
     * falls back to set_status on an older host. */
    void (*fail_permanently) (mt_task_t *task);
+
+   /* ---- appended: the worker, for init and fini ---- */
+
+   /* The worker itself rather than a task, for init and fini (which run
+    * with no task) and threads of the plugin's own. `host` is the pointer
+    * init received (keep it in the state for fini: it stays valid until
+    * fini has returned) or a task's task->host. Test MT_HOST_HAS (host,
+    * log_global) first; mt_host_log does.
+    * log_global: a line in the worker's log, in its format (a JSON object
+    * with --log-format json), at `level`, cut at 2 KiB. Any thread.
+    * global_uri: the MongoDB URI the worker connects with (it may carry
+    * credentials: never log it), for a plugin that wants a client of its
+    * own; global_db_name: the database holding the tasks. */
+   void (*log_global) (const mt_host_api_t *host, mt_log_level_t level, const char *message);
+   const char *(*global_uri) (const mt_host_api_t *host);
+   const char *(*global_db_name) (const mt_host_api_t *host);
 };
 
 /* True when the host's table includes `member` (for entries added later). */
@@ -532,6 +548,334 @@ mt_task_log (mt_task_t *task, mt_log_level_t level, const char *format, ...)
    vsnprintf (message, sizeof message, format, args);
    va_end (args);
    task->host->log (task, level, message);
+}
+
+/* ---- reading params -------------------------------------------------------
+ *
+ * mt_param_int64 (task, "width", &width, error) and its siblings read one
+ * top-level field of the task's params. They return true and set *out, or
+ * return false with `error` in domain MT_ERROR_TASK, code
+ * MT_TASK_ERROR_MALFORMED, and a message naming the field and what it holds:
+ *   param 'width': expected an integer, found a string
+ *   param 'width': missing; expected an integer
+ * Returning that error from process() fails the attempt with it.
+ *
+ * Numbers: an integer field accepts int32, int64, and a double holding a
+ * whole number within the int64 range (mtaskctl stores 640 as int32 and
+ * 2.0 as double); 2.5, NaN or 1e300 are errors. A double field accepts the
+ * three (an int64 beyond 2^53 loses precision). Strings (mt_param_utf8),
+ * documents and arrays (mt_param_doc, mt_param_array) point into the
+ * params: valid while the task runs, never freed by the plugin (bson_t
+ * views made with bson_init_static; bson_destroy on them is harmless).
+ *
+ * The _or forms take a default: a field that is missing or null gives the
+ * default; a field of the wrong type is still an error. */
+
+static inline const char *
+mt_param_type_name (bson_type_t type)
+{
+   switch (type) {
+   case BSON_TYPE_DOUBLE:
+      return "a number";
+   case BSON_TYPE_UTF8:
+      return "a string";
+   case BSON_TYPE_DOCUMENT:
+      return "a document";
+   case BSON_TYPE_ARRAY:
+      return "an array";
+   case BSON_TYPE_BINARY:
+      return "binary data";
+   case BSON_TYPE_OID:
+      return "an ObjectId";
+   case BSON_TYPE_BOOL:
+      return "a boolean";
+   case BSON_TYPE_DATE_TIME:
+      return "a date";
+   case BSON_TYPE_NULL:
+      return "null";
+   case BSON_TYPE_REGEX:
+      return "a regular expression";
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64:
+      return "an integer";
+   case BSON_TYPE_TIMESTAMP:
+      return "a timestamp";
+   case BSON_TYPE_DECIMAL128:
+      return "a decimal128";
+   default:
+      return "a value of another BSON type";
+   }
+}
+
+/* Finds `key` among the params: true when present (null included). */
+static inline bool
+mt_param_find (mt_task_t *task, const char *key, bson_iter_t *iter)
+{
+   const bson_t *params = mt_task_params (task);
+
+   return key && params && bson_iter_init_find (iter, params, key);
+}
+
+/* Whether the params hold `key` with a value other than null. */
+static inline bool
+mt_param_has (mt_task_t *task, const char *key)
+{
+   bson_iter_t iter;
+
+   return mt_param_find (task, key, &iter) && !BSON_ITER_HOLDS_NULL (&iter);
+}
+
+static inline bool
+mt_param_fail (bson_error_t *error, const char *key, const char *expected, const bson_iter_t *iter)
+{
+   if (iter) {
+      bson_set_error (error,
+                      MT_ERROR_TASK,
+                      MT_TASK_ERROR_MALFORMED,
+                      "param '%s': expected %s, found %s",
+                      key ? key : "(null)",
+                      expected,
+                      mt_param_type_name (bson_iter_type (iter)));
+   } else {
+      bson_set_error (
+         error, MT_ERROR_TASK, MT_TASK_ERROR_MALFORMED, "param '%s': missing; expected %s", key ? key : "(null)", expected);
+   }
+   return false;
+}
+
+/* The value at `iter` as an int64 (see above); `key` names it in errors. */
+static inline bool
+mt_param_iter_int64 (const bson_iter_t *iter, const char *key, int64_t *out, bson_error_t *error)
+{
+   double d;
+
+   switch (bson_iter_type (iter)) {
+   case BSON_TYPE_INT32:
+      *out = (int64_t) bson_iter_int32 (iter);
+      return true;
+   case BSON_TYPE_INT64:
+      *out = bson_iter_int64 (iter);
+      return true;
+   case BSON_TYPE_DOUBLE:
+      d = bson_iter_double (iter);
+      /* -2^63 <= d < 2^63, false for NaN. */
+      if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+         bson_set_error (error,
+                         MT_ERROR_TASK,
+                         MT_TASK_ERROR_MALFORMED,
+                         "param '%s': expected an integer, found %g, out of the 64-bit range",
+                         key,
+                         d);
+         return false;
+      }
+      if ((double) (int64_t) d != d) {
+         bson_set_error (error,
+                         MT_ERROR_TASK,
+                         MT_TASK_ERROR_MALFORMED,
+                         "param '%s': expected an integer, found %g, not a whole number",
+                         key,
+                         d);
+         return false;
+      }
+      *out = (int64_t) d;
+      return true;
+   default:
+      return mt_param_fail (error, key, "an integer", iter);
+   }
+}
+
+static inline bool
+mt_param_int64 (mt_task_t *task, const char *key, int64_t *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter)) {
+      return mt_param_fail (error, key, "an integer", NULL);
+   }
+   return mt_param_iter_int64 (&iter, key, out, error);
+}
+
+static inline bool
+mt_param_int64_or (mt_task_t *task, const char *key, int64_t default_value, int64_t *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter) || BSON_ITER_HOLDS_NULL (&iter)) {
+      *out = default_value;
+      return true;
+   }
+   return mt_param_iter_int64 (&iter, key, out, error);
+}
+
+static inline bool
+mt_param_iter_double (const bson_iter_t *iter, const char *key, double *out, bson_error_t *error)
+{
+   switch (bson_iter_type (iter)) {
+   case BSON_TYPE_INT32:
+      *out = (double) bson_iter_int32 (iter);
+      return true;
+   case BSON_TYPE_INT64:
+      *out = (double) bson_iter_int64 (iter);
+      return true;
+   case BSON_TYPE_DOUBLE:
+      *out = bson_iter_double (iter);
+      return true;
+   default:
+      return mt_param_fail (error, key, "a number", iter);
+   }
+}
+
+static inline bool
+mt_param_double (mt_task_t *task, const char *key, double *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter)) {
+      return mt_param_fail (error, key, "a number", NULL);
+   }
+   return mt_param_iter_double (&iter, key, out, error);
+}
+
+static inline bool
+mt_param_double_or (mt_task_t *task, const char *key, double default_value, double *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter) || BSON_ITER_HOLDS_NULL (&iter)) {
+      *out = default_value;
+      return true;
+   }
+   return mt_param_iter_double (&iter, key, out, error);
+}
+
+static inline bool
+mt_param_utf8 (mt_task_t *task, const char *key, const char **out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter)) {
+      return mt_param_fail (error, key, "a string", NULL);
+   }
+   if (!BSON_ITER_HOLDS_UTF8 (&iter)) {
+      return mt_param_fail (error, key, "a string", &iter);
+   }
+   *out = bson_iter_utf8 (&iter, NULL);
+   return true;
+}
+
+static inline bool
+mt_param_utf8_or (mt_task_t *task, const char *key, const char *default_value, const char **out, bson_error_t *error)
+{
+   if (!mt_param_has (task, key)) {
+      *out = default_value;
+      return true;
+   }
+   return mt_param_utf8 (task, key, out, error);
+}
+
+static inline bool
+mt_param_bool (mt_task_t *task, const char *key, bool *out, bson_error_t *error)
+{
+   bson_iter_t iter;
+
+   if (!mt_param_find (task, key, &iter)) {
+      return mt_param_fail (error, key, "a boolean", NULL);
+   }
+   if (!BSON_ITER_HOLDS_BOOL (&iter)) {
+      return mt_param_fail (error, key, "a boolean", &iter);
+   }
+   *out = bson_iter_bool (&iter);
+   return true;
+}
+
+static inline bool
+mt_param_bool_or (mt_task_t *task, const char *key, bool default_value, bool *out, bson_error_t *error)
+{
+   if (!mt_param_has (task, key)) {
+      *out = default_value;
+      return true;
+   }
+   return mt_param_bool (task, key, out, error);
+}
+
+/* A document (mt_param_doc) or array (mt_param_array) field as a read-only
+ * view in *out: read it with bson_iter_init, do not modify it. */
+static inline bool
+mt_param_subdoc (mt_task_t *task, const char *key, bson_type_t type, bson_t *out, bson_error_t *error)
+{
+   const char *expected = type == BSON_TYPE_ARRAY ? "an array" : "a document";
+   bson_iter_t iter;
+   const uint8_t *data = NULL;
+   uint32_t len = 0;
+
+   if (!mt_param_find (task, key, &iter)) {
+      return mt_param_fail (error, key, expected, NULL);
+   }
+   if (bson_iter_type (&iter) != type) {
+      return mt_param_fail (error, key, expected, &iter);
+   }
+   if (type == BSON_TYPE_ARRAY) {
+      bson_iter_array (&iter, &len, &data);
+   } else {
+      bson_iter_document (&iter, &len, &data);
+   }
+   if (!data || !bson_init_static (out, data, (size_t) len)) {
+      return mt_param_fail (error, key, expected, &iter);
+   }
+   return true;
+}
+
+static inline bool
+mt_param_doc (mt_task_t *task, const char *key, bson_t *out, bson_error_t *error)
+{
+   return mt_param_subdoc (task, key, BSON_TYPE_DOCUMENT, out, error);
+}
+
+static inline bool
+mt_param_array (mt_task_t *task, const char *key, bson_t *out, bson_error_t *error)
+{
+   return mt_param_subdoc (task, key, BSON_TYPE_ARRAY, out, error);
+}
+
+/* ---- logging without a task ----------------------------------------------
+ *
+ * From init, fini or a thread of the plugin's own: a line in the worker's
+ * log, formatted as printf does. `host` is the pointer init received. On a
+ * worker older than this entry the line goes to stderr instead. */
+static inline void mt_host_log (const mt_host_api_t *host, mt_log_level_t level, const char *format, ...)
+#if defined(__GNUC__)
+   __attribute__ ((format (printf, 3, 4)))
+#endif
+   ;
+
+static inline void
+mt_host_log (const mt_host_api_t *host, mt_log_level_t level, const char *format, ...)
+{
+   char message[2048];
+   va_list args;
+
+   va_start (args, format);
+   vsnprintf (message, sizeof message, format, args);
+   va_end (args);
+   if (host && MT_HOST_HAS (host, log_global) && host->log_global) {
+      host->log_global (host, level, message);
+   } else {
+      fprintf (stderr, "%s\n", message);
+   }
+}
+
+/* The worker's MongoDB URI and database name; NULL on a worker older than
+ * these entries. */
+static inline const char *
+mt_host_uri (const mt_host_api_t *host)
+{
+   return host && MT_HOST_HAS (host, global_uri) && host->global_uri ? host->global_uri (host) : NULL;
+}
+
+static inline const char *
+mt_host_db_name (const mt_host_api_t *host)
+{
+   return host && MT_HOST_HAS (host, global_db_name) && host->global_db_name ? host->global_db_name (host) : NULL;
 }
 
 #ifdef __cplusplus
