@@ -48,6 +48,12 @@
  *   the task: use it during process() on that thread only, never share it
  *   with another thread nor keep it. Calling libmongoc needs its flags too:
  *   `pkg-config --cflags --libs mtask libmongoc-1.0`.
+ * - set_result copies the document when called (a second call replaces
+ *   it); the copy is written with the outcome when process() returns.
+ * - The slot callbacks (on_keepalive, on_timeout, on_stop) run on the
+ *   worker's upkeep thread while process() runs: they may read the task
+ *   and log, and must not change the run (set_result, set_status, delay,
+ *   keepalive, locks, enqueue) nor use mt_task_mongoc_client.
  * - Under `mtask-worker --isolate fork` every process() runs in a child
  *   process: what it changes in the plugin's state or in memory does not
  *   reach the worker, nor the next task. Only what reaches the task (result,
