@@ -140,7 +140,7 @@ add_names (const char *flag, char ***list, const char *value, bson_error_t *erro
    char *copy = bson_strdup (value), *save = NULL;
    bool any = false;
 
-   for (char *name = strtok_r (copy, ", \t\n\r\v\f", &save); name; name = strtok_r (NULL, ", \t\n\r\v\f", &save)) {
+   for (char *name = strtok_r (copy, ", \t", &save); name; name = strtok_r (NULL, ", \t", &save)) {
       bson_error_t why;
 
       if (!strcmp (flag, "--queues") && !mt_queue_name_check (name, &why)) {

@@ -319,6 +319,7 @@ test_bad_names (void)
    long_name[sizeof long_name - 1] = '\0';
    parse_fails ((const char *[]){"w", "--db", "d", "--queues", "ok", "bad\x01", NULL}, "'bad\\x01' holds a control character");
    parse_fails ((const char *[]){"w", "--db", "d", "--queues", "caf\xC3", NULL}, "is not valid UTF-8");
+   parse_fails ((const char *[]){"w", "--db", "d", "--queues", "two\nlines", NULL}, "'two\\x0Alines' holds a control character");
    parse_fails ((const char *[]){"w", "--db", "d", "--queues", "a\xC2\xA0" "b", NULL}, "holds white space");
    parse_fails ((const char *[]){"w", "--db", "d", "--queues", long_name, NULL}, "is too long");
    long_name[MT_QUEUE_NAME_MAX] = '\0';
