@@ -18,14 +18,19 @@ mt_cli_usage (FILE *out)
             "Required:\n"
             "  --db NAME              database holding the 'tasks' collection\n"
             "  --queues Q [Q...]      queues to serve: names separated by spaces or commas\n"
-            "                         (--queues general glavstroy, --queues general,glavstroy)\n"
+            "                         (--queues general glavstroy, --queues general,glavstroy);\n"
+            "                         a name is 1 to 128 bytes of UTF-8, no control characters\n"
             "\n"
             "Connection:\n"
             "  --host HOST            MongoDB host (default: localhost)\n"
             "  --port PORT            MongoDB port (default: 27017)\n"
             "  --uri URI              a full MongoDB URI instead of --host/--port, for replica\n"
             "                         sets, authentication and TLS; its database is used when\n"
-            "                         --db is not given\n"
+            "                         --db is not given. Other users see a command line: give a\n"
+            "                         URI with a password by --uri-file or MTASK_URI instead\n"
+            "  --uri-file FILE        read the URI from FILE (one line), which only its owner\n"
+            "                         may read: a file others can read is refused (chmod 600)\n"
+            "                         (default: $MTASK_URI when set and no --host/--port)\n"
             "\n"
             "Worker:\n"
             "  --pid ID               this worker's id, stored in each task's 'worker_pid';\n"
@@ -40,6 +45,8 @@ mt_cli_usage (FILE *out)
             "  --plugins DIR          load every *.so in DIR; repeat for more directories\n"
             "                         (default: $MTASK_PLUGINS, a colon-separated list of\n"
             "                         directories, or else %s)\n"
+            "  --types T [T...]       run only these task types (names separated by spaces or\n"
+            "                         commas); each needs a plugin (default: every plugin's)\n"
             "  --concurrency N        tasks run at once, one thread each (default: 1)\n"
             "  --poll-interval SECS   longest wait between claims when nothing is due; right\n"
             "                         after work a thread looks again sooner (default: 1)\n"
@@ -125,22 +132,29 @@ strv_contains (char **strv, const char *value)
    return false;
 }
 
-/* Adds the queue names in `value`, separated by commas or spaces. */
+/* Adds the names in `value`, separated by commas or spaces, to the list of
+ * --queues or --types (`flag`). */
 static bool
-add_queues (mt_cli_t *cli, const char *value, bson_error_t *error)
+add_names (const char *flag, char ***list, const char *value, bson_error_t *error)
 {
    char *copy = bson_strdup (value), *save = NULL;
    bool any = false;
 
    for (char *name = strtok_r (copy, ", \t", &save); name; name = strtok_r (NULL, ", \t", &save)) {
-      if (!strv_contains (cli->queues, name)) {
-         strv_push (&cli->queues, name);
+      bson_error_t why;
+
+      if (!strcmp (flag, "--queues") && !mt_queue_name_check (name, &why)) {
+         bson_free (copy);
+         return fail (error, "--queues: %s", why.message);
+      }
+      if (!strv_contains (*list, name)) {
+         strv_push (list, name);
       }
       any = true;
    }
    bson_free (copy);
    if (!any) {
-      return fail (error, "--queues: '%s' names no queue", value);
+      return fail (error, "%s: '%s' names no %s", flag, value, !strcmp (flag, "--queues") ? "queue" : "task type");
    }
    return true;
 }
@@ -221,11 +235,12 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
          continue;
       }
 
-      if (!strcmp (flag, "--queues")) {
+      if (!strcmp (flag, "--queues") || !strcmp (flag, "--types")) {
+         char ***list = !strcmp (flag, "--queues") ? &cli->queues : &cli->types;
          bool any = false;
 
          if (value) {
-            if (!add_queues (cli, value, error)) {
+            if (!add_names (flag, list, value, error)) {
                return false;
             }
             any = true;
@@ -233,13 +248,13 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
          /* Space separated, as in seed 001: every following word up to the
           * next flag. */
          while (i + 1 < argc && strncmp (argv[i + 1], "--", 2) != 0) {
-            if (!add_queues (cli, argv[++i], error)) {
+            if (!add_names (flag, list, argv[++i], error)) {
                return false;
             }
             any = true;
          }
          if (!any) {
-            return fail (error, "--queues needs at least one queue name");
+            return fail (error, "%s needs at least one %s", flag, !strcmp (flag, "--queues") ? "queue name" : "task type");
          }
          continue;
       }
@@ -250,6 +265,7 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
                                                 "--host",
                                                 "--port",
                                                 "--uri",
+                                                "--uri-file",
                                                 "--pid",
                                                 "--plugins",
                                                 "--concurrency",
@@ -289,7 +305,20 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
          }
          has_port = true;
       } else if (!strcmp (flag, "--uri")) {
+         if (cli->uri_file) {
+            return fail (error, "give either --uri or --uri-file, not both");
+         }
          cli->uri = value;
+         cli->uri_source = "--uri";
+      } else if (!strcmp (flag, "--uri-file")) {
+         if (cli->uri_source) {
+            return fail (error, "give either --uri or --uri-file, not both");
+         }
+         if (!value[0]) {
+            return fail (error, "--uri-file needs a file name");
+         }
+         cli->uri_file = value;
+         cli->uri_source = "--uri-file";
       } else if (!strcmp (flag, "--pid")) {
          if (!value[0]) {
             return fail (error, "--pid needs a worker id");
@@ -375,8 +404,21 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
    if (cli->help || cli->version) {
       return true;
    }
-   if (cli->uri && (has_host || has_port)) {
-      return fail (error, "give either --uri or --host/--port, not both");
+   if (cli->uri_source && (has_host || has_port)) {
+      return fail (error, "give either %s or --host/--port, not both", cli->uri_source);
+   }
+   if (cli->uri_file) {
+      bson_error_t why;
+
+      cli->uri_owned = mt_uri_read_file (cli->uri_file, &why);
+      if (!cli->uri_owned) {
+         return fail (error, "--uri-file: %s", why.message);
+      }
+      cli->uri = cli->uri_owned;
+   } else if (!cli->uri_source && !has_host && !has_port && getenv ("MTASK_URI") && getenv ("MTASK_URI")[0]) {
+      /* The environment, which other users cannot read, unlike argv. */
+      cli->uri = getenv ("MTASK_URI");
+      cli->uri_source = "MTASK_URI";
    }
    if (!cli->db && !cli->uri) {
       return fail (error, "--db is required: the database holding the 'tasks' collection");
@@ -394,6 +436,11 @@ mt_cli_destroy (mt_cli_t *cli)
       bson_free (cli->queues[i]);
    }
    bson_free (cli->queues);
+   for (size_t i = 0; cli->types && cli->types[i]; i++) {
+      bson_free (cli->types[i]);
+   }
+   bson_free (cli->types);
+   bson_free (cli->uri_owned);
    for (size_t i = 0; cli->plugin_dirs && cli->plugin_dirs[i]; i++) {
       bson_free (cli->plugin_dirs[i]);
    }

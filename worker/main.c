@@ -183,16 +183,24 @@ main (int argc, char **argv)
    if (!config.db) {
       /* --uri mongodb://host/tasks names the database itself. */
       uri = mt_uri_new (cli.uri, NULL, 0, &error);
-      config.db = uri ? mongoc_uri_get_database (uri) : NULL;
+      if (!uri) {
+         /* The message shows the URI without its user and password. */
+         fprintf (stderr, "mtask-worker: %s: %s\nTry 'mtask-worker --help'.\n", cli.uri_source, error.message);
+         status = 2;
+         goto cleanup;
+      }
+      config.db = mongoc_uri_get_database (uri);
       if (!config.db) {
          fprintf (stderr,
-                  "mtask-worker: --db is required: the database holding the 'tasks' collection\n"
-                  "Try 'mtask-worker --help'.\n");
+                  "mtask-worker: --db is required: the database holding the 'tasks' collection (the URI of %s "
+                  "names none)\nTry 'mtask-worker --help'.\n",
+                  cli.uri_source);
          status = 2;
          goto cleanup;
       }
    }
    config.queue_names = (const char *const *) cli.queues;
+   config.types = (const char *const *) cli.types;
    config.worker_id = cli.worker_id;
    config.replace = cli.replace;
    config.plugin_dirs = (const char *const *) cli.plugin_dirs;

@@ -112,6 +112,10 @@ typedef struct {
 } mt_plugin_entry_t;
 
 mt_plugin_set_t *mt_plugin_set_new (const mt_host_api_t *host);
+/* Only these task types (NULL-terminated, copied) are loaded from now on: a
+ * plugin of another type is closed again without its init (its file and
+ * directory are still checked, and its constructors run). NULL: all. */
+void mt_plugin_set_allow_types (mt_plugin_set_t *set, const char *const *types);
 bool mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *error);
 /* Loads every *.so of `dir`, past failures: each plugin that would not load
  * (or the directory itself) is recorded in the set; false with the first. */

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct _mt_plugin_set_t {
    const mt_host_api_t *host;
@@ -23,6 +25,7 @@ struct _mt_plugin_set_t {
       bson_error_t why;
    } *refused;
    size_t n_refused;
+   char **allowed; /* NULL: every type */
 };
 
 /* The entry's name as g++ and clang++ mangle it when a .cpp file defines it
@@ -150,6 +153,83 @@ add_entry (mt_plugin_set_t *set, const mt_plugin_t *plugin, const char *path, vo
    return true;
 }
 
+/* Plugins are code the worker runs as its own user: like sshd's
+ * StrictModes, a plugin file, its directory and every directory above must
+ * be owned by root or the worker's user, and writable by no one else (a
+ * directory above may be, with the sticky bit, as /tmp is: then no one
+ * else can rename what it holds). Checked before dlopen, which runs a
+ * library's constructors. `what` says "plugin" or "plugin directory". */
+static bool
+check_one (const char *path, const char *shown, const char *what, bool above, int code, bson_error_t *error)
+{
+   struct stat st;
+   uid_t me = geteuid ();
+
+   if (stat (path, &st) != 0) {
+      bson_set_error (error, MT_ERROR_PLUGIN, code, "%s '%s': cannot check '%s': %s", what, shown, path, strerror (errno));
+      return false;
+   }
+   if (st.st_uid != 0 && st.st_uid != me) {
+      bson_set_error (error,
+                      MT_ERROR_PLUGIN,
+                      code,
+                      "%s '%s': refused, '%s' is owned by uid %u, not by root or the worker's user (uid %u), who "
+                      "could put code there that the worker would run; chown it to root or uid %u",
+                      what,
+                      shown,
+                      path,
+                      (unsigned) st.st_uid,
+                      (unsigned) me,
+                      (unsigned) me);
+      return false;
+   }
+   if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(above && S_ISDIR (st.st_mode) && (st.st_mode & S_ISVTX))) {
+      bson_set_error (error,
+                      MT_ERROR_PLUGIN,
+                      code,
+                      "%s '%s': refused, '%s' is writable by %s (mode %04o), who could put code there that the "
+                      "worker would run; chmod go-w '%s'",
+                      what,
+                      shown,
+                      path,
+                      st.st_mode & S_IWOTH ? "every user" : "its group",
+                      (unsigned) (st.st_mode & 07777),
+                      path);
+      return false;
+   }
+   return true;
+}
+
+/* `path` (a plugin file or directory) and every directory above it. */
+static bool
+check_trusted (const char *path, bool is_dir, bson_error_t *error)
+{
+   const char *what = is_dir ? "plugin directory" : "plugin";
+   int code = is_dir ? MT_PLUGIN_ERROR_DIR : MT_PLUGIN_ERROR_OPEN;
+   char *full = realpath (path, NULL);
+   char *slash;
+   bool ok;
+
+   if (!full && !is_dir && errno == ENOENT) {
+      return true; /* nothing there to run: dlopen says it is missing */
+   }
+   if (!full) {
+      bson_set_error (error, MT_ERROR_PLUGIN, code, "%s '%s': cannot check it: %s", what, path, strerror (errno));
+      return false;
+   }
+   ok = check_one (full, path, what, false, code, error);
+   while (ok && (slash = strrchr (full, '/'))) {
+      if (slash == full) {
+         ok = check_one ("/", path, what, true, code, error);
+         break;
+      }
+      *slash = '\0';
+      ok = check_one (full, path, what, true, code, error);
+   }
+   free (full);
+   return ok;
+}
+
 bool
 mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *error)
 {
@@ -157,6 +237,9 @@ mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *e
    mt_plugin_entry_fn entry;
    const mt_plugin_t *plugin;
 
+   if (!check_trusted (path, false, error)) {
+      return false;
+   }
    handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
    if (!handle) {
       /* dlerror () names the file already, in the words it was given. */
@@ -189,6 +272,11 @@ mt_plugin_set_load_file (mt_plugin_set_t *set, const char *path, bson_error_t *e
       return false;
    }
    plugin = entry ();
+   if (mt_plugin_check (plugin, path, NULL) && set->allowed && !mt_strv_contains (set->allowed, plugin->type)) {
+      /* Not on the allow-list (--types): not this worker's. */
+      dlclose (handle);
+      return true;
+   }
    if (!mt_plugin_check (plugin, path, error) || !add_entry (set, plugin, path, handle, error)) {
       dlclose (handle);
       return false;
@@ -207,7 +295,17 @@ mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *err
    char **names = NULL;
    size_t count = 0, capacity = 0;
    bool ok = true;
+   bson_error_t cause_dir;
 
+   if (d && !check_trusted (full ? full : dir, true, &cause_dir)) {
+      refuse (set, dir, &cause_dir);
+      if (error) {
+         *error = cause_dir;
+      }
+      closedir (d);
+      free (full);
+      return false;
+   }
    if (!d) {
       bson_error_t cause;
 
@@ -259,6 +357,13 @@ mt_plugin_set_load_dir (mt_plugin_set_t *set, const char *dir, bson_error_t *err
    }
    bson_free (names);
    return ok;
+}
+
+void
+mt_plugin_set_allow_types (mt_plugin_set_t *set, const char *const *types)
+{
+   mt_strv_free (set->allowed);
+   set->allowed = types ? mt_strv_copy (types) : NULL;
 }
 
 size_t
@@ -316,7 +421,13 @@ mt_plugin_set_add_builtin (mt_plugin_set_t *set, const mt_plugin_t *plugin, bson
 {
    const char *origin = plugin && plugin->type ? plugin->type : "(built-in)";
 
-   return mt_plugin_check (plugin, origin, error) && add_entry (set, plugin, "(built-in)", NULL, error);
+   if (!mt_plugin_check (plugin, origin, error)) {
+      return false;
+   }
+   if (set->allowed && !mt_strv_contains (set->allowed, plugin->type)) {
+      return true;
+   }
+   return add_entry (set, plugin, "(built-in)", NULL, error);
 }
 
 const mt_plugin_entry_t *
@@ -363,6 +474,7 @@ mt_plugin_set_destroy (mt_plugin_set_t *set)
       bson_free (set->refused[i].path);
    }
    bson_free (set->refused);
+   mt_strv_free (set->allowed);
    bson_free (set->entries);
    bson_free (set);
 }

@@ -4,8 +4,13 @@
 #include "mtask-private.h"
 #include "cron.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 bool
@@ -1142,6 +1147,36 @@ shard_key_is (const bson_t *key, const char *field, bool hashed_ok)
    return !bson_iter_next (&iter);
 }
 
+/* A worker's start creates the tasks collection with its indexes: a
+ * mistyped --db would silently make a new, empty database. Say so when
+ * `tasks` is not there yet. A failure to list is left to the steps after. */
+static void
+warn_no_tasks (mt_context_t *ctx, mongoc_client_t *client)
+{
+   mongoc_database_t *database = mongoc_client_get_database (client, ctx->db);
+   bson_t opts = BSON_INITIALIZER, filter;
+   mongoc_cursor_t *cursor;
+   const bson_t *doc;
+   bool found;
+
+   BSON_APPEND_DOCUMENT_BEGIN (&opts, "filter", &filter);
+   BSON_APPEND_UTF8 (&filter, "name", MT_TASKS_COLLECTION);
+   bson_append_document_end (&opts, &filter);
+   cursor = mongoc_database_find_collections_with_opts (database, &opts);
+   found = mongoc_cursor_next (cursor, &doc);
+   if (!found && !mongoc_cursor_error (cursor, NULL)) {
+      mt_log (ctx,
+              MT_LOG_WARNING,
+              "database '%s' has no '%s' collection yet: this worker creates it, and serves only what is enqueued "
+              "there; if the tasks are in another database, check --db (or the database of the URI)",
+              ctx->db,
+              MT_TASKS_COLLECTION);
+   }
+   mongoc_cursor_destroy (cursor);
+   bson_destroy (&opts);
+   mongoc_database_destroy (database);
+}
+
 bool
 mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error)
 {
@@ -1245,6 +1280,9 @@ mt_collections_check (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *
    bson_destroy (&filter);
    mongoc_read_prefs_destroy (primary);
    mongoc_collection_destroy (collections);
+   if (ok) {
+      warn_no_tasks (ctx, client);
+   }
    return ok;
 }
 
@@ -1394,6 +1432,9 @@ mt_task_build (const char *queue,
                       "enqueue needs a queue and a task type, got queue '%s' and type '%s'",
                       queue ? queue : "",
                       type ? type : "");
+      return false;
+   }
+   if (!mt_queue_name_check (queue, error)) {
       return false;
    }
    if (!parse_enqueue_opts (opts, &o, error)) {
@@ -1658,6 +1699,114 @@ is_ipv6 (const char *host)
    return first && strchr (first + 1, ':') && strspn (host, "0123456789abcdefABCDEF:.") == strlen (host);
 }
 
+/* Where the user information of `uri` ("user:pass" of
+ * "mongodb://user:pass@host/") starts and ends; false when it has none. The
+ * end is the last '@', so that a password with an unescaped '@' or '/' is
+ * hidden whole (a URI whose options hold an '@' loses its hosts too). */
+static bool
+uri_userinfo (const char *uri, size_t *start, size_t *end)
+{
+   const char *scheme = strstr (uri, "://");
+   const char *from = scheme ? scheme + 3 : uri;
+   const char *at = strrchr (from, '@');
+
+   if (!at) {
+      return false;
+   }
+   *start = (size_t) (from - uri);
+   *end = (size_t) (at - uri);
+   return true;
+}
+
+char *
+mt_uri_redact (const char *uri)
+{
+   size_t start, end;
+
+   if (!uri) {
+      return bson_strdup ("");
+   }
+   if (!uri_userinfo (uri, &start, &end)) {
+      return bson_strdup (uri);
+   }
+   return bson_strdup_printf ("%.*s***%s", (int) start, uri, uri + end);
+}
+
+/* The first `len` bytes of `needle` in the string `hay`, or NULL. */
+static char *
+find_bytes (char *hay, const char *needle, size_t len)
+{
+   for (char *p = hay; *p; p++) {
+      if (!strncmp (p, needle, len)) {
+         return p;
+      }
+   }
+   return NULL;
+}
+
+/* Replaces each `secret` in `message` by "***". Secrets shorter than three
+ * bytes are left: they would turn every such letter of the text to ***. */
+static void
+scrub (char *message, size_t size, const char *secret, size_t len)
+{
+   char *hit;
+
+   if (len < 3) {
+      return;
+   }
+   while ((hit = find_bytes (message, secret, len))) {
+      char *rest = bson_strdup (hit + len);
+
+      bson_snprintf (hit, size - (size_t) (hit - message), "***%s", rest);
+      bson_free (rest);
+   }
+}
+
+/* Hides in `message` the user and password of `uri`, as written and as
+ * percent-decoded: a driver's error may quote either. */
+static void
+scrub_userinfo (char *message, size_t size, const char *uri)
+{
+   size_t start, end;
+   char *info, *decoded;
+   const char *colon;
+
+   if (!uri || !uri_userinfo (uri, &start, &end)) {
+      return;
+   }
+   info = bson_strndup (uri + start, end - start);
+   scrub (message, size, info, strlen (info));
+   colon = strchr (info, ':');
+   scrub (message, size, info, colon ? (size_t) (colon - info) : strlen (info));
+   if (colon) {
+      scrub (message, size, colon + 1, strlen (colon + 1));
+   }
+   decoded = bson_strdup (info);
+   {
+      /* %XX to its byte, in place */
+      char *w = decoded;
+
+      for (const char *r = info; *r; r++) {
+         if (r[0] == '%' && isxdigit ((unsigned char) r[1]) && isxdigit ((unsigned char) r[2])) {
+            char hex[3] = {r[1], r[2], '\0'};
+
+            *w++ = (char) strtol (hex, NULL, 16);
+            r += 2;
+         } else {
+            *w++ = *r;
+         }
+      }
+      *w = '\0';
+   }
+   colon = strchr (decoded, ':');
+   scrub (message, size, decoded, colon ? (size_t) (colon - decoded) : strlen (decoded));
+   if (colon) {
+      scrub (message, size, colon + 1, strlen (colon + 1));
+   }
+   bson_free (decoded);
+   bson_free (info);
+}
+
 mongoc_uri_t *
 mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
 {
@@ -1668,12 +1817,15 @@ mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
       result = mongoc_uri_new_with_error (uri, error);
    } else {
       if (host && host[0] && strpbrk (host, "/?@,[]:") && !is_ipv6 (host)) {
+         char *shown = mt_uri_redact (host);
+
          bson_set_error (error,
                          MT_ERROR_CONFIG,
                          MT_CONFIG_ERROR_URI,
                          "host '%s' is not a host name or address; give the port with --port, and anything "
                          "more (several hosts, options) with --uri",
-                         host);
+                         shown);
+         bson_free (shown);
          return NULL;
       }
       if (port < 0 || port > 65535) {
@@ -1688,15 +1840,211 @@ mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error)
    }
    if (!result) {
       bson_error_t cause = *error;
+      const char *given = uri && uri[0] ? uri : built;
+      char *shown = mt_uri_redact (given);
+
+      scrub_userinfo (cause.message, sizeof cause.message, given);
       bson_set_error (error,
                       MT_ERROR_CONFIG,
                       MT_CONFIG_ERROR_URI,
-                      "cannot use MongoDB address '%s': %s",
-                      uri && uri[0] ? uri : built,
+                      "cannot use MongoDB address '%s', not a valid MongoDB URI: %s",
+                      shown,
                       cause.message);
+      bson_free (shown);
    }
    bson_free (built);
    return result;
+}
+
+char *
+mt_uri_read_file (const char *path, bson_error_t *error)
+{
+   struct stat st;
+   FILE *file;
+   char *text = NULL, *line;
+   size_t len = 0;
+   char buf[4096];
+   size_t n;
+
+   file = fopen (path, "r");
+   if (!file) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "cannot read URI file '%s': %s", path, strerror (errno));
+      return NULL;
+   }
+   if (fstat (fileno (file), &st) != 0 || !S_ISREG (st.st_mode)) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "URI file '%s' is not a regular file", path);
+      fclose (file);
+      return NULL;
+   }
+   if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_URI,
+                      "refusing URI file '%s': its mode %04o lets %s read or change it, and it may hold a password; "
+                      "make it its owner's alone: chmod 600 '%s'",
+                      path,
+                      (unsigned) (st.st_mode & 07777),
+                      st.st_mode & (S_IROTH | S_IWOTH) ? "other users" : "its group",
+                      path);
+      fclose (file);
+      return NULL;
+   }
+   while ((n = fread (buf, 1, sizeof buf, file)) > 0) {
+      if (len + n > 65536) {
+         bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "URI file '%s' is over 64 KiB; it should hold one URI", path);
+         bson_free (text);
+         fclose (file);
+         return NULL;
+      }
+      text = bson_realloc (text, len + n + 1);
+      memcpy (text + len, buf, n);
+      len += n;
+   }
+   if (ferror (file)) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "cannot read URI file '%s': %s", path, strerror (errno));
+      bson_free (text);
+      fclose (file);
+      return NULL;
+   }
+   fclose (file);
+   if (!text) {
+      text = bson_strdup ("");
+   }
+   text[len] = '\0';
+   if (memchr (text, '\0', len)) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_URI, "URI file '%s' holds a NUL byte; it should hold one URI", path);
+      bson_free (text);
+      return NULL;
+   }
+   /* Trim, then one line. */
+   while (len && isspace ((unsigned char) text[len - 1])) {
+      text[--len] = '\0';
+   }
+   line = text;
+   while (isspace ((unsigned char) *line)) {
+      line++;
+   }
+   if (!*line || strpbrk (line, "\r\n")) {
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_URI,
+                      "URI file '%s' %s; it should hold one line: mongodb://USER:PASSWORD@HOST/DB",
+                      path,
+                      *line ? "holds more than one line" : "is empty");
+      bson_free (text);
+      return NULL;
+   }
+   line = bson_strdup (line);
+   bson_free (text);
+   return line;
+}
+
+/* How many bytes the UTF-8 sequence at `s` takes, or 0 when it is not
+ * valid (overlong forms, surrogates and code points past U+10FFFF too). */
+static size_t
+utf8_sequence (const unsigned char *s)
+{
+   size_t n;
+   uint32_t cp;
+
+   if (s[0] < 0x80) {
+      return 1;
+   } else if ((s[0] & 0xE0) == 0xC0) {
+      n = 2;
+      cp = s[0] & 0x1F;
+   } else if ((s[0] & 0xF0) == 0xE0) {
+      n = 3;
+      cp = s[0] & 0x0F;
+   } else if ((s[0] & 0xF8) == 0xF0) {
+      n = 4;
+      cp = s[0] & 0x07;
+   } else {
+      return 0;
+   }
+   for (size_t i = 1; i < n; i++) {
+      if ((s[i] & 0xC0) != 0x80) {
+         return 0;
+      }
+      cp = (cp << 6) | (s[i] & 0x3F);
+   }
+   if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+       (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return 0;
+   }
+   return n;
+}
+
+/* `name` fit for a message: control characters, bytes of invalid UTF-8
+ * and the quote as \xNN, at most about 80 bytes. */
+static void
+printable_name (const char *name, char *out, size_t size)
+{
+   size_t o = 0;
+
+   for (const unsigned char *p = (const unsigned char *) name; *p && o + 8 < size; p++) {
+      size_t seq = utf8_sequence (p);
+
+      if (o > 80) {
+         bson_snprintf (out + o, size - o, "...");
+         return;
+      }
+      if (seq > 1) {
+         memcpy (out + o, p, seq);
+         o += seq;
+         p += seq - 1;
+      } else if (seq == 0 || *p < 0x20 || *p == 0x7F || *p == '\'') {
+         o += (size_t) bson_snprintf (out + o, size - o, "\\x%02X", *p);
+      } else {
+         out[o++] = (char) *p;
+      }
+   }
+   out[o] = '\0';
+}
+
+bool
+mt_queue_name_check (const char *name, bson_error_t *error)
+{
+   char shown[128];
+   const char *why = NULL;
+   size_t len;
+
+   if (!name || !name[0]) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "a queue name cannot be empty");
+      return false;
+   }
+   len = strlen (name);
+   for (const unsigned char *p = (const unsigned char *) name; *p && !why;) {
+      size_t seq = utf8_sequence (p);
+
+      if (!seq) {
+         why = "is not valid UTF-8";
+      } else if (*p < 0x20 || *p == 0x7F || (p[0] == 0xC2 && p[1] >= 0x80 && p[1] < 0xA0)) {
+         why = "holds a control character";
+      } else if (*p == ',') {
+         why = "holds a comma";
+      } else if (*p == ' ' || (p[0] == 0xC2 && p[1] == 0xA0) || (p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x80 && p[2] <= 0x8F) ||
+                 (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF)) ||
+                 (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80)) {
+         why = "holds white space";
+      }
+      p += seq ? seq : 1;
+   }
+   if (!why && len > MT_QUEUE_NAME_MAX) {
+      why = "is too long";
+   }
+   if (why) {
+      printable_name (name, shown, sizeof shown);
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_INVALID,
+                      "queue name '%s' %s; a queue name is 1 to %d bytes of UTF-8 without commas, white space or "
+                      "control characters",
+                      shown,
+                      why,
+                      MT_QUEUE_NAME_MAX);
+      return false;
+   }
+   return true;
 }
 
 /* The name a URI gives a read preference mode. */

@@ -75,6 +75,9 @@ config_check (const mt_worker_config_t *config, bson_error_t *error)
       if (!config->queue_names[i][0]) {
          return config_invalid (error, "worker config: a queue name is empty");
       }
+      if (!mt_queue_name_check (config->queue_names[i], error)) {
+         return false;
+      }
    }
    if (config->worker_id && !config->worker_id[0]) {
       return config_invalid (error, "worker config: the worker id (--pid) must not be empty");
@@ -200,6 +203,9 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
 
    worker->host = mt_host_new (worker);
    worker->plugins = mt_plugin_set_new (&worker->host->api);
+   if (CONFIG_HAS (config, types) && config->types) {
+      mt_plugin_set_allow_types (worker->plugins, config->types);
+   }
    for (size_t i = 0; config->builtin_plugins && config->builtin_plugins[i]; i++) {
       if (!mt_plugin_set_add_builtin (worker->plugins, config->builtin_plugins[i], error)) {
          goto fail;
@@ -221,6 +227,19 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
                       dirs[0] ? dirs[0] : "no directory",
                       dirs[0] && dirs[1] ? " and others" : "");
       goto fail;
+   }
+   for (size_t i = 0; CONFIG_HAS (config, types) && config->types && config->types[i]; i++) {
+      if (!mt_plugin_set_find (worker->plugins, config->types[i])) {
+         bson_set_error (error,
+                         MT_ERROR_PLUGIN,
+                         MT_PLUGIN_ERROR_DIR,
+                         "task type '%s' of --types has no plugin (looked for *.so in %s%s); add its plugin or "
+                         "drop it from --types",
+                         config->types[i],
+                         dirs[0] ? dirs[0] : "no directory",
+                         dirs[0] && dirs[1] ? " and others" : "");
+         goto fail;
+      }
    }
    worker->types = bson_malloc0 ((mt_plugin_set_count (worker->plugins) + 1) * sizeof (char *));
    for (size_t i = 0; i < mt_plugin_set_count (worker->plugins); i++) {
@@ -952,6 +971,15 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    for (size_t i = 0; worker->types[i]; i++) {
       bson_strncpy (names + strlen (names), i ? ", " : "", sizeof names - strlen (names));
       bson_strncpy (names + strlen (names), worker->types[i], sizeof names - strlen (names));
+   }
+   {
+      size_t len = strlen (names);
+
+      bson_strncpy (names + len, "; queues: ", sizeof names - len);
+      for (size_t i = 0; worker->queues[i]; i++) {
+         bson_strncpy (names + strlen (names), i ? ", " : "", sizeof names - strlen (names));
+         bson_strncpy (names + strlen (names), worker->queues[i], sizeof names - strlen (names));
+      }
    }
    mt_log (&worker->ctx,
            MT_LOG_INFO,

@@ -46,8 +46,9 @@ incdir="$dest/destdir$(echo "$prefix" | head -1)/include"
 check "/install/layout" test -x "$bindir/mtask-worker" -a -x "$bindir/mtaskctl" \
   -a -f "$incdir/mtask/plugin.h" -a -f "$incdir/mtask/mtask.h" \
   -a -f "$libdir/pkgconfig/mtask.pc" -a -f "$libdir/pkgconfig/mtask-embed.pc" \
-  -a -f "$libdir/mtask/plugins/echo.so" -a -f "$libdir/mtask/plugins/sleep.so" \
-  -a -f "$libdir/mtask/plugins/fail.so" -a -f "$libdir/mtask/plugins/crash.so"
+  -a -f "$libdir/mtask/plugins/echo.so" -a -f "$libdir/mtask/examples/sleep.so" \
+  -a -f "$libdir/mtask/examples/fail.so" -a -f "$libdir/mtask/examples/crash.so" \
+  -a -f "$libdir/mtask/examples/transfer.so" -a ! -e "$libdir/mtask/plugins/crash.so"
 
 # ---- a private prefix, as docs/operations.md says: its own build ----
 opt="$dest/opt/mtask"

@@ -13,6 +13,7 @@ const ctl_flag_t ctl_flags[N_FLAGS] = {
    [F_HOST] = {"--host", true, CMD_ALL},
    [F_PORT] = {"--port", true, CMD_ALL},
    [F_URI] = {"--uri", true, CMD_ALL},
+   [F_URI_FILE] = {"--uri-file", true, CMD_ALL},
    [F_JSON] = {"--json", false, CMD_ALL},
    [F_HELP] = {"--help", false, CMD_ALL},
    [F_VERSION] = {"--version", false, CMD_ALL},
@@ -429,6 +430,7 @@ ctl_check_values (ctl_t *ctl)
       {F_DB, "a database name"},
       {F_HOST, "a host name"},
       {F_URI, "a MongoDB URI"},
+      {F_URI_FILE, "a file name"},
       {F_QUEUE, "a queue name"},
       {F_TYPE, "a task type"},
       {F_NAME, "a stage name"},
@@ -455,8 +457,18 @@ ctl_check_values (ctl_t *ctl)
          goto cleanup;
       }
    }
-   if (ctl->seen[F_URI] && (ctl->seen[F_HOST] || ctl->seen[F_PORT])) {
-      ctl_fail ("give either --uri or --host/--port, not both");
+   if (ctl->seen[F_URI] && ctl->seen[F_URI_FILE]) {
+      ctl_fail ("give either --uri or --uri-file, not both");
+      goto cleanup;
+   }
+   if ((ctl->seen[F_URI] || ctl->seen[F_URI_FILE]) && (ctl->seen[F_HOST] || ctl->seen[F_PORT])) {
+      ctl_fail ("give either %s or --host/--port, not both", ctl->seen[F_URI] ? "--uri" : "--uri-file");
+      goto cleanup;
+   }
+   if (ctl->seen[F_QUEUE] && (ctl->cmd & (CMD_ENQUEUE | CMD_GROUP_ADD | CMD_SYNC_STAGE)) &&
+       !mt_queue_name_check (ctl->value[F_QUEUE], &error)) {
+      /* The library refuses it too; here it is a usage error, before connecting. */
+      ctl_fail ("--queue: %s", error.message);
       goto cleanup;
    }
    if (ctl->seen[F_PORT] && !parse_int (F_PORT, ctl->value[F_PORT], 1, 65535, &ctl->port)) {

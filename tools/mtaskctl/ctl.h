@@ -63,6 +63,7 @@ typedef enum {
    F_HOST,
    F_PORT,
    F_URI,
+   F_URI_FILE,
    F_JSON,
    F_HELP,
    F_VERSION,

@@ -221,6 +221,8 @@ main (int argc, char **argv)
 {
    ctl_t ctl = {.limit = 20};
    mongoc_uri_t *uri = NULL;
+   char *uri_text = NULL;
+   const char *uri_source = "--host"; /* where the URI came from, for its message */
    mongoc_client_t *client = NULL;
    bson_error_t error;
    const char *db;
@@ -246,14 +248,32 @@ main (int argc, char **argv)
    mongoc_log_set_handler (log_handler, NULL);
    mongoc_init ();
    initialized = true;
-   uri = mt_uri_new (ctl.value[F_URI], ctl.value[F_HOST], ctl.port, &error);
+   /* A URI with a password comes from a file or the environment, which
+    * other users cannot read, unlike a command line. */
+   if (ctl.seen[F_URI_FILE]) {
+      uri_text = mt_uri_read_file (ctl.value[F_URI_FILE], &error);
+      if (!uri_text) {
+         ctl_fail ("--uri-file: %s", error.message);
+         goto cleanup;
+      }
+      uri_source = "--uri-file";
+   } else if (ctl.seen[F_URI]) {
+      uri_text = bson_strdup (ctl.value[F_URI]);
+      uri_source = "--uri";
+   } else if (!ctl.seen[F_HOST] && !ctl.seen[F_PORT] && getenv ("MTASK_URI") && getenv ("MTASK_URI")[0]) {
+      uri_text = bson_strdup (getenv ("MTASK_URI"));
+      uri_source = "MTASK_URI";
+   }
+   uri = mt_uri_new (uri_text, ctl.value[F_HOST], ctl.port, &error);
    if (!uri) {
-      ctl_fail ("%s", error.message);
+      /* The message shows the URI without its user and password. */
+      ctl_fail ("%s: %s", uri_source, error.message);
       goto cleanup;
    }
    db = ctl.seen[F_DB] ? ctl.value[F_DB] : mongoc_uri_get_database (uri);
    if (!db || !db[0]) {
-      ctl_fail ("--db is required: the database holding the 'tasks' collection, e.g. --db tasks");
+      ctl_fail ("--db is required: the database holding the 'tasks' collection, e.g. --db tasks%s",
+                uri_text ? " (the URI names none)" : "");
       goto cleanup;
    }
    if (!mongoc_uri_has_option (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
@@ -281,6 +301,7 @@ main (int argc, char **argv)
 cleanup:
    mongoc_client_destroy (client);
    mongoc_uri_destroy (uri);
+   bson_free (uri_text);
    if (initialized) {
       mongoc_cleanup ();
    }

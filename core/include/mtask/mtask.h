@@ -141,6 +141,13 @@ typedef struct {
     * place of that worker: its running tasks are taken back, and if it is
     * alive it stops claiming at its next heartbeat. Default false. */
    bool replace;
+
+   /* ---- added in 0.5: operations ---- */
+
+   /* NULL-terminated allow-list of task types: plugins of other types are
+    * not used (not initialized, their tasks not claimed), and each type
+    * named must have a plugin. NULL (default): every plugin found. */
+   const char *const *types;
 } mt_worker_config_t;
 
 typedef struct _mt_worker_t mt_worker_t;
@@ -191,8 +198,28 @@ MT_EXPORT bool mt_worker_start (const mt_worker_config_t *config, bson_error_t *
 MT_EXPORT const char *mt_default_plugin_dir (void);
 
 /* Builds a MongoDB URI from either a full `uri` or `host` and `port`
- * (NULL host = "localhost", port 0 = 27017). Free with mongoc_uri_destroy. */
+ * (NULL host = "localhost", port 0 = 27017). Free with mongoc_uri_destroy.
+ * Its error shows the URI with user and password hidden (mt_uri_redact). */
 MT_EXPORT mongoc_uri_t *mt_uri_new (const char *uri, const char *host, int port, bson_error_t *error);
+
+/* A copy of `uri` fit to show: the user and password ("user:pass@") are
+ * replaced by "***@", whether or not the URI parses. Free with bson_free. */
+MT_EXPORT char *mt_uri_redact (const char *uri);
+
+/* Reads a MongoDB URI from `path` (--uri-file): one line, surrounding
+ * white space ignored. Refuses a file that its group or others may read or
+ * write (it holds a password: chmod 600), and one that is not a regular
+ * file or holds more than one line. Free with bson_free. */
+MT_EXPORT char *mt_uri_read_file (const char *path, bson_error_t *error);
+
+/* The longest queue name, in bytes. */
+#define MT_QUEUE_NAME_MAX 128
+
+/* Whether `name` may name a queue: 1 to MT_QUEUE_NAME_MAX bytes of valid
+ * UTF-8, with no comma, white space or control character (a worker's
+ * --queues splits on commas and spaces, so no worker could serve such a
+ * queue). mt_enqueue refuses other names with MT_CONFIG_ERROR_INVALID. */
+MT_EXPORT bool mt_queue_name_check (const char *name, bson_error_t *error);
 
 /* What mtask's own clients need of a replica set (docs/reliability.md),
  * applied to a URI before a client or pool is made from it. A mask of: */
