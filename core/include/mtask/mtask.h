@@ -68,6 +68,18 @@ typedef enum {
 
 typedef void (*mt_log_func_t) (mt_log_level_t level, const char *message, void *data);
 
+/* For a log function, on the thread that called it: the task that thread
+ * runs (its id, type, queue and attempt, owned by the library), or false
+ * when it runs none. mtask-worker's JSON lines carry them as fields. */
+MT_EXPORT bool mt_log_task (const char **task_id, const char **type, const char **queue, int32_t *attempt);
+
+/* Copies `in` into `out` (at most `size` bytes, NUL included) with every
+ * control character escaped: newline, return and tab as \n, \r, \t, the
+ * others as \xHH. A worker's messages reach its log function so escaped,
+ * one line each; a text log of other lines (the driver's) can do the same.
+ * Returns the length written. */
+MT_EXPORT size_t mt_log_escape (const char *in, char *out, size_t size);
+
 /* How a worker runs process(). */
 typedef enum {
    MT_ISOLATE_NONE = 0, /* on the worker's own thread: fastest; a crash takes the worker down */
