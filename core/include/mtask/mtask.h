@@ -194,6 +194,14 @@ MT_EXPORT const char *mt_worker_id (const mt_worker_t *worker);
 /* Task types this worker serves, NULL-terminated; owned by the worker. */
 MT_EXPORT const char *const *mt_worker_types (const mt_worker_t *worker);
 
+/* What `mtask-worker --check` does after mt_worker_new (which parsed the
+ * configuration and loaded the plugins): reaches the server, refuses a
+ * sharded `tasks`, and makes the indexes a start would make. A database
+ * with no `tasks` collection yet is reported, not created. `reply` is
+ * initialized: {tasks_collection: bool, indexes: bool (made or found)};
+ * bson_destroy it. False with `error` saying what failed and what to do. */
+MT_EXPORT bool mt_worker_check (mt_worker_t *worker, bson_t *reply, bson_error_t *error);
+
 MT_EXPORT void mt_worker_destroy (mt_worker_t *worker);
 
 /* new + run + destroy. */
