@@ -75,6 +75,11 @@ mt_cli_usage (FILE *out)
             "  --log-format FORMAT    'text' (default) or 'json', one object per line\n"
             "  --log-level LEVEL      error, warning, info (default) or debug\n"
             "\n"
+            "  --check                parse everything, connect, load the plugins, check the\n"
+            "                         indexes, print what this worker would serve, and exit:\n"
+            "                         0 when it could start, else the reason and 1 (2 for\n"
+            "                         bad arguments or plugins); for a service's\n"
+            "                         ExecStartPre= and after an edit (docs/deploy.md)\n"
             "  --help                 show this help\n"
             "  --version              show the version\n"
             "\n"
@@ -217,7 +222,7 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
       }
 
       if (!strcmp (flag, "--help") || !strcmp (flag, "--version") || !strcmp (flag, "--once") || !strcmp (flag, "--archive") ||
-          !strcmp (flag, "--replace")) {
+          !strcmp (flag, "--replace") || !strcmp (flag, "--check")) {
          if (value) {
             return fail (error, "%s takes no value, got '%s'", flag, value);
          }
@@ -229,6 +234,8 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
             cli->archive = true;
          } else if (!strcmp (flag, "--replace")) {
             cli->replace = true;
+         } else if (!strcmp (flag, "--check")) {
+            cli->check = true;
          } else {
             cli->once = true;
          }

@@ -36,6 +36,7 @@ typedef struct {
    mt_log_level_t log_level;
    bool help;
    bool version;
+   bool check; /* --check: start up to the first claim, report, exit */
 } mt_cli_t;
 
 /* Parses argv (argv[0] is skipped), and reads MTASK_URI and MTASK_PLUGINS

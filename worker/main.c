@@ -1,16 +1,41 @@
 /* mtask-worker: the command-line face of mt_worker_t. It parses flags, owns
  * the log output and the signals, and leaves the work to libmtask. */
+#include "check.h"
 #include "cli.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#ifdef MT_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 static mt_worker_t *the_worker;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char log_worker_id[256];
+
+#ifdef MT_HAVE_SYSTEMD
+/* Under systemd (Type=notify): a stop signal also wakes this thread, which
+ * tells the service manager STOPPING=1 (sd_notify is not for a signal
+ * handler). Without NOTIFY_SOCKET sd_notify does nothing. */
+static int notify_pipe[2] = {-1, -1};
+
+static void *
+notify_stopping (void *data)
+{
+   char c;
+
+   (void) data;
+   if (read (notify_pipe[0], &c, 1) == 1) {
+      sd_notify (0, "STOPPING=1\nSTATUS=stopping: running tasks finish within --grace");
+   }
+   return NULL;
+}
+#endif
 
 /* A child forked for --isolate fork must not inherit the log lock held by
  * another thread: take it around fork(). */
@@ -31,6 +56,12 @@ on_signal (int signo)
 {
    (void) signo;
    mt_worker_stop (the_worker); /* a write(2) to the worker's pipe */
+#ifdef MT_HAVE_SYSTEMD
+   if (notify_pipe[1] >= 0) {
+      ssize_t r = write (notify_pipe[1], "s", 1);
+      (void) r;
+   }
+#endif
 }
 
 #ifdef MT_COVERAGE
@@ -78,12 +109,15 @@ timestamp (char *out, size_t size)
 static void
 log_text (mt_log_level_t level, const char *message, void *data)
 {
-   char ts[40];
+   char ts[40], escaped[4096];
 
    (void) data;
    timestamp (ts, sizeof ts);
+   /* The worker's own lines come escaped; the driver's may not: one call,
+    * one line, whatever the message holds. */
+   mt_log_escape (message, escaped, sizeof escaped);
    pthread_mutex_lock (&log_mutex);
-   fprintf (stderr, "%s %-7s %s\n", ts, mt_log_level_name (level), message);
+   fprintf (stderr, "%s %-7s %s\n", ts, mt_log_level_name (level), escaped);
    fflush (stderr);
    pthread_mutex_unlock (&log_mutex);
 }
@@ -95,11 +129,21 @@ log_json (mt_log_level_t level, const char *message, void *data)
    char ts[40];
    bson_t doc = BSON_INITIALIZER;
    char *json;
+   const char *task_id, *type, *queue;
+   int32_t attempt;
 
    timestamp (ts, sizeof ts);
    BSON_APPEND_UTF8 (&doc, "ts", ts);
    BSON_APPEND_UTF8 (&doc, "level", mt_log_level_name (level));
+
    BSON_APPEND_UTF8 (&doc, "worker", worker_id);
+   if (mt_log_task (&task_id, &type, &queue, &attempt)) {
+      /* A line of a task's run: its fields, for a log search by task. */
+      BSON_APPEND_UTF8 (&doc, "task_id", task_id);
+      BSON_APPEND_UTF8 (&doc, "type", type);
+      BSON_APPEND_UTF8 (&doc, "queue", queue);
+      BSON_APPEND_INT32 (&doc, "attempt", attempt);
+   }
    BSON_APPEND_UTF8 (&doc, "msg", message);
    json = bson_as_relaxed_extended_json (&doc, NULL);
    pthread_mutex_lock (&log_mutex);
@@ -146,6 +190,64 @@ on_mongoc_log (mongoc_log_level_t mongoc_level, const char *domain, const char *
    }
 }
 
+/* Whether argv asks for JSON lines: read before the parse, so that even
+ * its refusal comes as JSON. */
+static bool
+wants_json (int argc, char **argv)
+{
+   bool json = false;
+
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--log-format=json") || (!strcmp (argv[i], "--log-format") && i + 1 < argc && !strcmp (argv[i + 1], "json"))) {
+         json = true;
+      } else if (!strncmp (argv[i], "--log-format", 12)) {
+         json = false;
+      }
+   }
+   return json;
+}
+
+/* A line that ends the program: in the log's format, with a hint (what
+ * to do) when there is one. */
+static void fatal (bool json, const char *hint, const char *format, ...) BSON_GNUC_PRINTF (3, 4);
+
+static void
+fatal (bool json, const char *hint, const char *format, ...)
+{
+   char message[2048];
+   va_list args;
+
+   va_start (args, format);
+   bson_vsnprintf (message, sizeof message, format, args);
+   va_end (args);
+   if (json) {
+      char ts[40];
+      bson_t doc = BSON_INITIALIZER;
+      char *line;
+
+      timestamp (ts, sizeof ts);
+      BSON_APPEND_UTF8 (&doc, "ts", ts);
+      BSON_APPEND_UTF8 (&doc, "level", "error");
+      BSON_APPEND_UTF8 (&doc, "worker", log_worker_id);
+      BSON_APPEND_UTF8 (&doc, "msg", message);
+      if (hint) {
+         BSON_APPEND_UTF8 (&doc, "hint", hint);
+      }
+      line = bson_as_relaxed_extended_json (&doc, NULL);
+      pthread_mutex_lock (&log_mutex);
+      fprintf (stderr, "%s\n", line);
+      fflush (stderr);
+      pthread_mutex_unlock (&log_mutex);
+      bson_free (line);
+      bson_destroy (&doc);
+   } else {
+      char escaped[4096];
+
+      mt_log_escape (message, escaped, sizeof escaped);
+      fprintf (stderr, "mtask-worker: %s\n%s%s", escaped, hint ? hint : "", hint ? "\n" : "");
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -155,9 +257,10 @@ main (int argc, char **argv)
    struct sigaction sa;
    mongoc_uri_t *uri = NULL;
    int status = 0;
+   bool json = wants_json (argc, argv);
 
    if (!mt_cli_parse (&cli, argc, argv, &error)) {
-      fprintf (stderr, "mtask-worker: %s\nTry 'mtask-worker --help'.\n", error.message);
+      fatal (json, "Try 'mtask-worker --help'.", "%s", error.message);
       mt_cli_destroy (&cli);
       return 2;
    }
@@ -185,16 +288,16 @@ main (int argc, char **argv)
       uri = mt_uri_new (cli.uri, NULL, 0, &error);
       if (!uri) {
          /* The message shows the URI without its user and password. */
-         fprintf (stderr, "mtask-worker: %s: %s\nTry 'mtask-worker --help'.\n", cli.uri_source, error.message);
+         fatal (json, "Try 'mtask-worker --help'.", "%s: %s", cli.uri_source, error.message);
          status = 2;
          goto cleanup;
       }
       config.db = mongoc_uri_get_database (uri);
       if (!config.db) {
-         fprintf (stderr,
-                  "mtask-worker: --db is required: the database holding the 'tasks' collection (the URI of %s "
-                  "names none)\nTry 'mtask-worker --help'.\n",
-                  cli.uri_source);
+         fatal (json,
+                "Try 'mtask-worker --help'.",
+                "--db is required: the database holding the 'tasks' collection (the URI of %s names none)",
+                cli.uri_source);
          status = 2;
          goto cleanup;
       }
@@ -226,12 +329,21 @@ main (int argc, char **argv)
    }
    the_worker = mt_worker_new (&config, &error);
    if (!the_worker) {
-      fprintf (stderr, "mtask-worker: %s\n", error.message);
+      fatal (json, NULL, "%s", error.message);
       status = 2;
       goto cleanup;
    }
    /* The id is known only now: it may have been generated. */
    bson_strncpy (log_worker_id, mt_worker_id (the_worker), sizeof log_worker_id);
+   if (cli.check) {
+      char why[2048];
+
+      status = mt_check_run (the_worker, &cli, config.db, why, sizeof why);
+      if (status != 0) {
+         fatal (json, NULL, "--check: %s", why);
+      }
+      goto cleanup;
+   }
 
    memset (&sa, 0, sizeof sa);
    sa.sa_handler = on_signal;
@@ -247,10 +359,26 @@ main (int argc, char **argv)
       mt_worker_catch_crashes (the_worker, cli.log_format == MT_LOG_FORMAT_JSON);
    }
 
+#ifdef MT_HAVE_SYSTEMD
+   /* Ready once the configuration holds and the plugins are loaded; the
+    * worker then connects, waiting for the database while it is down,
+    * rather than failing the start of the unit. */
+   if (pipe (notify_pipe) == 0) {
+      pthread_t notifier;
+
+      if (pthread_create (&notifier, NULL, notify_stopping, NULL) == 0) {
+         pthread_detach (notifier);
+      }
+   }
+   sd_notifyf (0, "READY=1\nSTATUS=serving as worker '%s'", log_worker_id);
+#endif
    if (!mt_worker_run (the_worker, &error)) {
-      fprintf (stderr, "mtask-worker: %s\n", error.message);
+      fatal (json, NULL, "%s", error.message);
       status = 1;
    }
+#ifdef MT_HAVE_SYSTEMD
+   sd_notify (0, "STOPPING=1");
+#endif
    if (mt_worker_abandoned (the_worker)) {
       /* Tasks given back are still inside process() on other threads,
        * which nothing can stop: end here, without running them down. */

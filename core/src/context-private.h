@@ -51,6 +51,11 @@ void mt_context_cleanup (mt_context_t *ctx);
 /* A line in the worker's log, when its level passes the context's. */
 void mt_log (mt_context_t *ctx, mt_log_level_t level, const char *format, ...) BSON_GNUC_PRINTF (3, 4);
 
+/* The task the calling thread runs from now on (mt_log_task reads it for
+ * a log function), and its end. mt_run_task calls them. */
+void mt_log_task_begin (const char *task_id, const char *type, const char *queue, int32_t attempt);
+void mt_log_task_end (void);
+
 /* Wall-clock milliseconds since the epoch, as BSON dates count them. */
 int64_t mt_now_ms (void);
 

@@ -41,10 +41,83 @@ mt_context_cleanup (mt_context_t *ctx)
    pthread_mutex_destroy (&ctx->mutex);
 }
 
+/* The task the calling thread runs, for the fields of its log lines. */
+static _Thread_local struct {
+   bool set;
+   char task_id[64];
+   char type[256];
+   char queue[256];
+   int32_t attempt;
+} current_task;
+
+void
+mt_log_task_begin (const char *task_id, const char *type, const char *queue, int32_t attempt)
+{
+   bson_strncpy (current_task.task_id, task_id ? task_id : "", sizeof current_task.task_id);
+   bson_strncpy (current_task.type, type ? type : "", sizeof current_task.type);
+   bson_strncpy (current_task.queue, queue ? queue : "", sizeof current_task.queue);
+   current_task.attempt = attempt;
+   current_task.set = true;
+}
+
+void
+mt_log_task_end (void)
+{
+   memset (&current_task, 0, sizeof current_task);
+}
+
+bool
+mt_log_task (const char **task_id, const char **type, const char **queue, int32_t *attempt)
+{
+   if (!current_task.set) {
+      return false;
+   }
+   *task_id = current_task.task_id;
+   *type = current_task.type;
+   *queue = current_task.queue;
+   *attempt = current_task.attempt;
+   return true;
+}
+
+size_t
+mt_log_escape (const char *in, char *out, size_t size)
+{
+   static const char hex[] = "0123456789abcdef";
+   size_t n = 0;
+
+   if (size == 0) {
+      return 0;
+   }
+   for (const unsigned char *p = (const unsigned char *) in; *p; p++) {
+      char buf[4];
+      size_t len = 1;
+
+      buf[0] = (char) *p;
+      if (*p == '\n' || *p == '\r' || *p == '\t') {
+         buf[0] = '\\';
+         buf[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+         len = 2;
+      } else if (*p < 0x20 || *p == 0x7f) {
+         buf[0] = '\\';
+         buf[1] = 'x';
+         buf[2] = hex[*p >> 4];
+         buf[3] = hex[*p & 0xf];
+         len = 4;
+      }
+      if (n + len >= size) {
+         break;
+      }
+      memcpy (out + n, buf, len);
+      n += len;
+   }
+   out[n] = '\0';
+   return n;
+}
+
 void
 mt_log (mt_context_t *ctx, mt_log_level_t level, const char *format, ...)
 {
-   char message[2048];
+   char message[2048], escaped[2048];
    va_list args;
 
    if (!ctx->log_func || level > ctx->log_level) {
@@ -53,7 +126,10 @@ mt_log (mt_context_t *ctx, mt_log_level_t level, const char *format, ...)
    va_start (args, format);
    vsnprintf (message, sizeof message, format, args);
    va_end (args);
-   ctx->log_func (level, message, ctx->log_data);
+   /* One call, one line: a task's text (its error, a plugin's message)
+    * cannot end the line and forge the next one. */
+   mt_log_escape (message, escaped, sizeof escaped);
+   ctx->log_func (level, escaped, ctx->log_data);
 }
 
 const char *

@@ -717,6 +717,7 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
    }
 
    run.plugin = plugin;
+   mt_log_task_begin (run.parsed.id_str, run.parsed.type, run.parsed.queue, run.parsed.attempts);
    slot_set (worker, slot, &run, 0);
    if (!take_declared_accounts (worker, &run)) {
       goto cleanup;
@@ -749,6 +750,7 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
    }
 
 cleanup:
+   mt_log_task_end ();
    slot_set (worker, slot, NULL, 0);
    mt_strv_free (run.held);
    mt_strv_free (run.declared);

@@ -1062,3 +1062,49 @@ mt_worker_start (const mt_worker_config_t *config, bson_error_t *error)
    mt_worker_destroy (worker);
    return ok;
 }
+
+bool
+mt_worker_check (mt_worker_t *worker, bson_t *reply, bson_error_t *error)
+{
+   mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
+   mongoc_database_t *database = NULL;
+   bson_t ping = BSON_INITIALIZER;
+   bool ok = false, has_tasks;
+   bson_error_t cause;
+
+   bson_init (reply);
+   BSON_APPEND_INT32 (&ping, "ping", 1);
+   if (!mongoc_client_command_simple (client, "admin", &ping, NULL, NULL, &cause)) {
+      bson_set_error (error,
+                      cause.domain,
+                      cause.code,
+                      "cannot reach the database: %s; check the URI (or --host/--port) and that the server is up",
+                      cause.message);
+      goto cleanup;
+   }
+   if (!mt_collections_check (&worker->ctx, client, error)) {
+      goto cleanup;
+   }
+   database = mongoc_client_get_database (client, worker->ctx.db);
+   memset (&cause, 0, sizeof cause);
+   has_tasks = mongoc_database_has_collection (database, MT_TASKS_COLLECTION, &cause);
+   if (cause.code != 0) {
+      bson_set_error (error, cause.domain, cause.code, "cannot list the collections of '%s': %s", worker->ctx.db, cause.message);
+      goto cleanup;
+   }
+   BSON_APPEND_BOOL (reply, "tasks_collection", has_tasks);
+   /* Without a tasks collection the check creates nothing (a mistyped --db
+    * must not leave a new database behind); a start makes it and its
+    * indexes. With one, its indexes are made as a start would make them. */
+   if (has_tasks && !mt_indexes_ensure_logged (&worker->ctx, client, error)) {
+      goto cleanup;
+   }
+   BSON_APPEND_BOOL (reply, "indexes", has_tasks);
+   ok = true;
+
+cleanup:
+   mongoc_database_destroy (database);
+   bson_destroy (&ping);
+   mongoc_client_pool_push (worker->pool, client);
+   return ok;
+}

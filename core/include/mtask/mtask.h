@@ -68,6 +68,18 @@ typedef enum {
 
 typedef void (*mt_log_func_t) (mt_log_level_t level, const char *message, void *data);
 
+/* For a log function, on the thread that called it: the task that thread
+ * runs (its id, type, queue and attempt, owned by the library), or false
+ * when it runs none. mtask-worker's JSON lines carry them as fields. */
+MT_EXPORT bool mt_log_task (const char **task_id, const char **type, const char **queue, int32_t *attempt);
+
+/* Copies `in` into `out` (at most `size` bytes, NUL included) with every
+ * control character escaped: newline, return and tab as \n, \r, \t, the
+ * others as \xHH. A worker's messages reach its log function so escaped,
+ * one line each; a text log of other lines (the driver's) can do the same.
+ * Returns the length written. */
+MT_EXPORT size_t mt_log_escape (const char *in, char *out, size_t size);
+
 /* How a worker runs process(). */
 typedef enum {
    MT_ISOLATE_NONE = 0, /* on the worker's own thread: fastest; a crash takes the worker down */
@@ -188,6 +200,14 @@ MT_EXPORT const char *mt_worker_id (const mt_worker_t *worker);
 
 /* Task types this worker serves, NULL-terminated; owned by the worker. */
 MT_EXPORT const char *const *mt_worker_types (const mt_worker_t *worker);
+
+/* What `mtask-worker --check` does after mt_worker_new (which parsed the
+ * configuration and loaded the plugins): reaches the server, refuses a
+ * sharded `tasks`, and makes the indexes a start would make. A database
+ * with no `tasks` collection yet is reported, not created. `reply` is
+ * initialized: {tasks_collection: bool, indexes: bool (made or found)};
+ * bson_destroy it. False with `error` saying what failed and what to do. */
+MT_EXPORT bool mt_worker_check (mt_worker_t *worker, bson_t *reply, bson_error_t *error);
 
 MT_EXPORT void mt_worker_destroy (mt_worker_t *worker);
 
