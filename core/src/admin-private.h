@@ -1,6 +1,7 @@
 /* Private to the admin API (admin-*.c): the query layer front ends call.
  * It sits on top of the store and the features and is called by nothing
- * else in the library; it reads, and never writes. */
+ * else in the library; it reads, and writes only the task actions an
+ * operator asks for (admin-actions.c: retry, cancel, delete). */
 #ifndef MTASK_ADMIN_PRIVATE_H
 #define MTASK_ADMIN_PRIVATE_H
 

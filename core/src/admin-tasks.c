@@ -1,5 +1,5 @@
-/* Admin API: the tasks collection and the account locks. Counts, listings,
- * one task, the holder of a unique key, and the locks with whether the run
+/* Admin API: the tasks collection (or its archive) and the account locks.
+ * Counts, listings, one task, the holder of a unique key, and the locks with whether the run
  * holding each is still going on. */
 #include "admin-private.h"
 
@@ -112,14 +112,21 @@ mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    mongoc_collection_t *tasks = NULL;
    counts_t by_queue = {0}, by_type = {0};
    const char **statuses = NULL;
+   bool archive = false;
+   const mt_admin_opt_t spec[] = {
+      {"archive", MT_ADMIN_OPT_BOOL, &archive},
+      {NULL},
+   };
+   const char *coll;
    bson_t list, item;
    char key[16];
    bool ok = false;
 
-   if (!mt_admin_begin (reply, opts, NULL, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error)) {
       goto cleanup;
    }
-   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   coll = archive ? MT_COMPLETED_COLLECTION : MT_TASKS_COLLECTION;
+   tasks = mongoc_client_get_collection (client, db, coll);
    if (!count_by (tasks,
                   "[{\"$group\": {\"_id\": {\"queue\": \"$queue\", \"status\": \"$status\"}, \"n\": {\"$sum\": 1}}}]",
                   true,
@@ -131,7 +138,7 @@ mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bso
                   false,
                   &by_type,
                   error)) {
-      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
+      mt_admin_fail (reply, coll, NULL);
       goto cleanup;
    }
 
@@ -170,7 +177,9 @@ mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
 {
    const char *queue = NULL, *status = NULL, *type = NULL;
    int64_t limit = 0;
+   bool archive = false;
    const mt_admin_opt_t spec[] = {
+      {"archive", MT_ADMIN_OPT_BOOL, &archive},
       {"queue", MT_ADMIN_OPT_STRING, &queue},
       {"status", MT_ADMIN_OPT_STRING, &status},
       {"type", MT_ADMIN_OPT_STRING, &type},
@@ -205,7 +214,7 @@ mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
       BSON_APPEND_INT64 (&find_opts, "limit", limit);
    }
 
-   tasks = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   tasks = mongoc_client_get_collection (client, db, archive ? MT_COMPLETED_COLLECTION : MT_TASKS_COLLECTION);
    cursor = mongoc_collection_find_with_opts (tasks, &filter, &find_opts, NULL);
    BSON_APPEND_ARRAY_BEGIN (reply, "tasks", &list);
    while (mongoc_cursor_next (cursor, &doc)) {
@@ -213,7 +222,7 @@ mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    }
    bson_append_array_end (reply, &list);
    if (mongoc_cursor_error (cursor, error)) {
-      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
+      mt_admin_fail (reply, archive ? MT_COMPLETED_COLLECTION : MT_TASKS_COLLECTION, NULL);
       goto cleanup;
    }
    ok = true;
@@ -230,7 +239,8 @@ bool
 mt_admin_task (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
    bson_t filter = BSON_INITIALIZER, task = BSON_INITIALIZER;
-   bool found, ok = false;
+   const char *coll = MT_TASKS_COLLECTION;
+   bool found = false, ok = false;
    char hex[25];
 
    if (!mt_admin_begin (reply, opts, NULL, error)) {
@@ -241,18 +251,26 @@ mt_admin_task (mongoc_client_t *client, const char *db, const bson_oid_t *id, co
       goto cleanup;
    }
    BSON_APPEND_OID (&filter, "_id", id);
-   bson_destroy (&task); /* mt_admin_find_one initializes it again */
-   if (!mt_admin_find_one (client, db, MT_TASKS_COLLECTION, &filter, NULL, &task, &found, error)) {
-      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
-      goto cleanup;
+   /* A task that has ended may have moved to the archive. */
+   for (int c = 0; c < 2; c++) {
+      coll = c ? MT_COMPLETED_COLLECTION : MT_TASKS_COLLECTION;
+      bson_destroy (&task); /* mt_admin_find_one initializes it again */
+      if (!mt_admin_find_one (client, db, coll, &filter, NULL, &task, &found, error)) {
+         mt_admin_fail (reply, coll, NULL);
+         goto cleanup;
+      }
+      if (found) {
+         break;
+      }
    }
    if (!found) {
       bson_oid_to_string (id, hex);
       mt_admin_not_found (reply, MT_TASKS_COLLECTION, error, MT_ERROR_STORE, MT_STORE_ERROR_NOT_FOUND,
-                          "no task with id %s in %s.%s", hex, db, MT_TASKS_COLLECTION);
+                          "no task with id %s in %s.%s nor in %s.%s", hex, db, MT_TASKS_COLLECTION, db, MT_COMPLETED_COLLECTION);
       goto cleanup;
    }
    BSON_APPEND_DOCUMENT (reply, "task", &task);
+   BSON_APPEND_UTF8 (reply, "collection", coll);
    ok = true;
 
 cleanup:

@@ -606,7 +606,7 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
 {
    int64_t start = bson_get_monotonic_time ();
    int64_t timeout_us = run->parsed.timeout > 0 ? (int64_t) (run->parsed.timeout * 1e6) : 0;
-   bool timed_out = false;
+   bool timed_out = false, cancel_killed = false;
    int status = 0;
    pid_t pid;
 
@@ -647,11 +647,24 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
          kill (pid, SIGKILL);
          timed_out = true;
       }
+      if (!cancel_killed) {
+         int64_t cancel_us;
+
+         pthread_mutex_lock (&worker->ctx.mutex);
+         cancel_us = run->cancel_us;
+         pthread_mutex_unlock (&worker->ctx.mutex);
+         if (cancel_us && bson_get_monotonic_time () - cancel_us >= worker->grace_ms * 1000) {
+            kill (pid, SIGKILL); /* cancelled: the grace is over */
+            cancel_killed = true;
+         }
+      }
       usleep (5000);
    }
    slot_set (worker, slot, run, 0);
 
-   if (timed_out) {
+   if (cancel_killed) {
+      bson_set_error (failure, MT_ERROR_TASK, MT_TASK_ERROR_CRASHED, "cancelled: killed after a grace of %g s", (double) worker->grace_ms / 1000.0);
+   } else if (timed_out) {
       bson_set_error (failure,
                       MT_ERROR_TASK,
                       MT_TASK_ERROR_TIMEOUT,
@@ -675,6 +688,25 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
    }
    mt_log (&worker->ctx, MT_LOG_WARNING, "task %s (%s): %s", run->parsed.id_str, run->parsed.type, failure->message);
    return false;
+}
+
+/* After process(): a run an operator cancelled ends CANCELLED, whatever
+ * process() returned, with the reason as its error. */
+static bool
+cancelled_outcome (mt_worker_t *worker, mt_running_t *run, bson_error_t *failure)
+{
+   bool cancelled;
+
+   pthread_mutex_lock (&worker->ctx.mutex);
+   cancelled = run->cancel_us != 0;
+   pthread_mutex_unlock (&worker->ctx.mutex);
+   if (cancelled) {
+      run->status = MT_STATUS_CANCELLED;
+      if (!failure->message[0] || failure->domain != MT_ERROR_TASK || failure->code != MT_TASK_ERROR_CRASHED) {
+         bson_set_error (failure, MT_ERROR_TASK, MT_TASK_ERROR_FAILED, "cancelled by request while it ran");
+      }
+   }
+   return cancelled;
 }
 
 void
@@ -742,10 +774,15 @@ mt_run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_coll
       /* When the child finished the task it wrote the outcome and released
        * every lock of the run, declared ones too. */
       if (!run_in_child (worker, slot, &run, plugin, &failure)) {
+         cancelled_outcome (worker, &run, &failure);
          finish (worker, &run, false, &failure, true);
       }
    } else {
       bool ok = call_process (worker, &run, plugin, &failure);
+
+      if (cancelled_outcome (worker, &run, &failure)) {
+         ok = false;
+      }
       finish (worker, &run, ok, &failure, false);
    }
 
@@ -767,9 +804,81 @@ typedef struct {
    bool cancelled;     /* its task was stopped (CANCELLED) */
 } watch_t;
 
+/* The running tasks an operator asked to stop (mt_admin_cancel wrote
+ * `cancel_requested`): each is told to stop (mt_task_should_stop, on_stop);
+ * an isolated child is killed after the grace (run_in_child). */
+static void
+watch_cancels (mt_worker_t *worker, mongoc_client_t *client)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
+   bson_value_t *ids = bson_malloc0 ((size_t) worker->concurrency * sizeof *ids);
+   mt_running_t **runs = bson_malloc0 ((size_t) worker->concurrency * sizeof *runs);
+   int n = 0;
+
+   pthread_mutex_lock (&worker->ctx.mutex);
+   for (int i = 0; i < worker->concurrency; i++) {
+      mt_slot_t *s = &worker->slots[i];
+
+      if (s->busy && s->run && !s->run->cancel_us) {
+         runs[n] = s->run;
+         bson_value_copy (&s->id, &ids[n]);
+         n++;
+      }
+   }
+   pthread_mutex_unlock (&worker->ctx.mutex);
+
+   for (int i = 0; i < n; i++) {
+      bson_t filter = BSON_INITIALIZER;
+      int64_t found;
+
+      BSON_APPEND_VALUE (&filter, "_id", &ids[i]);
+      BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+      BCON_APPEND (&filter, "cancel_requested", "{", "$exists", BCON_BOOL (true), "}");
+      found = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, NULL);
+      bson_destroy (&filter);
+      if (found <= 0) {
+         runs[i] = NULL; /* not asked, or unknown: look again next turn */
+      }
+   }
+
+   pthread_mutex_lock (&worker->ctx.mutex);
+   for (int i = 0; i < n; i++) {
+      mt_running_t *run = runs[i];
+      const mt_plugin_t *d;
+      bool still = false;
+
+      for (int k = 0; run && k < worker->concurrency && !still; k++) {
+         still = worker->slots[k].busy && worker->slots[k].run == run;
+      }
+      if (still && !run->cancel_us) {
+         bool stopped = run->should_stop;
+
+         run->cancel_us = bson_get_monotonic_time ();
+         run->should_stop = true;
+         mt_log (&worker->ctx,
+                 MT_LOG_WARNING,
+                 "task %s (%s): cancelled by request; asking it to stop%s",
+                 run->parsed.id_str,
+                 run->parsed.type,
+                 worker->isolate == MT_ISOLATE_FORK ? " (its process is killed after the grace)" : "");
+         d = run->plugin->descriptor;
+         if (!stopped && d->struct_size >= offsetof (mt_plugin_t, on_stop) + sizeof (d->on_stop) && d->on_stop) {
+            d->on_stop (&run->base, run->plugin->state);
+         }
+      }
+      bson_value_destroy (&ids[i]);
+   }
+   pthread_mutex_unlock (&worker->ctx.mutex);
+   bson_free (ids);
+   bson_free (runs);
+   mongoc_collection_destroy (tasks);
+}
+
 void
 mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client)
 {
+   watch_cancels (worker, client);
+
    watch_t *seen = bson_malloc0 ((size_t) worker->concurrency * sizeof *seen);
    bson_value_t *ids = bson_malloc0 ((size_t) worker->concurrency * sizeof *ids);
    int n = 0;

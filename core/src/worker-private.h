@@ -100,6 +100,7 @@ typedef struct _mt_running_t {
    bool should_stop;               /* under worker->ctx.mutex: stopped or timed out */
    int64_t last_keepalive;         /* under worker->ctx.mutex: as last seen */
    int64_t started_ms;             /* when process() was called, if the claim's `started` is not that; else 0 */
+   int64_t cancel_us;              /* under worker->ctx.mutex: when a cancel request was seen (monotonic), or 0 */
 } mt_running_t;
 
 extern const mt_host_api_t mt_host_api;

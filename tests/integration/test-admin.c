@@ -261,7 +261,7 @@ test_task_not_found (void)
    ASSERT (!mt_admin_task (mt_test_client (), mt_test_db (), &id, NULL, &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MT_ERROR_STORE);
    ASSERT_CMPINT (error.code, ==, MT_STORE_ERROR_NOT_FOUND);
-   message = bson_strdup_printf ("no task with id 0123456789abcdef01234567 in %s.tasks", mt_test_db ());
+   message = bson_strdup_printf ("no task with id 0123456789abcdef01234567 in %s.tasks nor in %s.completed_tasks", mt_test_db (), mt_test_db ());
    ASSERT_CMPSTR (error.message, message);
    bson_free (message);
    ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "tasks");

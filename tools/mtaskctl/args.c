@@ -17,13 +17,13 @@ const ctl_flag_t ctl_flags[N_FLAGS] = {
    [F_JSON] = {"--json", false, CMD_ALL},
    [F_HELP] = {"--help", false, CMD_ALL},
    [F_VERSION] = {"--version", false, CMD_ALL},
-   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD | CMD_SYNC_STAGE | CMD_SCHEDULES},
-   [F_TYPE] = {"--type", true, CMD_ENQUEUE | CMD_LS | CMD_GROUP_ADD},
+   [F_QUEUE] = {"--queue", true, CMD_ENQUEUE | CMD_LS | CMD_ACTIONS | CMD_GROUP_ADD | CMD_SYNC_STAGE | CMD_SCHEDULES},
+   [F_TYPE] = {"--type", true, CMD_ENQUEUE | CMD_LS | CMD_ACTIONS | CMD_GROUP_ADD},
    [F_PARAMS] = {"--params", true, CMD_ENQUEUE | CMD_GROUP_ADD | CMD_SYNC_STAGE},
    [F_DELAY] = {"--delay", true, CMD_ENQUEUE | CMD_GROUP_ADD},
    [F_PRIORITY] = {"--priority", true, CMD_ENQUEUE | CMD_GROUP_ADD},
    [F_MAX_ATTEMPTS] = {"--max-attempts", true, CMD_ENQUEUE | CMD_GROUP_ADD},
-   [F_STATUS] = {"--status", true, CMD_LS | CMD_PURGE},
+   [F_STATUS] = {"--status", true, CMD_LS | CMD_PURGE | CMD_ACTIONS},
    [F_LIMIT] = {"--limit", true, CMD_LS},
    [F_DESCRIPTION] = {"--description", true, CMD_GROUP_CREATE},
    [F_KEEP] = {"--keep", true, CMD_GROUP_CREATE},
@@ -48,10 +48,13 @@ const ctl_flag_t ctl_flags[N_FLAGS] = {
    [F_CREATOR] = {"--creator", true, CMD_ENQUEUE},
    [F_OLDER_THAN] = {"--older-than", true, CMD_PURGE},
    [F_FROM] = {"--from", true, CMD_PURGE},
-   [F_DRY_RUN] = {"--dry-run", false, CMD_PURGE},
+   [F_DRY_RUN] = {"--dry-run", false, CMD_PURGE | CMD_ACTIONS},
    [F_COLLECTION] = {"--collection", true, CMD_RETENTION},
    [F_TTL] = {"--ttl", true, CMD_RETENTION},
    [F_OFF] = {"--off", false, CMD_RETENTION},
+   [F_SINCE] = {"--since", true, CMD_ACTIONS},
+   [F_FORCE] = {"--force", false, CMD_DELETE},
+   [F_ARCHIVE] = {"--archive", false, CMD_LS | CMD_STATS},
 };
 
 /* The statuses mtask sets, for ls --status. */
@@ -502,6 +505,14 @@ ctl_check_values (ctl_t *ctl)
                                                    "0 to a hundred years (3155760000 s)",
                                                    &ctl->older_than)) {
       goto cleanup;
+   }
+   if (ctl->seen[F_SINCE]) {
+      double since;
+
+      if (!parse_duration (F_SINCE, ctl->value[F_SINCE], 0, CTL_MAX_AGE, "0 to a hundred years (3155760000 s)", &since)) {
+         goto cleanup;
+      }
+      ctl->since = (int64_t) since;
    }
    if (ctl->seen[F_TTL]) {
       double ttl;

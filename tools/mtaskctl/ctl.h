@@ -41,18 +41,23 @@ typedef enum {
    CMD_SCHEDULES = 1 << 20,
    CMD_PURGE = 1 << 21,
    CMD_RETENTION = 1 << 22,
+   CMD_RETRY = 1 << 23,
+   CMD_CANCEL = 1 << 24,
+   CMD_DELETE = 1 << 25,
 } ctl_cmd_t;
 
 #define CMD_GROUP (CMD_GROUP_CREATE | CMD_GROUP_ADD | CMD_GROUP_START | CMD_GROUP_LS | CMD_GROUP_SHOW | CMD_GROUP_CLEAN)
 #define CMD_SYNC (CMD_SYNC_STAGE | CMD_SYNC_CREATE | CMD_SYNC_START | CMD_SYNC_CHECK | CMD_SYNC_LS)
 #define CMD_SLOT (CMD_POOL_SET | CMD_SLOTS | CMD_SLOT_KEEPALIVE | CMD_SLOT_STOP)
 #define CMD_SCHEDULING (CMD_SCHEDULES | CMD_PURGE | CMD_RETENTION)
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT | CMD_SCHEDULING)
+#define CMD_ACTIONS (CMD_RETRY | CMD_CANCEL | CMD_DELETE)
+#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT | CMD_SCHEDULING | CMD_ACTIONS)
 
 /* The argument a command takes after its name, if any. */
 typedef enum {
    ARG_NONE,
    ARG_TASK_ID,  /* 24 hex digits */
+   ARG_TASK_ID_OR_FILTER, /* 24 hex digits, or none and filter flags */
    ARG_GROUP_ID, /* 24 hex digits */
    ARG_SYNC,     /* a synchronizer's name */
    ARG_POOL,     /* a pool's name: not empty, no '#' */
@@ -102,6 +107,9 @@ typedef enum {
    F_COLLECTION,
    F_TTL,
    F_OFF,
+   F_SINCE,
+   F_FORCE,
+   F_ARCHIVE,
    N_FLAGS
 } ctl_flag_id_t;
 
@@ -142,6 +150,8 @@ typedef struct {
    double repeat;                 /* --repeat, seconds */
    double older_than;             /* --older-than, seconds */
    int64_t ttl;                   /* --ttl, whole seconds */
+   int64_t since;                 /* --since, whole seconds */
+   bool has_id;                   /* the id argument was given */
    const char *ended[4];          /* purge --status: NULL-terminated, or all NULL for every ended status */
    const char *from;              /* purge --from: a collection, or NULL for both */
    const char *collection;        /* retention --collection */
@@ -224,6 +234,9 @@ int ctl_cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 int ctl_cmd_ls (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 int ctl_cmd_show (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 int ctl_cmd_stats (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+int ctl_cmd_retry (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+int ctl_cmd_cancel (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+int ctl_cmd_delete (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 
 /* locks.c */
 int ctl_cmd_locks (const ctl_t *ctl, mongoc_client_t *client, const char *db);

@@ -165,11 +165,12 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
    case CMD_LS:
       fprintf (out,
                "Usage: mtaskctl [connection] ls [--queue Q] [--status S] [--type T] [--limit N]\n"
-               "                [--json]\n"
+               "                [--archive] [--json]\n"
                "\n"
                "Lists tasks in DB.tasks, newest 'created' first: id, queue, type, status,\n"
                "attempts, created (UTC) and the worker_pid of the worker holding it.\n"
                "\n"
+               "  --archive    list the archive, DB.completed_tasks, instead\n"
                "  --queue Q    only tasks of queue Q             --queue general\n"
                "  --status S   only tasks in status S, one of    --status FAILED\n"
                "               " STATUS_LIST "\n"
@@ -186,11 +187,66 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "Usage: mtaskctl [connection] show ID\n"
                "\n"
                "Prints the whole task document as relaxed extended JSON, on one line:\n"
-               "params, result, error, status_message and every other field.\n"
+               "params, result, error, status_message and every other field. A task not\n"
+               "in DB.tasks is looked for in the archive, DB.completed_tasks.\n"
                "ID is the 24 hex digits of its _id, as enqueue and ls print it.\n"
                "\n"
                "Example:\n"
                "  mtaskctl --db tasks show 6553f1c2a4e0b1d2c3f40a17\n");
+      break;
+   case CMD_RETRY:
+   case CMD_CANCEL:
+   case CMD_DELETE:
+      fprintf (out,
+               "Usage: mtaskctl [connection] %s ID [--dry-run] [--json]%s\n"
+               "       mtaskctl [connection] %s [--status S] [--queue Q] [--type T] [--since DURATION]\n"
+               "                [--dry-run] [--json]%s\n"
+               "\n",
+               cmd == CMD_RETRY ? "retry" : cmd == CMD_CANCEL ? "cancel" : "delete",
+               cmd == CMD_DELETE ? " [--force]" : "",
+               cmd == CMD_RETRY ? "retry" : cmd == CMD_CANCEL ? "cancel" : "delete",
+               cmd == CMD_DELETE ? " [--force]" : "");
+      if (cmd == CMD_RETRY) {
+         fprintf (out,
+                  "Runs a FAILED or CANCELLED task again: back to CREATED, due now, with a\n"
+                  "fresh retry budget; its last error stays in 'errors'. An archived task\n"
+                  "moves back into DB.tasks. Refused for any other status, and when another\n"
+                  "live task holds its unique_key.\n");
+      } else if (cmd == CMD_CANCEL) {
+         fprintf (out,
+                  "A CREATED or WAITING task becomes CANCELLED, 'finished' set and its\n"
+                  "unique_key let go (a repeating series ends). A WORK_IN_PROGRESS task is\n"
+                  "asked to stop: its worker sees it within a third of the lease, the plugin's\n"
+                  "mt_task_should_stop() turns true, an isolated child (--isolate fork) is\n"
+                  "killed after the worker's grace; it ends CANCELLED. Ended tasks are refused.\n");
+      } else {
+         fprintf (out,
+                  "Deletes ended tasks (FINISHED, FAILED, CANCELLED), in DB.tasks and in the\n"
+                  "archive, DB.completed_tasks. A live task is refused unless --force.\n");
+      }
+      fprintf (out,
+               "Both DB.tasks and DB.completed_tasks are searched. Each task is acted on\n"
+               "only in the status it was read in. One line a task acted on: id,\n"
+               "collection, status, outcome; each refusal on stderr with its reason. Exit 1\n"
+               "when the task given by ID is refused or not found.\n"
+               "\n"
+               "  --status S         only tasks in status S, one of " STATUS_LIST "\n"
+               "  --queue Q          only tasks of queue Q\n"
+               "  --type T           only tasks of type T\n"
+               "  --since DURATION   only tasks ended (or, not ended, created) within it:\n"
+               "                     whole seconds or a number with a unit s, m, h, d   --since 1h\n"
+               "  --dry-run          say what would be done; change nothing\n");
+      if (cmd == CMD_DELETE) {
+         fprintf (out, "  --force            delete live tasks too (a running one's outcome is then lost)\n");
+      }
+      fprintf (out,
+               "  --json             one document a task: {_id, collection, status, outcome, reason}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks %s --status FAILED --since 1h --dry-run\n"
+               "  mtaskctl --db tasks %s 6553f1c2a4e0b1d2c3f40a17\n",
+               cmd == CMD_RETRY ? "retry" : cmd == CMD_CANCEL ? "cancel" : "delete",
+               cmd == CMD_RETRY ? "retry" : cmd == CMD_CANCEL ? "cancel" : "delete");
       break;
    case CMD_LOCKS:
       fprintf (out,
@@ -208,12 +264,13 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
       break;
    case CMD_STATS:
       fprintf (out,
-               "Usage: mtaskctl [connection] stats [--json]\n"
+               "Usage: mtaskctl [connection] stats [--archive] [--json]\n"
                "\n"
                "Counts the tasks in DB.tasks by queue and status, then counts the CREATED\n"
                "tasks by type: a type that keeps waiting may be one that no running worker\n"
                "has a plugin for.\n"
                "\n"
+               "  --archive  count the archive, DB.completed_tasks, instead\n"
                "  --json   one document: {\"queues\": {Q: {STATUS: n}}, \"waiting_by_type\": {T: n}}\n"
                "\n"
                "Example:\n"
@@ -530,6 +587,9 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "  ls        list tasks, newest first\n"
                "  show ID   one task as JSON\n"
                "  stats     counts by queue and status, and waiting tasks by type\n"
+               "  retry     a FAILED or CANCELLED task again: retry ID, or --status FAILED\n"
+               "  cancel    a waiting task, or ask a running one to stop: cancel ID, or a filter\n"
+               "  delete    an ended task (or any with --force): delete ID, or a filter\n"
                "  locks     account locks: who holds what, since when\n"
                "\n"
                SCHEDULING_COMMANDS

@@ -38,6 +38,9 @@ static const struct {
    {NULL, "ls", CMD_LS, ARG_NONE, ctl_cmd_ls, true},
    {NULL, "show", CMD_SHOW, ARG_TASK_ID, ctl_cmd_show, true},
    {NULL, "stats", CMD_STATS, ARG_NONE, ctl_cmd_stats, true},
+   {NULL, "retry", CMD_RETRY, ARG_TASK_ID_OR_FILTER, ctl_cmd_retry, false},
+   {NULL, "cancel", CMD_CANCEL, ARG_TASK_ID_OR_FILTER, ctl_cmd_cancel, false},
+   {NULL, "delete", CMD_DELETE, ARG_TASK_ID_OR_FILTER, ctl_cmd_delete, false},
    {NULL, "locks", CMD_LOCKS, ARG_NONE, ctl_cmd_locks, true},
    {"group", "create", CMD_GROUP_CREATE, ARG_NONE, ctl_cmd_group_create, false},
    {"group", "add", CMD_GROUP_ADD, ARG_GROUP_ID, ctl_cmd_group_add, false},
@@ -112,7 +115,7 @@ check_command (ctl_t *ctl)
       k++;
    }
    if (!ctl->words[0]) {
-      return ctl_fail ("give a command: enqueue, ls, show, stats, locks, schedules, purge, retention, slots, "
+      return ctl_fail ("give a command: enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, purge, retention, slots, "
                    "group COMMAND, sync COMMAND, pool set or slot COMMAND");
    }
    if (ctl->family && !ctl->words[1]) {
@@ -126,7 +129,7 @@ check_command (ctl_t *ctl)
                    families[k].with_commas);
    }
    if (!ctl->cmd) {
-      return ctl_fail ("unknown command '%s'; commands are enqueue, ls, show, stats, locks, schedules, purge, "
+      return ctl_fail ("unknown command '%s'; commands are enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, purge, "
                    "retention, slots, group COMMAND, sync COMMAND, pool set and slot COMMAND",
                    ctl->words[0]);
    }
@@ -138,6 +141,22 @@ check_command (ctl_t *ctl)
       return ctl_fail ("unexpected argument '%s'", next < 3 && ctl->words[next] ? ctl->words[next] : ctl->extra);
    }
    switch (ctl->arg_kind) {
+   case ARG_TASK_ID_OR_FILTER:
+      if (ctl->id && (ctl->seen[F_STATUS] || ctl->seen[F_QUEUE] || ctl->seen[F_TYPE] || ctl->seen[F_SINCE])) {
+         return ctl_fail ("%s: give a task id or filter flags (--status, --queue, --type, --since), not both", ctl->command_name);
+      }
+      if (!ctl->id && !(ctl->seen[F_STATUS] || ctl->seen[F_QUEUE] || ctl->seen[F_TYPE] || ctl->seen[F_SINCE])) {
+         return ctl_fail ("%s which tasks? give a task id (mtaskctl %s ID) or filter flags (--status, --queue, --type, --since)",
+                          ctl->command_name, ctl->command_name);
+      }
+      if (ctl->id) {
+         if (strlen (ctl->id) != 24 || !bson_oid_is_valid (ctl->id, 24)) {
+            return ctl_fail ("'%s' is not a task id: give the 24 hex digits of its _id", ctl->id);
+         }
+         bson_oid_init_from_string (&ctl->oid, ctl->id);
+         ctl->has_id = true;
+      }
+      break;
    case ARG_TASK_ID:
       if (!ctl->id) {
          return ctl_fail ("%s needs a task id: mtaskctl %s %s",

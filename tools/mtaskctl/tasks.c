@@ -1,4 +1,5 @@
-/* The task commands: enqueue, ls, show, stats. */
+/* The task commands: enqueue, ls, show, stats, and the actions retry,
+ * cancel and delete. */
 #include "ctl.h"
 
 #include <string.h>
@@ -157,9 +158,12 @@ ctl_cmd_ls (const ctl_t *ctl, mongoc_client_t *client, const char *db)
       }
    }
    BSON_APPEND_INT64 (&opts, "limit", ctl->limit);
+   if (ctl->seen[F_ARCHIVE]) {
+      BSON_APPEND_BOOL (&opts, "archive", true);
+   }
    if (!mt_admin_tasks (client, db, &opts, &reply, &error)) {
       fflush (stdout);
-      fprintf (stderr, "mtaskctl: cannot list tasks in %s.%s: %s\n", db, MT_TASKS_COLLECTION, error.message);
+      fprintf (stderr, "mtaskctl: cannot list tasks in %s.%s: %s\n", db, ctl_failed_in (&reply, MT_TASKS_COLLECTION), error.message);
       status = EXIT_RUNTIME;
       goto cleanup;
    }
@@ -203,7 +207,7 @@ ctl_cmd_show (const ctl_t *ctl, mongoc_client_t *client, const char *db)
    } else if (!ctl_not_found (&error)) {
       fprintf (stderr, "mtaskctl: cannot read task %s from %s.%s: %s\n", ctl->id, db, MT_TASKS_COLLECTION, error.message);
    } else {
-      fprintf (stderr, "mtaskctl: no task with id %s in %s.%s\n", ctl->id, db, MT_TASKS_COLLECTION);
+      fprintf (stderr, "mtaskctl: no task with id %s in %s.%s nor in %s.%s\n", ctl->id, db, MT_TASKS_COLLECTION, db, MT_COMPLETED_COLLECTION);
    }
    bson_destroy (&reply);
    return status;
@@ -343,11 +347,14 @@ ctl_cmd_stats (const ctl_t *ctl, mongoc_client_t *client, const char *db)
 {
    counts_t by_queue = {0}, by_type = {0};
    bson_error_t error;
-   bson_t reply;
+   bson_t reply, opts = BSON_INITIALIZER;
    int status = EXIT_RUNTIME;
 
-   if (!mt_admin_stats (client, db, NULL, &reply, &error)) {
-      fprintf (stderr, "mtaskctl: cannot count tasks in %s.%s: %s\n", db, MT_TASKS_COLLECTION, error.message);
+   if (ctl->seen[F_ARCHIVE]) {
+      BSON_APPEND_BOOL (&opts, "archive", true);
+   }
+   if (!mt_admin_stats (client, db, &opts, &reply, &error)) {
+      fprintf (stderr, "mtaskctl: cannot count tasks in %s.%s: %s\n", db, ctl_failed_in (&reply, MT_TASKS_COLLECTION), error.message);
       goto cleanup;
    }
    counts_read (&reply, "by_queue", "queue", &by_queue);
@@ -363,5 +370,112 @@ cleanup:
    bson_free (by_queue.items);
    bson_free (by_type.items);
    bson_destroy (&reply);
+   bson_destroy (&opts);
    return status;
+}
+
+typedef bool (*ctl_action_t) (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* retry, cancel, delete: one task by id or the tasks a filter matches. One
+ * line a task: its id, where it is, its status, and what was done or why
+ * not; then the count on stderr. Exit 1 when a task named by id was
+ * refused or is not there. */
+static int
+task_action (const ctl_t *ctl, mongoc_client_t *client, const char *db, ctl_action_t action, const char *verb)
+{
+   static const struct {
+      ctl_flag_id_t flag;
+      const char *option;
+   } filters[] = {{F_QUEUE, "queue"}, {F_STATUS, "status"}, {F_TYPE, "type"}};
+   bson_t opts = BSON_INITIALIZER, reply, task;
+   bson_error_t error;
+   bson_iter_t iter;
+   bool dry_run = ctl->seen[F_DRY_RUN];
+   int status = EXIT_RUNTIME;
+
+   for (size_t k = 0; k < sizeof filters / sizeof filters[0]; k++) {
+      if (ctl->seen[filters[k].flag]) {
+         BSON_APPEND_UTF8 (&opts, filters[k].option, ctl->value[filters[k].flag]);
+      }
+   }
+   if (ctl->seen[F_SINCE]) {
+      BSON_APPEND_INT64 (&opts, "since", ctl->since);
+   }
+   if (dry_run) {
+      BSON_APPEND_BOOL (&opts, "dry_run", true);
+   }
+   if (ctl->seen[F_FORCE]) {
+      BSON_APPEND_BOOL (&opts, "force", true);
+   }
+   if (!action (client, db, ctl->has_id ? &ctl->oid : NULL, &opts, &reply, &error)) {
+      if (ctl_not_found (&error)) {
+         fprintf (stderr, "mtaskctl: cannot %s: %s\n", verb, error.message);
+      } else if (error.domain == MT_ERROR_CONFIG) {
+         ctl_fail ("cannot %s: %s", verb, error.message);
+         status = EXIT_USAGE;
+      } else {
+         ctl_db_error (db, ctl_failed_in (&reply, MT_TASKS_COLLECTION), &error, "%s tasks", verb);
+      }
+      goto cleanup;
+   }
+   ctl_array (&reply, "tasks", &iter);
+   while (ctl_array_next (&iter, &task)) {
+      char id[32], st[32];
+      const char *outcome = ctl_get_str (&task, "outcome");
+      const char *reason = ctl_get_str (&task, "reason");
+      bool refused = outcome && !strcmp (outcome, "refused");
+
+      if (ctl->seen[F_JSON]) {
+         ctl_print_json (&task);
+      } else if (refused) {
+         fflush (stdout);
+         fprintf (stderr,
+                  "mtaskctl: cannot %s task %s (in %s.%s): %s\n",
+                  verb,
+                  ctl_format_field (&task, "_id", id, sizeof id),
+                  db,
+                  ctl_get_str (&task, "collection") ? ctl_get_str (&task, "collection") : "?",
+                  reason ? reason : "refused");
+      } else {
+         printf ("%-24s  %-16s  %-16s  %s%s\n",
+                 ctl_format_field (&task, "_id", id, sizeof id),
+                 ctl_get_str (&task, "collection") ? ctl_get_str (&task, "collection") : "?",
+                 ctl_format_field (&task, "status", st, sizeof st),
+                 dry_run ? "would be " : "",
+                 outcome ? outcome : "?");
+      }
+   }
+   fflush (stdout);
+   if (!ctl->has_id) {
+      fprintf (stderr,
+               "mtaskctl: %s%s: %" PRId64 " task(s), %" PRId64 " refused\n",
+               verb,
+               dry_run ? " (dry run, nothing changed)" : "",
+               ctl_get_int (&reply, "done", 0),
+               ctl_get_int (&reply, "refused", 0));
+   }
+   status = ctl->has_id && ctl_get_int (&reply, "refused", 0) > 0 ? EXIT_RUNTIME : 0;
+
+cleanup:
+   bson_destroy (&reply);
+   bson_destroy (&opts);
+   return status;
+}
+
+int
+ctl_cmd_retry (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   return task_action (ctl, client, db, mt_admin_retry, "retry");
+}
+
+int
+ctl_cmd_cancel (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   return task_action (ctl, client, db, mt_admin_cancel, "cancel");
+}
+
+int
+ctl_cmd_delete (const ctl_t *ctl, mongoc_client_t *client, const char *db)
+{
+   return task_action (ctl, client, db, mt_admin_delete, "delete");
 }

@@ -530,21 +530,50 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  * waiting may be one no running worker has a plugin for). statuses: every S
  * of by_queue once, in lifecycle order. Q, S and T are text: "(none)" when
  * the tasks have no such field, a number or ObjectId as text, "(not a
- * string)" for other types. No options. */
+ * string)" for other types. opts: archive (bool: count the archive,
+ * `completed_tasks`, instead). */
 MT_EXPORT bool mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* Tasks, newest `created` first (then highest _id): {"tasks": [TASK, ...]}.
  * opts: queue, status, type (strings: only tasks with that value); limit
- * (an integer, 0 or more: at most that many; 0, the default, is all). */
+ * (an integer, 0 or more: at most that many; 0, the default, is all);
+ * archive (bool: list the archive, `completed_tasks`, instead). */
 MT_EXPORT bool mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
-/* One task, its whole document: {"task": TASK}. No options. */
+/* One task, its whole document: {"task": TASK, "collection": C}, from
+ * `tasks` or, when it is not there, from the archive (`completed_tasks`).
+ * No options. */
 MT_EXPORT bool mt_admin_task (mongoc_client_t *client,
                               const char *db,
                               const bson_oid_t *id,
                               const bson_t *opts,
                               bson_t *reply,
                               bson_error_t *error);
+
+/* Task actions, each on one task (`id`) or on every task a filter in
+ * `opts` matches (`id` NULL): queue, status, type (strings), since (whole
+ * seconds: ended within that long, or created within it when not ended);
+ * dry_run (bool: say what would be done, do nothing); force (bool, delete
+ * only). Both `tasks` and the archive (`completed_tasks`) are searched.
+ * Each write is conditional on the status the task was read in. Reply:
+ *   {"dry_run": B, "tasks": [{"_id", "collection", "status", "outcome",
+ *    "reason"}, ...], "done": N, "refused": N}
+ * outcome: what was done ("retried", "cancelled", "stop requested",
+ * "deleted"; with dry_run what would be), or "refused" with the reason.
+ * An id that is in neither collection fails MT_STORE_ERROR_NOT_FOUND.
+ * - retry: a FAILED or CANCELLED task goes back to CREATED, due now, with
+ *   a fresh budget (failures 0); its last error stays in `errors`; an
+ *   archived one moves back into `tasks`. Refused when another live task
+ *   holds its unique_key.
+ * - cancel: a CREATED or WAITING task becomes CANCELLED, `finished` set,
+ *   its unique_key let go (a repeating series ends); a WORK_IN_PROGRESS
+ *   one gets `cancel_requested`: its worker makes mt_task_should_stop()
+ *   true, kills an isolated child after its grace, and ends it CANCELLED.
+ * - delete: an ended task (FINISHED, FAILED, CANCELLED), or any with
+ *   force. */
+MT_EXPORT bool mt_admin_retry (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error);
+MT_EXPORT bool mt_admin_cancel (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error);
+MT_EXPORT bool mt_admin_delete (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* The live task (WAITING, CREATED or WORK_IN_PROGRESS) holding
  * unique_key `key`: {"task": TASK}, or {"task": null} when none does (the
