@@ -816,6 +816,14 @@ prepare (mt_worker_t *worker, const char **step, bson_error_t *error)
          n = poll (&pfd, 1, (int) backoff);
       } while (n < 0 && errno == EINTR);
       if (n > 0) {
+         char c = 0;
+
+         if (read (worker->wake_pipe[0], &c, 1) == 1 && c == 'q') {
+            /* Quiet (SIGTSTP) while starting: remembered, not a stop. */
+            mt_context_raise (&worker->ctx, &worker->quiet);
+            mt_log (&worker->ctx, MT_LOG_INFO, "quiet: once started, no claims; stop the worker to end it");
+            continue;
+         }
          break; /* asked to stop */
       }
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
