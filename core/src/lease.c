@@ -506,6 +506,12 @@ mt_lease_heartbeat (
       BSON_APPEND_VALUE (&filter, "pid", bson_iter_value (&iter));
    }
    BSON_APPEND_DOCUMENT (&update, "$set", fields);
+   if (!bson_has_field (fields, "expires")) {
+      /* Alive: a worker marked lost while it was paused must not expire. */
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
+      BSON_APPEND_UTF8 (&child, "expires", "");
+      bson_append_document_end (&update, &child);
+   }
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
    BSON_APPEND_BOOL (&child, "heartbeat", true);
    bson_append_document_end (&update, &child);

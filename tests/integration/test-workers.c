@@ -401,6 +401,18 @@ test_registry_expires (void)
    mt_test_insert ("workers", old);
    pid = mt_test_worker_ready (W ("--queues", "q", "--pid", "W-NEW", "--lease", "3", "--poll-interval", "0.05"));
    WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': 'W-OLD'}") == 0, 10000);
+   /* Marked lost while it was paused, then back: it must not expire. */
+   {
+      bson_t *filter = mt_test_bson ("{'_id': 'W-NEW'}");
+      bson_t *mark = mt_test_bson ("{'$set': {'status': 'lost', 'expires': {'$date': '2100-01-01T00:00:00Z'}}}");
+      bson_error_t error;
+      bool ok = mongoc_collection_update_one (workers, filter, mark, NULL, NULL, &error);
+
+      ASSERT_OR_PRINT (ok, error);
+      bson_destroy (filter);
+      bson_destroy (mark);
+   }
+   WAIT_UNTIL (mt_test_count_in ("workers", "{'_id': 'W-NEW', 'status': 'running', 'expires': {'$exists': false}}") == 1, 10000);
    cursor = mongoc_collection_find_indexes_with_opts (workers, NULL);
    while (mongoc_cursor_next (cursor, &index)) {
       if (mt_test_str (index, "name") && !strcmp (mt_test_str (index, "name"), "mtask_workers_ttl")) {
