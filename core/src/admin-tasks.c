@@ -193,9 +193,11 @@ date_of (const bson_t *doc, const char *key)
    return bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_DATE_TIME (&iter) ? bson_iter_date_time (&iter) : 0;
 }
 
-/* Reads the CREATED and WORK_IN_PROGRESS tasks, with the server's time,
- * into `set`: what is due is judged on the server's clock, as a worker's
- * claim judges it. */
+/* Counts the CREATED and WORK_IN_PROGRESS tasks into `set`, grouped on
+ * the server (a backlog of millions costs a few documents here): what is
+ * due is judged on the server's clock ($$NOW), as a worker's claim judges
+ * it. A missing or null `delayed` is due; the time a task became due is
+ * the later of `created` and `delayed`. */
 static bool
 backlog_read (mongoc_collection_t *tasks, backlog_set_t *set, bson_error_t *error)
 {
@@ -215,59 +217,104 @@ backlog_read (mongoc_collection_t *tasks, backlog_set_t *set, bson_error_t *erro
                                 "}",
                                 "}",
                                 "{",
-                                "$project",
+                                "$group",
+                                "{",
+                                "_id",
                                 "{",
                                 "queue",
-                                BCON_INT32 (1),
+                                "$queue",
                                 "type",
-                                BCON_INT32 (1),
+                                "$type",
                                 "status",
-                                BCON_INT32 (1),
-                                "delayed",
-                                BCON_INT32 (1),
-                                "attempts",
-                                BCON_INT32 (1),
-                                "created",
-                                BCON_INT32 (1),
-                                "}",
-                                "}",
+                                "$status",
+                                "later",
                                 "{",
-                                "$addFields",
-                                "{",
-                                "mt_now",
+                                "$gt",
+                                "[",
+                                "$delayed",
                                 "$$NOW",
+                                "]",
+                                "}",
+                                "retry",
+                                "{",
+                                "$gt",
+                                "[",
+                                "$attempts",
+                                BCON_INT32 (0),
+                                "]",
+                                "}",
+                                "}",
+                                "n",
+                                "{",
+                                "$sum",
+                                BCON_INT32 (1),
+                                "}",
+                                "since",
+                                "{",
+                                "$min",
+                                "{",
+                                "$max",
+                                "[",
+                                "$created",
+                                "$delayed",
+                                "]",
+                                "}",
+                                "}",
+                                "now",
+                                "{",
+                                "$max",
+                                "$$NOW",
+                                "}",
                                 "}",
                                 "}",
                                 "]");
    mongoc_cursor_t *cursor = mongoc_collection_aggregate (tasks, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
    const bson_t *doc;
+   bson_iter_t iter;
    bool ok;
 
    while (mongoc_cursor_next (cursor, &doc)) {
-      char *queue = group_label (doc, "queue");
-      char *type = group_label (doc, "type");
-      backlog_t *b = backlog_of (set, queue);
-      const char *status = mt_admin_str (doc, "status");
-      int64_t now = date_of (doc, "mt_now"), delayed = date_of (doc, "delayed"), since;
+      bson_t id;
+      const uint8_t *data;
+      uint32_t len;
+      char *queue, *type;
+      backlog_t *b;
+      const char *status;
+      int64_t n = mt_admin_int (doc, "n", 0), now = date_of (doc, "now"), since = date_of (doc, "since");
+      bool later = false, retry = false;
 
+      if (!bson_iter_init_find (&iter, doc, "_id") || !BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+         continue;
+      }
+      bson_iter_document (&iter, &len, &data);
+      if (!bson_init_static (&id, data, len)) {
+         continue;
+      }
+      if (bson_iter_init_find (&iter, &id, "later") && BSON_ITER_HOLDS_BOOL (&iter)) {
+         later = bson_iter_bool (&iter);
+      }
+      if (bson_iter_init_find (&iter, &id, "retry") && BSON_ITER_HOLDS_BOOL (&iter)) {
+         retry = bson_iter_bool (&iter);
+      }
       if (now) {
          set->now = now;
       }
+      queue = group_label (&id, "queue");
+      type = group_label (&id, "type");
+      status = mt_admin_str (&id, "status");
+      b = backlog_of (set, queue);
       if (status && !strcmp (status, MT_STATUS_WORK_IN_PROGRESS)) {
-         b->running++;
-      } else if (delayed > now) {
-         if (mt_admin_int (doc, "attempts", 0) > 0) {
-            b->retrying++;
-         } else {
-            b->delayed++;
-         }
-         pair_add (set, queue, type);
+         b->running += n;
       } else {
-         /* Due since it was created, or since its delay ran out. */
-         since = BSON_MAX (date_of (doc, "created"), delayed);
-         b->due++;
-         if (since && (!b->oldest_due || since < b->oldest_due)) {
-            b->oldest_due = since;
+         if (later && retry) {
+            b->retrying += n;
+         } else if (later) {
+            b->delayed += n;
+         } else {
+            b->due += n;
+            if (since && (!b->oldest_due || since < b->oldest_due)) {
+               b->oldest_due = since;
+            }
          }
          pair_add (set, queue, type);
       }
