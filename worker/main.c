@@ -64,6 +64,15 @@ on_signal (int signo)
 #endif
 }
 
+/* SIGTSTP: quiet, as Sidekiq's: claim nothing new, finish what runs, stay
+ * up (the process is not suspended). */
+static void
+on_quiet_signal (int signo)
+{
+   (void) signo;
+   mt_worker_quiet (the_worker); /* a write(2) to the worker's pipe */
+}
+
 #ifdef MT_COVERAGE
 /* A coverage build (tools/test --coverage) writes its counters before a
  * crash ends the process (a plugin's SIGSEGV, in an isolated child too),
@@ -350,6 +359,8 @@ main (int argc, char **argv)
    sigemptyset (&sa.sa_mask);
    sigaction (SIGTERM, &sa, NULL);
    sigaction (SIGINT, &sa, NULL);
+   sa.sa_handler = on_quiet_signal;
+   sigaction (SIGTSTP, &sa, NULL);
    signal (SIGPIPE, SIG_IGN);
 #ifdef MT_COVERAGE
    coverage_on_crash ();

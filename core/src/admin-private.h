@@ -95,4 +95,30 @@ void mt_admin_append_statuses (bson_t *reply, const char **statuses, size_t n);
  * next run is WAITING, CREATED or WORK_IN_PROGRESS. */
 void mt_admin_append_live (bson_t *filter);
 
+/* ---- the workers' registry (admin-workers.c) ---------------------------- */
+
+/* The default lease, for a registry document that names none. */
+#define MT_ADMIN_DEFAULT_LEASE_MS (30 * 1000)
+
+/* A worker's state from its registry document and the server's time
+ * (`now_ms`, 0 when unknown): "stopped" when it says so; "lost" when its
+ * heartbeat is older than its lease (or it has none); else what it says,
+ * "quiet" or "stopping", or "running". `age_ms`: the heartbeat's age, -1
+ * when unknown. */
+const char *mt_admin_worker_state (const bson_t *doc, int64_t now_ms, int64_t *age_ms);
+
+/* The registry documents (the one of `id`, or all by _id) into `docs`, and
+ * the server's time at the read in `now_ms` (left as is when none). */
+bool mt_admin_worker_docs (mongoc_client_t *client,
+                           const char *db,
+                           const char *id,
+                           mt_admin_docs_t *docs,
+                           int64_t *now_ms,
+                           bson_error_t *error);
+
+/* Whether the worker of `doc` is running (live, and neither quiet nor
+ * stopping) and serves `queue` and has a plugin for `type` (each NULL:
+ * any). */
+bool mt_admin_worker_serves (const bson_t *doc, int64_t now_ms, const char *queue, const char *type);
+
 #endif /* MTASK_ADMIN_PRIVATE_H */

@@ -37,13 +37,30 @@ append_held (mt_worker_t *worker, bson_t *array)
    pthread_mutex_unlock (&worker->ctx.mutex);
 }
 
-bool
-mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error)
+/* What the worker says of itself: stopping (no new claims, running tasks
+ * finish or go back), quiet (no new claims, staying up) or running. */
+static const char *
+own_status (mt_worker_t *worker)
 {
-   bson_t fields = BSON_INITIALIZER, held = BSON_INITIALIZER;
+   if (mt_context_get (&worker->ctx, &worker->ctx.stopping)) {
+      return "stopping";
+   }
+   return mt_context_get (&worker->ctx, &worker->quiet) ? "quiet" : "running";
+}
+
+bool
+mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_t *entry, bson_error_t *error)
+{
+   bson_t fields = BSON_INITIALIZER, held = BSON_INITIALIZER, none = BSON_INITIALIZER;
+   bool stopped = status && !strcmp (status, "stopped");
    bool ok;
 
-   append_held (worker, &held);
+   if (!status) {
+      status = own_status (worker);
+   }
+   if (!stopped) {
+      append_held (worker, &held);
+   }
    BSON_APPEND_UTF8 (&fields, "host", worker->hostname);
    BSON_APPEND_INT32 (&fields, "pid", (int32_t) getpid ());
    BSON_APPEND_ARRAY (&fields, "queues", &worker->queues_array);
@@ -52,11 +69,62 @@ mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *st
    BSON_APPEND_INT32 (&fields, "concurrency", worker->concurrency);
    BSON_APPEND_DOUBLE (&fields, "lease_seconds", (double) worker->ctx.lease_ms / 1000.0);
    BSON_APPEND_UTF8 (&fields, "isolate", worker->isolate == MT_ISOLATE_FORK ? "fork" : "none");
-   BSON_APPEND_ARRAY (&fields, "tasks", &held);
-   ok = mt_lease_heartbeat (&worker->ctx, client, &fields, &held, error);
+   /* A stopped worker runs nothing: what it held was finished or given
+    * back, and a task still inside process() after the grace is another
+    * worker's to take back by its lease. */
+   BSON_APPEND_ARRAY (&fields, "tasks", stopped ? &none : &held);
+   if (stopped) {
+      /* The registry keeps it a while for whoever looks, then the TTL
+       * index (or, on a server without TTL, any live worker) deletes it. */
+      BSON_APPEND_DATE_TIME (&fields, "expires", mt_server_now (&worker->ctx) + MT_WORKER_KEEP_MS);
+   }
+   ok = mt_lease_heartbeat (&worker->ctx, client, &fields, &held, entry, error);
    bson_destroy (&fields);
    bson_destroy (&held);
+   bson_destroy (&none);
    return ok;
+}
+
+/* Tells the run's wait, as mt_worker_quiet ('q') and mt_worker_stop ('s')
+ * do (worker.c, which calls this file: not called from here). */
+static void
+wake (mt_worker_t *worker, char c)
+{
+   if (worker->wake_pipe[1] >= 0) {
+      ssize_t r = write (worker->wake_pipe[1], &c, 1);
+      (void) r;
+   }
+}
+
+/* Follows a command an operator left in the registry document (mtaskctl
+ * worker quiet|stop, mt_admin_worker_command): each once. */
+static void
+follow_command (mt_worker_t *worker, const bson_t *entry, bool *quieted, bool *stopped)
+{
+   bson_iter_t iter;
+   const char *command;
+
+   if (!bson_iter_init_find (&iter, entry, "command") || !BSON_ITER_HOLDS_UTF8 (&iter)) {
+      return;
+   }
+   command = bson_iter_utf8 (&iter, NULL);
+   if (!strcmp (command, "quiet") && !*quieted) {
+      *quieted = true;
+      mt_log (&worker->ctx, MT_LOG_INFO, "the registry asks this worker to be quiet");
+      wake (worker, 'q');
+   } else if (!strcmp (command, "stop") && !*stopped) {
+      *stopped = true;
+      if (bson_iter_init_find (&iter, entry, "grace") && BSON_ITER_HOLDS_NUMBER (&iter) && bson_iter_as_double (&iter) >= 0 &&
+          bson_iter_as_double (&iter) <= 24 * 3600) {
+         /* Read by the run's shut_down only after the byte below. */
+         worker->grace_ms = (int64_t) (bson_iter_as_double (&iter) * 1000.0);
+      }
+      mt_log (&worker->ctx,
+              MT_LOG_INFO,
+              "the registry asks this worker to stop (grace %.0f s)",
+              (double) worker->grace_ms / 1000.0);
+      wake (worker, 's');
+   }
 }
 
 /* Logs a change between working and failing, once each way. */
@@ -84,17 +152,22 @@ heartbeat_main (void *data)
    mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
    int64_t interval_ms = interval_of (worker);
    bson_error_t error;
-   bool stop = false, failing = false;
+   bool stop = false, failing = false, quieted = false, stopped = false;
 
    while (!stop) {
-      bool ok = mt_heartbeat_write (worker, client, "running", &error);
+      bson_t entry;
+      bool ok = mt_heartbeat_write (worker, client, NULL, &entry, &error);
 
+      if (ok) {
+         follow_command (worker, &entry, &quieted, &stopped);
+      }
+      bson_destroy (&entry);
       say_state (worker, "heartbeat", ok, &failing, &error, interval_ms);
       stop = mt_context_wait (&worker->ctx, interval_ms, &worker->heartbeat_stop);
    }
    /* The last word: stopped, running nothing (what was running has been
     * finished or given back). */
-   if (!mt_heartbeat_write (worker, client, "stopped", &error)) {
+   if (!mt_heartbeat_write (worker, client, "stopped", NULL, &error)) {
       mt_log (&worker->ctx, MT_LOG_WARNING, "cannot record that the worker stopped: %s", error.message);
    }
    mongoc_client_pool_push (worker->pool, client);

@@ -274,6 +274,42 @@ describe_entry (const mt_registry_entry_t *entry, char *out, size_t size)
                   (double) entry->lease_ms / 1000.0);
 }
 
+/* The TTL index that deletes stopped and lost workers' documents once their
+ * `expires` is past. Only the registry's tidiness depends on it: a failure
+ * is logged, and the workers' upkeep deletes them anyway. */
+static void
+registry_ttl (mt_context_t *ctx, mongoc_client_t *client)
+{
+   bson_t *cmd = BCON_NEW ("createIndexes",
+                           BCON_UTF8 (MT_WORKERS_COLLECTION),
+                           "indexes",
+                           "[",
+                           "{",
+                           "key",
+                           "{",
+                           "expires",
+                           BCON_INT32 (1),
+                           "}",
+                           "name",
+                           "mtask_workers_ttl",
+                           "expireAfterSeconds",
+                           BCON_INT32 (0),
+                           "}",
+                           "]");
+   bson_error_t error;
+
+   if (!mongoc_client_write_command_with_opts (client, ctx->db, cmd, NULL, NULL, &error)) {
+      mt_log (ctx,
+              MT_LOG_WARNING,
+              "cannot create the TTL index on '%s.%s' (stopped and lost workers' documents are deleted by the "
+              "workers instead): %s",
+              ctx->db,
+              MT_WORKERS_COLLECTION,
+              error.message);
+   }
+   bson_destroy (cmd);
+}
+
 bool
 mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *host, int32_t pid, bool replace, bson_error_t *error)
 {
@@ -284,6 +320,7 @@ mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *host,
    bson_t *opts = BCON_NEW ("upsert", BCON_BOOL (true));
 
    process_identity (boot_id, sizeof boot_id, pid_ns, sizeof pid_ns);
+   registry_ttl (ctx, client);
    if (replace) {
       /* Only to say whom it replaces. */
       if (!registry_read (ctx, workers, &entry, error)) {
@@ -314,13 +351,18 @@ mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *host,
          BSON_APPEND_UTF8 (&set, "pid_ns", pid_ns);
       }
       bson_append_document_end (&update, &set);
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &unset);
       if (!boot_id[0] || !pid_ns[0]) {
          /* Not those of an earlier process, which another would trust. */
-         BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &unset);
          BSON_APPEND_UTF8 (&unset, "boot_id", "");
          BSON_APPEND_UTF8 (&unset, "pid_ns", "");
-         bson_append_document_end (&update, &unset);
       }
+      /* An operator's command was for the earlier process, and a live
+       * worker's document does not expire. */
+      BSON_APPEND_UTF8 (&unset, "command", "");
+      BSON_APPEND_UTF8 (&unset, "grace", "");
+      BSON_APPEND_UTF8 (&unset, "expires", "");
+      bson_append_document_end (&update, &unset);
       BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &date);
       BSON_APPEND_BOOL (&date, "heartbeat", true);
       BSON_APPEND_BOOL (&date, "started", true);
@@ -440,7 +482,8 @@ taken_over (mt_context_t *ctx, mongoc_collection_t *workers, bson_error_t *error
 }
 
 bool
-mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_error_t *error)
+mt_lease_heartbeat (
+   mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_t *entry, bson_error_t *error)
 {
    mongoc_collection_t *workers = mongoc_client_get_collection (client, ctx->db, MT_WORKERS_COLLECTION);
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, ctx->db, MT_TASKS_COLLECTION);
@@ -450,6 +493,9 @@ mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fi
    int64_t after;
    bool ok = false;
 
+   if (entry) {
+      bson_init (entry);
+   }
    BSON_APPEND_UTF8 (&filter, "_id", ctx->worker_id);
    /* Only while the entry is still this process's (mt_lease_register): an
     * entry another process took over makes the upsert meet its _id. */
@@ -460,6 +506,12 @@ mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fi
       BSON_APPEND_VALUE (&filter, "pid", bson_iter_value (&iter));
    }
    BSON_APPEND_DOCUMENT (&update, "$set", fields);
+   if (!bson_has_field (fields, "expires")) {
+      /* Alive: a worker marked lost while it was paused must not expire. */
+      BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &child);
+      BSON_APPEND_UTF8 (&child, "expires", "");
+      bson_append_document_end (&update, &child);
+   }
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$currentDate", &child);
    BSON_APPEND_BOOL (&child, "heartbeat", true);
    bson_append_document_end (&update, &child);
@@ -487,6 +539,17 @@ mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fi
        * worker's idea of the server's time never runs ahead of it, so it
        * never claims a task early nor takes back a lease early. */
       mt_server_clock_set (ctx, bson_iter_date_time (&hb) - after);
+   }
+   if (entry && bson_iter_init_find (&iter, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&iter)) {
+      const uint8_t *data;
+      uint32_t len;
+      bson_t view;
+
+      bson_iter_document (&iter, &len, &data);
+      if (bson_init_static (&view, data, len)) {
+         bson_destroy (entry);
+         bson_copy_to (&view, entry);
+      }
    }
    bson_destroy (&reply);
 
@@ -707,12 +770,32 @@ mt_lease_reclaim (mt_context_t *ctx, mongoc_client_t *client, bool own_only, bso
    }
    if (taken >= 0 && !own_only) {
       /* Workers that went silent, for whoever is watching `workers`. */
-      bson_t *lost = BCON_NEW ("status", "running", "heartbeat", "{", "$lt", BCON_DATE_TIME (cutoff), "}");
-      bson_t *mark = BCON_NEW ("$set", "{", "status", "lost", "}");
+      bson_t *lost = BCON_NEW ("status",
+                               "{",
+                               "$in",
+                               "[",
+                               "running",
+                               "quiet",
+                               "stopping",
+                               "]",
+                               "}",
+                               "heartbeat",
+                               "{",
+                               "$lt",
+                               BCON_DATE_TIME (cutoff),
+                               "}");
+      bson_t *mark = BCON_NEW (
+         "$set", "{", "status", "lost", "expires", BCON_DATE_TIME (cutoff + ctx->lease_ms + MT_WORKER_KEEP_MS), "}");
+      /* Their time in the registry is over: the TTL index deletes them on
+       * MongoDB; this, on a server that keeps TTL indexes but never
+       * expires anything. */
+      bson_t *expired = BCON_NEW ("expires", "{", "$lt", BCON_DATE_TIME (cutoff + ctx->lease_ms), "}");
 
       mongoc_collection_update_many (workers, lost, mark, NULL, NULL, NULL);
+      mongoc_collection_delete_many (workers, expired, NULL, NULL, NULL);
       bson_destroy (lost);
       bson_destroy (mark);
+      bson_destroy (expired);
    }
    bson_free (found);
    mongoc_cursor_destroy (cursor);

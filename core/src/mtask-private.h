@@ -416,6 +416,12 @@ int64_t mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, cons
  * what to do. `replace` registers whatever the entry says (and logs whom it
  * replaces); the replaced worker stops claiming at its next heartbeat. */
 bool mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *host, int32_t pid, bool replace, bson_error_t *error);
+/* How long the registry keeps a stopped or lost worker's document for
+ * whoever looks: its `expires` is set that far ahead, and a TTL index
+ * (mtask_workers_ttl) or, where the server has none, any live worker's
+ * upkeep (mt_lease_reclaim) deletes it then. */
+#define MT_WORKER_KEEP_MS ((int64_t) 24 * 3600 * 1000)
+
 /* The worker's registry document in `workers`: `fields` ($set: host, pid,
  * queues, status, the tasks it holds...) with a server-stamped heartbeat,
  * from which the context's estimate of the server's clock is updated; then
@@ -423,8 +429,11 @@ bool mt_lease_register (mt_context_t *ctx, mongoc_client_t *client, const char *
  * write is conditional on the `host` and `pid` of `fields`: when another
  * process has taken the id over, it fails with MT_ERROR_STORE /
  * MT_STORE_ERROR_LOST, raises ctx->stopping (no new claims) and still
- * renews the leases of `held`. */
-bool mt_lease_heartbeat (mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_error_t *error);
+ * renews the leases of `held`. With `entry`, the document as written is
+ * copied there (always initialized): its `command` and `grace`, set by
+ * mt_admin_worker_command(), are the worker's to follow. */
+bool mt_lease_heartbeat (
+   mt_context_t *ctx, mongoc_client_t *client, const bson_t *fields, const bson_t *held, bson_t *entry, bson_error_t *error);
 /* Takes back the tasks of workers whose lease ran out (or, `own_only`, what
  * an earlier worker with this id left running). How many, or -1. */
 int64_t mt_lease_reclaim (mt_context_t *ctx, mongoc_client_t *client, bool own_only, bson_error_t *error);

@@ -70,6 +70,7 @@ struct _mt_worker_t {
    bool upkeep_running;
 
    bool replace; /* start in place of a live worker with this id */
+   bool quiet;   /* under ctx.mutex: claims nothing new, finishes what runs */
 
    struct _mt_host_t *host; /* the host table its plugins get (host.c) */
 
@@ -147,8 +148,12 @@ bool mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t d
 
 /* ---- the worker's heartbeat and upkeep threads (heartbeat.c) ------------ */
 
-/* This worker's registry document and the leases of what it holds. */
-bool mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_error_t *error);
+/* This worker's registry document and the leases of what it holds.
+ * `status` NULL: the worker's own ("running", "quiet" or "stopping"); a
+ * "stopped" one holds no task. With `entry`, the document as written is
+ * copied there (always initialized): a command an operator left in it. */
+bool mt_heartbeat_write (
+   mt_worker_t *worker, mongoc_client_t *client, const char *status, bson_t *entry, bson_error_t *error);
 /* The threads: every lease/3, the heartbeat (registry and leases, nothing
  * else); and, on a thread of its own, taking back lost tasks, the upkeep
  * tick, the archive sweep, the slot watcher. Stop joins both. */

@@ -314,6 +314,17 @@ mt_worker_stop (mt_worker_t *worker)
 }
 
 void
+mt_worker_quiet (mt_worker_t *worker)
+{
+   /* Only write(2): async-signal-safe. The run's wait turns it into the
+    * flag the threads read. */
+   if (worker && worker->wake_pipe[1] >= 0) {
+      ssize_t r = write (worker->wake_pipe[1], "q", 1);
+      (void) r;
+   }
+}
+
+void
 mt_worker_destroy (mt_worker_t *worker)
 {
    if (!worker) {
@@ -363,6 +374,13 @@ static bool
 gave_up (mt_worker_t *worker)
 {
    return mt_context_get (&worker->ctx, &worker->failed);
+}
+
+/* Quiet (mt_worker_quiet): no new claims. */
+static bool
+is_quiet (mt_worker_t *worker)
+{
+   return mt_context_get (&worker->ctx, &worker->quiet);
 }
 
 /* Waits up to `ms`, or less when the worker is asked to stop. Returns false
@@ -585,6 +603,13 @@ thread_main (void *data)
          continue;
       }
       n_ahead = next_ahead = 0;
+      if (is_quiet (worker)) {
+         /* Claimed ahead is run above; nothing new until stopped. */
+         if (worker->once || !idle_wait (worker, worker->poll_interval_ms)) {
+            break;
+         }
+         continue;
+      }
 
       /* What a failed claim may have taken goes back first: its write may
        * have been applied though the call failed (a lost reply, a write
@@ -775,7 +800,7 @@ start_steps (mt_worker_t *worker, mongoc_client_t *client, bool *registered, con
       return false;
    }
    *registered = true;
-   if (!mt_heartbeat_write (worker, client, "running", error)) {
+   if (!mt_heartbeat_write (worker, client, NULL, NULL, error)) {
       return false;
    }
    *step = "take back what an earlier run of this worker id left";
@@ -810,6 +835,14 @@ prepare (mt_worker_t *worker, const char **step, bson_error_t *error)
          n = poll (&pfd, 1, (int) backoff);
       } while (n < 0 && errno == EINTR);
       if (n > 0) {
+         char c = 0;
+
+         if (read (worker->wake_pipe[0], &c, 1) == 1 && c == 'q') {
+            /* Quiet (SIGTSTP) while starting: remembered, not a stop. */
+            mt_context_raise (&worker->ctx, &worker->quiet);
+            mt_log (&worker->ctx, MT_LOG_INFO, "quiet: once started, no claims; stop the worker to end it");
+            continue;
+         }
          break; /* asked to stop */
       }
       backoff = BSON_MIN (backoff * 2, MT_RETRY_MAX_MS);
@@ -818,7 +851,7 @@ prepare (mt_worker_t *worker, const char **step, bson_error_t *error)
       /* Registered, then failed: free the id for the next start. */
       bson_error_t ignored;
 
-      mt_heartbeat_write (worker, client, "stopped", &ignored);
+      mt_heartbeat_write (worker, client, "stopped", NULL, &ignored);
    }
    mongoc_client_pool_push (worker->pool, client);
    return ok;
@@ -1013,9 +1046,20 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       mt_worker_stop (worker);
    }
 
-   /* Wait for a stop request or for the last thread to end. */
-   if (wait_byte (worker, -1) == 's') {
-      shut_down (worker);
+   /* Wait for a stop request or for the last thread to end; a quiet
+    * request (SIGTSTP, or the registry's command) only stops the claims. */
+   for (char c; (c = wait_byte (worker, -1));) {
+      if (c == 'q') {
+         if (!is_quiet (worker)) {
+            mt_context_raise (&worker->ctx, &worker->quiet);
+            mt_log (&worker->ctx, MT_LOG_INFO, "quiet: no new claims; running tasks finish; stop the worker to end it");
+         }
+         continue;
+      }
+      if (c == 's') {
+         shut_down (worker);
+      }
+      break;
    }
    mt_context_raise (&worker->ctx, &worker->ctx.stopping);
 

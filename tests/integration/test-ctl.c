@@ -60,11 +60,13 @@ test_enqueue_show (void)
    bson_oid_t id;
    bson_t *doc;
 
-   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--params", "{\"a\": 1}", "--priority", "3",
-                       "--delay", "60", "--max-attempts", "4"),
+   ASSERT_CMPINT (ctl_with (&out,
+                            (const char *const[]){"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/null", NULL},
+                            (const char *const[]){"enqueue", "--queue", "general", "--type", "echo", "--params", "{\"a\": 1}",
+                                                  "--priority", "3", "--delay", "60", "--max-attempts", "4", NULL}),
                   ==,
                   0);
-   ASSERT_CMPINT (strlen (out), ==, 25); /* 24 hex digits and a newline */
+   ASSERT_CMPINT (strlen (out), ==, 25); /* 24 hex digits and a newline; the warning that no worker serves the queue is on stderr */
    out[24] = '\0';
    ASSERT (bson_oid_is_valid (out, 24));
    bson_oid_init_from_string (&id, out);
@@ -256,7 +258,9 @@ static char *
 ctl_id (const char *const *args)
 {
    char *out;
-   int code = ctl (&out, args);
+   /* Only stdout, as id=$(mtaskctl ...) gets: enqueue warns on stderr
+    * when no worker serves the queue (none runs here). */
+   int code = ctl_with (&out, (const char *const[]){"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/null", NULL}, args);
 
    if (code != 0 || strlen (out) != 25 || !bson_oid_is_valid (out, 24)) {
       mt_test_fail (__FILE__, __LINE__, "%s %s: exit %d, not an id: '%s'", args[0], args[1], code, out);
@@ -1274,7 +1278,7 @@ test_enqueue_run_at (void)
    bson_free (id);
 
    /* --json: the id as before, and whether a task was created. */
-   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "general", "--type", "echo", "--delay", "2h", "--json"), ==, 0);
+   ASSERT_CMPINT (CTL_STDOUT (&out, "enqueue", "--queue", "general", "--type", "echo", "--delay", "2h", "--json"), ==, 0);
    doc = mt_test_bson (out);
    ASSERT (mt_test_has (doc, "_id"));
    ASSERT (mt_test_has (doc, "created"));

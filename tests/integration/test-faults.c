@@ -1772,7 +1772,7 @@ run_heartbeat (fx_t *fx, bson_error_t *error)
 {
    bson_t *fields = BCON_NEW ("status", "running", "host", "faults");
    bson_t *held = BCON_NEW ("0", BCON_OID (&fx->ids[0]));
-   bool ok = mt_lease_heartbeat (&fx->ctx, fx->client, fields, held, error);
+   bool ok = mt_lease_heartbeat (&fx->ctx, fx->client, fields, held, NULL, error);
 
    bson_destroy (fields);
    bson_destroy (held);

@@ -55,6 +55,7 @@ const ctl_flag_t ctl_flags[N_FLAGS] = {
    [F_SINCE] = {"--since", true, CMD_ACTIONS},
    [F_FORCE] = {"--force", false, CMD_DELETE},
    [F_ARCHIVE] = {"--archive", false, CMD_LS | CMD_STATS},
+   [F_GRACE] = {"--grace", true, CMD_WORKER_STOP},
 };
 
 /* The statuses mtask sets, for ls --status. */
@@ -540,6 +541,9 @@ ctl_check_values (ctl_t *ctl)
    }
    if (ctl->seen[F_TIMEOUT] &&
        !parse_seconds_to (F_TIMEOUT, ctl->value[F_TIMEOUT], CTL_MAX_TIMEOUT, "366 days", &ctl->timeout)) {
+      goto cleanup;
+   }
+   if (ctl->seen[F_GRACE] && !parse_seconds_to (F_GRACE, ctl->value[F_GRACE], 86400, "a day", &ctl->grace)) {
       goto cleanup;
    }
    if (ctl->seen[F_NEXT] && !parse_stage_id (F_NEXT, ctl->value[F_NEXT], &ctl->next)) {

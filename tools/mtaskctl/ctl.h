@@ -44,6 +44,9 @@ typedef enum {
    CMD_RETRY = 1 << 23,
    CMD_CANCEL = 1 << 24,
    CMD_DELETE = 1 << 25,
+   CMD_WORKERS = 1 << 26,
+   CMD_WORKER_QUIET = 1 << 27,
+   CMD_WORKER_STOP = 1 << 28,
 } ctl_cmd_t;
 
 #define CMD_GROUP (CMD_GROUP_CREATE | CMD_GROUP_ADD | CMD_GROUP_START | CMD_GROUP_LS | CMD_GROUP_SHOW | CMD_GROUP_CLEAN)
@@ -51,7 +54,10 @@ typedef enum {
 #define CMD_SLOT (CMD_POOL_SET | CMD_SLOTS | CMD_SLOT_KEEPALIVE | CMD_SLOT_STOP)
 #define CMD_SCHEDULING (CMD_SCHEDULES | CMD_PURGE | CMD_RETENTION)
 #define CMD_ACTIONS (CMD_RETRY | CMD_CANCEL | CMD_DELETE)
-#define CMD_ALL (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT | CMD_SCHEDULING | CMD_ACTIONS)
+#define CMD_WORKER (CMD_WORKERS | CMD_WORKER_QUIET | CMD_WORKER_STOP)
+#define CMD_ALL                                                                                                     \
+   (CMD_ENQUEUE | CMD_LS | CMD_SHOW | CMD_STATS | CMD_LOCKS | CMD_GROUP | CMD_SYNC | CMD_SLOT | CMD_SCHEDULING | CMD_ACTIONS | \
+    CMD_WORKER)
 
 /* The argument a command takes after its name, if any. */
 typedef enum {
@@ -61,6 +67,7 @@ typedef enum {
    ARG_GROUP_ID, /* 24 hex digits */
    ARG_SYNC,     /* a synchronizer's name */
    ARG_POOL,     /* a pool's name: not empty, no '#' */
+   ARG_WORKER,   /* a worker id, as 'workers' lists them */
 } ctl_arg_t;
 
 typedef enum {
@@ -110,6 +117,7 @@ typedef enum {
    F_SINCE,
    F_FORCE,
    F_ARCHIVE,
+   F_GRACE,
    N_FLAGS
 } ctl_flag_id_t;
 
@@ -155,6 +163,7 @@ typedef struct {
    const char *ended[4];          /* purge --status: NULL-terminated, or all NULL for every ended status */
    const char *from;              /* purge --from: a collection, or NULL for both */
    const char *collection;        /* retention --collection */
+   double grace;                  /* worker stop --grace, seconds */
 } ctl_t;
 
 /* ---- args.c: the command line ------------------------------------------- */
@@ -266,5 +275,15 @@ int ctl_cmd_slot_stop (const ctl_t *ctl, mongoc_client_t *client, const char *db
 int ctl_cmd_schedules (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 int ctl_cmd_purge (const ctl_t *ctl, mongoc_client_t *client, const char *db);
 int ctl_cmd_retention (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+
+/* workers.c */
+int ctl_cmd_workers (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+int ctl_cmd_worker_quiet (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+int ctl_cmd_worker_stop (const ctl_t *ctl, mongoc_client_t *client, const char *db);
+/* stats: the backlog of mt_admin_stats's reply, as a table or into `json`. */
+void ctl_stats_backlog (const bson_t *reply, bson_t *json);
+/* enqueue: a warning on stderr when no running worker serves the queue and
+ * type (the task is enqueued all the same). */
+void ctl_warn_unserved (mongoc_client_t *client, const char *db, const char *queue, const char *type);
 
 #endif /* MTASKCTL_CTL_H */

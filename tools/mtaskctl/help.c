@@ -270,8 +270,16 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "tasks by type: a type that keeps waiting may be one that no running worker\n"
                "has a plugin for.\n"
                "\n"
-               "  --archive  count the archive, DB.completed_tasks, instead\n"
-               "  --json   one document: {\"queues\": {Q: {STATUS: n}}, \"waiting_by_type\": {T: n}}\n"
+               "Then the backlog by queue: DUE (CREATED, due now), DELAYED (a first run not\n"
+               "due yet), RETRYING (a retry not due yet), RUNNING, and OLDEST DUE, how long\n"
+               "the oldest due task has waited (the queue's latency); and the queues and\n"
+               "task types with waiting tasks that no running worker serves.\n"
+               "\n"
+               "  --archive  count the archive, DB.completed_tasks, instead (no backlog then)\n"
+               "  --json   one document: {\"queues\": {Q: {STATUS: n}}, \"waiting_by_type\": {T: n},\n"
+               "           \"backlog\": [{\"queue\": Q, \"due\": n, \"delayed\": n, \"retrying\": n,\n"
+               "           \"running\": n, \"oldest_due_age_ms\": MS}], \"unserved_queues\": [Q],\n"
+               "           \"unserved_types\": [{\"queue\": Q, \"type\": T}]}\n"
                "\n"
                "Example:\n"
                "  mtaskctl --db tasks stats\n");
@@ -537,7 +545,73 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "Example:\n"
                "  mtaskctl --db tasks slot stop 6553f1c2a4e0b1d2c3f40a17\n");
       break;
+   case CMD_WORKERS:
+      fprintf (out,
+               "Usage: mtaskctl [connection] workers [--json]\n"
+               "\n"
+               "Lists the workers in DB.workers: id, host, pid, queues, concurrency, state,\n"
+               "the age of the last heartbeat, and the tasks each runs now (read from\n"
+               "DB.tasks). The state is judged from the heartbeat's age against the\n"
+               "worker's lease, not from what it last wrote:\n"
+               "  running    claims and runs tasks\n"
+               "  quiet      claims nothing new, finishes what runs, stays up\n"
+               "  stopping   claims nothing new; running tasks get the grace, then go back\n"
+               "  stopped    stopped cleanly\n"
+               "  lost       no heartbeat for longer than its lease: killed, hung or cut off;\n"
+               "             its tasks are taken back\n"
+               "Stopped and lost workers are forgotten a day later.\n"
+               "\n"
+               "  --json   one worker document per line, with \"state\", \"heartbeat_age_ms\"\n"
+               "           and \"running\": [{\"_id\", \"type\", \"queue\", \"started\"}]\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks workers\n");
+      break;
+   case CMD_WORKER_QUIET:
+      fprintf (out,
+               "Usage: mtaskctl [connection] worker quiet ID [--json]\n"
+               "\n"
+               "Asks worker ID to be quiet, as SIGTSTP does: it claims nothing new, finishes\n"
+               "what runs and stays up, until stopped. The request goes through its registry\n"
+               "document: the worker follows at its next heartbeat (a third of its lease),\n"
+               "wherever it runs. Fails (exit 1) when the worker is stopped, lost or unknown.\n"
+               "\n"
+               "  --json   print {\"worker\": ID, \"command\": \"quiet\", \"state\": STATE}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks worker quiet worker-1\n");
+      break;
+   case CMD_WORKER_STOP:
+      fprintf (out,
+               "Usage: mtaskctl [connection] worker stop ID [--grace SECS] [--json]\n"
+               "\n"
+               "Asks worker ID to stop, as SIGTERM does: it claims nothing new, running tasks\n"
+               "get the grace period to finish, then go back to CREATED, and the process\n"
+               "exits 0. The request goes through its registry document: the worker follows\n"
+               "at its next heartbeat (a third of its lease), wherever it runs. Fails (exit\n"
+               "1) when the worker is stopped, lost or unknown.\n"
+               "\n"
+               "  --grace SECS   the grace for this stop, 0 to 86400 (default: the worker's\n"
+               "                 --grace)                           --grace 120\n"
+               "  --json         print {\"worker\": ID, \"command\": \"stop\", \"state\": STATE}\n"
+               "\n"
+               "Example:\n"
+               "  mtaskctl --db tasks worker stop worker-1 --grace 60\n");
+      break;
    default:
+      if (family && !strcmp (family, "worker")) {
+         fprintf (out,
+                  "Usage: mtaskctl [connection] workers\n"
+                  "       mtaskctl [connection] worker quiet|stop ID\n"
+                  "\n"
+                  "  workers             the workers, their state and what they run\n"
+                  "  worker quiet ID     claim nothing new, finish what runs, stay up\n"
+                  "  worker stop ID      stop as on SIGTERM (--grace SECS)\n"
+                  "\n"
+                  "'mtaskctl worker COMMAND --help' for each one's flags; 'mtaskctl --help' for\n"
+                  "the connection flags.\n");
+         break;
+      }
       if (family && (!strcmp (family, "pool") || !strcmp (family, "slot"))) {
          fprintf (out,
                   "Usage: mtaskctl [connection] pool set NAME --size N [--timeout SECS]\n"
@@ -591,6 +665,8 @@ ctl_usage (FILE *out, ctl_cmd_t cmd, const char *family)
                "  cancel    a waiting task, or ask a running one to stop: cancel ID, or a filter\n"
                "  delete    an ended task (or any with --force): delete ID, or a filter\n"
                "  locks     account locks: who holds what, since when\n"
+               "  workers   the workers, their state and what they run\n"
+               "  worker quiet|stop ID   stop claiming, or stop, through the registry\n"
                "\n"
                SCHEDULING_COMMANDS
                "\n"

@@ -60,6 +60,9 @@ static const struct {
    {NULL, "schedules", CMD_SCHEDULES, ARG_NONE, ctl_cmd_schedules, true},
    {NULL, "purge", CMD_PURGE, ARG_NONE, ctl_cmd_purge, false},
    {NULL, "retention", CMD_RETENTION, ARG_NONE, ctl_cmd_retention, false},
+   {NULL, "workers", CMD_WORKERS, ARG_NONE, ctl_cmd_workers, true},
+   {"worker", "quiet", CMD_WORKER_QUIET, ARG_WORKER, ctl_cmd_worker_quiet, false},
+   {"worker", "stop", CMD_WORKER_STOP, ARG_WORKER, ctl_cmd_worker_stop, false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -73,6 +76,7 @@ static const struct {
    {"sync", "stage, create, start, check or ls", "stage, create, start, check, ls"},
    {"pool", "set", "set"},
    {"slot", "keepalive or stop", "keepalive, stop"},
+   {"worker", "quiet or stop", "quiet, stop"},
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
@@ -115,8 +119,8 @@ check_command (ctl_t *ctl)
       k++;
    }
    if (!ctl->words[0]) {
-      return ctl_fail ("give a command: enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, purge, retention, slots, "
-                   "group COMMAND, sync COMMAND, pool set or slot COMMAND");
+      return ctl_fail ("give a command: enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, purge, retention, "
+                       "slots, workers, group COMMAND, sync COMMAND, pool set, slot COMMAND or worker COMMAND");
    }
    if (ctl->family && !ctl->words[1]) {
       return ctl_fail ("give a %s command: %s", ctl->family, families[k].with_or);
@@ -129,8 +133,8 @@ check_command (ctl_t *ctl)
                    families[k].with_commas);
    }
    if (!ctl->cmd) {
-      return ctl_fail ("unknown command '%s'; commands are enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, purge, "
-                   "retention, slots, group COMMAND, sync COMMAND, pool set and slot COMMAND",
+      return ctl_fail ("unknown command '%s'; commands are enqueue, ls, show, stats, retry, cancel, delete, locks, schedules, "
+                       "purge, retention, slots, workers, group COMMAND, sync COMMAND, pool set, slot COMMAND and worker COMMAND",
                    ctl->words[0]);
    }
    next = ctl->family ? 2 : 1;
@@ -192,6 +196,13 @@ check_command (ctl_t *ctl)
       }
       if (!ctl->id[0] || strchr (ctl->id, '#')) {
          return ctl_fail ("'%s' is not a pool name: give a name that is not empty and has no '#'", ctl->id);
+      }
+      break;
+   case ARG_WORKER:
+      if (!ctl->id || !ctl->id[0]) {
+         return ctl_fail ("%s needs a worker id: mtaskctl %s ID ('mtaskctl workers' lists them)",
+                      ctl->command_name,
+                      ctl->command_name);
       }
       break;
    case ARG_NONE:

@@ -92,6 +92,9 @@ ctl_cmd_enqueue (const ctl_t *ctl, mongoc_client_t *client, const char *db)
       goto cleanup;
    }
    bson_oid_to_string (&id, hex);
+   if (created) {
+      ctl_warn_unserved (client, db, ctl->value[F_QUEUE], ctl->value[F_TYPE]);
+   }
    unnamed = !created && !bson_oid_compare (&id, &zero);
    if (unnamed) {
       unique_holder (client, db, ctl->value[F_UNIQUE_KEY], &other, holder, sizeof holder);
@@ -246,7 +249,7 @@ counts_read (const bson_t *reply, const char *key, const char *name, counts_t *c
 }
 
 static void
-stats_json (const counts_t *by_queue, const counts_t *by_type)
+stats_json (const bson_t *reply, const counts_t *by_queue, const counts_t *by_type)
 {
    bson_t out = BSON_INITIALIZER, queues, queue, types;
 
@@ -264,6 +267,7 @@ stats_json (const counts_t *by_queue, const counts_t *by_type)
       BSON_APPEND_INT64 (&types, by_type->items[i].key, by_type->items[i].n);
    }
    bson_append_document_end (&out, &types);
+   ctl_stats_backlog (reply, &out);
    ctl_print_json (&out);
    bson_destroy (&out);
 }
@@ -360,9 +364,10 @@ ctl_cmd_stats (const ctl_t *ctl, mongoc_client_t *client, const char *db)
    counts_read (&reply, "by_queue", "queue", &by_queue);
    counts_read (&reply, "by_type", "type", &by_type);
    if (ctl->seen[F_JSON]) {
-      stats_json (&by_queue, &by_type);
+      stats_json (&reply, &by_queue, &by_type);
    } else {
       stats_table (&reply, &by_queue, &by_type);
+      ctl_stats_backlog (&reply, NULL);
    }
    status = 0;
 

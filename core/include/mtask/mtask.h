@@ -180,6 +180,12 @@ MT_EXPORT bool mt_worker_run (mt_worker_t *worker, bson_error_t *error);
  * Async-signal-safe: may be called from a signal handler. */
 MT_EXPORT void mt_worker_stop (mt_worker_t *worker);
 
+/* Quiet: claim nothing new, finish what runs, stay up (and keep the
+ * heartbeat, which says "quiet") until stopped. Cannot be undone but by a
+ * restart. Async-signal-safe: may be called from a signal handler (the
+ * worker program calls it on SIGTSTP). */
+MT_EXPORT void mt_worker_quiet (mt_worker_t *worker);
+
 /* True after mt_worker_run() returned having given back tasks whose
  * process() was still running on its threads (the grace period ran out, or
  * a second stop came). Those threads cannot be stopped from outside: end
@@ -499,7 +505,7 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  *
  * Everything a front end (mtaskctl, a web dashboard, a script) shows is read
  * here, once, so that none of them holds a query of its own. These calls
- * only read. Each one is
+ * only read, but for mt_admin_worker_command. Each one is
  *
  *   bool mt_admin_NOUN (client, db, [the one thing it is about,] opts, reply, error);
  *
@@ -530,8 +536,20 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  * waiting may be one no running worker has a plugin for). statuses: every S
  * of by_queue once, in lifecycle order. Q, S and T are text: "(none)" when
  * the tasks have no such field, a number or ObjectId as text, "(not a
- * string)" for other types. opts: archive (bool: count the archive,
- * `completed_tasks`, instead). */
+ * string)" for other types. Also, on the server's clock:
+ *   "backlog": [{"queue": Q, "due": N, "delayed": N, "retrying": N,
+ *                "running": N, "oldest_due_age_ms": MS}, ...]
+ * by queue: CREATED tasks due now (no `delayed` or a past one), delayed (a
+ * first run not due yet), retrying (attempts > 0, its retry not due yet);
+ * WORK_IN_PROGRESS running; oldest_due_age_ms, when any is due: how long
+ * the oldest due task has been due (since `created` or its `delayed`), the
+ * queue's latency.
+ *   "unserved_queues": [Q, ...]: queues with CREATED tasks that no running
+ *     worker (live, not quiet nor stopping) takes;
+ *   "unserved_types": [{"queue": Q, "type": T}, ...]: CREATED tasks of
+ *     type T in a queue running workers take, none with a plugin for T.
+ * opts: archive (bool: count the archive, `completed_tasks`, instead; no
+ * backlog nor unserved lists then). */
 MT_EXPORT bool mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* Tasks, newest `created` first (then highest _id): {"tasks": [TASK, ...]}.
@@ -678,6 +696,49 @@ MT_EXPORT bool mt_admin_schedules (mongoc_client_t *client, const char *db, cons
  * for tasks and completed_tasks; null when there is no TTL index.
  * opts: collection ("tasks" or "completed_tasks": that one only). */
 MT_EXPORT bool mt_admin_retention (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* The workers in the registry (`workers`), by id: {"workers": [WORKER, ...]},
+ * each its registry document as stored (host, pid, queues, plugins,
+ * concurrency, lease_seconds, heartbeat, status as it last wrote it...) with
+ *   "state": "running", "quiet", "stopping", "stopped" or "lost": judged
+ *     from the heartbeat's age against its lease on the server's clock, not
+ *     from what it last wrote: a worker killed mid-run is "lost" once its
+ *     heartbeat is older than its lease;
+ *   "heartbeat_age_ms": N, absent when it has no heartbeat;
+ *   "running": [{_id, type, queue, started, attempts}, ...]: the tasks in
+ *     WORK_IN_PROGRESS under its id, read from `tasks`.
+ * Stopped and lost workers' documents expire a day later (`expires`, a TTL
+ * index). No options. */
+MT_EXPORT bool mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
+
+/* Asks worker `id` to be "quiet" (claim nothing new, finish what runs,
+ * stay up) or to "stop" (as on SIGTERM: no new claims, running tasks get
+ * the grace, then go back), through its registry document: the worker
+ * follows at its next heartbeat (lease/3), wherever it runs. This call
+ * writes. opts: grace (an integer, seconds, 0 to 86400; stop only: the
+ * worker's grace for this stop). {"worker": ID, "command": C, "state": S}
+ * with the state it was in. A worker not in the registry fails with
+ * MT_ERROR_CONFIG / MT_CONFIG_ERROR_NOT_FOUND; one stopped or lost, with
+ * MT_CONFIG_ERROR_INVALID. */
+MT_EXPORT bool mt_admin_worker_command (mongoc_client_t *client,
+                                        const char *db,
+                                        const char *id,
+                                        const char *command,
+                                        const bson_t *opts,
+                                        bson_t *reply,
+                                        bson_error_t *error);
+
+/* Whether a live worker serves `queue` and has a plugin for `type` (NULL:
+ * any): {"served": B, "workers": N, "queue_workers": M}: N running workers
+ * (not quiet, stopping, stopped nor lost) take both, M the queue with any
+ * types. No options. */
+MT_EXPORT bool mt_admin_served (mongoc_client_t *client,
+                                const char *db,
+                                const char *queue,
+                                const char *type,
+                                const bson_t *opts,
+                                bson_t *reply,
+                                bson_error_t *error);
 
 /* A number of seconds the way the admin replies write durations: in the
  * largest of d, h, m that holds it whole, from a minute up ("30d", "12h",
