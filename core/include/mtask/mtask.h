@@ -505,7 +505,8 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  *
  * Everything a front end (mtaskctl, a web dashboard, a script) shows is read
  * here, once, so that none of them holds a query of its own. These calls
- * only read, but for mt_admin_worker_command. Each one is
+ * only read, but for the task actions (mt_admin_retry, mt_admin_cancel,
+ * mt_admin_delete) and mt_admin_worker_command. Each one is
  *
  *   bool mt_admin_NOUN (client, db, [the one thing it is about,] opts, reply, error);
  *
