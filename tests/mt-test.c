@@ -1590,3 +1590,24 @@ mt_test_own_db_close (mt_test_own_db_t *db)
    }
    own_db_forget (db);
 }
+
+/* ---- mtaskctl ------------------------------------------------------------ */
+
+int
+mt_test_ctl (char **out, const char *const *args)
+{
+   const char *argv[48];
+   size_t n = 0;
+
+   argv[n++] = mt_test_env ("MTASK_CTL");
+   argv[n++] = "--uri";
+   argv[n++] = mt_test_uri ();
+   argv[n++] = "--db";
+   argv[n++] = mt_test_db ();
+   for (size_t i = 0; args[i]; i++) {
+      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
+      argv[n++] = args[i];
+   }
+   argv[n] = NULL;
+   return mt_test_run (argv, 30000, out);
+}

@@ -308,6 +308,12 @@ bson_oid_t mt_test_group_add (const bson_oid_t *group, int32_t stage, const char
 /* CPU time (user + system) a process has used so far, in ms. */
 int64_t mt_test_cpu_ms (pid_t pid);
 
+/* mtaskctl with --uri to the test server, --db mt_test_db () and `args`
+ * (NULL-ended); returns its exit code, and its output (stdout and stderr)
+ * in *out: bson_free it. */
+int mt_test_ctl (char **out, const char *const *args);
+#define MT_TEST_CTL(out, ...) mt_test_ctl (out, (const char *const[]){__VA_ARGS__, NULL})
+
 /* mtask-worker with --uri to the test server, --db mt_test_db(), the
  * shipped and test plugin directories, and `extra` flags (NULL-ended). */
 pid_t mt_test_worker (const char *const *extra);

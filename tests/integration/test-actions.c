@@ -5,27 +5,6 @@
  * cooperative and isolated. */
 #include "mt-test.h"
 
-static int
-ctl (char **out, const char *const *args)
-{
-   const char *argv[40];
-   size_t n = 0;
-
-   argv[n++] = mt_test_env ("MTASK_CTL");
-   argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
-   argv[n++] = "--db";
-   argv[n++] = mt_test_db ();
-   for (size_t i = 0; args[i]; i++) {
-      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
-      argv[n++] = args[i];
-   }
-   argv[n] = NULL;
-   return mt_test_run (argv, 30000, out);
-}
-
-#define CTL(out, ...) ctl (out, (const char *const[]){__VA_ARGS__, NULL})
-
 /* A task in `status` on `queue`, with whatever `extra` JSON fields add. */
 static bson_oid_t
 task_in (const char *queue, const char *status, const char *extra)
@@ -74,7 +53,7 @@ test_retry (void)
                      "'failures': 3, 'max_attempts': 3, 'finished': {'$date': '2026-01-01T00:05:00Z'}, "
                      "'error': {'message': 'boom'}, 'errors': [{'message': 'boom'}]");
    hex_of (&failed, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 0);
    ASSERT_CONTAINS (out, "retried");
    bson_free (out);
    doc = mt_test_task (&failed);
@@ -91,17 +70,17 @@ test_retry (void)
    created = task_in ("qr", MT_STATUS_CREATED, NULL);
    running = task_in ("qr", MT_STATUS_WORK_IN_PROGRESS, NULL);
    hex_of (&finished, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 1);
    ASSERT_CONTAINS (out, "cannot retry task");
    ASSERT_CONTAINS (out, "it is FINISHED: it succeeded");
    bson_free (out);
    ASSERT (mt_test_status_is (&finished, MT_STATUS_FINISHED));
    hex_of (&created, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 1);
    ASSERT_CONTAINS (out, "it is CREATED: it waits to run already");
    bson_free (out);
    hex_of (&running, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 1);
    ASSERT_CONTAINS (out, "it is WORK_IN_PROGRESS: it runs now");
    bson_free (out);
    ASSERT (mt_test_status_is (&running, MT_STATUS_WORK_IN_PROGRESS));
@@ -109,7 +88,7 @@ test_retry (void)
    /* An archived failure goes back into tasks. */
    archived = archived_in ("qr", MT_STATUS_FAILED);
    hex_of (&archived, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 0);
    ASSERT_CONTAINS (out, MT_COMPLETED_COLLECTION);
    bson_free (out);
    ASSERT (mt_test_status_is (&archived, MT_STATUS_CREATED));
@@ -119,7 +98,7 @@ test_retry (void)
    holder = task_in ("qr", MT_STATUS_CREATED, "'unique_key': 'K1', 'unique_held': 'K1'");
    keyed = task_in ("qr", MT_STATUS_FAILED, "'unique_key': 'K1'");
    hex_of (&keyed, hex);
-   ASSERT_CMPINT (CTL (&out, "retry", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex), ==, 1);
    ASSERT_CONTAINS (out, "another live task holds its unique_key");
    bson_free (out);
    ASSERT (mt_test_status_is (&keyed, MT_STATUS_FAILED));
@@ -130,14 +109,14 @@ test_retry (void)
    b = task_in ("qf", MT_STATUS_FAILED, NULL);
    (void) task_in ("qf", MT_STATUS_FINISHED, NULL);
    (void) task_in ("other", MT_STATUS_FAILED, NULL);
-   ASSERT_CMPINT (CTL (&out, "retry", "--status", "FAILED", "--queue", "qf", "--dry-run"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", "--status", "FAILED", "--queue", "qf", "--dry-run"), ==, 0);
    ASSERT_CMPINT (mt_test_lines (out), ==, 3); /* two tasks and the count */
    ASSERT_CONTAINS (out, "would be retried");
    ASSERT_CONTAINS (out, "retry (dry run, nothing changed): 2 task(s), 0 refused");
    bson_free (out);
    ASSERT (mt_test_status_is (&a, MT_STATUS_FAILED));
    ASSERT (mt_test_status_is (&b, MT_STATUS_FAILED));
-   ASSERT_CMPINT (CTL (&out, "retry", "--status", "FAILED", "--queue", "qf"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", "--status", "FAILED", "--queue", "qf"), ==, 0);
    ASSERT_CONTAINS (out, "retry: 2 task(s), 0 refused");
    bson_free (out);
    ASSERT (mt_test_status_is (&a, MT_STATUS_CREATED));
@@ -145,13 +124,13 @@ test_retry (void)
    ASSERT_CMPINT (mt_test_count ("{'queue': 'other', 'status': 'FAILED'}"), ==, 1);
 
    /* Usage: no id and no filter; both. */
-   ASSERT_CMPINT (CTL (&out, "retry"), ==, 2);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry"), ==, 2);
    ASSERT_CONTAINS (out, "retry which tasks?");
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "retry", hex, "--status", "FAILED"), ==, 2);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", hex, "--status", "FAILED"), ==, 2);
    ASSERT_CONTAINS (out, "not both");
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "retry", "000000000000000000000000"), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "retry", "000000000000000000000000"), ==, 1);
    ASSERT_CONTAINS (out, "no task with id 000000000000000000000000");
    bson_free (out);
 }
@@ -165,7 +144,7 @@ test_cancel_waiting (void)
 
    created = task_in ("qc", MT_STATUS_CREATED, "'unique_key': 'K2', 'unique_held': 'K2'");
    hex_of (&created, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 0);
    ASSERT_CONTAINS (out, "cancelled");
    bson_free (out);
    doc = mt_test_task (&created);
@@ -176,20 +155,20 @@ test_cancel_waiting (void)
 
    waiting = task_in ("qc", MT_STATUS_WAITING, NULL);
    hex_of (&waiting, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 0);
    bson_free (out);
    ASSERT (mt_test_status_is (&waiting, MT_STATUS_CANCELLED));
 
    /* Ended, in tasks or in the archive: refused. */
    finished = task_in ("qc", MT_STATUS_FINISHED, NULL);
    hex_of (&finished, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 1);
    ASSERT_CONTAINS (out, "it is FINISHED: it has ended already");
    bson_free (out);
    ASSERT (mt_test_status_is (&finished, MT_STATUS_FINISHED));
    archived = archived_in ("qc", MT_STATUS_FAILED);
    hex_of (&archived, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 1);
    ASSERT_CONTAINS (out, "has ended already (archived)");
    bson_free (out);
 
@@ -197,12 +176,12 @@ test_cancel_waiting (void)
    a = task_in ("qcf", MT_STATUS_CREATED, NULL);
    b = task_in ("qcf", MT_STATUS_CREATED, NULL);
    (void) task_in ("qcf", MT_STATUS_FINISHED, NULL);
-   ASSERT_CMPINT (CTL (&out, "cancel", "--queue", "qcf", "--dry-run"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", "--queue", "qcf", "--dry-run"), ==, 0);
    ASSERT_CONTAINS (out, "would be cancelled");
    ASSERT_CONTAINS (out, "2 task(s), 1 refused");
    bson_free (out);
    ASSERT (mt_test_status_is (&a, MT_STATUS_CREATED));
-   ASSERT_CMPINT (CTL (&out, "cancel", "--queue", "qcf", "--status", "CREATED"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", "--queue", "qcf", "--status", "CREATED"), ==, 0);
    ASSERT_CONTAINS (out, "cancel: 2 task(s), 0 refused");
    bson_free (out);
    ASSERT (mt_test_status_is (&a, MT_STATUS_CANCELLED));
@@ -217,26 +196,26 @@ test_delete (void)
 
    finished = task_in ("qd", MT_STATUS_FINISHED, NULL);
    hex_of (&finished, hex);
-   ASSERT_CMPINT (CTL (&out, "delete", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", hex), ==, 0);
    ASSERT_CONTAINS (out, "deleted");
    bson_free (out);
    ASSERT_CMPINT (mt_test_count_in ("tasks", "{'_id': {'$oid': '%s'}}", hex), ==, 0);
 
    created = task_in ("qd", MT_STATUS_CREATED, NULL);
    hex_of (&created, hex);
-   ASSERT_CMPINT (CTL (&out, "delete", hex), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", hex), ==, 1);
    ASSERT_CONTAINS (out, "it is CREATED: it has not ended; cancel it first, or delete it with --force");
    bson_free (out);
    ASSERT (mt_test_status_is (&created, MT_STATUS_CREATED));
-   ASSERT_CMPINT (CTL (&out, "delete", hex, "--force"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", hex, "--force"), ==, 0);
    bson_free (out);
    ASSERT_CMPINT (mt_test_count_in ("tasks", "{'_id': {'$oid': '%s'}}", hex), ==, 0);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex, "--force"), ==, 2); /* delete's flag only */
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex, "--force"), ==, 2); /* delete's flag only */
    bson_free (out);
 
    archived = archived_in ("qd", MT_STATUS_FINISHED);
    hex_of (&archived, hex);
-   ASSERT_CMPINT (CTL (&out, "delete", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", hex), ==, 0);
    bson_free (out);
    ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{'_id': {'$oid': '%s'}}", hex), ==, 0);
 
@@ -244,12 +223,12 @@ test_delete (void)
    a = task_in ("qdf", MT_STATUS_FAILED, NULL);
    b = archived_in ("qdf", MT_STATUS_FAILED);
    (void) task_in ("qdf", MT_STATUS_CREATED, NULL);
-   ASSERT_CMPINT (CTL (&out, "delete", "--queue", "qdf", "--dry-run"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", "--queue", "qdf", "--dry-run"), ==, 0);
    ASSERT_CONTAINS (out, "2 task(s), 1 refused");
    bson_free (out);
    ASSERT_CMPINT (mt_test_count_in ("tasks", "{'queue': 'qdf'}"), ==, 2);
    ASSERT_CMPINT (mt_test_count_in (MT_COMPLETED_COLLECTION, "{'queue': 'qdf'}"), ==, 1);
-   ASSERT_CMPINT (CTL (&out, "delete", "--queue", "qdf", "--status", "FAILED", "--since", "3650d"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "delete", "--queue", "qdf", "--status", "FAILED", "--since", "3650d"), ==, 0);
    ASSERT_CONTAINS (out, "delete: 2 task(s), 0 refused");
    bson_free (out);
    ASSERT_CMPINT (mt_test_count_in ("tasks", "{'queue': 'qdf'}"), ==, 1);
@@ -266,19 +245,19 @@ test_archive_views (void)
 
    (void) task_in ("qlive", MT_STATUS_CREATED, NULL);
    hex_of (&archived, hex);
-   ASSERT_CMPINT (CTL (&out, "show", hex), ==, 0); /* falls back to the archive */
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "show", hex), ==, 0); /* falls back to the archive */
    ASSERT_CONTAINS (out, hex);
    ASSERT_CONTAINS (out, "\"qv\"");
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "ls", "--archive"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "ls", "--archive"), ==, 0);
    ASSERT_CONTAINS (out, hex);
    ASSERT (!strstr (out, "qlive"));
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "stats", "--archive", "--json"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "stats", "--archive", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"qv\" : { \"FAILED\" : 1 }");
    ASSERT (!strstr (out, "qlive"));
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "show", "000000000000000000000000"), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "show", "000000000000000000000000"), ==, 1);
    ASSERT_CONTAINS (out, "nor in");
    bson_free (out);
 }
@@ -295,7 +274,7 @@ test_cancel_running (void)
 
    WAIT_UNTIL (mt_test_status_is (&id, MT_STATUS_WORK_IN_PROGRESS), 30000);
    hex_of (&id, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 0);
    ASSERT_CONTAINS (out, "stop requested");
    bson_free (out);
    WAIT_UNTIL (mt_test_status_is (&id, MT_STATUS_CANCELLED), 30000);
@@ -321,7 +300,7 @@ test_cancel_isolated (void)
    bson_free (params);
    WAIT_UNTIL (mt_test_output_contains (worker, "probe waits at gate"), 30000);
    hex_of (&id, hex);
-   ASSERT_CMPINT (CTL (&out, "cancel", hex), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "cancel", hex), ==, 0);
    ASSERT_CONTAINS (out, "stop requested");
    bson_free (out);
    WAIT_UNTIL (mt_test_status_is (&id, MT_STATUS_CANCELLED), 30000);

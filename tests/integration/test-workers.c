@@ -8,26 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-static int
-ctl (char **out, const char *const *args)
-{
-   const char *argv[40];
-   size_t n = 0;
-
-   argv[n++] = mt_test_env ("MTASK_CTL");
-   argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
-   argv[n++] = "--db";
-   argv[n++] = mt_test_db ();
-   for (size_t i = 0; args[i]; i++) {
-      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
-      argv[n++] = args[i];
-   }
-   argv[n] = NULL;
-   return mt_test_run (argv, 30000, out);
-}
-
-#define CTL(out, ...) ctl (out, (const char *const[]){__VA_ARGS__, NULL})
 
 /* Params for a probe that waits at the test's gate `name`. */
 static char *
@@ -103,7 +83,7 @@ test_lost_after_sigkill (void)
    bson_free (params);
    bson_oid_to_string (&id, hex);
    WAIT_UNTIL (mt_test_status_is (&id, "WORK_IN_PROGRESS") && state_is ("W-KILL", "running"), 20000);
-   ASSERT_CMPINT (CTL (&out, "workers"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "workers"), ==, 0);
    line = line_of (out, "W-KILL");
    ASSERT_CONTAINS (line, "running");
    ASSERT_CONTAINS (line, hex);
@@ -120,7 +100,7 @@ test_lost_after_sigkill (void)
    WAIT_UNTIL (state_is ("W-KILL", "lost"), 10000);
    /* A lease (3 s) after its last heartbeat, which was before the kill. */
    ASSERT_CMPINT ((bson_get_monotonic_time () - killed) / 1000, <=, 3000 + 1000);
-   ASSERT_CMPINT (CTL (&out, "workers"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "workers"), ==, 0);
    line = line_of (out, "W-KILL");
    ASSERT_CONTAINS (line, "lost");
    ASSERT_CONTAINS (line, hex); /* still its, until taken back */
@@ -128,7 +108,7 @@ test_lost_after_sigkill (void)
    bson_free (out);
 
    /* Lost: there is no process to ask. */
-   ASSERT_CMPINT (CTL (&out, "worker", "stop", "W-KILL"), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "stop", "W-KILL"), ==, 1);
    ASSERT_CONTAINS (out, "worker 'W-KILL' is lost");
    bson_free (out);
    mt_test_gate_open ("kill");
@@ -152,11 +132,11 @@ test_quiet_then_stop_through_registry (void)
    WAIT_UNTIL (mt_test_status_is (&a, "WORK_IN_PROGRESS"), 20000);
 
    /* Served: enqueue says nothing. */
-   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "q", "--type", "probe"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "enqueue", "--queue", "q", "--type", "probe"), ==, 0);
    ASSERT (!strstr (out, "warning"));
    bson_free (out);
    /* A running worker of the queue without the plugin. */
-   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "q", "--type", "no-such-type"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "enqueue", "--queue", "q", "--type", "no-such-type"), ==, 0);
    ASSERT_CONTAINS (out, "mtaskctl: warning: no running worker of queue 'q' has a plugin for type 'no-such-type'");
    bson_free (out);
    ASSERT_CMPINT (mt_test_count ("{'type': 'no-such-type'}"), ==, 1);
@@ -173,14 +153,14 @@ test_quiet_then_stop_through_registry (void)
    /* The plain probe enqueued above runs and finishes. */
    WAIT_UNTIL (mt_test_count ("{'type': 'probe', 'status': 'FINISHED'}") == 1, 20000);
 
-   ASSERT_CMPINT (CTL (&out, "worker", "quiet", "W-Q"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "quiet", "W-Q"), ==, 0);
    ASSERT_CONTAINS (out, "worker 'W-Q' (running) asked to quiet");
    bson_free (out);
    WAIT_UNTIL (state_is ("W-Q", "quiet"), 10000);
    ASSERT (mt_test_output_contains (pid, "the registry asks this worker to be quiet"));
 
    /* Quiet: nothing serves q now; the task is enqueued all the same. */
-   ASSERT_CMPINT (CTL (&out, "enqueue", "--queue", "q", "--type", "probe"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "enqueue", "--queue", "q", "--type", "probe"), ==, 0);
    ASSERT_CONTAINS (out, "mtaskctl: warning: no running worker takes queue 'q'");
    bson_free (out);
    ASSERT_CMPINT (mt_test_count ("{'status': 'CREATED'}"), ==, 1);
@@ -200,14 +180,14 @@ test_quiet_then_stop_through_registry (void)
                20000);
    ASSERT_CMPINT (mt_test_count ("{'status': 'CREATED'}"), ==, 1);
    ASSERT (state_is ("W-Q", "quiet"));
-   ASSERT_CMPINT (CTL (&out, "workers"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "workers"), ==, 0);
    line = line_of (out, "W-Q");
    ASSERT_CONTAINS (line, "quiet");
    bson_free (line);
    bson_free (out);
 
    /* Stop through the registry: the process exits 0. */
-   ASSERT_CMPINT (CTL (&out, "worker", "stop", "W-Q", "--grace", "5"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "stop", "W-Q", "--grace", "5"), ==, 0);
    ASSERT_CONTAINS (out, "worker 'W-Q' (quiet) asked to stop");
    bson_free (out);
    ASSERT_CMPINT (mt_test_exit_code (mt_test_wait_exit (pid, 20000)), ==, 0);
@@ -219,10 +199,10 @@ test_quiet_then_stop_through_registry (void)
    bson_destroy (doc);
    ASSERT (state_is ("W-Q", "stopped"));
    ASSERT_CMPINT (mt_test_count ("{'status': 'CREATED'}"), ==, 1);
-   ASSERT_CMPINT (CTL (&out, "worker", "quiet", "W-Q"), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "quiet", "W-Q"), ==, 1);
    ASSERT_CONTAINS (out, "worker 'W-Q' is stopped");
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "worker", "stop", "W-NOBODY"), ==, 1);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "stop", "W-NOBODY"), ==, 1);
    ASSERT_CONTAINS (out, "no worker 'W-NOBODY' in ");
    bson_free (out);
 }
@@ -240,10 +220,10 @@ test_stopping_and_sigtstp (void)
 
    bson_free (params);
    WAIT_UNTIL (mt_test_status_is (&a, "WORK_IN_PROGRESS"), 20000);
-   ASSERT_CMPINT (CTL (&out, "worker", "stop", "W-S", "--grace", "60"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "worker", "stop", "W-S", "--grace", "60"), ==, 0);
    bson_free (out);
    WAIT_UNTIL (state_is ("W-S", "stopping"), 10000);
-   ASSERT_CMPINT (CTL (&out, "workers"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "workers"), ==, 0);
    line = line_of (out, "W-S");
    ASSERT_CONTAINS (line, "stopping");
    bson_free (line);
@@ -372,14 +352,14 @@ test_stats_backlog (void)
    ASSERT (!find_in (&reply, "unserved_types", "queue", "bq", &row)); /* the queue is, as a whole */
    bson_destroy (&reply);
 
-   ASSERT_CMPINT (CTL (&out, "stats"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "stats"), ==, 0);
    ASSERT_CONTAINS (out, "BACKLOG");
    line = line_of (out, "bq  ");
    ASSERT_CONTAINS (out, "queue bq: no running worker takes it");
    ASSERT_CONTAINS (out, "type t2 in queue cq: no running worker of the queue has its plugin");
    bson_free (line);
    bson_free (out);
-   ASSERT_CMPINT (CTL (&out, "stats", "--json"), ==, 0);
+   ASSERT_CMPINT (MT_TEST_CTL (&out, "stats", "--json"), ==, 0);
    ASSERT_CONTAINS (out, "\"backlog\"");
    ASSERT_CONTAINS (out, "\"retrying\" : 1");
    ASSERT_CONTAINS (out, "\"unserved_queues\" : [ \"bq\" ]");
