@@ -980,24 +980,7 @@ mt_test_cpu_ms (pid_t pid)
 pid_t
 mt_test_worker (const char *const *extra)
 {
-   const char *argv[64];
-   size_t n = 0;
-
-   argv[n++] = mt_test_env ("MTASK_WORKER");
-   argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
-   argv[n++] = "--db";
-   argv[n++] = mt_test_db ();
-   argv[n++] = "--plugins";
-   argv[n++] = mt_test_env ("MTASK_PLUGIN_DIR");
-   argv[n++] = "--plugins";
-   argv[n++] = mt_test_env ("MTASK_TEST_PLUGIN_DIR");
-   for (size_t i = 0; extra && extra[i]; i++) {
-      ASSERT (n < sizeof argv / sizeof argv[0] - 1);
-      argv[n++] = extra[i];
-   }
-   argv[n] = NULL;
-   return mt_test_spawn (argv);
+   return mt_test_worker_at (mt_test_uri (), extra);
 }
 
 pid_t
