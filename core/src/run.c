@@ -827,18 +827,51 @@ watch_cancels (mt_worker_t *worker, mongoc_client_t *client)
    }
    pthread_mutex_unlock (&worker->ctx.mutex);
 
-   for (int i = 0; i < n; i++) {
-      bson_t filter = BSON_INITIALIZER;
-      int64_t found;
+   /* One query for them all: which of these still run and were asked to
+    * stop. An error leaves every run as it is; the next turn looks again. */
+   {
+      bson_t filter = BSON_INITIALIZER, child, list;
+      bson_t *opts = BCON_NEW ("projection", "{", "_id", BCON_INT32 (1), "}");
+      bool *asked = bson_malloc0 ((size_t) (n ? n : 1) * sizeof *asked);
+      mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+      mongoc_cursor_t *cursor;
+      const bson_t *doc;
+      char key[16];
+      const char *k;
 
-      BSON_APPEND_VALUE (&filter, "_id", &ids[i]);
+      BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &child);
+      BSON_APPEND_ARRAY_BEGIN (&child, "$in", &list);
+      for (int i = 0; i < n; i++) {
+         bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+         BSON_APPEND_VALUE (&list, k, &ids[i]);
+      }
+      bson_append_array_end (&child, &list);
+      bson_append_document_end (&filter, &child);
       BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
       BCON_APPEND (&filter, "cancel_requested", "{", "$exists", BCON_BOOL (true), "}");
-      found = mongoc_collection_count_documents (tasks, &filter, NULL, NULL, NULL, NULL);
-      bson_destroy (&filter);
-      if (found <= 0) {
-         runs[i] = NULL; /* not asked, or unknown: look again next turn */
+      cursor = n ? mongoc_collection_find_with_opts (tasks, &filter, opts, primary) : NULL;
+      while (cursor && mongoc_cursor_next (cursor, &doc)) {
+         bson_iter_t iter;
+
+         for (int i = 0; i < n && bson_iter_init_find (&iter, doc, "_id"); i++) {
+            asked[i] = asked[i] || mt_value_equal (bson_iter_value (&iter), &ids[i]);
+         }
       }
+      if (cursor && mongoc_cursor_error (cursor, NULL)) {
+         memset (asked, 0, (size_t) (n ? n : 1) * sizeof *asked);
+      }
+      for (int i = 0; i < n; i++) {
+         if (!asked[i]) {
+            runs[i] = NULL; /* not asked, or unknown: look again next turn */
+         }
+      }
+      if (cursor) {
+         mongoc_cursor_destroy (cursor);
+      }
+      mongoc_read_prefs_destroy (primary);
+      bson_free (asked);
+      bson_destroy (opts);
+      bson_destroy (&filter);
    }
 
    pthread_mutex_lock (&worker->ctx.mutex);
