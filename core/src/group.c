@@ -515,13 +515,15 @@ cleanup:
 }
 
 /* Appends {status: {$in: [FINISHED, FAILED, CANCELLED]}}. */
+/* {status: {OP: [the ended statuses]}}: OP "$in" for ended tasks, "$nin"
+ * for live ones. */
 static void
-append_ended (bson_t *filter)
+append_status_op (bson_t *filter, const char *op)
 {
    bson_t child, list;
 
    BSON_APPEND_DOCUMENT_BEGIN (filter, "status", &child);
-   BSON_APPEND_ARRAY_BEGIN (&child, "$in", &list);
+   BSON_APPEND_ARRAY_BEGIN (&child, op, &list);
    for (uint32_t k = 0; k < 3; k++) {
       char key[4];
       const char *kp;
@@ -531,6 +533,12 @@ append_ended (bson_t *filter)
    }
    bson_append_array_end (&child, &list);
    bson_append_document_end (filter, &child);
+}
+
+static void
+append_ended (bson_t *filter)
+{
+   append_status_op (filter, "$in");
 }
 
 /* Marks the ended task counted in its stage; `*marked` is true for the one
@@ -774,21 +782,11 @@ settle_stage (mongoc_client_t *client,
 
    /* A live task: its own end counts it, and the stage waits for it. */
    {
-      bson_t live = BSON_INITIALIZER, list;
+      bson_t live = BSON_INITIALIZER;
 
       BSON_APPEND_OID (&live, "group", group);
       BSON_APPEND_INT32 (&live, "stage", number);
-      BSON_APPEND_DOCUMENT_BEGIN (&live, "status", &child);
-      BSON_APPEND_ARRAY_BEGIN (&child, "$nin", &list);
-      for (uint32_t k = 0; k < 3; k++) {
-         char key[4];
-         const char *kp;
-
-         bson_uint32_to_string (k, &kp, key, sizeof key);
-         BSON_APPEND_UTF8 (&list, kp, final_statuses[k]);
-      }
-      bson_append_array_end (&child, &list);
-      bson_append_document_end (&live, &child);
+      append_status_op (&live, "$nin");
       ok = mt_find_one (tasks, &live, opts, &doc, &found, error);
       bson_destroy (&doc);
       bson_destroy (&live);
