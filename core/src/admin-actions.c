@@ -301,15 +301,7 @@ task_action (action_t action,
    if (id) {
       BSON_APPEND_OID (&filter, "_id", id);
    }
-   if (queue) {
-      BSON_APPEND_UTF8 (&filter, "queue", queue);
-   }
-   if (status) {
-      BSON_APPEND_UTF8 (&filter, "status", status);
-   }
-   if (type) {
-      BSON_APPEND_UTF8 (&filter, "type", type);
-   }
+   mt_admin_task_filter (&filter, queue, status, type);
    if (since >= 0) {
       /* Changed within the last `since` seconds: ended then, or created
        * then when it has not ended. */

@@ -278,3 +278,17 @@ mt_admin_append_live (bson_t *filter)
    bson_append_array_end (&child, &list);
    bson_append_document_end (filter, &child);
 }
+
+void
+mt_admin_task_filter (bson_t *filter, const char *queue, const char *status, const char *type)
+{
+   if (queue) {
+      BSON_APPEND_UTF8 (filter, "queue", queue);
+   }
+   if (status) {
+      BSON_APPEND_UTF8 (filter, "status", status);
+   }
+   if (type) {
+      BSON_APPEND_UTF8 (filter, "type", type);
+   }
+}

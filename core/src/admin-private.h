@@ -41,8 +41,12 @@ bool mt_admin_not_found (bson_t *reply,
                          const char *format,
                          ...) BSON_GNUC_PRINTF (6, 7);
 
+/* Appends to a tasks filter the equalities given (NULL: not filtered). */
+void mt_admin_task_filter (bson_t *filter, const char *queue, const char *status, const char *type);
+
 /* The first document of `collection` that `filter` matches, as
- * mt_find_one: `out` always initialized. */
+ * mt_find_one but with the client's read preference (a view): `out`
+ * always initialized. */
 bool mt_admin_find_one (mongoc_client_t *client,
                         const char *db,
                         const char *collection,

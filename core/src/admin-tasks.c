@@ -504,15 +504,7 @@ mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    if (!mt_admin_begin (reply, opts, spec, error)) {
       goto cleanup;
    }
-   if (queue) {
-      BSON_APPEND_UTF8 (&filter, "queue", queue);
-   }
-   if (status) {
-      BSON_APPEND_UTF8 (&filter, "status", status);
-   }
-   if (type) {
-      BSON_APPEND_UTF8 (&filter, "type", type);
-   }
+   mt_admin_task_filter (&filter, queue, status, type);
    BSON_APPEND_DOCUMENT_BEGIN (&find_opts, "sort", &sort);
    BSON_APPEND_INT32 (&sort, "created", -1);
    BSON_APPEND_INT32 (&sort, "_id", -1);
