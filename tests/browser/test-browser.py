@@ -303,6 +303,28 @@ def screens(browser, base, srv):
     # The failed task's error in its own box.
     dom, *_ = load(browser, base, "/task/" + T_FAIL)
     check(dom.by_id("task-error") is not None, "task: a failed task's error is shown in the error box")
+    # Pagination, newest first: two tasks a page, the third on page 2;
+    # worker and text filters narrow the rows read.
+    srv.api_log.clear()
+    dom, *_ = load(browser, base, "/tasks?size=2")
+    links = [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
+    check(dom.row("65a1000000000000000000f5") and dom.row(T_RUN) and not dom.row(T_FAIL) and links == ["next"],
+          "tasks: page 1 of size 2 holds the two newest and links to older ones",
+          repr(links) + repr([r[:1] for r in dom.rows]))
+    check(any("limit=3" in p for p in srv.api_log), "tasks: page 1 of size 2 reads at most 3 tasks", repr(srv.api_log))
+    dom, *_ = load(browser, base, "/tasks?size=2&page=2")
+    links = [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
+    check(dom.row(T_FAIL) and dom.row(T_OK) and not dom.row(T_RUN) and links == ["prev", "next"],
+          "tasks: page 2 holds the next two, with links both ways", repr(links) + repr([r[:1] for r in dom.rows]))
+    dom, *_ = load(browser, base, "/tasks?worker=W-2")
+    check(dom.row(T_OK) and not dom.row(T_FAIL), "tasks: the worker filter keeps that worker's tasks",
+          repr([r[:1] for r in dom.rows]))
+    dom, *_ = load(browser, base, "/tasks?q=line+17")
+    check(dom.row(T_FAIL) is None and "No task matches." in dom.text(),
+          "tasks: the text filter matches the id or status_message, not the error", dom.text()[:1500])
+    dom, *_ = load(browser, base, "/tasks?q=240+lines")
+    check(dom.row(T_FAIL) and not dom.row(T_OK), "tasks: the text filter finds a status_message",
+          repr([r[:1] for r in dom.rows]))
     # The overview's chart is an SVG drawn by the page.
     dom, *_ = load(browser, base, "/")
     lines = [a for tag, a in dom.elements if tag == "polyline"]
