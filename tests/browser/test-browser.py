@@ -200,8 +200,11 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def csp_problems(stderr):
-    return [l for l in stderr.splitlines() if "Content Security Policy" in l or "Refused to" in l]
+def console_problems(stderr):
+    """What the page's console said went wrong: a CSP refusal, an uncaught
+    exception."""
+    return [l for l in stderr.splitlines()
+            if "Content Security Policy" in l or "Refused to" in l or "Uncaught" in l]
 
 
 def main():
@@ -284,8 +287,9 @@ def screens(browser, base, srv):
         check(banner is not None and "hidden" in banner, name + ": no error banner", text[:2000])
         missing = [n for n in needles if n not in text]
         check(not missing, name + ": shows what a person needs", "missing: %r\ntext: %s" % (missing, text[:3000]))
-        problems = csp_problems(stderr)
-        check(not problems, name + ": nothing refused by the Content-Security-Policy", "\n".join(problems))
+        problems = console_problems(stderr)
+        check(not problems, name + ": no script error, nothing refused by the Content-Security-Policy",
+              "\n".join(problems))
         if path.startswith("/tasks?"):
             check(any("queue=reports" in p and "status=WORK_IN_PROGRESS" in p for p in srv.api_log),
                   name + ": the filters in the query string go to /api/tasks", repr(srv.api_log))
@@ -325,6 +329,11 @@ def screens(browser, base, srv):
     dom, *_ = load(browser, base, "/tasks?q=240+lines")
     check(dom.row(T_FAIL) and not dom.row(T_OK), "tasks: the text filter finds a status_message",
           repr([r[:1] for r in dom.rows]))
+    srv.api_log.clear()
+    dom, *_ = load(browser, base, "/tasks?archive=true")
+    box = next((a for t, a in dom.elements if t == "input" and a.get("name") == "archive"), {})
+    check(any("archive=true" in p for p in srv.api_log) and "Tasks (archive)" in dom.text() and "checked" in box,
+          "tasks: the archive switch reads the archive and stays on", repr(srv.api_log) + repr(box))
     # The overview's chart is an SVG drawn by the page.
     dom, *_ = load(browser, base, "/")
     lines = [a for tag, a in dom.elements if tag == "polyline"]
@@ -378,8 +387,11 @@ def xss(browser, base, srv):
                 for k, v in attrs.items():
                     if k.startswith("on") or k == "data-pwned" or (v or "").strip().lower().startswith("javascript:"):
                         injected.append("%s %s=%r" % (tag, k, v))
-            check(loaded and int(loaded) >= 1, name + ": the page drew the hostile replies", stderr[-1500:])
+            check(loaded and int(loaded) >= 1 and banner is not None and "hidden" in banner,
+                  name + ": the page drew the hostile replies without an error", dom.text()[:1500])
             check(not injected, name + ": no injected element or attribute in the DOM", "\n".join(injected))
+            problems = console_problems(stderr)
+            check(not problems, name + ": no script error", "\n".join(problems))
             shown = dom.text().count("<script>document.body")
             check(shown >= 3, name + ": the hostile strings are shown as text (%d times)" % shown,
                   dom.text()[:1500])
