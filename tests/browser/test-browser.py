@@ -329,6 +329,9 @@ def screens(browser, base, srv):
     dom, *_ = load(browser, base, "/tasks?q=240+lines")
     check(dom.row(T_FAIL) and not dom.row(T_OK), "tasks: the text filter finds a status_message",
           repr([r[:1] for r in dom.rows]))
+    dom, *_ = load(browser, base, "/workers")
+    check(("a", {"href": "/tasks?worker=W-1"}) in dom.elements, "workers: a worker links to its tasks",
+          repr([e for e in dom.elements if e[0] == "a"]))
     srv.api_log.clear()
     dom, *_ = load(browser, base, "/tasks?archive=true")
     box = next((a for t, a in dom.elements if t == "input" and a.get("name") == "archive"), {})

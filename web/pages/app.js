@@ -580,7 +580,7 @@
       reads: { workers: api('workers') },
       render({ workers: reply }) {
         return table([
-          ['worker', (w) => text(w._id)],
+          ['worker', (w) => h('a', { href: BASE + '/tasks?' + new URLSearchParams({ worker: text(w._id) }) }, text(w._id))],
           ['state', (w) => status(w.state)],
           ['host', (w) => text(w.host)],
           ['pid', (w) => text(w.pid), 'num'],
