@@ -43,7 +43,7 @@ prefix=$(meson introspect "$build" --buildoptions | python3 -c \
 libdir="$dest/destdir$(echo "$prefix" | head -1)/$(echo "$prefix" | tail -1)"
 bindir="$dest/destdir$(echo "$prefix" | head -1)/bin"
 incdir="$dest/destdir$(echo "$prefix" | head -1)/include"
-check "/install/layout" test -x "$bindir/mtask-worker" -a -x "$bindir/mtaskctl" \
+check "/install/layout" test -x "$bindir/mtask-worker" -a -x "$bindir/mtaskctl" -a -x "$bindir/mtask-web" \
   -a -f "$incdir/mtask/plugin.h" -a -f "$incdir/mtask/mtask.h" \
   -a -f "$libdir/pkgconfig/mtask.pc" -a -f "$libdir/pkgconfig/mtask-embed.pc" \
   -a -f "$libdir/mtask/plugins/echo.so" -a -f "$libdir/mtask/examples/sleep.so" \
@@ -54,7 +54,7 @@ check "/install/layout" test -x "$bindir/mtask-worker" -a -x "$bindir/mtaskctl" 
 opt="$dest/opt/mtask"
 private_install() {
   meson setup "$dest/build" "$MTASK_SOURCE_ROOT" --prefix "$opt" --buildtype=plain >/dev/null &&
-    meson compile -C "$dest/build" mtask mtask-worker mtaskctl echo sleep fail crash transfer >/dev/null &&
+    meson compile -C "$dest/build" mtask mtask-worker mtaskctl mtask-web echo sleep fail crash transfer >/dev/null &&
     meson install -C "$dest/build" --no-rebuild --quiet
 }
 check "/install/private_prefix" private_install
