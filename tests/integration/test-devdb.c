@@ -112,6 +112,103 @@ test_oplog_change_stream (void)
    bson_free (uri);
 }
 
+
+struct insert_later_t {
+   const char *uri;
+   mongoc_client_t *writer;
+};
+
+/* Waits until the awaiting client's getMore reached the server, then
+ * inserts a task. */
+static void *
+insert_when_waiting (void *data)
+{
+   struct insert_later_t *later = data;
+   int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
+   bson_error_t error;
+
+   for (;;) {
+      bson_t *log = mt_test_command_log_at (later->uri, "awaiting");
+      int n = mt_test_command_log_count (log, "getMore");
+
+      bson_destroy (log);
+      if (n > 0) {
+         break;
+      }
+      ASSERT_BEFORE (deadline, "the stream's getMore at the server");
+      usleep (10 * 1000);
+   }
+   ASSERT_OR_PRINT (mt_enqueue (later->writer, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
+   return NULL;
+}
+
+/* A stream's getMore waits for events as on a real server: an idle stream
+ * sends about one getMore per maxAwaitTimeMS (the devdb used to answer at
+ * once, and a loop over next() sent thousands a second), and a write wakes
+ * a waiting getMore before its time is up. */
+static void
+test_change_stream_awaits (void)
+{
+   pid_t pid;
+   char *uri = mt_test_devdb_start (W ("--port", "0", "--memory", "--oplog"), &pid);
+   char *app_uri = bson_strdup_printf ("%s?appname=awaiting", uri);
+   mongoc_client_t *client = connect_to (app_uri);
+   mongoc_client_t *writer = connect_to (uri);
+   mongoc_collection_t *tasks = mongoc_client_get_collection (client, "devdb_test", "tasks");
+   bson_t pipeline = BSON_INITIALIZER;
+   bson_t *opts = BCON_NEW ("maxAwaitTimeMS", BCON_INT64 (300));
+   bson_t *long_opts = BCON_NEW ("maxAwaitTimeMS", BCON_INT64 (60000));
+   mongoc_change_stream_t *stream;
+   const bson_t *event = NULL;
+   bson_error_t error;
+   bson_t *log;
+   int64_t until, deadline;
+   int getmores;
+
+   /* Idle for 1.5 s: at 300 ms a getMore, about 5 of them. */
+   ASSERT_OR_PRINT (mt_enqueue (writer, "devdb_test", "q", "echo", NULL, NULL, NULL, &error), error);
+   stream = mongoc_collection_watch (tasks, &pipeline, opts);
+   mt_test_command_log_clear_at (uri);
+   until = bson_get_monotonic_time () + 1500 * 1000;
+   while (bson_get_monotonic_time () < until) {
+      ASSERT (!mongoc_change_stream_next (stream, &event));
+      ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, NULL), error);
+   }
+   log = mt_test_command_log_at (uri, "awaiting");
+   getmores = mt_test_command_log_count (log, "getMore");
+   bson_destroy (log);
+   ASSERT_CMPINT (getmores, >=, 3);
+   ASSERT_CMPINT (getmores, <=, 8);
+   mongoc_change_stream_destroy (stream);
+
+   /* A getMore waiting up to a minute answers the insert made meanwhile. */
+   stream = mongoc_collection_watch (tasks, &pipeline, long_opts);
+   ASSERT_OR_PRINT (!mongoc_change_stream_error_document (stream, &error, NULL), error);
+   mt_test_command_log_clear_at (uri);
+   {
+      /* The insert comes from another thread once the getMore is in. */
+      pthread_t thread;
+      struct insert_later_t later = {uri, writer};
+
+      ASSERT_CMPINT (pthread_create (&thread, NULL, insert_when_waiting, &later), ==, 0);
+      deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
+      ASSERT (mongoc_change_stream_next (stream, &event));
+      ASSERT (bson_get_monotonic_time () < deadline);
+      ASSERT_CMPSTR (mt_test_str (event, "operationType"), "insert");
+      ASSERT_CMPINT (pthread_join (thread, NULL), ==, 0);
+   }
+   mongoc_change_stream_destroy (stream);
+   bson_destroy (opts);
+   bson_destroy (long_opts);
+   bson_destroy (&pipeline);
+   mongoc_collection_destroy (tasks);
+   mongoc_client_destroy (writer);
+   mongoc_client_destroy (client);
+   mt_test_process_stop (pid, 30000);
+   bson_free (app_uri);
+   bson_free (uri);
+}
+
 static void
 test_port_in_use (void)
 {
@@ -1779,6 +1876,7 @@ main (int argc, char **argv)
    mt_test_add ("/devdb/memory", test_memory);
    mt_test_add ("/devdb/data_file_persists", test_data_file_persists);
    mt_test_add ("/devdb/oplog_change_stream", test_oplog_change_stream);
+   mt_test_add ("/devdb/change_stream_awaits", test_change_stream_awaits);
    mt_test_add ("/devdb/port_in_use", test_port_in_use);
    mt_test_add ("/devdb/bad_option", test_bad_option);
    mt_test_add ("/devdb/recompiles_changed_sources", test_recompiles_changed_sources);

@@ -17,7 +17,6 @@
 // partial (Indexes).
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoDatabase;
-import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
@@ -45,6 +44,7 @@ public final class DevDb {
     private static CommandLog commandLog;
     private static FailCommand failCommand;
     private static Indexes indexes;
+    private static ChangeStreams changeStreams;
 
     /**
      * Runs one command: `backend` runs a command in the same database with
@@ -63,8 +63,23 @@ public final class DevDb {
         if (!command.equals("configureFailPoint")) {
             commandLog.add(channel, db, command, query);
         }
-        return failCommand.handle(channel, db, command, query,
-            command.equals("createIndexes") ? () -> indexes.createIndexes(query, backend, run) : run);
+        Supplier<Document> act = run;
+        if (command.equals("createIndexes")) {
+            act = () -> indexes.createIndexes(query, backend, run);
+        } else if (ChangeStreams.opensStream(command, query)) {
+            act = () -> changeStreams.open(run);
+        } else if (changeStreams.isStreamGetMore(query)) {
+            act = () -> changeStreams.getMore(query, run);
+        } else if (command.equals("killCursors")) {
+            changeStreams.killed(query);
+        }
+        try {
+            return failCommand.handle(channel, db, command, query, act);
+        } finally {
+            if (ChangeStreams.isWrite(command)) {
+                changeStreams.wrote();
+            }
+        }
     }
 
     private static void usageError(String message) {
@@ -157,6 +172,7 @@ public final class DevDb {
         commandLog = new CommandLog();
         failCommand = new FailCommand();
         indexes = new Indexes();
+        changeStreams = new ChangeStreams();
         MongoBackend backend;
         try {
             backend = data != null
@@ -220,7 +236,9 @@ public final class DevDb {
             backend.enableOplog();
         }
 
-        MongoServer server = new MongoServer(backend);
+        // MongoServer's server, but a change stream's getMore may wait for
+        // events as on a real server, on a thread of its own (DevServer).
+        DevServer server = new DevServer(backend, changeStreams::isStreamGetMore);
         try {
             // Returns once the socket listens: connections are accepted from here on.
             server.bind("127.0.0.1", port);
