@@ -321,6 +321,7 @@ cleanup:
    if (daemon) {
       MHD_stop_daemon (daemon);
    }
+   web_http_free (&web);
    if (web.pool) {
       mongoc_client_pool_destroy (web.pool);
    }

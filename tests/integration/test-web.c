@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One HTTP answer. */
@@ -75,10 +76,11 @@ web_stop (void *data)
    bson_free (w);
 }
 
-/* Starts mtask-web on a free port with `extra` flags; stopped (and its
- * exit status checked: 0, no leak) when the test ends. */
+/* Starts mtask-web for the server at `uri` on a free port with `extra`
+ * flags; stopped (and its exit status checked: 0, no leak) when the test
+ * ends. */
 static web_t *
-web_start (const char *const *extra)
+web_start_at (const char *uri, const char *const *extra)
 {
    const char *argv[32];
    size_t n = 0;
@@ -87,7 +89,7 @@ web_start (const char *const *extra)
 
    argv[n++] = mt_test_env ("MTASK_WEB");
    argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
+   argv[n++] = uri;
    argv[n++] = "--db";
    argv[n++] = mt_test_db ();
    argv[n++] = "--listen";
@@ -105,6 +107,12 @@ web_start (const char *const *extra)
    bson_free (out);
    ASSERT_CMPINT (w->port, >, 0);
    return w;
+}
+
+static web_t *
+web_start (const char *const *extra)
+{
+   return web_start_at (mt_test_uri (), extra);
 }
 
 /* The admin reply as the API writes it. */
@@ -395,6 +403,50 @@ test_token (void)
    bson_free (path);
 }
 
+
+/* --base-path: the shell loads its script and sheet under the prefix (its
+ * links are written in at start), the API answers there, and nothing
+ * answers at the root but a 404 saying where the dashboard is. */
+static void
+test_base_path (void)
+{
+   web_t *w = web_start (W ("--base-path", "/mtask/"));
+   answer_t ans;
+
+   ans = http (w->port, "GET", "/mtask/tasks", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
+   ASSERT_CONTAINS (ans.body, "href=\"/mtask/static/app.css\"");
+   ASSERT_CONTAINS (ans.body, "href=\"/mtask/groups\"");
+   ASSERT (!strstr (ans.body, "\"/static/"));
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask/static/app.js", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.head, "text/javascript");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"by_queue\"");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 404);
+   ASSERT_CONTAINS (ans.body, "nothing at /api/overview: the dashboard is under /mtask/");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtaskx/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 404);
+   answer_free (&ans);
+   /* Without a base path the shell is served as it is in web/pages/. */
+   w = web_start (NULL);
+   ans = http (w->port, "GET", "/groups", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/static/app.js\"");
+   answer_free (&ans);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -405,5 +457,6 @@ main (int argc, char **argv)
    mt_test_add ("/web/read_only", test_read_only);
    mt_test_add ("/web/actions_csrf_and_retry", test_actions_csrf_and_retry);
    mt_test_add ("/web/token", test_token);
+   mt_test_add ("/web/base_path", test_base_path);
    return mt_test_main (argc, argv);
 }
