@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #define WEB_THREADS 4
-#define WEB_SERVER_SELECTION_TIMEOUT_MS 5000
+/* How long a page's read waits for a server before it answers 503: short,
+ * so that an outage shows at once (docs/web.md). A URI's own
+ * serverSelectionTimeoutMS wins. */
+#define WEB_SERVER_SELECTION_TIMEOUT_MS 2500
 
 static void
 usage (FILE *out)

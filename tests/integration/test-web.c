@@ -447,6 +447,59 @@ test_base_path (void)
    answer_free (&ans);
 }
 
+/* The database goes away: the API answers 503 with the driver's message
+ * naming the server it cannot reach, within mtask-web's own short server
+ * selection timeout (2.5 s; the URI sets none), and 200 again once the
+ * database is back. */
+static mt_test_own_db_t outage_db;
+
+static void
+test_outage (void)
+{
+   web_t *w;
+   answer_t ans;
+   int64_t start, took_ms;
+   char *where;
+
+   mt_test_own_db_open (&outage_db, "");
+   w = web_start_at (outage_db.uri, NULL);
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+
+   mt_test_own_db_stop (&outage_db);
+   start = bson_get_monotonic_time ();
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   took_ms = (bson_get_monotonic_time () - start) / 1000;
+   printf ("# /api/overview answered %d in %d ms with the database down: %s\n", ans.status, (int) took_ms, ans.body);
+   ASSERT_CMPINT (ans.status, ==, 503);
+   where = bson_strdup_printf ("127.0.0.1:%s", outage_db.port);
+   ASSERT_CONTAINS (ans.body, where);
+   ASSERT_CMPINT (took_ms, <, 4500);
+   bson_free (where);
+   answer_free (&ans);
+   /* The pages still load (they show the banner over the last data). */
+   ans = http (w->port, "GET", "/", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+
+   mt_test_own_db_start (&outage_db);
+   {
+      int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
+      int status = 0;
+
+      while (status != 200) {
+         ASSERT_BEFORE (deadline, "/api/overview to answer 200 after the database came back");
+         ans = http (w->port, "GET", "/api/overview", "", NULL);
+         status = ans.status;
+         answer_free (&ans);
+         if (status != 200) {
+            mt_test_nap_ms (100);
+         }
+      }
+   }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -458,5 +511,6 @@ main (int argc, char **argv)
    mt_test_add ("/web/actions_csrf_and_retry", test_actions_csrf_and_retry);
    mt_test_add ("/web/token", test_token);
    mt_test_add ("/web/base_path", test_base_path);
+   mt_test_add ("/web/outage", test_outage);
    return mt_test_main (argc, argv);
 }
