@@ -500,6 +500,126 @@ test_outage (void)
    }
 }
 
+/* POST /api/action/NAME with the CSRF token: the answer. */
+static answer_t
+act (web_t *w, const char *csrf, const char *name, const char *body)
+{
+   char *hdr = bson_strdup_printf ("X-CSRF-Token: %s\r\nContent-Type: application/json\r\n", csrf);
+   char *path = bson_strdup_printf ("/api/action/%s", name);
+   answer_t ans = http (w->port, "POST", path, hdr, body);
+
+   bson_free (hdr);
+   bson_free (path);
+   return ans;
+}
+
+/* Delete by filter as the tasks screen does it: a dry run counts what the
+ * filter matches and deletes nothing; then the real call with force
+ * deletes those, and only those. */
+static void
+test_delete_by_filter (void)
+{
+   web_t *w = web_start (W ("--allow-actions"));
+   char *csrf = csrf_of (w->port, "");
+   answer_t ans;
+
+   for (int i = 0; i < 3; i++) {
+      mt_test_task_insert ("{'queue': 'bulk-q', 'type': 't', 'status': 'FAILED'}");
+   }
+   mt_test_task_insert ("{'queue': 'bulk-q', 'type': 't', 'status': 'CREATED'}");
+   mt_test_task_insert ("{'queue': 'other-q', 'type': 't', 'status': 'FAILED'}");
+
+   ans = act (w, csrf, "delete", "{\"queue\": \"bulk-q\", \"status\": \"FAILED\", \"dry_run\": true, \"force\": true}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"dry_run\" : true");
+   ASSERT_CONTAINS (ans.body, "\"done\" : 3");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 3);
+
+   ans = act (w, csrf, "delete", "{\"queue\": \"bulk-q\", \"status\": \"FAILED\", \"force\": true}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"dry_run\" : false");
+   ASSERT_CONTAINS (ans.body, "\"done\" : 3");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'CREATED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'other-q'}"), ==, 1);
+
+   /* An empty filter is refused: no action on every task by accident. */
+   ans = act (w, csrf, "delete", "{}");
+   ASSERT_CMPINT (ans.status, ==, 400);
+   ASSERT_CONTAINS (ans.body, "which tasks?");
+   answer_free (&ans);
+   bson_free (csrf);
+}
+
+/* worker-quiet and worker-stop write the command into the worker's
+ * registry document; group-start starts a group's first stage (its
+ * WAITING task becomes CREATED); sync-start asks for a synchronizer's
+ * start; slot-stop of a task holding no slot says so. */
+static void
+test_worker_group_sync_actions (void)
+{
+   web_t *w = web_start (W ("--allow-actions"));
+   char *csrf = csrf_of (w->port, ""), *body;
+   answer_t ans;
+   bson_t *doc;
+   bson_oid_t group, job, stage;
+   char id[25];
+   bson_error_t error;
+
+   doc = mt_test_bson ("{'_id': 'W-web', 'status': 'running', 'host': 'h', 'pid': 1, 'queues': ['q'], 'lease_seconds': 3600}");
+   BSON_APPEND_DATE_TIME (doc, "heartbeat", (int64_t) time (NULL) * 1000);
+   mt_test_insert ("workers", doc);
+   bson_destroy (doc);
+
+   ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-web\"}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"command\" : \"quiet\"");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'quiet'}"), ==, 1);
+   ans = act (w, csrf, "worker-stop", "{\"id\": \"W-web\", \"grace\": 5}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'stop', 'grace': 5}"), ==, 1);
+   ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-nobody\"}");
+   ASSERT_CMPINT (ans.status, ==, 404);
+   ASSERT_CONTAINS (ans.body, "no worker 'W-nobody'");
+   answer_free (&ans);
+
+   group = mt_test_group_new ("web start", 0);
+   job = mt_test_group_add (&group, 1, "echo", "{}", NULL);
+   ASSERT (mt_test_status_is (&job, "WAITING"));
+   bson_oid_to_string (&group, id);
+   body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
+   ans = act (w, csrf, "group-start", body);
+   bson_free (body);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"done\" : true");
+   answer_free (&ans);
+   ASSERT (mt_test_status_is (&job, "CREATED"));
+
+   ASSERT_OR_PRINT (mt_sync_stage_create (mt_test_client (), mt_test_db (), "web-stage", "echo", "sq", NULL, NULL, NULL,
+                                          &stage, &error),
+                    error);
+   ASSERT_OR_PRINT (mt_sync_create (mt_test_client (), mt_test_db (), "web-sync", &stage, &error), error);
+   ans = act (w, csrf, "sync-start", "{\"id\": \"web-sync\"}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+   ans = act (w, csrf, "sync-start", "{\"id\": \"no-such-sync\"}");
+   ASSERT_CMPINT (ans.status, >=, 400);
+   answer_free (&ans);
+
+   bson_oid_to_string (&job, id);
+   body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
+   ans = act (w, csrf, "slot-stop", body);
+   bson_free (body);
+   ASSERT_CMPINT (ans.status, >=, 400);
+   ASSERT_CONTAINS (ans.body, "\"error\"");
+   answer_free (&ans);
+   bson_free (csrf);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -512,5 +632,7 @@ main (int argc, char **argv)
    mt_test_add ("/web/token", test_token);
    mt_test_add ("/web/base_path", test_base_path);
    mt_test_add ("/web/outage", test_outage);
+   mt_test_add ("/web/delete_by_filter", test_delete_by_filter);
+   mt_test_add ("/web/worker_group_sync_actions", test_worker_group_sync_actions);
    return mt_test_main (argc, argv);
 }
