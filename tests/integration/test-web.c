@@ -620,6 +620,83 @@ test_worker_group_sync_actions (void)
    bson_free (csrf);
 }
 
+
+/* The text of `path`, or fails the test. bson_free it. */
+static char *
+read_text (const char *path)
+{
+   FILE *in = fopen (path, "r");
+   char *text = bson_malloc0 (65536);
+
+   ASSERT (in);
+   ASSERT (fread (text, 1, 65535, in) > 0);
+   fclose (in);
+   return text;
+}
+
+/* mtask-web.service as configured by meson, with the built mtask-web in
+ * place of the installed one, passes systemd-analyze verify without a
+ * word; it reads the URI from its environment file, the token as a
+ * credential, and is hardened as the worker's unit. */
+static void
+test_unit_verifies (void)
+{
+   const char *web = mt_test_env ("MTASK_WEB");
+   const char *analyze = access ("/usr/bin/systemd-analyze", X_OK) == 0 ? "/usr/bin/systemd-analyze"
+                         : access ("/bin/systemd-analyze", X_OK) == 0   ? "/bin/systemd-analyze"
+                                                                       : NULL;
+   char dir[] = "/tmp/mtask-web-unit-XXXXXX";
+   char *build = bson_strdup (web), *slash, *unit_path, *text, *copy_path, *out = NULL, *exec;
+   FILE *copy;
+   int code;
+
+   /* BUILD/web/mtask-web -> BUILD/dist/systemd/mtask-web.service */
+   for (int i = 0; i < 2; i++) {
+      slash = strrchr (build, '/');
+      ASSERT (slash);
+      *slash = '\0';
+   }
+   unit_path = bson_strdup_printf ("%s/dist/systemd/mtask-web.service", build);
+   text = read_text (unit_path);
+   ASSERT_CONTAINS (text, "EnvironmentFile=/etc/mtask/web.env");
+   ASSERT_CONTAINS (text, "LoadCredential=web-token:/etc/mtask/web-token");
+   ASSERT_CONTAINS (text, "--token-file %d/web-token");
+   ASSERT_CONTAINS (text, "RestartPreventExitStatus=2");
+   ASSERT_CONTAINS (text, "DynamicUser=yes");
+   ASSERT_CONTAINS (text, "NoNewPrivileges=yes");
+   ASSERT_CONTAINS (text, "ProtectSystem=strict");
+   ASSERT_CONTAINS (text, "PrivateTmp=yes");
+   ASSERT_CONTAINS (text, "MemoryDenyWriteExecute=yes");
+   ASSERT (!strstr (text, "--uri")); /* the URI stays in the env file */
+   if (!analyze) {
+      bson_free (text);
+      bson_free (unit_path);
+      bson_free (build);
+      mt_test_skip ("systemd-analyze is not installed: the unit's syntax is not verified here");
+   }
+   ASSERT (mkdtemp (dir));
+   copy_path = bson_strdup_printf ("%s/mtask-web.service", dir);
+   copy = fopen (copy_path, "w");
+   ASSERT (copy);
+   exec = strstr (text, "ExecStart=");
+   ASSERT (exec && strstr (exec, "/mtask-web "));
+   fprintf (copy, "%.*sExecStart=%s%s", (int) (exec - text), text, web, strstr (exec, "/mtask-web ") + strlen ("/mtask-web"));
+   fclose (copy);
+   code = mt_test_run (W (analyze, "verify", "--man=no", copy_path), 60 * 1000, &out);
+   unlink (copy_path);
+   rmdir (dir);
+   if (code != 0 || out[0]) {
+      printf ("# systemd-analyze verify:\n# %s\n", out);
+   }
+   ASSERT_CMPINT (code, ==, 0);
+   ASSERT_CMPSTR (out, "");
+   bson_free (out);
+   bson_free (copy_path);
+   bson_free (text);
+   bson_free (unit_path);
+   bson_free (build);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -634,5 +711,6 @@ main (int argc, char **argv)
    mt_test_add ("/web/outage", test_outage);
    mt_test_add ("/web/delete_by_filter", test_delete_by_filter);
    mt_test_add ("/web/worker_group_sync_actions", test_worker_group_sync_actions);
+   mt_test_add ("/web/unit_verifies", test_unit_verifies);
    return mt_test_main (argc, argv);
 }
