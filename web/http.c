@@ -53,10 +53,12 @@ authorized (web_t *web, struct MHD_Connection *c)
    return cookie && secret_equal (cookie, web->session);
 }
 
+/* The file `name` of web/pages/, from the copies with the base path in
+ * their links when there is one. */
 static const web_file_t *
-find_file (const char *name)
+find_file (const web_t *web, const char *name)
 {
-   for (const web_file_t *f = web_files; f->name; f++) {
+   for (const web_file_t *f = web->shells ? web->shells : web_files; f->name; f++) {
       if (!strcmp (f->name, name)) {
          return f;
       }
@@ -77,7 +79,7 @@ serve_file (const web_file_t *f, web_reply_t *out)
 /* The page shell for a screen: NAME.html when web/pages/ has one, else
  * index.html (one shell whose script reads the URL). */
 static bool
-serve_page (const char *path, web_reply_t *out)
+serve_page (const web_t *web, const char *path, web_reply_t *out)
 {
    static const char *const lists[] = {"tasks", "groups", "syncs", "workers", "locks", "pools", "schedules", NULL};
    static const char *const items[] = {"task", "group", "stage", "sync", NULL};
@@ -98,8 +100,8 @@ serve_page (const char *path, web_reply_t *out)
       return false;
    }
    snprintf (name, sizeof name, "%.*s.html", (int) len, path + 1);
-   f = len ? find_file (name) : NULL;
-   f = f ? f : find_file ("index.html");
+   f = len ? find_file (web, name) : NULL;
+   f = f ? f : find_file (web, "index.html");
    if (!f) {
       return false;
    }
@@ -266,14 +268,14 @@ route (web_t *web, struct MHD_Connection *c, const char *url, const char *method
    } else if (!strcmp (path, "/metrics")) {
       web_metrics (web, out);
    } else if (!strncmp (path, "/static/", 8)) {
-      const web_file_t *f = strchr (path + 8, '/') ? NULL : find_file (path + 8);
+      const web_file_t *f = strchr (path + 8, '/') ? NULL : find_file (web, path + 8);
 
       if (f) {
          serve_file (f, out);
       } else {
          web_error (out, 404, "no file %s", path);
       }
-   } else if (!serve_page (path, out)) {
+   } else if (!serve_page (web, path, out)) {
       web_error (out, 404, "no page %s", path);
    }
 }
@@ -359,6 +361,73 @@ completed (void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_Request
    }
 }
 
+/* `html` with `base` put before each root-relative link: href="/...",
+ * src="/..." and action="/..." become href="BASE/...". The shell loads
+ * app.js and app.css by such links before any script runs, so that is
+ * where the base path has to be written in. */
+static char *
+prefix_links (const char *html, size_t len, const char *base, size_t *out_len)
+{
+   static const char *const attrs[] = {"href=\"/", "src=\"/", "action=\"/", NULL};
+   bson_string_t *out = bson_string_new (NULL);
+   size_t i = 0;
+
+   while (i < len) {
+      size_t skip = 0;
+
+      for (const char *const *a = attrs; *a && !skip; a++) {
+         size_t n = strlen (*a);
+
+         if (len - i >= n && !memcmp (html + i, *a, n)) {
+            bson_string_append_printf (out, "%.*s%s/", (int) (n - 1), *a, base);
+            skip = n;
+         }
+      }
+      if (!skip) {
+         bson_string_append_c (out, html[i]);
+         skip = 1;
+      }
+      i += skip;
+   }
+   *out_len = out->len;
+   return bson_string_free (out, false);
+}
+
+/* Under a base path: a copy of the file table whose HTML files have it in
+ * their links. */
+static void
+make_shells (web_t *web)
+{
+   size_t n = 0;
+
+   for (const web_file_t *f = web_files; f->name; f++) {
+      n++;
+   }
+   web->shells = bson_malloc0 ((n + 1) * sizeof (web_file_t));
+   for (size_t i = 0; i < n; i++) {
+      web->shells[i] = web_files[i];
+      if (!strncmp (web_files[i].mime, "text/html", 9)) {
+         web->shells[i].data = (const unsigned char *) prefix_links ((const char *) web_files[i].data, web_files[i].size,
+                                                                     web->base, &web->shells[i].size);
+      }
+   }
+}
+
+void
+web_http_free (web_t *web)
+{
+   if (!web->shells) {
+      return;
+   }
+   for (size_t i = 0; web->shells[i].name; i++) {
+      if (web->shells[i].data != web_files[i].data) {
+         bson_free ((void *) web->shells[i].data);
+      }
+   }
+   bson_free (web->shells);
+   web->shells = NULL;
+}
+
 struct MHD_Daemon *
 web_http_start (web_t *web, const char *listen, int threads, int *port, bson_error_t *error)
 {
@@ -386,6 +455,9 @@ web_http_start (web_t *web, const char *listen, int threads, int *port, bson_err
       return NULL;
    }
    bson_free (host);
+   if (web->base[0] && !web->shells) {
+      make_shells (web);
+   }
    if (ai->ai_family == AF_INET) {
       const struct sockaddr_in *in = (const struct sockaddr_in *) ai->ai_addr;
 

@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #define WEB_THREADS 4
-#define WEB_SERVER_SELECTION_TIMEOUT_MS 5000
+/* How long a page's read waits for a server before it answers 503: short,
+ * so that an outage shows at once (docs/web.md). A URI's own
+ * serverSelectionTimeoutMS wins. */
+#define WEB_SERVER_SELECTION_TIMEOUT_MS 2500
 
 static void
 usage (FILE *out)
@@ -30,29 +33,47 @@ usage (FILE *out)
    fputs ("Usage: mtask-web --db NAME [options]\n"
           "\n"
           "The mtask dashboard: its pages, a JSON API under /api/ and /metrics in the\n"
-          "Prometheus text format, read through the library's admin API (docs/web.md).\n"
+          "Prometheus text format, read through the library's admin API. Read-only\n"
+          "unless --allow-actions.\n"
           "\n"
           "Connection:\n"
-          "  --db NAME            the database holding the 'tasks' collection\n"
-          "  --uri URI            MongoDB URI (default: MTASK_URI, else --host/--port)\n"
+          "  --db NAME            the database holding the 'tasks' collection (default:\n"
+          "                       the URI's database)\n"
+          "  --uri URI            MongoDB URI (default: MTASK_URI, else --host/--port);\n"
+          "                       prefer MTASK_URI or --uri-file for a URI with a password\n"
           "  --uri-file FILE      read the URI from FILE (chmod 600), not from argv\n"
           "  --host HOST          MongoDB host (default localhost)\n"
           "  --port PORT          MongoDB port (default 27017)\n"
+          "                       A read waits at most 2.5 s for the server\n"
+          "                       (serverSelectionTimeoutMS, unless the URI sets it);\n"
+          "                       then the API answers 503 and the pages say so.\n"
           "\n"
           "Server:\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0\n"
           "                       picks a free one, printed at start)\n"
           "  --token-file FILE    every request needs 'Authorization: Bearer TOKEN' or\n"
-          "                       the session cookie of POST /login; FILE (chmod 600)\n"
-          "                       holds the token, 16 characters or more\n"
+          "                       the session cookie of the login form (POST /login);\n"
+          "                       FILE (chmod 600) holds the token, 16 characters or\n"
+          "                       more, e.g. from: head -c 24 /dev/urandom | base64\n"
           "  --allow-actions      allow retry, cancel, delete, worker quiet and stop,\n"
-          "                       slot stop, group and synchronizer start (default:\n"
+          "                       slot stop, group and synchronizer start; each a POST\n"
+          "                       with the X-CSRF-Token of GET /api/csrf (default:\n"
           "                       read-only; without --token-file only on loopback)\n"
-          "  --base-path PATH     serve under PATH (e.g. /mtask) behind a proxy\n"
+          "  --base-path PATH     serve under PATH (e.g. /mtask) behind a reverse proxy\n"
           "  --help               print this help\n"
           "  --version            print the version\n"
           "\n"
-          "Exit status: 0 stopped by SIGINT or SIGTERM; 1 could not start; 2 bad usage.\n",
+          "Example:\n"
+          "  MTASK_URI=mongodb://db1.example/ mtask-web --db tasks --listen 127.0.0.1:8080\n"
+          "  then open http://127.0.0.1:8080/ (the start line on stderr gives the port).\n"
+          "\n"
+          "Exit status: 0 stopped by SIGINT or SIGTERM; 1 could not start (the token or\n"
+          "URI file refused, the address in use); 2 bad usage (a flag, a value, no --db,\n"
+          "a URI that does not parse).\n"
+          "\n"
+          "Docs: docs/web.md (the server, its API and security), docs/web-screens.md\n"
+          "(the screens), docs/deploy.md (mtask-web.service); installed under\n"
+          "share/doc/mtask/.\n",
           out);
 }
 
@@ -321,6 +342,7 @@ cleanup:
    if (daemon) {
       MHD_stop_daemon (daemon);
    }
+   web_http_free (&web);
    if (web.pool) {
       mongoc_client_pool_destroy (web.pool);
    }

@@ -43,6 +43,9 @@ typedef struct {
    char session[65];  /* the session cookie's value after POST /login */
    char csrf[65];     /* what X-CSRF-Token must carry */
    const char *base;  /* --base-path without its trailing '/', or "" */
+   web_file_t *shells; /* under a base path: the HTML files of web_files
+                        * with it prefixed to their links, by
+                        * web_http_start; NULL otherwise */
 } web_t;
 
 /* An answer: status, body (bson_free'd) and its type. */
@@ -83,5 +86,8 @@ void web_metrics (web_t *web, web_reply_t *out);
  * message in `error`; `*port` is the port bound (useful with port 0). */
 struct MHD_Daemon;
 struct MHD_Daemon *web_http_start (web_t *web, const char *listen, int threads, int *port, bson_error_t *error);
+
+/* Frees what web_http_start made for `web` (after MHD_stop_daemon). */
+void web_http_free (web_t *web);
 
 #endif /* MTASK_WEB_H */

@@ -70,6 +70,7 @@ class Fixtures(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.pages, self.fixtures = pages, fixtures
         self.mode = "normal"
+        self.actions = False  # what GET /api/csrf says
         self.fail_first = 0   # API requests to fail with 503 from now on...
         self.fail_after = -1  # ...or the ones after this many succeeded
         self.api_log = []
@@ -105,6 +106,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         url = urllib.parse.urlsplit(self.path)
         path = url.path
+        if path == "/api/csrf":
+            return self.send(200, "application/json", json.dumps({"csrf": "fixture-csrf", "actions": srv.actions}))
         if path.startswith("/api/"):
             name = path[len("/api/"):]
             srv.api_log.append(self.path)
@@ -227,7 +230,11 @@ def main():
     try:
         screens(browser, base, srv)
         live(browser, base, srv)
+        buttons(browser, base, srv)
         xss(browser, base, srv)
+        srv.actions = True
+        xss(browser, base, srv, " (actions shown)")
+        srv.actions = False
         screenshots(browser, base, shots)
     finally:
         browser.close()
@@ -371,14 +378,58 @@ def live(browser, base, srv):
           "live: once the API answers again the banner goes and the data shows", text[:2000])
 
 
-def xss(browser, base, srv):
+ACTION_SCREENS = {
+    "/task/" + T_FAIL: ["Retry", "Delete"],
+    "/task/" + T_RUN: ["Cancel", "Stop (slot)", "Delete"],
+    "/tasks?queue=imports&status=FAILED": ["Retry all", "Cancel all", "Delete all"],
+    "/workers": ["Quiet", "Stop"],
+    "/group/" + G1: ["Start"],
+    "/pools": ["Stop"],
+}
+
+
+def action_buttons(dom):
+    return [a.get("data-action") for t, a in dom.elements if t == "button" and a.get("data-action")]
+
+
+def buttons(browser, base, srv):
+    """The action buttons: none when GET /api/csrf says actions are off;
+    on each screen the ones its things allow when on."""
+    for allowed in (False, True):
+        srv.actions = allowed
+        try:
+            for path, want in ACTION_SCREENS.items():
+                dom, banner, loaded, stderr = load(browser, base, path)
+                got = action_buttons(dom)
+                name = "actions %s %s" % ("allowed" if allowed else "off", path)
+                check(loaded and int(loaded) >= 1, name + ": the page drew", stderr[-1500:])
+                if allowed:
+                    check(got == want, name + ": the buttons %r" % want, repr(got))
+                else:
+                    check(not got, name + ": no action button", repr(got))
+            if allowed:
+                dom, *_ = load(browser, base, "/task/" + T_OK)
+                check(action_buttons(dom) == ["Delete"], "actions allowed: a FINISHED task can only be deleted",
+                      repr(action_buttons(dom)))
+                dom, *_ = load(browser, base, "/tasks")
+                check(not action_buttons(dom) and "Filter by queue, status or type" in dom.text(),
+                      "actions allowed: no action on every task without a filter", dom.text()[:1000])
+                dom, *_ = load(browser, base, "/tasks?status=FAILED&worker=W-1")
+                check(not action_buttons(dom) and "take queue, status and type only" in dom.text(),
+                      "actions allowed: none on every match while the page's own filters narrow the rows",
+                      dom.text()[:1000])
+        finally:
+            srv.actions = False
+
+
+def xss(browser, base, srv, what=""):
     """Hostile strings in every field of every reply stay text."""
     srv.mode = "xss"
     try:
         for path in list(PAGES) + ["/task/" + T_FAIL, "/task/" + T_RUN, "/group/" + G1, "/stage/" + STAGE2,
                                    "/stage/" + SYNC_STAGE]:
             dom, banner, loaded, stderr = load(browser, base, path)
-            name = "xss %s" % path
+            name = "xss%s %s" % (what, path)
             injected = []
             for tag, attrs in dom.elements:
                 if tag in ("img", "iframe", "object", "embed"):

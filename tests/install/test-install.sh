@@ -34,7 +34,7 @@ skip() { # description, reason
   n=$((n + 1))
   echo "ok $n $1 # SKIP $2"
 }
-echo "1..23"
+echo "1..24"
 
 # ---- the test build's install, under a DESTDIR: what it installs where ----
 check "/install/meson_install" meson install -C "$build" --no-rebuild --destdir "$dest/destdir" --quiet
@@ -49,6 +49,11 @@ check "/install/layout" test -x "$bindir/mtask-worker" -a -x "$bindir/mtaskctl" 
   -a -f "$libdir/mtask/plugins/echo.so" -a -f "$libdir/mtask/examples/sleep.so" \
   -a -f "$libdir/mtask/examples/fail.so" -a -f "$libdir/mtask/examples/crash.so" \
   -a -f "$libdir/mtask/examples/transfer.so" -a ! -e "$libdir/mtask/plugins/crash.so"
+# The dashboard and its unit, beside the worker's (docs/deploy.md).
+root="$dest/destdir$(echo "$prefix" | head -1)"
+check "/install/web_and_units" test -x "$bindir/mtask-web" \
+  -a -f "$root/lib/systemd/system/mtask-worker@.service" -a -f "$root/lib/systemd/system/mtask-web.service" \
+  -a -f "$root/share/doc/mtask/systemd/web.env.example" -a -f "$root/share/doc/mtask/web.md"
 
 # ---- a private prefix, as docs/operations.md says: its own build ----
 opt="$dest/opt/mtask"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One HTTP answer. */
@@ -75,10 +76,11 @@ web_stop (void *data)
    bson_free (w);
 }
 
-/* Starts mtask-web on a free port with `extra` flags; stopped (and its
- * exit status checked: 0, no leak) when the test ends. */
+/* Starts mtask-web for the server at `uri` on a free port with `extra`
+ * flags; stopped (and its exit status checked: 0, no leak) when the test
+ * ends. */
 static web_t *
-web_start (const char *const *extra)
+web_start_at (const char *uri, const char *const *extra)
 {
    const char *argv[32];
    size_t n = 0;
@@ -87,7 +89,7 @@ web_start (const char *const *extra)
 
    argv[n++] = mt_test_env ("MTASK_WEB");
    argv[n++] = "--uri";
-   argv[n++] = mt_test_uri ();
+   argv[n++] = uri;
    argv[n++] = "--db";
    argv[n++] = mt_test_db ();
    argv[n++] = "--listen";
@@ -107,6 +109,12 @@ web_start (const char *const *extra)
    return w;
 }
 
+static web_t *
+web_start (const char *const *extra)
+{
+   return web_start_at (mt_test_uri (), extra);
+}
+
 /* The admin reply as the API writes it. */
 static char *
 json_of (const bson_t *reply)
@@ -120,8 +128,29 @@ test_help_and_bad_flags (void)
    char *out = NULL;
 
    ASSERT_CMPINT (mt_test_run (W (mt_test_env ("MTASK_WEB"), "--help"), 10000, &out), ==, 0);
-   ASSERT_CONTAINS (out, "--allow-actions");
-   ASSERT_CONTAINS (out, "--token-file");
+   /* Every flag, an example, the exit codes and where the docs are. */
+   for (const char *const *flag = W ("--db", "--uri", "--uri-file", "--host", "--port", "--listen", "--token-file",
+                                     "--allow-actions", "--base-path", "--help", "--version");
+        *flag;
+        flag++) {
+      ASSERT_CONTAINS (out, *flag);
+   }
+   ASSERT_CONTAINS (out, "Example:\n  MTASK_URI=");
+   ASSERT_CONTAINS (out, "Exit status: 0 stopped by SIGINT or SIGTERM; 1 could not start");
+   ASSERT_CONTAINS (out, "2 bad usage");
+   ASSERT_CONTAINS (out, "docs/web.md");
+   ASSERT_CONTAINS (out, "docs/deploy.md (mtask-web.service)");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (W (mt_test_env ("MTASK_WEB"), "--version"), 10000, &out), ==, 0);
+   ASSERT_CONTAINS (out, "mtask-web ");
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (W (mt_test_env ("MTASK_WEB"), "--uri", "not-a-uri", "--db", "x"), 10000, &out), ==, 2);
+   bson_free (out);
+   ASSERT_CMPINT (mt_test_run (W (mt_test_env ("MTASK_WEB"), "--uri", "mongodb://127.0.0.1:1/", "--db", "x",
+                                  "--token-file", "/nonexistent/token"),
+                              10000, &out),
+                  ==, 1);
+   ASSERT_CONTAINS (out, "--token-file /nonexistent/token");
    bson_free (out);
    ASSERT_CMPINT (mt_test_run (W (mt_test_env ("MTASK_WEB"), "--no-such-flag"), 10000, &out), ==, 2);
    ASSERT_CONTAINS (out, "unknown flag '--no-such-flag'");
@@ -395,6 +424,300 @@ test_token (void)
    bson_free (path);
 }
 
+
+/* --base-path: the shell loads its script and sheet under the prefix (its
+ * links are written in at start), the API answers there, and nothing
+ * answers at the root but a 404 saying where the dashboard is. */
+static void
+test_base_path (void)
+{
+   web_t *w = web_start (W ("--base-path", "/mtask/"));
+   answer_t ans;
+
+   ans = http (w->port, "GET", "/mtask/tasks", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
+   ASSERT_CONTAINS (ans.body, "href=\"/mtask/static/app.css\"");
+   ASSERT_CONTAINS (ans.body, "href=\"/mtask/groups\"");
+   ASSERT (!strstr (ans.body, "\"/static/"));
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask/static/app.js", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.head, "text/javascript");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtask/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"by_queue\"");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 404);
+   ASSERT_CONTAINS (ans.body, "nothing at /api/overview: the dashboard is under /mtask/");
+   answer_free (&ans);
+   ans = http (w->port, "GET", "/mtaskx/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 404);
+   answer_free (&ans);
+   /* Without a base path the shell is served as it is in web/pages/. */
+   w = web_start (NULL);
+   ans = http (w->port, "GET", "/groups", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "<script src=\"/static/app.js\"");
+   answer_free (&ans);
+}
+
+/* The database goes away: the API answers 503 with the driver's message
+ * naming the server it cannot reach, within mtask-web's own short server
+ * selection timeout (2.5 s; the URI sets none), and 200 again once the
+ * database is back. */
+static mt_test_own_db_t outage_db;
+
+static void
+test_outage (void)
+{
+   web_t *w;
+   answer_t ans;
+   int64_t start, took_ms;
+   char *where;
+
+   mt_test_own_db_open (&outage_db, "");
+   w = web_start_at (outage_db.uri, NULL);
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+
+   mt_test_own_db_stop (&outage_db);
+   start = bson_get_monotonic_time ();
+   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   took_ms = (bson_get_monotonic_time () - start) / 1000;
+   printf ("# /api/overview answered %d in %d ms with the database down: %s\n", ans.status, (int) took_ms, ans.body);
+   ASSERT_CMPINT (ans.status, ==, 503);
+   where = bson_strdup_printf ("127.0.0.1:%s", outage_db.port);
+   ASSERT_CONTAINS (ans.body, where);
+   ASSERT_CMPINT (took_ms, <, 4500);
+   bson_free (where);
+   answer_free (&ans);
+   /* The pages still load (they show the banner over the last data). */
+   ans = http (w->port, "GET", "/", "", NULL);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+
+   mt_test_own_db_start (&outage_db);
+   {
+      int64_t deadline = bson_get_monotonic_time () + 30 * 1000 * 1000;
+      int status = 0;
+
+      while (status != 200) {
+         ASSERT_BEFORE (deadline, "/api/overview to answer 200 after the database came back");
+         ans = http (w->port, "GET", "/api/overview", "", NULL);
+         status = ans.status;
+         answer_free (&ans);
+         if (status != 200) {
+            mt_test_nap_ms (100);
+         }
+      }
+   }
+}
+
+/* POST /api/action/NAME with the CSRF token: the answer. */
+static answer_t
+act (web_t *w, const char *csrf, const char *name, const char *body)
+{
+   char *hdr = bson_strdup_printf ("X-CSRF-Token: %s\r\nContent-Type: application/json\r\n", csrf);
+   char *path = bson_strdup_printf ("/api/action/%s", name);
+   answer_t ans = http (w->port, "POST", path, hdr, body);
+
+   bson_free (hdr);
+   bson_free (path);
+   return ans;
+}
+
+/* Delete by filter as the tasks screen does it: a dry run counts what the
+ * filter matches and deletes nothing; then the real call with force
+ * deletes those, and only those. */
+static void
+test_delete_by_filter (void)
+{
+   web_t *w = web_start (W ("--allow-actions"));
+   char *csrf = csrf_of (w->port, "");
+   answer_t ans;
+
+   for (int i = 0; i < 3; i++) {
+      mt_test_task_insert ("{'queue': 'bulk-q', 'type': 't', 'status': 'FAILED'}");
+   }
+   mt_test_task_insert ("{'queue': 'bulk-q', 'type': 't', 'status': 'CREATED'}");
+   mt_test_task_insert ("{'queue': 'other-q', 'type': 't', 'status': 'FAILED'}");
+
+   ans = act (w, csrf, "delete", "{\"queue\": \"bulk-q\", \"status\": \"FAILED\", \"dry_run\": true, \"force\": true}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"dry_run\" : true");
+   ASSERT_CONTAINS (ans.body, "\"done\" : 3");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 3);
+
+   ans = act (w, csrf, "delete", "{\"queue\": \"bulk-q\", \"status\": \"FAILED\", \"force\": true}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"dry_run\" : false");
+   ASSERT_CONTAINS (ans.body, "\"done\" : 3");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 0);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'CREATED'}"), ==, 1);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'other-q'}"), ==, 1);
+
+   /* An empty filter is refused: no action on every task by accident. */
+   ans = act (w, csrf, "delete", "{}");
+   ASSERT_CMPINT (ans.status, ==, 400);
+   ASSERT_CONTAINS (ans.body, "which tasks?");
+   answer_free (&ans);
+   bson_free (csrf);
+}
+
+/* worker-quiet and worker-stop write the command into the worker's
+ * registry document; group-start starts a group's first stage (its
+ * WAITING task becomes CREATED); sync-start asks for a synchronizer's
+ * start; slot-stop of a task holding no slot says so. */
+static void
+test_worker_group_sync_actions (void)
+{
+   web_t *w = web_start (W ("--allow-actions"));
+   char *csrf = csrf_of (w->port, ""), *body;
+   answer_t ans;
+   bson_t *doc;
+   bson_oid_t group, job, stage;
+   char id[25];
+   bson_error_t error;
+
+   doc = mt_test_bson ("{'_id': 'W-web', 'status': 'running', 'host': 'h', 'pid': 1, 'queues': ['q'], 'lease_seconds': 3600}");
+   BSON_APPEND_DATE_TIME (doc, "heartbeat", (int64_t) time (NULL) * 1000);
+   mt_test_insert ("workers", doc);
+   bson_destroy (doc);
+
+   ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-web\"}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"command\" : \"quiet\"");
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'quiet'}"), ==, 1);
+   ans = act (w, csrf, "worker-stop", "{\"id\": \"W-web\", \"grace\": 5}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+   ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'stop', 'grace': 5}"), ==, 1);
+   ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-nobody\"}");
+   ASSERT_CMPINT (ans.status, ==, 404);
+   ASSERT_CONTAINS (ans.body, "no worker 'W-nobody'");
+   answer_free (&ans);
+
+   group = mt_test_group_new ("web start", 0);
+   job = mt_test_group_add (&group, 1, "echo", "{}", NULL);
+   ASSERT (mt_test_status_is (&job, "WAITING"));
+   bson_oid_to_string (&group, id);
+   body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
+   ans = act (w, csrf, "group-start", body);
+   bson_free (body);
+   ASSERT_CMPINT (ans.status, ==, 200);
+   ASSERT_CONTAINS (ans.body, "\"done\" : true");
+   answer_free (&ans);
+   ASSERT (mt_test_status_is (&job, "CREATED"));
+
+   ASSERT_OR_PRINT (mt_sync_stage_create (mt_test_client (), mt_test_db (), "web-stage", "echo", "sq", NULL, NULL, NULL,
+                                          &stage, &error),
+                    error);
+   ASSERT_OR_PRINT (mt_sync_create (mt_test_client (), mt_test_db (), "web-sync", &stage, &error), error);
+   ans = act (w, csrf, "sync-start", "{\"id\": \"web-sync\"}");
+   ASSERT_CMPINT (ans.status, ==, 200);
+   answer_free (&ans);
+   ans = act (w, csrf, "sync-start", "{\"id\": \"no-such-sync\"}");
+   ASSERT_CMPINT (ans.status, >=, 400);
+   answer_free (&ans);
+
+   bson_oid_to_string (&job, id);
+   body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
+   ans = act (w, csrf, "slot-stop", body);
+   bson_free (body);
+   ASSERT_CMPINT (ans.status, >=, 400);
+   ASSERT_CONTAINS (ans.body, "\"error\"");
+   answer_free (&ans);
+   bson_free (csrf);
+}
+
+
+/* The text of `path`, or fails the test. bson_free it. */
+static char *
+read_text (const char *path)
+{
+   FILE *in = fopen (path, "r");
+   char *text = bson_malloc0 (65536);
+
+   ASSERT (in);
+   ASSERT (fread (text, 1, 65535, in) > 0);
+   fclose (in);
+   return text;
+}
+
+/* mtask-web.service as configured by meson, with the built mtask-web in
+ * place of the installed one, passes systemd-analyze verify without a
+ * word; it reads the URI from its environment file, the token as a
+ * credential, and is hardened as the worker's unit. */
+static void
+test_unit_verifies (void)
+{
+   const char *web = mt_test_env ("MTASK_WEB");
+   const char *analyze = access ("/usr/bin/systemd-analyze", X_OK) == 0 ? "/usr/bin/systemd-analyze"
+                         : access ("/bin/systemd-analyze", X_OK) == 0   ? "/bin/systemd-analyze"
+                                                                       : NULL;
+   char dir[] = "/tmp/mtask-web-unit-XXXXXX";
+   char *build = bson_strdup (web), *slash, *unit_path, *text, *copy_path, *out = NULL, *exec;
+   FILE *copy;
+   int code;
+
+   /* BUILD/web/mtask-web -> BUILD/dist/systemd/mtask-web.service */
+   for (int i = 0; i < 2; i++) {
+      slash = strrchr (build, '/');
+      ASSERT (slash);
+      *slash = '\0';
+   }
+   unit_path = bson_strdup_printf ("%s/dist/systemd/mtask-web.service", build);
+   text = read_text (unit_path);
+   ASSERT_CONTAINS (text, "EnvironmentFile=/etc/mtask/web.env");
+   ASSERT_CONTAINS (text, "LoadCredential=web-token:/etc/mtask/web-token");
+   ASSERT_CONTAINS (text, "--token-file %d/web-token");
+   ASSERT_CONTAINS (text, "RestartPreventExitStatus=2");
+   ASSERT_CONTAINS (text, "DynamicUser=yes");
+   ASSERT_CONTAINS (text, "NoNewPrivileges=yes");
+   ASSERT_CONTAINS (text, "ProtectSystem=strict");
+   ASSERT_CONTAINS (text, "PrivateTmp=yes");
+   ASSERT_CONTAINS (text, "MemoryDenyWriteExecute=yes");
+   ASSERT (!strstr (text, "--uri")); /* the URI stays in the env file */
+   if (!analyze) {
+      bson_free (text);
+      bson_free (unit_path);
+      bson_free (build);
+      mt_test_skip ("systemd-analyze is not installed: the unit's syntax is not verified here");
+   }
+   ASSERT (mkdtemp (dir));
+   copy_path = bson_strdup_printf ("%s/mtask-web.service", dir);
+   copy = fopen (copy_path, "w");
+   ASSERT (copy);
+   exec = strstr (text, "ExecStart=");
+   ASSERT (exec && strstr (exec, "/mtask-web "));
+   fprintf (copy, "%.*sExecStart=%s%s", (int) (exec - text), text, web, strstr (exec, "/mtask-web ") + strlen ("/mtask-web"));
+   fclose (copy);
+   code = mt_test_run (W (analyze, "verify", "--man=no", copy_path), 60 * 1000, &out);
+   unlink (copy_path);
+   rmdir (dir);
+   if (code != 0 || out[0]) {
+      printf ("# systemd-analyze verify:\n# %s\n", out);
+   }
+   ASSERT_CMPINT (code, ==, 0);
+   ASSERT_CMPSTR (out, "");
+   bson_free (out);
+   bson_free (copy_path);
+   bson_free (text);
+   bson_free (unit_path);
+   bson_free (build);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -405,5 +728,10 @@ main (int argc, char **argv)
    mt_test_add ("/web/read_only", test_read_only);
    mt_test_add ("/web/actions_csrf_and_retry", test_actions_csrf_and_retry);
    mt_test_add ("/web/token", test_token);
+   mt_test_add ("/web/base_path", test_base_path);
+   mt_test_add ("/web/outage", test_outage);
+   mt_test_add ("/web/delete_by_filter", test_delete_by_filter);
+   mt_test_add ("/web/worker_group_sync_actions", test_worker_group_sync_actions);
+   mt_test_add ("/web/unit_verifies", test_unit_verifies);
    return mt_test_main (argc, argv);
 }

@@ -208,12 +208,14 @@
   // One screen: title, the API reads it needs (name -> url), controls drawn
   // once (filters keep what a person types), and render(data) -> nodes,
   // redrawn in place at every refresh.
+  let refreshNow = null;
+
   async function run(screen) {
     document.title = screen.title + ' · mtask';
     document.getElementById('title').replaceChildren(screen.title);
-    if (screen.controls) document.getElementById('controls').replaceChildren(screen.controls());
-    let timer = null;
-    async function tick() {
+    if (screen.controls) document.getElementById('controls').replaceChildren(...[screen.controls()].flat().filter((n) => n != null));
+    let timer = null, busy = null;
+    async function read() {
       try {
         const names = Object.keys(screen.reads);
         const replies = await Promise.all(names.map((n) => fetchJSON(screen.reads[n])));
@@ -226,12 +228,162 @@
         showError(e);
       }
       document.body.setAttribute('data-loaded', String(Number(document.body.getAttribute('data-loaded') || 0) + 1));
+    }
+    // One read at a time: a refresh asked for during a read waits for it.
+    async function tick() {
+      if (busy) return busy;
+      clearTimeout(timer);
+      busy = read();
+      await busy;
+      busy = null;
       timer = setTimeout(tick, REFRESH_MS);
     }
+    refreshNow = tick;
     document.addEventListener('visibilitychange', () => {
-      if (!document.hidden && timer) { clearTimeout(timer); tick(); }
+      if (!document.hidden) tick();
     });
     await tick();
+  }
+
+  // ---- actions ----------------------------------------------------------
+  //
+  // Shown only when GET /api/csrf says the server takes them (--allow-actions,
+  // and a token or a loopback listener). Each is a POST of a JSON body with
+  // the X-CSRF-Token header; its outcome, or the server's message, goes into
+  // the notice under the header as text, and the screen reads its data again.
+
+  let csrf = '', actionsAllowed = false;
+
+  async function loadActions() {
+    try {
+      const r = await fetchJSON(api('csrf'));
+      csrf = typeof r.csrf === 'string' ? r.csrf : '';
+      actionsAllowed = r.actions === true && csrf !== '';
+    } catch (e) {
+      actionsAllowed = false;
+    }
+    document.body.setAttribute('data-actions', String(actionsAllowed));
+  }
+
+  function notice(message, bad) {
+    const n = document.getElementById('notice');
+    n.replaceChildren(message);
+    n.classList.toggle('notice-bad', !!bad);
+    n.hidden = false;
+  }
+
+  async function post(name, body) {
+    let res;
+    try {
+      res = await fetch(BASE + '/api/action/' + encodeURIComponent(name), {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new Error('the server did not answer (' + e.message + ')');
+    }
+    let reply = null;
+    try { reply = await res.json(); } catch (e) { reply = null; }
+    if (!res.ok) {
+      throw new Error('HTTP ' + res.status + ': ' + (reply && typeof reply.error === 'string' ? reply.error : res.statusText));
+    }
+    return reply && typeof reply === 'object' ? reply : {};
+  }
+
+  // A button running `fn` (which returns what to say, or throws); disabled
+  // while it runs; the screen is read again after.
+  function actionButton(label, fn) {
+    const b = h('button', { type: 'button', class: 'action', 'data-action': label }, label);
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      try {
+        const said = await fn();
+        if (said) notice(said, false);
+      } catch (e) {
+        notice(label + ' failed: ' + e.message, true);
+      } finally {
+        b.disabled = false;
+        if (refreshNow) refreshNow();
+      }
+    });
+    return b;
+  }
+
+  // The buttons in a row, or nothing when actions are not allowed.
+  function actionBar(...buttons) {
+    const bs = buttons.flat().filter(Boolean);
+    if (!actionsAllowed || !bs.length) return null;
+    return h('div', { class: 'actions' }, bs);
+  }
+
+  const ENDED = new Set(['FINISHED', 'FAILED', 'CANCELLED']);
+
+  // A task action's reply ({done, refused, tasks: [{outcome, reason}]}) as
+  // a sentence.
+  function outcome(verb, reply) {
+    const ts = reply.tasks || [];
+    const refused = ts.filter((t) => text(t.outcome) === 'refused');
+    const reasons = [...new Set(refused.map((t) => text(t.reason)).filter(Boolean))].slice(0, 3);
+    let s = verb + ': ' + text(reply.done ?? 0) + ' done';
+    if (refused.length) s += ', ' + refused.length + ' refused' + (reasons.length ? ' (' + reasons.join('; ') + ')' : '');
+    return s + '.';
+  }
+
+  // "37 FAILED tasks of queue 'mail'" for a filter.
+  function tasksOf(n, f) {
+    return n + ' ' + (f.status ? f.status + ' ' : '') + (n === 1 ? 'task' : 'tasks') +
+      (f.queue ? " of queue '" + f.queue + "'" : '') + (f.type ? " of type '" + f.type + "'" : '');
+  }
+
+  // Every task a filter matches: a dry run counts them, confirm() names the
+  // count, then the action itself (delete with force: the dry run counted
+  // the live ones too, and the question says how many).
+  async function bulk(name, verb, filter) {
+    const extra = name === 'delete' ? { force: true } : {};
+    const dry = await post(name, Object.assign({}, filter, extra, { dry_run: true }));
+    const n = Number(val(dry.done)) || 0, refused = Number(val(dry.refused)) || 0;
+    if (n === 0) {
+      return verb + ': no task matching this filter can be ' + (refused ? '(' + refused + ' would be refused)' : '(none matches)') + '.';
+    }
+    const live = name === 'delete' ? (dry.tasks || []).filter((t) => text(t.outcome) !== 'refused' && !ENDED.has(text(t.status))).length : 0;
+    let question = verb + ' ' + tasksOf(n, filter) + '?';
+    if (live) question += ' ' + live + ' of them ' + (live === 1 ? 'has' : 'have') + ' not ended (waiting or running).';
+    if (refused) question += ' ' + refused + ' more match but would be refused.';
+    if (!window.confirm(question)) return verb + ': not confirmed, nothing done.';
+    return outcome(verb, await post(name, Object.assign({}, filter, extra)));
+  }
+
+  // The actions on one task, as its status allows.
+  function taskActions(t) {
+    const id = text(t._id), st = text(t.status);
+    const one = (verb, reply) => outcome(verb + ' task ' + id, reply);
+    return actionBar(
+      st === 'FAILED' || st === 'CANCELLED'
+        ? actionButton('Retry', async () => one('Retry', await post('retry', { id }))) : null,
+      st === 'CREATED' || st === 'WAITING' || st === 'WORK_IN_PROGRESS'
+        ? actionButton('Cancel', async () => {
+          if (!window.confirm('Cancel task ' + id + ' (' + st + ')?')) return 'Cancel: not confirmed, nothing done.';
+          return one('Cancel', await post('cancel', { id }));
+        }) : null,
+      st === 'WORK_IN_PROGRESS' && t.slot != null && text(t.slot) !== ''
+        ? actionButton('Stop (slot)', async () => {
+          if (!window.confirm('Stop task ' + id + ' and free its slot ' + text(t.slot) + '?')) return 'Stop: not confirmed, nothing done.';
+          await post('slot-stop', { id });
+          return 'Task ' + id + ': stop requested; its slot is freed.';
+        }) : null,
+      actionButton('Delete', async () => {
+        const ended = ENDED.has(st);
+        if (!window.confirm(ended ? 'Delete task ' + id + '?' : 'Task ' + id + ' is ' + st + ', not ended: delete it anyway?')) {
+          return 'Delete: not confirmed, nothing done.';
+        }
+        const reply = await post('delete', ended ? { id } : { id, force: true });
+        if ((Number(val(reply.done)) || 0) > 0) {
+          location.assign(BASE + '/tasks');
+        }
+        return one('Delete', reply);
+      }));
   }
 
   // ---- screens ----------------------------------------------------------
@@ -348,6 +500,25 @@
       q.set('page', String(p));
       return BASE + '/tasks?' + q;
     };
+    // Retry, cancel or delete every task the filter matches: queue, status
+    // and type, what the action calls take; not the page's own worker and
+    // text filters, which would make the count differ from the rows shown.
+    const bulkActions = () => {
+      if (!actionsAllowed) return null;
+      const filter = {};
+      for (const k of ['queue', 'status', 'type']) if (params.get(k)) filter[k] = params.get(k);
+      if (params.get('worker') || params.get('q')) {
+        return h('p', { class: 'muted actions' }, 'Actions on every match take queue, status and type only: clear the worker and id/message filters to use them.');
+      }
+      if (!Object.keys(filter).length) {
+        return h('p', { class: 'muted actions' }, 'Filter by queue, status or type to retry, cancel or delete every match.');
+      }
+      const said = Object.keys(filter).map((k) => k + ' ' + filter[k]).join(', ');
+      return h('div', { class: 'actions' }, 'Every task with ' + said + ': ',
+        actionButton('Retry all', () => bulk('retry', 'Retry', filter)),
+        actionButton('Cancel all', () => bulk('cancel', 'Cancel', filter)),
+        actionButton('Delete all', () => bulk('delete', 'Delete', filter)));
+    };
     return {
       title: archive ? 'Tasks (archive)' : 'Tasks',
       reads: { tasks: api('tasks', query) },
@@ -361,7 +532,7 @@
         }
         form.append(h('label', {}, 'archive', h('input', { type: 'checkbox', name: 'archive', value: 'true', checked: archive })),
           h('button', { type: 'submit' }, 'Filter'));
-        return form;
+        return [form, bulkActions()];
       },
       render({ tasks: reply }) {
         const worker = params.get('worker'), q = (params.get('q') || '').toLowerCase();
@@ -410,6 +581,7 @@
         const waited = between(waitedFrom, t.started);
         const ran = between(t.started, t.finished || (text(t.status) === 'WORK_IN_PROGRESS' ? { $date: new Date().toISOString() } : null));
         const out = [
+          taskActions(t),
           fields([
             ['status', status(t.status)],
             ['collection', text(reply.collection)],
@@ -493,6 +665,10 @@
         const g = reply.group || {};
         const sts = reply.statuses || [];
         return [
+          text(g.status) === 'complete' ? null : actionBar(actionButton('Start', async () => {
+            await post('group-start', { id: text(g._id) || id });
+            return 'Group ' + id + ': its first stage not complete is started.';
+          })),
           fields([
             ['description', text(g.description)],
             ['status', status(g.status)],
@@ -569,9 +745,31 @@
           ['start stage', (s) => s.start_stage ? link(text(s.start_stage_name) || text(s.start_stage), 'stage', s.start_stage) : ''],
           ['stage task', (s) => s.stage_task ? link(text(s.stage_task), 'task', s.stage_task) : ''],
           ['closing', (s) => s.closing ? link(text(s.closing), 'task', s.closing) : ''],
-        ], reply.synchronizers, 'No synchronizer.');
+        ].concat(actionsAllowed ? [['', (s) => text(s.status) === 'running' ? '' : actionBar(actionButton('Start', async () => {
+          const name = text(s.name ?? s._id);
+          await post('sync-start', { id: name });
+          return "Synchronizer '" + name + "': the workers begin it at their next upkeep tick.";
+        }))]] : []), reply.synchronizers, 'No synchronizer.');
       },
     };
+  }
+
+  // Quiet (take nothing new, stay up) and stop, for a worker still up.
+  function workerActions(w) {
+    const id = text(w._id), state = text(w.state);
+    if (state !== 'running' && state !== 'quiet') return '';
+    return actionBar(
+      state === 'running' ? actionButton('Quiet', async () => {
+        await post('worker-quiet', { id });
+        return "Worker '" + id + "': asked to be quiet; it follows at its next heartbeat.";
+      }) : null,
+      actionButton('Stop', async () => {
+        if (!window.confirm("Stop worker '" + id + "'? Its running tasks get their grace, then go back to the queue.")) {
+          return 'Stop: not confirmed, nothing done.';
+        }
+        await post('worker-stop', { id });
+        return "Worker '" + id + "': asked to stop; it follows at its next heartbeat.";
+      }));
   }
 
   function workers() {
@@ -590,7 +788,7 @@
           ['running now', (w) => (w.running || []).map((t, i) => [i ? h('br') : null,
             link(text(t.type) + ' ' + text(t._id), 'task', t._id), ' ',
             h('span', { class: 'muted' }, '(' + text(t.queue) + (t.started ? ', started ' + ago(t.started) : '') + ')')])],
-        ], reply.workers, 'No worker in the registry.');
+        ].concat(actionsAllowed ? [['', (w) => workerActions(w)]] : []), reply.workers, 'No worker in the registry.');
       },
     };
   }
@@ -620,7 +818,12 @@
       ['since', (s) => whenCell(s.acquired ?? s.started)],
       ['keepalive', (s) => s.keepalive ? ago(s.keepalive) : ''],
       ['', (s) => s.beyond_size ? status('beyond size') : ''],
-    ], slots, 'No slot held.');
+    ].concat(actionsAllowed ? [['', (s) => s.task ? actionBar(actionButton('Stop', async () => {
+      const id = text(s.task);
+      if (!window.confirm('Stop task ' + id + ' and free its slot?')) return 'Stop: not confirmed, nothing done.';
+      await post('slot-stop', { id });
+      return 'Task ' + id + ': stop requested; its slot is freed.';
+    })) : '']] : []), slots, 'No slot held.');
   }
 
   function pools() {
@@ -695,7 +898,7 @@
       const m = path.match(re);
       if (m) { screen = make(...m.slice(1).map(decodeURIComponent)); break; }
     }
-    run(screen || notFound(path));
+    loadActions().then(() => run(screen || notFound(path)));
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', main);
