@@ -5,6 +5,7 @@
 //   node agenda-bench.js throughput --uri URI --db DB --jobs N --settings defaults|fastest
 //   node agenda-bench.js worker     --uri URI --db DB --expect N --settings defaults|fastest [--timeout S]
 //   node agenda-bench.js produce    --uri URI --db DB --rate R --seconds S
+//   node agenda-bench.js produce    --uri URI --db DB --every MS --count N
 //
 // throughput: inserts N jobs of a no-op job type in one insertMany, shaped
 // as Agenda's own save() writes them, then runs them in this process and
@@ -12,7 +13,8 @@
 // worker: prints READY once connected, runs jobs as they come, and after N
 // prints one JSON object with the latency from enqueue to start.
 // produce: enqueues R jobs a second for S seconds with agenda.now() from a
-// process that runs no jobs, as an application would.
+// process that runs no jobs, as an application would; or one job every MS
+// milliseconds, N in all (the wake-up from idle).
 'use strict';
 
 const { Agenda } = require('agenda');
@@ -194,14 +196,14 @@ async function worker(args) {
 }
 
 async function produce(args) {
-  const rate = Number(args.rate);
-  const n = rate * Number(args.seconds);
+  const every = args.every ? Number(args.every) : 1000 / Number(args.rate);
+  const n = args.every ? Number(args.count) : Number(args.rate) * Number(args.seconds);
   // Not started: this instance only enqueues, like an application would.
   const agenda = await connect(args, {});
   const t0 = performance.now();
   let behind = 0;
   for (let i = 0; i < n; i++) {
-    const due = t0 + (i * 1000) / rate;
+    const due = t0 + i * every;
     const wait = due - performance.now();
     if (wait > 0) {
       await new Promise((resolve) => setTimeout(resolve, wait));

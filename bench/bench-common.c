@@ -75,15 +75,27 @@ bench_now (void)
    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-int64_t
-bench_arg_int (const char *what, const char *text)
+static int64_t
+arg_at_least (const char *what, const char *text, long long least)
 {
    char *end;
    long long value = strtoll (text, &end, 10);
 
-   if (!text[0] || *end || value < 1) {
-      fprintf (stderr, "%s must be a positive integer, got '%s'\n", what, text);
+   if (!text[0] || *end || value < least) {
+      fprintf (stderr, "%s must be an integer of %lld or more, got '%s'\n", what, least, text);
       exit (2);
    }
    return (int64_t) value;
+}
+
+int64_t
+bench_arg_int (const char *what, const char *text)
+{
+   return arg_at_least (what, text, 1);
+}
+
+int64_t
+bench_arg_count (const char *what, const char *text)
+{
+   return arg_at_least (what, text, 0);
 }

@@ -26,4 +26,7 @@ double bench_now (void);
 /* Parses a positive integer argument or exits with status 2. */
 int64_t bench_arg_int (const char *what, const char *text);
 
+/* Parses an integer argument of 0 or more or exits with status 2. */
+int64_t bench_arg_count (const char *what, const char *text);
+
 #endif
