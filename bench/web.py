@@ -30,7 +30,7 @@ ROOT = os.path.dirname(HERE)
 common = importlib.machinery.SourceFileLoader("bench_run", os.path.join(HERE, "run")).load_module()
 BenchError, Children, run, say = common.BenchError, common.Children, common.run, common.say
 
-# The issue's targets (issue 17).
+# The dashboard's targets.
 API_MEDIAN_MS = 300
 METRICS_MEDIAN_MS = 500
 RSS_MB = 30
