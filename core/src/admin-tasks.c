@@ -923,6 +923,112 @@ cleanup:
    return ok;
 }
 
+/* A task that runs, as a lock names its run: its _id as text (with its
+ * kind), its worker and its attempt. */
+typedef struct {
+   char *id;
+   const char *worker; /* in the docs read, or NULL */
+   int64_t attempts;
+} run_t;
+
+static int
+compare_runs (const void *pa, const void *pb)
+{
+   return strcmp (((const run_t *) pa)->id, ((const run_t *) pb)->id);
+}
+
+/* An _id as text for matching, or NULL for a kind no lock names. Numbers
+ * compare as numbers, as the server's equality does. */
+static char *
+id_key (const bson_value_t *v)
+{
+   char hex[25];
+
+   switch (v->value_type) {
+   case BSON_TYPE_OID:
+      bson_oid_to_string (&v->value.v_oid, hex);
+      return bson_strdup_printf ("o:%s", hex);
+   case BSON_TYPE_UTF8:
+      return bson_strdup_printf ("s:%s", v->value.v_utf8.str);
+   case BSON_TYPE_INT32:
+      return bson_strdup_printf ("n:%" PRId64, (int64_t) v->value.v_int32);
+   case BSON_TYPE_INT64:
+      return bson_strdup_printf ("n:%" PRId64, v->value.v_int64);
+   case BSON_TYPE_DOUBLE:
+      if (v->value.v_double == (double) (int64_t) v->value.v_double) {
+         return bson_strdup_printf ("n:%" PRId64, (int64_t) v->value.v_double);
+      }
+      return bson_strdup_printf ("n:%.17g", v->value.v_double);
+   default:
+      return NULL;
+   }
+}
+
+/* Whether each lock's run goes on, as mt_run_is_live judges one (its task
+ * WORK_IN_PROGRESS under the lock's worker and attempt), for all the locks
+ * listed in one read of `tasks`: a listing of many locks costs one query,
+ * not one per lock. `live[i]` for locks->items[i]. */
+static bool
+locks_live (mongoc_client_t *client, const char *db, const mt_admin_docs_t *locks, bool *live, bson_error_t *error)
+{
+   bson_t filter = BSON_INITIALIZER, in, ids;
+   bson_t *opts = BCON_NEW ("projection", "{", "worker_pid", BCON_INT32 (1), "attempts", BCON_INT32 (1), "}");
+   mt_admin_docs_t tasks = {0};
+   run_t *runs = NULL;
+   size_t n_runs = 0;
+   uint32_t n_ids = 0;
+   char key[16];
+   bool ok;
+
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &in);
+   BSON_APPEND_ARRAY_BEGIN (&in, "$in", &ids);
+   for (size_t i = 0; i < locks->len; i++) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, locks->items[i], "task")) {
+         bson_append_value (&ids, mt_admin_array_key (n_ids++, key), -1, bson_iter_value (&iter));
+      }
+   }
+   bson_append_array_end (&in, &ids);
+   bson_append_document_end (&filter, &in);
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+   ok = !n_ids || mt_admin_docs_read (client, db, MT_TASKS_COLLECTION, &filter, opts, &tasks, error);
+   if (ok && tasks.len) {
+      runs = bson_malloc0 (tasks.len * sizeof *runs);
+      for (size_t t = 0; t < tasks.len; t++) {
+         bson_iter_t iter;
+
+         if (bson_iter_init_find (&iter, tasks.items[t], "_id") && (runs[n_runs].id = id_key (bson_iter_value (&iter)))) {
+            runs[n_runs].worker = mt_admin_str (tasks.items[t], "worker_pid");
+            runs[n_runs++].attempts = mt_admin_int (tasks.items[t], "attempts", -2);
+         }
+      }
+      qsort (runs, n_runs, sizeof *runs, compare_runs);
+   }
+   for (size_t i = 0; ok && i < locks->len; i++) {
+      const bson_t *lock = locks->items[i];
+      const char *worker = mt_admin_str (lock, "worker_pid");
+      bson_iter_t iter;
+      run_t probe = {0}, *run = NULL;
+
+      live[i] = false;
+      if (n_runs && bson_iter_init_find (&iter, lock, "task") && (probe.id = id_key (bson_iter_value (&iter)))) {
+         run = bsearch (&probe, runs, n_runs, sizeof *runs, compare_runs);
+         bson_free (probe.id);
+      }
+      live[i] = run && (worker ? run->worker && !strcmp (worker, run->worker) : !run->worker) &&
+                run->attempts == (int32_t) mt_admin_int (lock, "attempt", -1);
+   }
+   for (size_t r = 0; r < n_runs; r++) {
+      bson_free (runs[r].id);
+   }
+   bson_free (runs);
+   mt_admin_docs_destroy (&tasks);
+   bson_destroy (&filter);
+   bson_destroy (opts);
+   return ok;
+}
+
 bool
 mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
@@ -933,11 +1039,10 @@ mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
       {"limit", MT_ADMIN_OPT_COUNT, &limit},
       {NULL},
    };
+   bool *live = NULL;
    bson_t list, item;
-   bson_iter_t iter;
    char key[16];
    bool more = false, ok = false;
-   size_t i;
 
    if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
@@ -946,27 +1051,24 @@ mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
       mt_admin_fail (reply, MT_LOCKS_COLLECTION, NULL);
       goto cleanup;
    }
+   live = bson_malloc0 ((locks.len + 1) * sizeof *live);
+   if (!locks_live (client, db, &locks, live, error)) {
+      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
+      goto cleanup;
+   }
    BSON_APPEND_ARRAY_BEGIN (reply, "locks", &list);
-   for (i = 0; i < locks.len; i++) {
-      bool live;
-
-      if (!mt_run_is_live (client, db, locks.items[i], &live, error)) {
-         break;
-      }
+   for (size_t i = 0; i < locks.len; i++) {
       bson_append_document_begin (&list, mt_admin_array_key ((uint32_t) i, key), -1, &item);
       bson_concat (&item, locks.items[i]);
-      BSON_APPEND_UTF8 (&item, "state", live ? "held" : "stale");
+      BSON_APPEND_UTF8 (&item, "state", live[i] ? "held" : "stale");
       bson_append_document_end (&list, &item);
    }
    bson_append_array_end (reply, &list);
-   if (i < locks.len) {
-      mt_admin_fail (reply, MT_TASKS_COLLECTION, bson_iter_init_find (&iter, locks.items[i], "_id") ? bson_iter_value (&iter) : NULL);
-      goto cleanup;
-   }
    BSON_APPEND_BOOL (reply, "more", more);
    ok = true;
 
 cleanup:
+   bson_free (live);
    mt_admin_docs_destroy (&locks);
    bson_destroy (find_opts);
    return ok;

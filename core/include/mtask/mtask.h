@@ -515,7 +515,7 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  *   database fails, `error` is the driver's, untouched, and `reply` is
  *   {"collection": C}: the collection whose read failed, with "item": the
  *   _id of the listed document it was for when it was a read for one row of
- *   a listing (a lock's task, a synchronizer's stage). Otherwise it is {}.
+ *   a listing (a synchronizer's stage). Otherwise it is {}.
  * - `opts` may be NULL. A key the call does not take fails with domain
  *   MT_ERROR_CONFIG, code MT_CONFIG_ERROR_OPTION and the message exactly
  *   "Invalid option 'KEY'"; a value of the wrong type fails with
