@@ -1,10 +1,13 @@
 #include "mt-test.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1593,4 +1596,97 @@ mt_test_ctl (char **out, const char *const *args)
    }
    argv[n] = NULL;
    return mt_test_run (argv, 30000, out);
+}
+
+/* ---- mtask-web over HTTP ---- */
+
+void
+mt_test_answer_free (mt_test_answer_t *a)
+{
+   bson_free (a->head);
+   bson_free (a->body);
+}
+
+/* A request to 127.0.0.1:port; `headers` are extra lines, each ending in
+ * \r\n, or "". Reads to the end (Connection: close). */
+mt_test_answer_t
+mt_test_http (int port, const char *method, const char *path, const char *headers, const char *body)
+{
+   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+   char *request;
+   bson_string_t *in = bson_string_new (NULL);
+   char buf[4096], *sep;
+   ssize_t n;
+   mt_test_answer_t a = {0};
+   struct timeval tv = {.tv_sec = 30};
+
+   ASSERT (fd >= 0);
+   addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+   ASSERT (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
+   request = bson_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
+                                 method, path, headers, body ? strlen (body) : 0, body ? body : "");
+   ASSERT (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
+   while ((n = read (fd, buf, sizeof buf)) > 0) {
+      bson_string_append_printf (in, "%.*s", (int) n, buf);
+   }
+   close (fd);
+   bson_free (request);
+   sep = strstr (in->str, "\r\n\r\n");
+   ASSERT (sep && !strncmp (in->str, "HTTP/1.1 ", 9));
+   a.status = atoi (in->str + 9);
+   a.head = bson_strndup (in->str, (size_t) (sep - in->str));
+   a.body = bson_strdup (sep + 4);
+   bson_string_free (in, true);
+   return a;
+}
+
+static void
+web_stop (void *data)
+{
+   mt_test_web_t *w = data;
+
+   mt_test_process_stop (w->pid, 20000);
+   bson_free (w);
+}
+
+/* Starts mtask-web for the server at `uri` on a free port with `extra`
+ * flags; stopped (and its exit status checked: 0, no leak) when the test
+ * ends. */
+mt_test_web_t *
+mt_test_web_start_at (const char *uri, const char *const *extra)
+{
+   const char *argv[32];
+   size_t n = 0;
+   mt_test_web_t *w = bson_malloc0 (sizeof *w);
+   char *out, *at;
+
+   argv[n++] = mt_test_env ("MTASK_WEB");
+   argv[n++] = "--uri";
+   argv[n++] = uri;
+   argv[n++] = "--db";
+   argv[n++] = mt_test_db ();
+   argv[n++] = "--listen";
+   argv[n++] = "127.0.0.1:0";
+   for (size_t i = 0; extra && extra[i]; i++) {
+      argv[n++] = extra[i];
+   }
+   argv[n] = NULL;
+   w->pid = mt_test_spawn (argv);
+   WAIT_UNTIL (mt_test_output_contains (w->pid, "listening on port "), 30000);
+   mt_test_defer (web_stop, w);
+   out = mt_test_output (w->pid);
+   at = strstr (out, "listening on port ");
+   w->port = atoi (at + strlen ("listening on port "));
+   bson_free (out);
+   ASSERT_CMPINT (w->port, >, 0);
+   return w;
+}
+
+/* mtask-web for the test's server. */
+mt_test_web_t *
+mt_test_web_start (const char *const *extra)
+{
+   return mt_test_web_start_at (mt_test_uri (), extra);
 }

@@ -404,4 +404,27 @@ pid_t mt_test_worker_at (const char *uri, const char *const *extra);
 /* How many times `needle` occurs in the process's captured output. */
 int mt_test_output_count (pid_t pid, const char *needle);
 
+/* ---- mtask-web over HTTP (moved from test-web.c) ---- */
+
+/* One HTTP answer. */
+typedef struct {
+   int status;
+   char *head; /* the status line and headers */
+   char *body;
+} mt_test_answer_t;
+
+void mt_test_answer_free (mt_test_answer_t *a);
+/* A request to 127.0.0.1:port; `headers` are extra lines, each ending in
+ * \r\n, or "". Reads to the end (Connection: close). */
+mt_test_answer_t mt_test_http (int port, const char *method, const char *path, const char *headers, const char *body);
+
+/* mtask-web on a free port with `extra` flags; stopped (and its exit
+ * status checked: 0, no leak) when the test ends. */
+typedef struct {
+   pid_t pid;
+   int port;
+} mt_test_web_t;
+mt_test_web_t *mt_test_web_start (const char *const *extra);
+mt_test_web_t *mt_test_web_start_at (const char *uri, const char *const *extra);
+
 #endif

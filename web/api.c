@@ -13,7 +13,7 @@
 /* The options that are not strings, by kind: what the admin calls take
  * (core/include/mtask/mtask.h). Any other key goes as a string. */
 static const char *const bool_opts[] = {"archive", "stages", "dry_run", "force", NULL};
-static const char *const count_opts[] = {"limit", "since", "grace", NULL};
+static const char *const count_opts[] = {"limit", "skip", "since", "grace", NULL};
 
 static bool
 listed (const char *const *list, const char *key)
@@ -167,16 +167,12 @@ web_api_get (web_t *web, const char *path, const web_param_t *params, size_t n_p
          goto done;
       }
    }
-   if (!strcmp (name, "stage")) {
-      /* A group's stage and its tasks: no admin call reads them yet. */
-      web_error (out, 501, "/api/stage/ID is not served yet: the admin API has no call for one group stage's tasks");
-      goto done;
-   }
    if (!strcmp (name, "tasks") && !tasks_limit (&opts, out)) {
       goto done;
    }
    if ((!strcmp (name, "task") && !path_oid (id, "task", &oid, out)) ||
-       (!strcmp (name, "group") && !path_oid (id, "group", &oid, out))) {
+       (!strcmp (name, "group") && !path_oid (id, "group", &oid, out)) ||
+       (!strcmp (name, "stage") && !path_oid (id, "stage", &oid, out))) {
       goto done;
    }
    bson_destroy (&reply);
@@ -191,6 +187,19 @@ web_api_get (web_t *web, const char *path, const web_param_t *params, size_t n_p
       ok = mt_admin_groups (client, web->db, &opts, &reply, &error);
    } else if (!strcmp (name, "group")) {
       ok = mt_admin_group (client, web->db, &oid, &opts, &reply, &error);
+   } else if (!strcmp (name, "stage")) {
+      /* A staged group's stage and its tasks; else a synchronizer's stage
+       * (the page tells them apart by the stage's `group`). */
+      ok = mt_admin_stage (client, web->db, &oid, &opts, &reply, &error);
+      if (!ok && error.domain == MT_ERROR_CONFIG && error.code == MT_CONFIG_ERROR_NOT_FOUND) {
+         bson_destroy (&reply);
+         ok = mt_admin_sync_stage (client, web->db, &oid, NULL, &reply, &error);
+         if (!ok && error.domain == MT_ERROR_CONFIG && error.code == MT_CONFIG_ERROR_NOT_FOUND) {
+            bson_snprintf (error.message, sizeof error.message,
+                           "no stage %s in %s.group_stages nor in %s.stages: a stage's id is the _id its group or "
+                           "synchronizer screen links to", id, web->db, web->db);
+         }
+      }
    } else if (!strcmp (name, "syncs")) {
       ok = mt_admin_syncs (client, web->db, &opts, &reply, &error);
    } else if (!strcmp (name, "sync")) {

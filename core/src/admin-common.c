@@ -136,6 +136,76 @@ mt_admin_docs_read (mongoc_client_t *client,
    return ok;
 }
 
+bool
+mt_admin_docs_read_page (mongoc_client_t *client,
+                         const char *db,
+                         const char *collection,
+                         const bson_t *filter,
+                         const bson_t *opts,
+                         int64_t limit,
+                         mt_admin_docs_t *docs,
+                         bool *more,
+                         bson_error_t *error)
+{
+   bson_t page = BSON_INITIALIZER;
+   size_t before = docs->len;
+   bool ok;
+
+   BSON_ASSERT (limit > 0);
+   if (opts) {
+      bson_copy_to_excluding_noinit (opts, &page, "limit", NULL);
+   }
+   BSON_APPEND_INT64 (&page, "limit", limit + 1);
+   ok = mt_admin_docs_read (client, db, collection, filter, &page, docs, error);
+   *more = false;
+   if (ok && docs->len - before > (size_t) limit) {
+      *more = true;
+      bson_destroy (docs->items[--docs->len]);
+   }
+   bson_destroy (&page);
+   return ok;
+}
+
+bool
+mt_admin_server_now (mongoc_client_t *client, int64_t *now_ms, bson_error_t *error)
+{
+   bson_t *cmd = BCON_NEW ("isMaster", BCON_INT32 (1));
+   bson_t reply;
+   bson_iter_t iter;
+   bool ok = mongoc_client_command_simple (client, "admin", cmd, NULL, &reply, error);
+
+   if (ok && (!bson_iter_init_find (&iter, &reply, "localTime") || !BSON_ITER_HOLDS_DATE_TIME (&iter))) {
+      bson_set_error (error,
+                      MT_ERROR_STORE,
+                      MT_STORE_ERROR_WRITE,
+                      "the server's isMaster reply has no localTime: cannot tell the server's time");
+      ok = false;
+   }
+   if (ok) {
+      *now_ms = bson_iter_date_time (&iter);
+   }
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return ok;
+}
+
+bool
+mt_admin_list_limit (int64_t *limit, int64_t max, int64_t otherwise, bson_error_t *error)
+{
+   if (*limit > max) {
+      bson_set_error (error,
+                      MT_ERROR_CONFIG,
+                      MT_CONFIG_ERROR_INVALID,
+                      "option 'limit' must be at most %" PRId64 ": narrow what is listed instead",
+                      max);
+      return false;
+   }
+   if (*limit <= 0) {
+      *limit = otherwise;
+   }
+   return true;
+}
+
 void
 mt_admin_docs_destroy (mt_admin_docs_t *docs)
 {

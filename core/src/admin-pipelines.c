@@ -23,12 +23,26 @@ compare_group_stages (const void *pa, const void *pb)
    return bson_oid_compare (&((const group_stages_t *) pa)->group, &((const group_stages_t *) pb)->group);
 }
 
-/* Every group's stage count and current stage, sorted by group. */
+/* The stage count and current stage of each group of `groups` (their
+ * documents), sorted by group. */
 static bool
-stages_by_group (mongoc_client_t *client, const char *db, group_stages_t **out, size_t *n_out, bson_error_t *error)
+stages_by_group (mongoc_client_t *client, const char *db, const mt_admin_docs_t *groups, group_stages_t **out, size_t *n_out, bson_error_t *error)
 {
    mongoc_collection_t *stages = mongoc_client_get_collection (client, db, MT_GROUP_STAGES_COLLECTION);
-   bson_t *pipeline = BCON_NEW ("pipeline", "[",
+   bson_t ids = BSON_INITIALIZER;
+   bson_t *pipeline;
+   uint32_t n_ids = 0;
+   char key[16];
+
+   for (size_t i = 0; i < groups->len; i++) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, groups->items[i], "_id")) {
+         bson_append_value (&ids, mt_admin_array_key (n_ids++, key), -1, bson_iter_value (&iter));
+      }
+   }
+   pipeline = BCON_NEW ("pipeline", "[",
+                                "{", "$match", "{", "group", "{", "$in", BCON_ARRAY (&ids), "}", "}", "}",
                                 "{", "$group", "{",
                                 "_id", "$group",
                                 "n", "{", "$sum", BCON_INT32 (1), "}",
@@ -43,6 +57,7 @@ stages_by_group (mongoc_client_t *client, const char *db, group_stages_t **out, 
    const bson_t *doc;
    bool ok;
 
+   bson_destroy (&ids);
    while (mongoc_cursor_next (cursor, &doc)) {
       const bson_oid_t *group = mt_admin_oid (doc, "_id");
 
@@ -73,28 +88,34 @@ stages_by_group (mongoc_client_t *client, const char *db, group_stages_t **out, 
 bool
 mt_admin_groups (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
-   bson_t all = BSON_INITIALIZER, list, item;
+   bson_t list, item;
    bson_t *find_opts = BCON_NEW ("sort", "{", "created", BCON_INT32 (-1), "_id", BCON_INT32 (-1), "}");
-   mongoc_collection_t *groups = NULL;
-   mongoc_cursor_t *cursor = NULL;
+   mt_admin_docs_t groups = {0};
    group_stages_t *counts = NULL;
    size_t n_counts = 0;
-   const bson_t *doc;
-   uint32_t n = 0;
+   int64_t limit = 0;
+   const mt_admin_opt_t spec[] = {
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
+      {NULL},
+   };
    char key[16];
-   bool ok = false;
+   bool more = false, ok = false;
 
-   if (!mt_admin_begin (reply, opts, NULL, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
    }
-   if (!stages_by_group (client, db, &counts, &n_counts, error)) {
+   if (!mt_admin_docs_read_page (client, db, MT_GROUPS_COLLECTION, NULL, find_opts, limit, &groups, &more, error)) {
+      mt_admin_fail (reply, MT_GROUPS_COLLECTION, NULL);
+      goto cleanup;
+   }
+   /* The stages of the groups listed, not of every group. */
+   if (groups.len && !stages_by_group (client, db, &groups, &counts, &n_counts, error)) {
       mt_admin_fail (reply, MT_GROUP_STAGES_COLLECTION, NULL);
       goto cleanup;
    }
-   groups = mongoc_client_get_collection (client, db, MT_GROUPS_COLLECTION);
-   cursor = mongoc_collection_find_with_opts (groups, &all, find_opts, NULL);
    BSON_APPEND_ARRAY_BEGIN (reply, "groups", &list);
-   while (mongoc_cursor_next (cursor, &doc)) {
+   for (size_t i = 0; i < groups.len; i++) {
+      const bson_t *doc = groups.items[i];
       group_stages_t probe = {.n_stages = 0, .current = -1}, *found = NULL;
 
       if (mt_admin_oid (doc, "_id") && n_counts) {
@@ -104,7 +125,7 @@ mt_admin_groups (mongoc_client_t *client, const char *db, const bson_t *opts, bs
       if (!found) {
          found = &probe;
       }
-      bson_append_document_begin (&list, mt_admin_array_key (n++, key), -1, &item);
+      bson_append_document_begin (&list, mt_admin_array_key ((uint32_t) i, key), -1, &item);
       bson_concat (&item, doc);
       BSON_APPEND_INT64 (&item, "stage_count", found->n_stages);
       if (found->current >= 0) {
@@ -115,17 +136,12 @@ mt_admin_groups (mongoc_client_t *client, const char *db, const bson_t *opts, bs
       bson_append_document_end (&list, &item);
    }
    bson_append_array_end (reply, &list);
-   if (mongoc_cursor_error (cursor, error)) {
-      mt_admin_fail (reply, MT_GROUPS_COLLECTION, NULL);
-      goto cleanup;
-   }
+   BSON_APPEND_BOOL (reply, "more", more);
    ok = true;
 
 cleanup:
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (groups);
+   mt_admin_docs_destroy (&groups);
    bson_free (counts);
-   bson_destroy (&all);
    bson_destroy (find_opts);
    return ok;
 }
@@ -336,6 +352,127 @@ cleanup:
    return ok;
 }
 
+/* The most tasks mt_admin_stage lists, and how many unless told. */
+#define STAGE_TASKS_DEFAULT 200
+#define STAGE_TASKS_MAX 1000
+
+bool
+mt_admin_stage (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error)
+{
+   int64_t limit = 0;
+   const mt_admin_opt_t spec[] = {
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
+      {NULL},
+   };
+   bson_t *filter = NULL, *group_filter = NULL, *tasks_filter = NULL, *pipeline = NULL;
+   bson_t *stage_opts = BCON_NEW ("projection", "{", "done_ids", BCON_INT32 (0), "}");
+   bson_t *group_opts = BCON_NEW ("projection", "{", "description", BCON_INT32 (1), "status", BCON_INT32 (1), "}");
+   bson_t *tasks_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}",
+                                  "projection", "{",
+                                  "queue", BCON_INT32 (1), "type", BCON_INT32 (1), "status", BCON_INT32 (1),
+                                  "attempts", BCON_INT32 (1), "max_attempts", BCON_INT32 (1),
+                                  "status_message", BCON_INT32 (1), "error", BCON_INT32 (1),
+                                  "created", BCON_INT32 (1), "started", BCON_INT32 (1), "finished", BCON_INT32 (1),
+                                  "worker_pid", BCON_INT32 (1), "group", BCON_INT32 (1), "stage", BCON_INT32 (1),
+                                  "}");
+   bson_t stage = BSON_INITIALIZER, group = BSON_INITIALIZER, counts = BSON_INITIALIZER, list, item;
+   mt_admin_docs_t tasks = {0};
+   mongoc_collection_t *coll = NULL;
+   mongoc_cursor_t *cursor = NULL;
+   const bson_oid_t *group_id;
+   const bson_t *doc;
+   bson_iter_t number;
+   char hex[25], key[16];
+   bool found = false, group_found = false, more = false, ok = false;
+
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, STAGE_TASKS_MAX, STAGE_TASKS_DEFAULT, error)) {
+      goto cleanup;
+   }
+   if (!id) {
+      bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "which stage? give its id");
+      goto cleanup;
+   }
+   filter = BCON_NEW ("_id", BCON_OID (id));
+   bson_destroy (&stage); /* mt_admin_find_one initializes it again */
+   if (!mt_admin_find_one (client, db, MT_GROUP_STAGES_COLLECTION, filter, stage_opts, &stage, &found, error)) {
+      mt_admin_fail (reply, MT_GROUP_STAGES_COLLECTION, NULL);
+      goto cleanup;
+   }
+   group_id = found ? mt_admin_oid (&stage, "group") : NULL;
+   if (!found || !group_id || !bson_iter_init_find (&number, &stage, "number")) {
+      bson_oid_to_string (id, hex);
+      mt_admin_not_found (reply, MT_GROUP_STAGES_COLLECTION, error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_NOT_FOUND,
+                          found ? "stage %s in %s.%s names no group or no number" : "no stage %s in %s.%s",
+                          hex, db, MT_GROUP_STAGES_COLLECTION);
+      goto cleanup;
+   }
+
+   /* Its group's description, for the title; a group deleted meanwhile
+    * leaves the stage shown without it. */
+   group_filter = BCON_NEW ("_id", BCON_OID (group_id));
+   bson_destroy (&group);
+   if (!mt_admin_find_one (client, db, MT_GROUPS_COLLECTION, group_filter, group_opts, &group, &group_found, error)) {
+      mt_admin_fail (reply, MT_GROUPS_COLLECTION, NULL);
+      goto cleanup;
+   }
+
+   /* Its tasks: counted by status (all of them), and the first `limit`. */
+   tasks_filter = BCON_NEW ("group", BCON_OID (group_id));
+   BSON_APPEND_VALUE (tasks_filter, "stage", bson_iter_value (&number));
+   pipeline = BCON_NEW ("pipeline", "[",
+                        "{", "$match", BCON_DOCUMENT (tasks_filter), "}",
+                        "{", "$group", "{", "_id", "$status", "n", "{", "$sum", BCON_INT32 (1), "}", "}", "}",
+                        "]");
+   coll = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   cursor = mongoc_collection_aggregate (coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      const char *status = mt_admin_str (doc, "_id");
+
+      BSON_APPEND_INT64 (&counts, status ? status : "(none)", mt_admin_int (doc, "n", 0));
+   }
+   if (mongoc_cursor_error (cursor, error) ||
+       !mt_admin_docs_read_page (client, db, MT_TASKS_COLLECTION, tasks_filter, tasks_opts, limit, &tasks, &more, error)) {
+      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
+      goto cleanup;
+   }
+
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "stage", &item);
+   bson_copy_to_excluding_noinit (&stage, &item, "tasks", NULL);
+   BSON_APPEND_DOCUMENT (&item, "tasks", &counts);
+   bson_append_document_end (reply, &item);
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "group", &item);
+   BSON_APPEND_OID (&item, "_id", group_id);
+   if (group_found) {
+      bson_copy_to_excluding_noinit (&group, &item, "_id", NULL);
+   } else {
+      BSON_APPEND_BOOL (&item, "missing", true);
+   }
+   bson_append_document_end (reply, &item);
+   BSON_APPEND_ARRAY_BEGIN (reply, "tasks", &list);
+   for (size_t i = 0; i < tasks.len; i++) {
+      bson_append_document (&list, mt_admin_array_key ((uint32_t) i, key), -1, tasks.items[i]);
+   }
+   bson_append_array_end (reply, &list);
+   BSON_APPEND_BOOL (reply, "more", more);
+   ok = true;
+
+cleanup:
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
+   mt_admin_docs_destroy (&tasks);
+   bson_destroy (&stage);
+   bson_destroy (&group);
+   bson_destroy (&counts);
+   bson_destroy (filter);
+   bson_destroy (group_filter);
+   bson_destroy (tasks_filter);
+   bson_destroy (pipeline);
+   bson_destroy (stage_opts);
+   bson_destroy (group_opts);
+   bson_destroy (tasks_opts);
+   return ok;
+}
+
 /* ---- synchronizers ------------------------------------------------------- */
 
 /* The stage with _id `id` in `stages`, as mt_admin_find_one, without its
@@ -382,15 +519,20 @@ mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    bson_t list, item;
    bson_t *find_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t syncs = {0};
+   int64_t limit = 0;
+   const mt_admin_opt_t spec[] = {
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
+      {NULL},
+   };
    bson_iter_t iter;
    char key[16];
-   bool ok = false;
+   bool more = false, ok = false;
    size_t i;
 
-   if (!mt_admin_begin (reply, opts, NULL, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
    }
-   if (!mt_admin_docs_read (client, db, MT_SYNCHRONIZERS_COLLECTION, NULL, find_opts, &syncs, error)) {
+   if (!mt_admin_docs_read_page (client, db, MT_SYNCHRONIZERS_COLLECTION, NULL, find_opts, limit, &syncs, &more, error)) {
       mt_admin_fail (reply, MT_SYNCHRONIZERS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -410,6 +552,7 @@ mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bso
       mt_admin_fail (reply, MT_SYNC_STAGES_COLLECTION, bson_iter_init_find (&iter, syncs.items[i], "_id") ? bson_iter_value (&iter) : NULL);
       goto cleanup;
    }
+   BSON_APPEND_BOOL (reply, "more", more);
    ok = true;
 
 cleanup:

@@ -41,6 +41,20 @@ bool mt_admin_not_found (bson_t *reply,
                          const char *format,
                          ...) BSON_GNUC_PRINTF (6, 7);
 
+/* The server's clock now, in ms since the epoch: the localTime of its
+ * isMaster reply (one round trip, no collection read). What "the last hour"
+ * means for the overview, on the server's clock as everything else. */
+bool mt_admin_server_now (mongoc_client_t *client, int64_t *now_ms, bson_error_t *error);
+
+/* The bounds of list calls: `limit` (an option, 0 or more; 0 the default)
+ * comes out as the number of items to return, between 1 and
+ * MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT when not given; a larger one
+ * fails MT_CONFIG_ERROR_INVALID naming the option. A list reads limit + 1
+ * items, returns `limit` and says "more": true when there was one more. */
+#define MT_ADMIN_LIST_DEFAULT 1000
+#define MT_ADMIN_LIST_MAX 10000
+bool mt_admin_list_limit (int64_t *limit, int64_t max, int64_t otherwise, bson_error_t *error);
+
 /* Appends to a tasks filter the equalities given (NULL: not filtered). */
 void mt_admin_task_filter (bson_t *filter, const char *queue, const char *status, const char *type);
 
@@ -72,6 +86,19 @@ bool mt_admin_docs_read (mongoc_client_t *client,
                          mt_admin_docs_t *docs,
                          bson_error_t *error);
 void mt_admin_docs_destroy (mt_admin_docs_t *docs);
+
+/* mt_admin_docs_read of at most `limit` documents (> 0): reads one more
+ * and drops it, setting `*more` when there was one. `opts` may be NULL; a
+ * "limit" in it is replaced. */
+bool mt_admin_docs_read_page (mongoc_client_t *client,
+                              const char *db,
+                              const char *collection,
+                              const bson_t *filter,
+                              const bson_t *opts,
+                              int64_t limit,
+                              mt_admin_docs_t *docs,
+                              bool *more,
+                              bson_error_t *error);
 
 /* The key of element `i` of a BSON array; `buf` holds 16 bytes. Give it to
  * the bson_append_*() functions: the BSON_APPEND_*() macros evaluate their
@@ -111,11 +138,13 @@ void mt_admin_append_live (bson_t *filter);
  * when unknown. */
 const char *mt_admin_worker_state (const bson_t *doc, int64_t now_ms, int64_t *age_ms);
 
-/* The registry documents (the one of `id`, or all by _id) into `docs`, and
- * the server's time at the read in `now_ms` (left as is when none). */
+/* The registry documents (the one of `id`, or all by _id; at most `limit`
+ * + 1 when `limit` > 0) into `docs`, and the server's time at the read in
+ * `now_ms` (left as is when none). */
 bool mt_admin_worker_docs (mongoc_client_t *client,
                            const char *db,
                            const char *id,
+                           int64_t limit,
                            mt_admin_docs_t *docs,
                            int64_t *now_ms,
                            bson_error_t *error);

@@ -86,19 +86,24 @@ bool
 mt_admin_schedules (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
    const char *queue = NULL;
+   int64_t limit = 0;
    const mt_admin_opt_t spec[] = {
       {"queue", MT_ADMIN_OPT_STRING, &queue},
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
       {NULL},
    };
    bson_t filter = BSON_INITIALIZER, list, item;
    bson_t *or = BCON_NEW ("0", "{", "repeat", "{", "$ne", BCON_NULL, "}", "}", "1", "{", "cron", "{", "$ne", BCON_NULL, "}", "}");
-   bson_t *find_opts = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
+   bson_t *pipeline = NULL;
    schedule_row_t *rows = NULL;
    mt_admin_docs_t tasks = {0};
+   mongoc_collection_t *coll = NULL;
+   mongoc_cursor_t *cursor = NULL;
+   const bson_t *doc;
    char key[16], rule[160];
-   bool ok = false;
+   bool more = false, ok = false;
 
-   if (!mt_admin_begin (reply, opts, spec, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
    }
    mt_admin_append_live (&filter);
@@ -106,7 +111,31 @@ mt_admin_schedules (mongoc_client_t *client, const char *db, const bson_t *opts,
    if (queue) {
       BSON_APPEND_UTF8 (&filter, "queue", queue);
    }
-   if (!mt_admin_docs_read (client, db, MT_TASKS_COLLECTION, &filter, find_opts, &tasks, error)) {
+   /* Soonest first on the server, so that a page is the soonest runs: the
+    * next run is `delayed`, else `scheduled`; none (null, sorted first) is
+    * due now. The rows are put in order again below, where a field that
+    * is not a date counts as none. */
+   pipeline = BCON_NEW ("pipeline", "[",
+                        "{", "$match", BCON_DOCUMENT (&filter), "}",
+                        "{", "$addFields", "{", "mt_next", "{", "$ifNull", "[", "$delayed", "$scheduled", "]", "}", "}", "}",
+                        "{", "$sort", "{", "mt_next", BCON_INT32 (1), "_id", BCON_INT32 (1), "}", "}",
+                        "{", "$limit", BCON_INT64 (limit + 1), "}",
+                        "]");
+   coll = mongoc_client_get_collection (client, db, MT_TASKS_COLLECTION);
+   cursor = mongoc_collection_aggregate (coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+   while (mongoc_cursor_next (cursor, &doc)) {
+      if (tasks.len == (size_t) limit) {
+         more = true;
+         break;
+      }
+      if (tasks.len == tasks.cap) {
+         tasks.cap = tasks.cap ? 2 * tasks.cap : 16;
+         tasks.items = bson_realloc (tasks.items, tasks.cap * sizeof *tasks.items);
+      }
+      tasks.items[tasks.len] = bson_new ();
+      bson_copy_to_excluding_noinit (doc, tasks.items[tasks.len++], "mt_next", NULL);
+   }
+   if (mongoc_cursor_error (cursor, error)) {
       mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -134,14 +163,17 @@ mt_admin_schedules (mongoc_client_t *client, const char *db, const bson_t *opts,
       bson_append_document_end (&list, &item);
    }
    bson_append_array_end (reply, &list);
+   BSON_APPEND_BOOL (reply, "more", more);
    ok = true;
 
 cleanup:
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (coll);
    bson_free (rows);
    mt_admin_docs_destroy (&tasks);
    bson_destroy (&filter);
    bson_destroy (or);
-   bson_destroy (find_opts);
+   bson_destroy (pipeline);
    return ok;
 }
 

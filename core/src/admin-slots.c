@@ -6,9 +6,10 @@
 
 #include <string.h>
 
-/* The held slots, by pool and index; of pool `pool` only when not NULL. */
+/* The held slots, by pool and index, at most `limit` (`*more` when there
+ * are more); of pool `pool` only when not NULL. */
 static bool
-held_read (mongoc_client_t *client, const char *db, const char *pool, mt_admin_docs_t *held, bson_error_t *error)
+held_read (mongoc_client_t *client, const char *db, const char *pool, int64_t limit, mt_admin_docs_t *held, bool *more, bson_error_t *error)
 {
    bson_t *filter = BCON_NEW ("task", "{", "$ne", BCON_NULL, "}");
    bson_t *opts = BCON_NEW ("sort", "{", "pool", BCON_INT32 (1), "index", BCON_INT32 (1), "}");
@@ -17,7 +18,7 @@ held_read (mongoc_client_t *client, const char *db, const char *pool, mt_admin_d
    if (pool) {
       BSON_APPEND_UTF8 (filter, "pool", pool);
    }
-   ok = mt_admin_docs_read (client, db, MT_SLOTS_COLLECTION, filter, opts, held, error);
+   ok = mt_admin_docs_read_page (client, db, MT_SLOTS_COLLECTION, filter, opts, limit, held, more, error);
    bson_destroy (filter);
    bson_destroy (opts);
    return ok;
@@ -85,17 +86,22 @@ mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    bson_t *by_name = BCON_NEW ("sort", "{", "_id", BCON_INT32 (1), "}");
    mt_admin_docs_t pools = {0}, held = {0};
    uint32_t n_undeclared = 0;
+   int64_t limit = 0;
+   const mt_admin_opt_t spec[] = {
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
+      {NULL},
+   };
    char key[16];
-   bool ok = false;
+   bool more_pools = false, more_held = false, ok = false;
 
-   if (!mt_admin_begin (reply, opts, NULL, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
    }
-   if (!mt_admin_docs_read (client, db, MT_POOLS_COLLECTION, NULL, by_name, &pools, error)) {
+   if (!mt_admin_docs_read_page (client, db, MT_POOLS_COLLECTION, NULL, by_name, limit, &pools, &more_pools, error)) {
       mt_admin_fail (reply, MT_POOLS_COLLECTION, NULL);
       goto cleanup;
    }
-   if (!held_read (client, db, NULL, &held, error)) {
+   if (!held_read (client, db, NULL, limit, &held, &more_held, error)) {
       mt_admin_fail (reply, MT_SLOTS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -124,6 +130,7 @@ mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bso
       }
    }
    bson_append_array_end (reply, &slots);
+   BSON_APPEND_BOOL (reply, "more", more_pools || more_held);
    ok = true;
 
 cleanup:
@@ -138,7 +145,7 @@ mt_admin_pool (mongoc_client_t *client, const char *db, const char *name, const 
 {
    bson_t filter = BSON_INITIALIZER, pool = BSON_INITIALIZER;
    mt_admin_docs_t held = {0};
-   bool found, ok = false;
+   bool found, more = false, ok = false;
 
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
@@ -158,7 +165,7 @@ mt_admin_pool (mongoc_client_t *client, const char *db, const char *name, const 
                           "no pool '%s' in %s.%s", name, db, MT_POOLS_COLLECTION);
       goto cleanup;
    }
-   if (!held_read (client, db, name, &held, error)) {
+   if (!held_read (client, db, name, MT_ADMIN_LIST_MAX, &held, &more, error)) {
       mt_admin_fail (reply, MT_SLOTS_COLLECTION, NULL);
       goto cleanup;
    }

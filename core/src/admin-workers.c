@@ -38,7 +38,7 @@ mt_admin_worker_state (const bson_t *doc, int64_t now_ms, int64_t *age_ms)
 }
 
 bool
-mt_admin_worker_docs (mongoc_client_t *client, const char *db, const char *id, mt_admin_docs_t *docs, int64_t *now_ms, bson_error_t *error)
+mt_admin_worker_docs (mongoc_client_t *client, const char *db, const char *id, int64_t limit, mt_admin_docs_t *docs, int64_t *now_ms, bson_error_t *error)
 {
    mongoc_collection_t *workers = mongoc_client_get_collection (client, db, MT_WORKERS_COLLECTION);
    bson_t *pipeline = id ? BCON_NEW ("pipeline",
@@ -75,10 +75,22 @@ mt_admin_worker_docs (mongoc_client_t *client, const char *db, const char *id, m
                                      "}",
                                      "}",
                                      "]");
-   mongoc_cursor_t *cursor = mongoc_collection_aggregate (workers, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+   mongoc_cursor_t *cursor;
    const bson_t *doc;
    bson_iter_t iter;
    bool ok;
+
+   if (!id && limit > 0) {
+      /* A page: sorted and cut on the server. */
+      bson_destroy (pipeline);
+      pipeline = BCON_NEW ("pipeline",
+                           "[",
+                           "{", "$sort", "{", "_id", BCON_INT32 (1), "}", "}",
+                           "{", "$limit", BCON_INT64 (limit + 1), "}",
+                           "{", "$addFields", "{", "mt_now", "$$NOW", "}", "}",
+                           "]");
+   }
+   cursor = mongoc_collection_aggregate (workers, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
 
    while (mongoc_cursor_next (cursor, &doc)) {
       bson_t *copy = bson_new ();
@@ -121,7 +133,9 @@ append_running (mongoc_client_t *client, const char *db, const char *id, bson_t 
                             "{",
                             "_id",
                             BCON_INT32 (1),
-                            "}");
+                            "}",
+                            "limit",
+                            BCON_INT64 (MT_ADMIN_LIST_MAX));
    mt_admin_docs_t docs = {0};
    bson_t list;
    char key[16];
@@ -144,17 +158,25 @@ bool
 mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
    mt_admin_docs_t docs = {0};
-   int64_t now = 0;
+   int64_t now = 0, limit = 0;
+   const mt_admin_opt_t spec[] = {
+      {"limit", MT_ADMIN_OPT_COUNT, &limit},
+      {NULL},
+   };
    bson_t list, worker;
    char key[16];
-   bool ok = false;
+   bool more = false, ok = false;
 
-   if (!mt_admin_begin (reply, opts, NULL, error)) {
+   if (!mt_admin_begin (reply, opts, spec, error) || !mt_admin_list_limit (&limit, MT_ADMIN_LIST_MAX, MT_ADMIN_LIST_DEFAULT, error)) {
       goto cleanup;
    }
-   if (!mt_admin_worker_docs (client, db, NULL, &docs, &now, error)) {
+   if (!mt_admin_worker_docs (client, db, NULL, limit, &docs, &now, error)) {
       mt_admin_fail (reply, MT_WORKERS_COLLECTION, NULL);
       goto cleanup;
+   }
+   if (docs.len > (size_t) limit) {
+      more = true;
+      bson_destroy (docs.items[--docs.len]);
    }
    BSON_APPEND_ARRAY_BEGIN (reply, "workers", &list);
    for (size_t i = 0; i < docs.len; i++) {
@@ -181,6 +203,7 @@ mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, b
       bson_append_document_end (&list, &worker);
    }
    bson_append_array_end (reply, &list);
+   BSON_APPEND_BOOL (reply, "more", more);
    ok = true;
 
 cleanup:
@@ -232,7 +255,7 @@ mt_admin_worker_command (mongoc_client_t *client,
       bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "option 'grace' is out of range; give 0 s to 1 day");
       goto cleanup;
    }
-   if (!mt_admin_worker_docs (client, db, id, &docs, &now, error)) {
+   if (!mt_admin_worker_docs (client, db, id, 0, &docs, &now, error)) {
       mt_admin_fail (reply, MT_WORKERS_COLLECTION, NULL);
       goto cleanup;
    }
@@ -344,7 +367,7 @@ mt_admin_served (mongoc_client_t *client,
    if (!mt_admin_begin (reply, opts, NULL, error)) {
       goto cleanup;
    }
-   if (!mt_admin_worker_docs (client, db, NULL, &docs, &now, error)) {
+   if (!mt_admin_worker_docs (client, db, NULL, 0, &docs, &now, error)) {
       mt_admin_fail (reply, MT_WORKERS_COLLECTION, NULL);
       goto cleanup;
    }

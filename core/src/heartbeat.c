@@ -37,6 +37,22 @@ append_held (mt_worker_t *worker, bson_t *array)
    pthread_mutex_unlock (&worker->ctx.mutex);
 }
 
+/* The worker's counters (worker-private.h) as the registry's `counters`. */
+static void
+append_counters (mt_worker_t *worker, bson_t *fields)
+{
+   mt_counters_t *c = &worker->counters;
+   bson_t doc;
+
+   BSON_APPEND_DOCUMENT_BEGIN (fields, "counters", &doc);
+   BSON_APPEND_INT64 (&doc, "run", (int64_t) atomic_load_explicit (&c->run, memory_order_relaxed));
+   BSON_APPEND_INT64 (&doc, "failed", (int64_t) atomic_load_explicit (&c->failed, memory_order_relaxed));
+   BSON_APPEND_INT64 (&doc, "retried", (int64_t) atomic_load_explicit (&c->retried, memory_order_relaxed));
+   BSON_APPEND_INT64 (&doc, "given_back", (int64_t) atomic_load_explicit (&c->given_back, memory_order_relaxed));
+   BSON_APPEND_INT64 (&doc, "claims", (int64_t) atomic_load_explicit (&c->claims, memory_order_relaxed));
+   bson_append_document_end (fields, &doc);
+}
+
 /* What the worker says of itself: stopping (no new claims, running tasks
  * finish or go back), quiet (no new claims, staying up) or running. */
 static const char *
@@ -69,6 +85,7 @@ mt_heartbeat_write (mt_worker_t *worker, mongoc_client_t *client, const char *st
    BSON_APPEND_INT32 (&fields, "concurrency", worker->concurrency);
    BSON_APPEND_DOUBLE (&fields, "lease_seconds", (double) worker->ctx.lease_ms / 1000.0);
    BSON_APPEND_UTF8 (&fields, "isolate", worker->isolate == MT_ISOLATE_FORK ? "fork" : "none");
+   append_counters (worker, &fields);
    /* A stopped worker runs nothing: what it held was finished or given
     * back, and a task still inside process() after the grace is another
     * worker's to take back by its lease. */

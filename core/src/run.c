@@ -284,8 +284,17 @@ fail_claimed (mt_worker_t *worker, mt_running_t *run, const bson_error_t *why)
    BSON_APPEND_DOCUMENT_BEGIN (&update, "$unset", &date);
    BSON_APPEND_UTF8 (&date, "claim", "");
    bson_append_document_end (&update, &date);
-   if (write_outcome (worker, run, &update, &refused) == OUTCOME_REFUSED) {
+   switch (write_outcome (worker, run, &update, &refused)) {
+   case OUTCOME_WRITTEN:
+      MT_COUNT (worker, failed);
+      break;
+   case OUTCOME_REFUSED:
       log_refused (worker, run, "FAILED outcome; it stays WORK_IN_PROGRESS until its lease ends", &refused);
+      break;
+   case OUTCOME_LOST:
+   case OUTCOME_UNKNOWN:
+   default:
+      break;
    }
    bson_destroy (&update);
 }
@@ -300,8 +309,17 @@ give_back (mt_worker_t *worker, mt_running_t *run, double seconds, const char *w
 
    mt_give_back_update (&update, mt_server_now (&worker->ctx) + (int64_t) (seconds * 1000.0));
    mt_log (&worker->ctx, MT_LOG_DEBUG, "task %s (%s): given back for %.1f s: %s", run->parsed.id_str, run->parsed.type, seconds, why);
-   if (write_outcome (worker, run, &update, &refused) == OUTCOME_REFUSED) {
+   switch (write_outcome (worker, run, &update, &refused)) {
+   case OUTCOME_WRITTEN:
+      MT_COUNT (worker, given_back);
+      break;
+   case OUTCOME_REFUSED:
       log_refused (worker, run, "give-back; it stays WORK_IN_PROGRESS until its lease ends", &refused);
+      break;
+   case OUTCOME_LOST:
+   case OUTCOME_UNKNOWN:
+   default:
+      break;
    }
    bson_destroy (&update);
 }
@@ -527,6 +545,7 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
    outcome_t written;
    bool ended;
 
+   MT_COUNT (worker, run);
    settle (worker, run, &ok, &settled);
    failure = &settled;
    ended = outcome_update (worker, run, ok, failure, &update);
@@ -556,6 +575,12 @@ finish (mt_worker_t *worker, mt_running_t *run, bool ok, const bson_error_t *fai
       if (written == OUTCOME_REFUSED) {
          log_refused (worker, run, "FAILED outcome either; it stays WORK_IN_PROGRESS until its lease ends", &refused);
       }
+   }
+   if (written == OUTCOME_WRITTEN && !ended && !ok) {
+      MT_COUNT (worker, retried);
+   }
+   if (written == OUTCOME_WRITTEN && ended && (run->status ? !strcmp (run->status, MT_STATUS_FAILED) : !ok)) {
+      MT_COUNT (worker, failed);
    }
    if (written == OUTCOME_WRITTEN && ended) {
       bson_error_t error;

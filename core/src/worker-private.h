@@ -9,6 +9,7 @@
 #include "mtask-private.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define MT_RETRY_MAX_MS 5000
 #define MT_OUTCOME_RETRY_LIMIT_MS (60 * 1000)
@@ -16,6 +17,21 @@
 #define MT_BUSY_DELAY_S 1.0 /* a task whose account is busy waits about this long */
 
 #define MT_CLAIM_BATCH_MAX 8 /* tasks one thread claims ahead in a backlog */
+
+/* What a worker did since its process started, written into its registry
+ * document with each heartbeat (heartbeat.c) and read back by
+ * mt_admin_workers and /metrics: counters that only grow, so a restart is
+ * an ordinary counter reset. Any thread adds (MT_COUNT); the heartbeat
+ * reads. Zeroed with the worker (bson_malloc0). */
+typedef struct {
+   atomic_int_fast64_t run;        /* tasks whose process() ran to an outcome (run.c finish) */
+   atomic_int_fast64_t failed;     /* tasks it ended FAILED: for good, or malformed */
+   atomic_int_fast64_t retried;    /* failed attempts put back for a retry */
+   atomic_int_fast64_t given_back; /* claimed tasks given back unstarted (busy account, no slot, stopping) */
+   atomic_int_fast64_t claims;     /* claim round trips to the server */
+} mt_counters_t;
+
+#define MT_COUNT(worker, name) ((void) atomic_fetch_add_explicit (&(worker)->counters.name, 1, memory_order_relaxed))
 
 /* A task claimed ahead: held by the worker, not running yet. */
 typedef struct {
@@ -73,6 +89,8 @@ struct _mt_worker_t {
    bool quiet;   /* under ctx.mutex: claims nothing new, finishes what runs */
 
    struct _mt_host_t *host; /* the host table its plugins get (host.c) */
+
+   mt_counters_t counters; /* since the process started, for the registry */
 
    /* Crash notes (crash.c), without isolation. */
    bool catch_crashes;

@@ -449,6 +449,7 @@ give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_
       usleep ((useconds_t) (200 << i) * 1000);
    }
    if (ok) {
+      MT_COUNT (worker, given_back);
       mt_log (&worker->ctx, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
       mt_locks_release_all (client, worker->ctx.db, &owner, &error);
       mt_slot_release (client, worker->ctx.db, id, attempts, &error);
@@ -636,6 +637,7 @@ thread_main (void *data)
          mt_store_claim_token (worker->ctx.worker_id, token, sizeof token);
          if (batch > 1) {
             /* A backlog: several tasks for one scan of the collection. */
+            MT_COUNT (worker, claims);
             ok = mt_store_claim_batch (tasks,
                                        worker->ctx.worker_id,
                                        token,
@@ -653,6 +655,7 @@ thread_main (void *data)
                batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
             }
          } else {
+            MT_COUNT (worker, claims);
             ok = mt_store_claim_ex (tasks,
                                     worker->ctx.worker_id,
                                     token,

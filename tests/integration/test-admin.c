@@ -621,6 +621,112 @@ test_duration_format (void)
 }
 
 /* With the server gone, a call says which collection it could not read. */
+/* The boolean `key` of `doc`; fails when it is not one. */
+static bool
+flag (const bson_t *doc, const char *key)
+{
+   bson_iter_t iter;
+
+   ASSERT (bson_iter_init_find (&iter, doc, key) && BSON_ITER_HOLDS_BOOL (&iter));
+   return bson_iter_bool (&iter);
+}
+
+/* Every list call takes `limit` and says "more" when it cut the list
+ * there; a limit over the bound is refused. */
+static void
+test_list_limits (void)
+{
+   mongoc_client_t *client = mt_test_client ();
+   const char *db = mt_test_db ();
+   bson_t *two = mt_test_bson ("{'limit': 2}"), *three = mt_test_bson ("{'limit': 3}");
+   bson_error_t error;
+   bson_t reply;
+
+   seed ("groups", "[{'_id': 1, 'status': 'pending'}, {'_id': 2, 'status': 'pending'}, {'_id': 3, 'status': 'pending'}]");
+   seed ("synchronizers", "[{'_id': 'a', 'status': 'stand_by'}, {'_id': 'b', 'status': 'stand_by'}, {'_id': 'c', 'status': 'stand_by'}]");
+   seed ("locks", "[{'_id': 'a', 'task': 1, 'attempt': 1}, {'_id': 'b', 'task': 2, 'attempt': 1}, {'_id': 'c', 'task': 3, 'attempt': 1}]");
+   seed ("workers", "[{'_id': 'w1'}, {'_id': 'w2'}, {'_id': 'w3'}]");
+   seed ("pools", "[{'_id': 'p1', 'size': 1}, {'_id': 'p2', 'size': 1}, {'_id': 'p3', 'size': 1}]");
+   seed ("tasks",
+         "[{'_id': 1, 'queue': 'q', 'type': 't', 'status': 'CREATED', 'repeat': 60},"
+         " {'_id': 2, 'queue': 'q', 'type': 't', 'status': 'CREATED', 'repeat': 60},"
+         " {'_id': 3, 'queue': 'q', 'type': 't', 'status': 'CREATED', 'repeat': 60}]");
+
+#define LIMITED(call, array)                                     \
+   do {                                                          \
+      bson_t *opts = two;                                        \
+      ASSERT_OR_PRINT (call, error);                             \
+      ASSERT_CMPINT (array_len (&reply, array), ==, 2);          \
+      ASSERT (flag (&reply, "more"));                            \
+      bson_destroy (&reply);                                     \
+      opts = three;                                              \
+      ASSERT_OR_PRINT (call, error);                             \
+      ASSERT_CMPINT (array_len (&reply, array), ==, 3);          \
+      ASSERT (!flag (&reply, "more"));                           \
+      bson_destroy (&reply);                                     \
+      (void) opts;                                               \
+   } while (0)
+
+   LIMITED (mt_admin_groups (client, db, opts, &reply, &error), "groups");
+   LIMITED (mt_admin_syncs (client, db, opts, &reply, &error), "synchronizers");
+   LIMITED (mt_admin_locks (client, db, opts, &reply, &error), "locks");
+   LIMITED (mt_admin_workers (client, db, opts, &reply, &error), "workers");
+   LIMITED (mt_admin_slots (client, db, opts, &reply, &error), "pools");
+   LIMITED (mt_admin_schedules (client, db, opts, &reply, &error), "schedules");
+#undef LIMITED
+   bson_destroy (two);
+   bson_destroy (three);
+}
+
+static void
+test_list_bounds (void)
+{
+   mongoc_client_t *client = mt_test_client ();
+   const char *db = mt_test_db ();
+
+   REFUSES_VALUE ("{'limit': 10001}", "option 'limit' must be at most 10000: narrow what is listed instead",
+                  mt_admin_groups (client, db, opts, &reply, &error));
+   REFUSES_VALUE ("{'skip': 100001}", "option 'skip' must be at most 100000: narrow the list (queue, status, type, worker, q) instead",
+                  mt_admin_tasks (client, db, opts, &reply, &error));
+}
+
+/* One group stage with its tasks; a stage that is not there. */
+static void
+test_stage (void)
+{
+   mongoc_client_t *client = mt_test_client ();
+   bson_oid_t stage = oid ("0000000000000000000000a1"), nowhere = oid ("0000000000000000000000a2");
+   bson_error_t error;
+   bson_t reply;
+
+   seed ("groups", "[{'_id': {'$oid': '0000000000000000000000b1'}, 'description': 'monthly', 'status': 'running'}]");
+   seed ("group_stages",
+         "[{'_id': {'$oid': '0000000000000000000000a1'}, 'group': {'$oid': '0000000000000000000000b1'}, 'number': 2,"
+         "  'status': 'running', 'total': 2, 'done': 1, 'done_ids': [5]}]");
+   seed ("tasks",
+         "[{'_id': 5, 'group': {'$oid': '0000000000000000000000b1'}, 'stage': 2, 'status': 'FINISHED', 'params': {'big': 1}},"
+         " {'_id': 6, 'group': {'$oid': '0000000000000000000000b1'}, 'stage': 2, 'status': 'FAILED', 'attempts': 3,"
+         "  'error': {'message': 'no'}},"
+         " {'_id': 7, 'group': {'$oid': '0000000000000000000000b1'}, 'stage': 1, 'status': 'FINISHED'}]");
+   ASSERT_OR_PRINT (mt_admin_stage (client, mt_test_db (), &stage, NULL, &reply, &error), error);
+   ASSERT_CMPINT (mt_test_int (&reply, "stage.number"), ==, 2);
+   ASSERT (!mt_test_has (&reply, "stage.done_ids"));
+   ASSERT_CMPINT (mt_test_int (&reply, "stage.tasks.FINISHED"), ==, 1);
+   ASSERT_CMPINT (mt_test_int (&reply, "stage.tasks.FAILED"), ==, 1);
+   ASSERT_CMPSTR (mt_test_str (&reply, "group.description"), "monthly");
+   ASSERT_CMPINT (array_len (&reply, "tasks"), ==, 2);
+   ASSERT_CMPINT (mt_test_int (&reply, "tasks.0._id"), ==, 5);
+   ASSERT (!mt_test_has (&reply, "tasks.0.params"));
+   ASSERT_CMPSTR (mt_test_str (&reply, "tasks.1.error.message"), "no");
+   ASSERT_CMPINT (mt_test_int (&reply, "tasks.1.attempts"), ==, 3);
+   bson_destroy (&reply);
+
+   ASSERT (!mt_admin_stage (client, mt_test_db (), &nowhere, NULL, &reply, &error));
+   ASSERT_ERROR (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_NOT_FOUND, "no stage 0000000000000000000000a2");
+   ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "group_stages");
+   bson_destroy (&reply);
+}
+
 static void
 test_unreachable (void)
 {
@@ -632,7 +738,7 @@ test_unreachable (void)
    mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
    ASSERT (!mt_admin_groups (client, "d", NULL, &reply, &error));
    ASSERT_CMPINT (error.domain, ==, MONGOC_ERROR_SERVER_SELECTION);
-   ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "group_stages");
+   ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "groups"); /* the page of groups first, then their stages */
    bson_destroy (&reply);
    ASSERT (!mt_admin_slots (client, "d", NULL, &reply, &error));
    ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "pools");
@@ -662,6 +768,9 @@ main (int argc, char **argv)
    mt_test_add ("/admin/slots/pools", test_slots_pools);
    mt_test_add ("/admin/slots/pool_and_task", test_pool_and_task_slots);
    mt_test_add ("/admin/schedules/order", test_schedules_order);
+   mt_test_add ("/admin/lists/limit", test_list_limits);
+   mt_test_add ("/admin/lists/bounds", test_list_bounds);
+   mt_test_add ("/admin/stage", test_stage);
    mt_test_add ("/admin/retention/ttl", test_retention_ttl);
    mt_test_add ("/admin/duration_format", test_duration_format);
    mt_test_add ("/admin/unreachable", test_unreachable);

@@ -13,107 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One HTTP answer. */
-typedef struct {
-   int status;
-   char *head; /* the status line and headers */
-   char *body;
-} answer_t;
-
-static void
-answer_free (answer_t *a)
-{
-   bson_free (a->head);
-   bson_free (a->body);
-}
-
-/* A request to 127.0.0.1:port; `headers` are extra lines, each ending in
- * \r\n, or "". Reads to the end (Connection: close). */
-static answer_t
-http (int port, const char *method, const char *path, const char *headers, const char *body)
-{
-   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
-   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-   char *request;
-   bson_string_t *in = bson_string_new (NULL);
-   char buf[4096], *sep;
-   ssize_t n;
-   answer_t a = {0};
-   struct timeval tv = {.tv_sec = 30};
-
-   ASSERT (fd >= 0);
-   addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-   ASSERT (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
-   request = bson_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
-                                 method, path, headers, body ? strlen (body) : 0, body ? body : "");
-   ASSERT (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
-   while ((n = read (fd, buf, sizeof buf)) > 0) {
-      bson_string_append_printf (in, "%.*s", (int) n, buf);
-   }
-   close (fd);
-   bson_free (request);
-   sep = strstr (in->str, "\r\n\r\n");
-   ASSERT (sep && !strncmp (in->str, "HTTP/1.1 ", 9));
-   a.status = atoi (in->str + 9);
-   a.head = bson_strndup (in->str, (size_t) (sep - in->str));
-   a.body = bson_strdup (sep + 4);
-   bson_string_free (in, true);
-   return a;
-}
-
-typedef struct {
-   pid_t pid;
-   int port;
-} web_t;
-
-static void
-web_stop (void *data)
-{
-   web_t *w = data;
-
-   mt_test_process_stop (w->pid, 20000);
-   bson_free (w);
-}
-
-/* Starts mtask-web for the server at `uri` on a free port with `extra`
- * flags; stopped (and its exit status checked: 0, no leak) when the test
- * ends. */
-static web_t *
-web_start_at (const char *uri, const char *const *extra)
-{
-   const char *argv[32];
-   size_t n = 0;
-   web_t *w = bson_malloc0 (sizeof *w);
-   char *out, *at;
-
-   argv[n++] = mt_test_env ("MTASK_WEB");
-   argv[n++] = "--uri";
-   argv[n++] = uri;
-   argv[n++] = "--db";
-   argv[n++] = mt_test_db ();
-   argv[n++] = "--listen";
-   argv[n++] = "127.0.0.1:0";
-   for (size_t i = 0; extra && extra[i]; i++) {
-      argv[n++] = extra[i];
-   }
-   argv[n] = NULL;
-   w->pid = mt_test_spawn (argv);
-   WAIT_UNTIL (mt_test_output_contains (w->pid, "listening on port "), 30000);
-   mt_test_defer (web_stop, w);
-   out = mt_test_output (w->pid);
-   at = strstr (out, "listening on port ");
-   w->port = atoi (at + strlen ("listening on port "));
-   bson_free (out);
-   ASSERT_CMPINT (w->port, >, 0);
-   return w;
-}
-
-static web_t *
-web_start (const char *const *extra)
-{
-   return web_start_at (mt_test_uri (), extra);
-}
 
 /* The admin reply as the API writes it. */
 static char *
@@ -168,12 +67,12 @@ test_help_and_bad_flags (void)
 static void
 test_api_matches_admin (void)
 {
-   web_t *w = web_start (NULL);
+   mt_test_web_t *w = mt_test_web_start (NULL);
    bson_oid_t a = mt_test_task_insert ("{'queue': 'api-q', 'type': 't1', 'status': 'FAILED', 'status_message': '<b>x</b>'}");
    bson_t *opts = mt_test_bson ("{'queue': 'api-q', 'limit': {'$numberLong': '10'}}");
    bson_t reply;
    bson_error_t error;
-   answer_t ans;
+   mt_test_answer_t ans;
    char *want, *path, id[25];
 
    mt_test_task_insert ("{'queue': 'api-q', 'type': 't2', 'status': 'CREATED'}");
@@ -181,11 +80,11 @@ test_api_matches_admin (void)
    ASSERT_OR_PRINT (mt_admin_tasks (mt_test_client (), mt_test_db (), opts, &reply, &error), error);
    want = json_of (&reply);
    bson_destroy (&reply);
-   ans = http (w->port, "GET", "/api/tasks?queue=api-q&limit=10", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/api/tasks?queue=api-q&limit=10", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.head, "Content-Security-Policy: default-src 'self'; script-src 'self'");
    ASSERT_CMPSTR (ans.body, want);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (want);
 
    bson_oid_to_string (&a, id);
@@ -193,73 +92,73 @@ test_api_matches_admin (void)
    want = json_of (&reply);
    bson_destroy (&reply);
    path = bson_strdup_printf ("/api/task/%s", id);
-   ans = http (w->port, "GET", path, "", NULL);
+   ans = mt_test_http (w->port, "GET", path, "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CMPSTR (ans.body, want);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (want);
    bson_free (path);
 
    ASSERT_OR_PRINT (mt_admin_groups (mt_test_client (), mt_test_db (), NULL, &reply, &error), error);
    want = json_of (&reply);
    bson_destroy (&reply);
-   ans = http (w->port, "GET", "/api/groups", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/api/groups", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "web group");
    ASSERT_CMPSTR (ans.body, want);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (want);
 
    /* A task that is not there: 404 with the call's message. */
-   ans = http (w->port, "GET", "/api/task/000000000000000000000000", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/api/task/000000000000000000000000", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 404);
    ASSERT_CONTAINS (ans.body, "\"error\"");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    /* The page shell and its files. */
-   ans = http (w->port, "GET", "/tasks", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/tasks", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.head, "text/html");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_destroy (opts);
 }
 
 static void
 test_bad_parameters (void)
 {
-   web_t *w = web_start (NULL);
-   answer_t ans;
+   mt_test_web_t *w = mt_test_web_start (NULL);
+   mt_test_answer_t ans;
 
-   ans = http (w->port, "GET", "/api/tasks?colour=red", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/api/tasks?colour=red", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "Invalid option 'colour'");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/tasks?limit=many", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/tasks?limit=many", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "limit");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/tasks?limit=0", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/tasks?limit=0", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "option 'limit' must be 1 to 1000");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/overview?archive=perhaps", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/overview?archive=perhaps", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "archive");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/task/not-an-id", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/task/not-an-id", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "is not a task id");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/nothing", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/nothing", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 404);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 }
 
 /* The names, labels and values of /metrics for a crafted collection. */
 static void
 test_metrics (void)
 {
-   web_t *w = web_start (NULL);
-   answer_t ans;
+   mt_test_web_t *w = mt_test_web_start (NULL);
+   mt_test_answer_t ans;
 
    mt_test_enqueue ("met-q", "t", NULL, NULL);
    mt_test_enqueue ("met-q", "t", NULL, NULL);
@@ -271,7 +170,7 @@ test_metrics (void)
 
       ASSERT_OR_PRINT (mt_pool_set (mt_test_client (), mt_test_db (), "met-pool", 3, 0, &error), error);
    }
-   ans = http (w->port, "GET", "/metrics", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/metrics", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.head, "text/plain; version=0.0.4");
    ASSERT_CONTAINS (ans.body, "# TYPE mtask_tasks gauge\n");
@@ -286,13 +185,13 @@ test_metrics (void)
    ASSERT_CONTAINS (ans.body, "\nmtask_pool_slots_used{pool=\"met-pool\"} 0\n");
    ASSERT_CONTAINS (ans.body, "# TYPE mtask_groups gauge\nmtask_groups{status=\"pending\"} 1\n");
    ASSERT_CONTAINS (ans.body, "\nmtask_scrape_duration_seconds ");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 }
 
 static char *
 csrf_of (int port, const char *headers)
 {
-   answer_t ans = http (port, "GET", "/api/csrf", headers, NULL);
+   mt_test_answer_t ans = mt_test_http (port, "GET", "/api/csrf", headers, NULL);
    bson_t *doc;
    char *token;
    bson_error_t error;
@@ -302,7 +201,7 @@ csrf_of (int port, const char *headers)
    ASSERT_OR_PRINT (doc, error);
    token = bson_strdup (mt_test_str (doc, "csrf"));
    bson_destroy (doc);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    return token;
 }
 
@@ -310,22 +209,22 @@ csrf_of (int port, const char *headers)
 static void
 test_read_only (void)
 {
-   web_t *w = web_start (NULL);
+   mt_test_web_t *w = mt_test_web_start (NULL);
    bson_oid_t a = mt_test_task_insert ("{'queue': 'ro-q', 'type': 't', 'status': 'FAILED'}");
    char id[25], *body, *csrf = csrf_of (w->port, ""), *hdr;
-   answer_t ans;
+   mt_test_answer_t ans;
 
    bson_oid_to_string (&a, id);
    body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
    hdr = bson_strdup_printf ("X-CSRF-Token: %s\r\nContent-Type: application/json\r\n", csrf);
-   ans = http (w->port, "POST", "/api/action/retry", hdr, body);
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", hdr, body);
    ASSERT_CMPINT (ans.status, ==, 403);
    ASSERT_CONTAINS (ans.body, "read-only");
    ASSERT (mt_test_status_is (&a, "FAILED"));
-   answer_free (&ans);
-   ans = http (w->port, "POST", "/api/tasks", "", "");
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "POST", "/api/tasks", "", "");
    ASSERT_CMPINT (ans.status, ==, 405);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (hdr);
    bson_free (body);
    bson_free (csrf);
@@ -336,30 +235,30 @@ test_read_only (void)
 static void
 test_actions_csrf_and_retry (void)
 {
-   web_t *w = web_start (W ("--allow-actions"));
+   mt_test_web_t *w = mt_test_web_start (W ("--allow-actions"));
    bson_oid_t a = mt_test_task_insert ("{'queue': 'act-q', 'type': 't', 'status': 'FAILED', 'failures': 3}");
    char id[25], *body, *csrf = csrf_of (w->port, ""), *hdr;
-   answer_t ans;
+   mt_test_answer_t ans;
 
    bson_oid_to_string (&a, id);
    body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
-   ans = http (w->port, "POST", "/api/action/retry", "Content-Type: application/json\r\n", body);
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", "Content-Type: application/json\r\n", body);
    ASSERT_CMPINT (ans.status, ==, 403);
    ASSERT_CONTAINS (ans.body, "X-CSRF-Token");
-   answer_free (&ans);
-   ans = http (w->port, "POST", "/api/action/retry", "X-CSRF-Token: wrong\r\nContent-Type: application/json\r\n", body);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", "X-CSRF-Token: wrong\r\nContent-Type: application/json\r\n", body);
    ASSERT_CMPINT (ans.status, ==, 403);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT (mt_test_status_is (&a, "FAILED"));
 
    hdr = bson_strdup_printf ("X-CSRF-Token: %s\r\nContent-Type: application/json\r\n", csrf);
-   ans = http (w->port, "POST", "/api/action/retry", hdr, "{\"id\": \"nope\"}");
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", hdr, "{\"id\": \"nope\"}");
    ASSERT_CMPINT (ans.status, ==, 400);
-   answer_free (&ans);
-   ans = http (w->port, "POST", "/api/action/retry", hdr, body);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", hdr, body);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"outcome\" : \"retried\"");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT (mt_test_status_is (&a, "CREATED"));
    bson_free (hdr);
    bson_free (body);
@@ -374,37 +273,37 @@ test_token (void)
    char *path = bson_strdup_printf ("/tmp/mtask-web-token-%d", (int) getpid ());
    const char *token = "s3cret-token-for-the-web-test";
    FILE *f = fopen (path, "w");
-   web_t *w;
-   answer_t ans;
+   mt_test_web_t *w;
+   mt_test_answer_t ans;
    char *hdr, *cookie, *end;
 
    ASSERT (f);
    fprintf (f, "%s\n", token);
    fclose (f);
    ASSERT (chmod (path, 0600) == 0);
-   w = web_start (W ("--token-file", path, "--allow-actions"));
-   ans = http (w->port, "GET", "/api/tasks", "", NULL);
+   w = mt_test_web_start (W ("--token-file", path, "--allow-actions"));
+   ans = mt_test_http (w->port, "GET", "/api/tasks", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 401);
    ASSERT_CONTAINS (ans.head, "WWW-Authenticate: Bearer");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/metrics", "Authorization: Bearer wrong-token-wrong-token\r\n", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/metrics", "Authorization: Bearer wrong-token-wrong-token\r\n", NULL);
    ASSERT_CMPINT (ans.status, ==, 401);
-   answer_free (&ans);
-   ans = http (w->port, "POST", "/api/action/retry", "Content-Type: application/json\r\n", "{\"status\": \"FAILED\"}");
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "POST", "/api/action/retry", "Content-Type: application/json\r\n", "{\"status\": \"FAILED\"}");
    ASSERT_CMPINT (ans.status, ==, 401);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 
    hdr = bson_strdup_printf ("Authorization: Bearer %s\r\n", token);
-   ans = http (w->port, "GET", "/api/tasks", hdr, NULL);
+   ans = mt_test_http (w->port, "GET", "/api/tasks", hdr, NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (hdr);
 
-   ans = http (w->port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", "token=wrong");
+   ans = mt_test_http (w->port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", "token=wrong");
    ASSERT_CMPINT (ans.status, ==, 401);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    hdr = bson_strdup_printf ("token=%s", token);
-   ans = http (w->port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", hdr);
+   ans = mt_test_http (w->port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", hdr);
    bson_free (hdr);
    ASSERT_CMPINT (ans.status, ==, 303);
    ASSERT_CONTAINS (ans.head, "Set-Cookie: mtask_session=");
@@ -413,11 +312,11 @@ test_token (void)
    end = strchr (cookie, ';');
    ASSERT (end);
    *end = '\0';
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    hdr = bson_strdup_printf ("Cookie: %s\r\n", cookie);
-   ans = http (w->port, "GET", "/api/groups", hdr, NULL);
+   ans = mt_test_http (w->port, "GET", "/api/groups", hdr, NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (hdr);
    bson_free (cookie);
    unlink (path);
@@ -431,41 +330,41 @@ test_token (void)
 static void
 test_base_path (void)
 {
-   web_t *w = web_start (W ("--base-path", "/mtask/"));
-   answer_t ans;
+   mt_test_web_t *w = mt_test_web_start (W ("--base-path", "/mtask/"));
+   mt_test_answer_t ans;
 
-   ans = http (w->port, "GET", "/mtask/tasks", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/mtask/tasks", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
    ASSERT_CONTAINS (ans.body, "href=\"/mtask/static/app.css\"");
    ASSERT_CONTAINS (ans.body, "href=\"/mtask/groups\"");
    ASSERT (!strstr (ans.body, "\"/static/"));
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/mtask", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/mtask", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "<script src=\"/mtask/static/app.js\"");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/mtask/static/app.js", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/mtask/static/app.js", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.head, "text/javascript");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/mtask/api/overview", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/mtask/api/overview", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"by_queue\"");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/api/overview", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 404);
    ASSERT_CONTAINS (ans.body, "nothing at /api/overview: the dashboard is under /mtask/");
-   answer_free (&ans);
-   ans = http (w->port, "GET", "/mtaskx/api/overview", "", NULL);
+   mt_test_answer_free (&ans);
+   ans = mt_test_http (w->port, "GET", "/mtaskx/api/overview", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 404);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    /* Without a base path the shell is served as it is in web/pages/. */
-   w = web_start (NULL);
-   ans = http (w->port, "GET", "/groups", "", NULL);
+   w = mt_test_web_start (NULL);
+   ans = mt_test_http (w->port, "GET", "/groups", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "<script src=\"/static/app.js\"");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 }
 
 /* The database goes away: the API answers 503 with the driver's message
@@ -477,20 +376,20 @@ static mt_test_own_db_t outage_db;
 static void
 test_outage (void)
 {
-   web_t *w;
-   answer_t ans;
+   mt_test_web_t *w;
+   mt_test_answer_t ans;
    int64_t start, took_ms;
    char *where;
 
    mt_test_own_db_open (&outage_db, "");
-   w = web_start_at (outage_db.uri, NULL);
-   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   w = mt_test_web_start_at (outage_db.uri, NULL);
+   ans = mt_test_http (w->port, "GET", "/api/overview", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 
    mt_test_own_db_stop (&outage_db);
    start = bson_get_monotonic_time ();
-   ans = http (w->port, "GET", "/api/overview", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/api/overview", "", NULL);
    took_ms = (bson_get_monotonic_time () - start) / 1000;
    printf ("# /api/overview answered %d in %d ms with the database down: %s\n", ans.status, (int) took_ms, ans.body);
    ASSERT_CMPINT (ans.status, ==, 503);
@@ -498,11 +397,11 @@ test_outage (void)
    ASSERT_CONTAINS (ans.body, where);
    ASSERT_CMPINT (took_ms, <, 4500);
    bson_free (where);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    /* The pages still load (they show the banner over the last data). */
-   ans = http (w->port, "GET", "/", "", NULL);
+   ans = mt_test_http (w->port, "GET", "/", "", NULL);
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 
    mt_test_own_db_start (&outage_db);
    {
@@ -511,9 +410,9 @@ test_outage (void)
 
       while (status != 200) {
          ASSERT_BEFORE (deadline, "/api/overview to answer 200 after the database came back");
-         ans = http (w->port, "GET", "/api/overview", "", NULL);
+         ans = mt_test_http (w->port, "GET", "/api/overview", "", NULL);
          status = ans.status;
-         answer_free (&ans);
+         mt_test_answer_free (&ans);
          if (status != 200) {
             mt_test_nap_ms (100);
          }
@@ -522,12 +421,12 @@ test_outage (void)
 }
 
 /* POST /api/action/NAME with the CSRF token: the answer. */
-static answer_t
-act (web_t *w, const char *csrf, const char *name, const char *body)
+static mt_test_answer_t
+act (mt_test_web_t *w, const char *csrf, const char *name, const char *body)
 {
    char *hdr = bson_strdup_printf ("X-CSRF-Token: %s\r\nContent-Type: application/json\r\n", csrf);
    char *path = bson_strdup_printf ("/api/action/%s", name);
-   answer_t ans = http (w->port, "POST", path, hdr, body);
+   mt_test_answer_t ans = mt_test_http (w->port, "POST", path, hdr, body);
 
    bson_free (hdr);
    bson_free (path);
@@ -540,9 +439,9 @@ act (web_t *w, const char *csrf, const char *name, const char *body)
 static void
 test_delete_by_filter (void)
 {
-   web_t *w = web_start (W ("--allow-actions"));
+   mt_test_web_t *w = mt_test_web_start (W ("--allow-actions"));
    char *csrf = csrf_of (w->port, "");
-   answer_t ans;
+   mt_test_answer_t ans;
 
    for (int i = 0; i < 3; i++) {
       mt_test_task_insert ("{'queue': 'bulk-q', 'type': 't', 'status': 'FAILED'}");
@@ -554,14 +453,14 @@ test_delete_by_filter (void)
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"dry_run\" : true");
    ASSERT_CONTAINS (ans.body, "\"done\" : 3");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 3);
 
    ans = act (w, csrf, "delete", "{\"queue\": \"bulk-q\", \"status\": \"FAILED\", \"force\": true}");
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"dry_run\" : false");
    ASSERT_CONTAINS (ans.body, "\"done\" : 3");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'FAILED'}"), ==, 0);
    ASSERT_CMPINT (mt_test_count ("{'queue': 'bulk-q', 'status': 'CREATED'}"), ==, 1);
    ASSERT_CMPINT (mt_test_count ("{'queue': 'other-q'}"), ==, 1);
@@ -570,7 +469,7 @@ test_delete_by_filter (void)
    ans = act (w, csrf, "delete", "{}");
    ASSERT_CMPINT (ans.status, ==, 400);
    ASSERT_CONTAINS (ans.body, "which tasks?");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (csrf);
 }
 
@@ -581,9 +480,9 @@ test_delete_by_filter (void)
 static void
 test_worker_group_sync_actions (void)
 {
-   web_t *w = web_start (W ("--allow-actions"));
+   mt_test_web_t *w = mt_test_web_start (W ("--allow-actions"));
    char *csrf = csrf_of (w->port, ""), *body;
-   answer_t ans;
+   mt_test_answer_t ans;
    bson_t *doc;
    bson_oid_t group, job, stage;
    char id[25];
@@ -597,16 +496,16 @@ test_worker_group_sync_actions (void)
    ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-web\"}");
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"command\" : \"quiet\"");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'quiet'}"), ==, 1);
    ans = act (w, csrf, "worker-stop", "{\"id\": \"W-web\", \"grace\": 5}");
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT_CMPINT (mt_test_count_in ("workers", "{'_id': 'W-web', 'command': 'stop', 'grace': 5}"), ==, 1);
    ans = act (w, csrf, "worker-quiet", "{\"id\": \"W-nobody\"}");
    ASSERT_CMPINT (ans.status, ==, 404);
    ASSERT_CONTAINS (ans.body, "no worker 'W-nobody'");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 
    group = mt_test_group_new ("web start", 0);
    job = mt_test_group_add (&group, 1, "echo", "{}", NULL);
@@ -617,7 +516,7 @@ test_worker_group_sync_actions (void)
    bson_free (body);
    ASSERT_CMPINT (ans.status, ==, 200);
    ASSERT_CONTAINS (ans.body, "\"done\" : true");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ASSERT (mt_test_status_is (&job, "CREATED"));
 
    ASSERT_OR_PRINT (mt_sync_stage_create (mt_test_client (), mt_test_db (), "web-stage", "echo", "sq", NULL, NULL, NULL,
@@ -626,10 +525,10 @@ test_worker_group_sync_actions (void)
    ASSERT_OR_PRINT (mt_sync_create (mt_test_client (), mt_test_db (), "web-sync", &stage, &error), error);
    ans = act (w, csrf, "sync-start", "{\"id\": \"web-sync\"}");
    ASSERT_CMPINT (ans.status, ==, 200);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    ans = act (w, csrf, "sync-start", "{\"id\": \"no-such-sync\"}");
    ASSERT_CMPINT (ans.status, >=, 400);
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
 
    bson_oid_to_string (&job, id);
    body = bson_strdup_printf ("{\"id\": \"%s\"}", id);
@@ -637,7 +536,7 @@ test_worker_group_sync_actions (void)
    bson_free (body);
    ASSERT_CMPINT (ans.status, >=, 400);
    ASSERT_CONTAINS (ans.body, "\"error\"");
-   answer_free (&ans);
+   mt_test_answer_free (&ans);
    bson_free (csrf);
 }
 

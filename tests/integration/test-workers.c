@@ -408,6 +408,55 @@ test_registry_expires (void)
    mongoc_collection_destroy (workers);
 }
 
+/* The counter `name` of worker `id` as mt_admin_workers gives it, -1 when
+ * the worker or the counter is not there. */
+static int64_t
+admin_counter (const char *id, const char *name)
+{
+   bson_t *doc = admin_worker (id);
+   char path[64];
+   int64_t n = -1;
+
+   bson_snprintf (path, sizeof path, "counters.%s", name);
+   if (doc && mt_test_has (doc, path)) {
+      n = mt_test_int (doc, path);
+   }
+   bson_destroy (doc);
+   return n;
+}
+
+/* What a worker did, as mt_admin_workers returns it from its registry
+ * document: a task run, one given back while its account is busy (again
+ * and again), claims; and the counts stay in the document of the stopped
+ * worker. */
+static void
+test_counters (void)
+{
+   bson_oid_t holder = mt_test_task_insert ("{'queue': 'elsewhere', 'type': 'echo', 'status': 'WORK_IN_PROGRESS', "
+                                            "'worker_pid': 'W-OTHER', 'attempts': 1, 'heartbeat': {'$date': '2999-01-01T00:00:00Z'}}");
+   char hex[25];
+   bson_t *lock;
+   pid_t pid;
+
+   bson_oid_to_string (&holder, hex);
+   lock = mt_test_bson ("{'_id': 'acct-busy', 'worker_pid': 'W-OTHER', 'attempt': 1}");
+   BSON_APPEND_OID (lock, "task", &holder);
+   mt_test_insert ("locks", lock);
+   bson_destroy (lock);
+   mt_test_enqueue ("cnt-q", "echo", NULL, NULL);
+   mt_test_task_insert ("{'queue': 'cnt-q', 'type': 'echo', 'status': 'CREATED', 'attempts': 0, 'accounts': ['acct-busy']}");
+   pid = mt_test_worker (W ("--queues", "cnt-q", "--pid", "W-CNT", "--lease", "3", "--poll-interval", "0.05"));
+   WAIT_UNTIL (admin_counter ("W-CNT", "run") == 1 && admin_counter ("W-CNT", "given_back") >= 1, 20000);
+   ASSERT_CMPINT (admin_counter ("W-CNT", "failed"), ==, 0);
+   ASSERT_CMPINT (admin_counter ("W-CNT", "retried"), ==, 0);
+   ASSERT_CMPINT (admin_counter ("W-CNT", "claims"), >=, 2);
+   ASSERT_CMPINT (mt_test_count ("{'queue': 'cnt-q', 'status': 'FINISHED'}"), ==, 1);
+   mt_test_worker_stop (pid);
+   ASSERT (state_is ("W-CNT", "stopped"));
+   ASSERT_CMPINT (admin_counter ("W-CNT", "run"), ==, 1);
+   ASSERT_CMPINT (admin_counter ("W-CNT", "given_back"), >=, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -416,5 +465,6 @@ main (int argc, char **argv)
    mt_test_add ("/workers/stopping_and_sigtstp", test_stopping_and_sigtstp);
    mt_test_add ("/workers/stats_backlog", test_stats_backlog);
    mt_test_add ("/workers/registry_expires", test_registry_expires);
+   mt_test_add ("/workers/counters", test_counters);
    return mt_test_main (argc, argv);
 }

@@ -515,7 +515,7 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  *   database fails, `error` is the driver's, untouched, and `reply` is
  *   {"collection": C}: the collection whose read failed, with "item": the
  *   _id of the listed document it was for when it was a read for one row of
- *   a listing (a lock's task, a synchronizer's stage). Otherwise it is {}.
+ *   a listing (a synchronizer's stage). Otherwise it is {}.
  * - `opts` may be NULL. A key the call does not take fails with domain
  *   MT_ERROR_CONFIG, code MT_CONFIG_ERROR_OPTION and the message exactly
  *   "Invalid option 'KEY'"; a value of the wrong type fails with
@@ -524,6 +524,11 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  *   MT_STORE_ERROR_NOT_FOUND; a group, stage, synchronizer or pool with
  *   MT_ERROR_CONFIG / MT_CONFIG_ERROR_NOT_FOUND ("no group ID in DB.groups");
  *   `reply` then names the collection.
+ * - Lists are bounded, so that a reply's memory does not grow with the
+ *   collection: a list call takes `limit` (an integer; 0 or absent: its
+ *   default, 1000 unless said; at most 10000 unless said, more fails
+ *   MT_CONFIG_ERROR_INVALID) and its reply says "more": true when it was
+ *   cut there, false otherwise.
  * - Documents are returned as stored, with the fields said added.
  *   "Lifecycle order" of statuses is WAITING, CREATED, WORK_IN_PROGRESS,
  *   FINISHED, FAILED, CANCELLED, then any other status by name. */
@@ -539,12 +544,20 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  * the tasks have no such field, a number or ObjectId as text, "(not a
  * string)" for other types. Also, on the server's clock:
  *   "backlog": [{"queue": Q, "due": N, "delayed": N, "retrying": N,
- *                "running": N, "oldest_due_age_ms": MS}, ...]
+ *                "running": N, "failed_last_hour": N,
+ *                "oldest_due_age_ms": MS}, ...]
  * by queue: CREATED tasks due now (no `delayed` or a past one), delayed (a
  * first run not due yet), retrying (attempts > 0, its retry not due yet);
- * WORK_IN_PROGRESS running; oldest_due_age_ms, when any is due: how long
- * the oldest due task has been due (since `created` or its `delayed`), the
- * queue's latency.
+ * WORK_IN_PROGRESS running; failed_last_hour: tasks that ended FAILED with
+ * `finished` in the last hour, in `tasks` or the archive (a queue with
+ * such failures has a row even with nothing waiting); oldest_due_age_ms,
+ * when any is due: how long the oldest due task has been due (since
+ * `created` or its `delayed`), the queue's latency.
+ *   "throughput": [{"minute": DATE, "finished": N, "failed": N}, ...]: 60
+ *     rows, one per minute, oldest first, the current (partial) minute
+ *     last, zero when none: the tasks that ended FINISHED and FAILED in
+ *     that minute (their `finished`), in `tasks` and the archive, each
+ *     task once (one briefly in both, while it is moved, counts once).
  *   "unserved_queues": [Q, ...]: queues with CREATED tasks that no running
  *     worker (live, not quiet nor stopping) takes;
  *   "unserved_types": [{"queue": Q, "type": T}, ...]: CREATED tasks of
@@ -553,10 +566,17 @@ MT_EXPORT const char *mt_log_level_name (mt_log_level_t level);
  * backlog nor unserved lists then). */
 MT_EXPORT bool mt_admin_stats (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
-/* Tasks, newest `created` first (then highest _id): {"tasks": [TASK, ...]}.
- * opts: queue, status, type (strings: only tasks with that value); limit
- * (an integer, 0 or more: at most that many; 0, the default, is all);
- * archive (bool: list the archive, `completed_tasks`, instead). */
+/* Tasks, newest first by _id (an ObjectId starts with the time it was
+ * made): {"tasks": [TASK, ...], "more": B}.
+ * opts: queue, status, type (strings: only tasks with that value); worker
+ * (string: only tasks whose `worker_pid` is that: the tasks a worker holds
+ * now, since a task's `worker_pid` is emptied when its run ends); q
+ * (string, at most 200 bytes: 24 hex digits match the _id, any other text
+ * is looked for in `status_message`, as typed, ignoring case); skip (an
+ * integer, 0 to 100000: leave out that many first); limit (an integer, 0
+ * or more: at most that many; 0, the default, is all); archive (bool:
+ * list the archive, `completed_tasks`, instead). more: whether there are
+ * tasks beyond `limit`. */
 MT_EXPORT bool mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* One task, its whole document: {"task": TASK, "collection": C}, from
@@ -604,16 +624,16 @@ MT_EXPORT bool mt_admin_unique_holder (mongoc_client_t *client,
                                        bson_t *reply,
                                        bson_error_t *error);
 
-/* The account locks by account: {"locks": [LOCK, ...]}, each the lock's
- * document with "state": "held" while the run it names goes on, or "stale"
- * once that run is over (the next task to lock the account takes it over).
- * No options. */
+/* The account locks by account: {"locks": [LOCK, ...], "more": B}, each
+ * the lock's document with "state": "held" while the run it names goes on,
+ * or "stale" once that run is over (the next task to lock the account
+ * takes it over). opts: limit. */
 MT_EXPORT bool mt_admin_locks (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
-/* The staged groups, newest first: {"groups": [GROUP, ...]}, each the
- * group's document with "stage_count" (its stage documents) and
+/* The staged groups, newest first: {"groups": [GROUP, ...], "more": B},
+ * each the group's document with "stage_count" (its stage documents) and
  * "current_stage" (the number of its first stage not complete, or null).
- * No options. */
+ * opts: limit. */
 MT_EXPORT bool mt_admin_groups (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* One group and its stages:
@@ -632,10 +652,30 @@ MT_EXPORT bool mt_admin_group (mongoc_client_t *client,
                                bson_t *reply,
                                bson_error_t *error);
 
-/* The synchronizers by name: {"synchronizers": [SYNC, ...]}, each the
- * synchronizer's document with "actual_stage_name" and "start_stage_name":
- * the name of the stage its actual_stage and start_stage point at, or null
- * when it points at none or at a stage that does not exist. No options. */
+/* One stage of a staged group, by its _id (a `group_stages` document), and
+ * its tasks (the jobs):
+ *   {"stage": STAGE, "group": {"_id", "description", "status"},
+ *    "tasks": [TASK, ...], "more": B}
+ * STAGE as in mt_admin_group's stages: its document without done_ids,
+ * with "tasks": {STATUS: n}, all its tasks counted by status. "group": its
+ * group's _id, description and status ({"_id", "missing": true} when the
+ * group is gone). "tasks": its tasks by _id, each with _id, queue, type,
+ * status, attempts, max_attempts, status_message, error, created,
+ * started, finished, worker_pid, group and stage (those it has). opts:
+ * limit (default 200, at most 1000). A stage that is not there fails
+ * MT_CONFIG_ERROR_NOT_FOUND. */
+MT_EXPORT bool mt_admin_stage (mongoc_client_t *client,
+                               const char *db,
+                               const bson_oid_t *id,
+                               const bson_t *opts,
+                               bson_t *reply,
+                               bson_error_t *error);
+
+/* The synchronizers by name: {"synchronizers": [SYNC, ...], "more": B},
+ * each the synchronizer's document with "actual_stage_name" and
+ * "start_stage_name": the name of the stage its actual_stage and
+ * start_stage point at, or null when it points at none or at a stage that
+ * does not exist. opts: limit. */
 MT_EXPORT bool mt_admin_syncs (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* One synchronizer by name: {"synchronizer": SYNC}. No options. */
@@ -658,12 +698,13 @@ MT_EXPORT bool mt_admin_sync_stage (mongoc_client_t *client,
 /* The pools by name, each with its held slots:
  *   {"pools": [{"_id": NAME, "size": N, "timeout_seconds": S,
  *               "in_use": n, "slots": [SLOT, ...]}, ...],
- *    "undeclared": [SLOT, ...]}
+ *    "undeclared": [SLOT, ...], "more": B}
  * A SLOT of a pool is a held slot's document (by index) with "beyond_size":
  * true when its index is at or above the pool's size (the pool shrank
  * while its task ran): such a slot is not counted in in_use. undeclared:
- * the held slots of pools that `pools` does not have, as stored. No
- * options. */
+ * the held slots of pools that `pools` does not have, as stored. opts:
+ * limit: at most that many pools and that many held slots (in_use counts
+ * those read); more when either was cut. */
 MT_EXPORT bool mt_admin_slots (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* One pool: {"pool": POOL, "in_use": n, "slots": [SLOT, ...]}, its document
@@ -689,7 +730,8 @@ MT_EXPORT bool mt_admin_task_slots (mongoc_client_t *client,
  * each the task's document with "rule", how it repeats as text ("every
  * 900 s (15m)", "cron '0 6 * * 1-5' (Europe/Berlin)"), and "next_run": its
  * `delayed`, else its `scheduled` date, or null when it is due now (those
- * first). opts: queue (string: only tasks of that queue). */
+ * first), and "more": B. opts: queue (string: only tasks of that queue);
+ * limit (the soonest that many). */
 MT_EXPORT bool mt_admin_schedules (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* How long ended tasks are kept (mt_retention_set()):
@@ -698,9 +740,12 @@ MT_EXPORT bool mt_admin_schedules (mongoc_client_t *client, const char *db, cons
  * opts: collection ("tasks" or "completed_tasks": that one only). */
 MT_EXPORT bool mt_admin_retention (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
-/* The workers in the registry (`workers`), by id: {"workers": [WORKER, ...]},
- * each its registry document as stored (host, pid, queues, plugins,
- * concurrency, lease_seconds, heartbeat, status as it last wrote it...) with
+/* The workers in the registry (`workers`), by id:
+ * {"workers": [WORKER, ...], "more": B}, each its registry document as
+ * stored (host, pid, queues, plugins, concurrency, lease_seconds,
+ * heartbeat, status as it last wrote it, "counters": {"run", "failed",
+ * "retried", "given_back", "claims"}, what it did since its process
+ * started, written with each heartbeat: docs/operations.md) with
  *   "state": "running", "quiet", "stopping", "stopped" or "lost": judged
  *     from the heartbeat's age against its lease on the server's clock, not
  *     from what it last wrote: a worker killed mid-run is "lost" once its
@@ -709,7 +754,7 @@ MT_EXPORT bool mt_admin_retention (mongoc_client_t *client, const char *db, cons
  *   "running": [{_id, type, queue, started, attempts}, ...]: the tasks in
  *     WORK_IN_PROGRESS under its id, read from `tasks`.
  * Stopped and lost workers' documents expire a day later (`expires`, a TTL
- * index). No options. */
+ * index). opts: limit. */
 MT_EXPORT bool mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error);
 
 /* Asks worker `id` to be "quiet" (claim nothing new, finish what runs,
