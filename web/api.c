@@ -75,6 +75,21 @@ web_error_status (const bson_error_t *error)
    }
 }
 
+/* An admin call's error as the answer: its message, and for an
+ * unreachable database what that means for the page. */
+static void
+web_call_error (web_reply_t *out, const bson_error_t *error)
+{
+   unsigned int status = web_error_status (error);
+
+   if (status == 503) {
+      web_error (out, status, "the database does not answer (%s); the pages show the last data they read until it does",
+                 error->message);
+   } else {
+      web_error (out, status, "%s", error->message);
+   }
+}
+
 /* The query string as options: counts and booleans converted when they
  * read as such; left as text otherwise, for the call to refuse. */
 static bool
@@ -217,7 +232,7 @@ web_api_get (web_t *web, const char *path, const web_param_t *params, size_t n_p
    if (ok) {
       web_json (out, &reply);
    } else {
-      web_error (out, web_error_status (&error), "%s", error.message);
+      web_call_error (out, &error);
    }
 
 done:
@@ -334,7 +349,7 @@ web_api_action (web_t *web, const char *name, const char *body, size_t len, web_
    if (ok) {
       web_json (out, &reply);
    } else {
-      web_error (out, web_error_status (&error), "%s", error.message);
+      web_call_error (out, &error);
    }
 
 done:

@@ -800,7 +800,19 @@ mt_admin_tasks (mongoc_client_t *client, const char *db, const bson_t *opts, bso
    }
    mt_admin_task_filter (&filter, queue, status, type);
    if (worker) {
-      BSON_APPEND_UTF8 (&filter, "worker_pid", worker);
+      /* What it runs now and what it ran: a claim sets both, the end of a
+       * run clears worker_pid only. worker_pid alone finds a task claimed
+       * before last_worker was written. */
+      bson_t or, alt;
+
+      BSON_APPEND_ARRAY_BEGIN (&filter, "$or", &or);
+      BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &alt);
+      BSON_APPEND_UTF8 (&alt, "worker_pid", worker);
+      bson_append_document_end (&or, &alt);
+      BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &alt);
+      BSON_APPEND_UTF8 (&alt, "last_worker", worker);
+      bson_append_document_end (&or, &alt);
+      bson_append_array_end (&filter, &or);
    }
    if (q) {
       append_text_match (&filter, q);

@@ -97,6 +97,8 @@ claim_update (bson_t *update, const char *worker_id, const char *token)
    BSON_APPEND_DOCUMENT_BEGIN (update, "$set", &child);
    BSON_APPEND_UTF8 (&child, "status", MT_STATUS_WORK_IN_PROGRESS);
    BSON_APPEND_UTF8 (&child, "worker_pid", worker_id);
+   /* Kept after the run, when worker_pid is null again: who ran it. */
+   BSON_APPEND_UTF8 (&child, "last_worker", worker_id);
    if (token) {
       BSON_APPEND_UTF8 (&child, "claim", token);
    }

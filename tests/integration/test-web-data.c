@@ -519,6 +519,15 @@ test_worker_counters (void)
    ASSERT_CONTAINS (ans.body, "\nmtask_worker_tasks_given_back_total{worker=\"W-COUNT\"} 0\n");
    ASSERT_CONTAINS (ans.body, "\nmtask_worker_claims_total{worker=\"W-COUNT\"} ");
    mt_test_answer_free (&ans);
+
+   /* The worker filter finds what the worker ran, ended or not. */
+   {
+      bson_t *doc = get_json (w, "/api/tasks?worker=W-COUNT&status=FAILED");
+
+      ASSERT_CMPINT (n_tasks (doc), ==, 2);
+      ASSERT_CMPSTR (mt_test_str (doc, "tasks.0.last_worker"), "W-COUNT");
+      bson_destroy (doc);
+   }
    mt_test_worker_stop (pid);
 }
 

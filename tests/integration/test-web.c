@@ -367,8 +367,8 @@ test_base_path (void)
    mt_test_answer_free (&ans);
 }
 
-/* The database goes away: the API answers 503 with the driver's message
- * naming the server it cannot reach, within mtask-web's own short server
+/* The database goes away: the API answers 503, saying so, with the
+ * driver's message naming the server it cannot reach, within mtask-web's own short server
  * selection timeout (2.5 s; the URI sets none), and 200 again once the
  * database is back. */
 static mt_test_own_db_t outage_db;
@@ -395,6 +395,7 @@ test_outage (void)
    ASSERT_CMPINT (ans.status, ==, 503);
    where = bson_strdup_printf ("127.0.0.1:%s", outage_db.port);
    ASSERT_CONTAINS (ans.body, where);
+   ASSERT_CONTAINS (ans.body, "the database does not answer");
    ASSERT_CMPINT (took_ms, <, 4500);
    bson_free (where);
    mt_test_answer_free (&ans);
