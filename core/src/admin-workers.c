@@ -112,12 +112,14 @@ mt_admin_worker_docs (mongoc_client_t *client, const char *db, const char *id, i
    return ok;
 }
 
-/* Appends the tasks worker `id` runs now (WORK_IN_PROGRESS under its id) as
- * the array "running" of `worker`. */
+/* The tasks the workers of `docs` run now (WORK_IN_PROGRESS under their
+ * ids): one query for the page, not one per worker (each of which would
+ * read the collection where no index serves it), at most
+ * MT_ADMIN_LIST_MAX in all, sorted by worker then _id. */
 static bool
-append_running (mongoc_client_t *client, const char *db, const char *id, bson_t *worker, bson_error_t *error)
+running_read (mongoc_client_t *client, const char *db, const mt_admin_docs_t *docs, mt_admin_docs_t *running, bson_error_t *error)
 {
-   bson_t *filter = BCON_NEW ("status", MT_STATUS_WORK_IN_PROGRESS, "worker_pid", BCON_UTF8 (id));
+   bson_t filter = BSON_INITIALIZER, in, ids;
    bson_t *opts = BCON_NEW ("projection",
                             "{",
                             "type",
@@ -128,36 +130,68 @@ append_running (mongoc_client_t *client, const char *db, const char *id, bson_t 
                             BCON_INT32 (1),
                             "attempts",
                             BCON_INT32 (1),
+                            "worker_pid",
+                            BCON_INT32 (1),
                             "}",
                             "sort",
                             "{",
+                            "worker_pid",
+                            BCON_INT32 (1),
                             "_id",
                             BCON_INT32 (1),
                             "}",
                             "limit",
                             BCON_INT64 (MT_ADMIN_LIST_MAX));
-   mt_admin_docs_t docs = {0};
-   bson_t list;
    char key[16];
-   bool ok = mt_admin_docs_read (client, db, MT_TASKS_COLLECTION, filter, opts, &docs, error);
+   bool ok;
 
-   if (ok) {
-      BSON_APPEND_ARRAY_BEGIN (worker, "running", &list);
-      for (size_t i = 0; i < docs.len; i++) {
-         bson_append_document (&list, mt_admin_array_key ((uint32_t) i, key), -1, docs.items[i]);
+   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "worker_pid", &in);
+   BSON_APPEND_ARRAY_BEGIN (&in, "$in", &ids);
+   for (size_t i = 0; i < docs->len; i++) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, docs->items[i], "_id") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+         BSON_APPEND_UTF8 (&ids, mt_admin_array_key ((uint32_t) i, key), bson_iter_utf8 (&iter, NULL));
       }
-      bson_append_array_end (worker, &list);
    }
-   mt_admin_docs_destroy (&docs);
-   bson_destroy (filter);
+   bson_append_array_end (&in, &ids);
+   bson_append_document_end (&filter, &in);
+   ok = !docs->len || mt_admin_docs_read (client, db, MT_TASKS_COLLECTION, &filter, opts, running, error);
+   bson_destroy (&filter);
    bson_destroy (opts);
    return ok;
+}
+
+/* Appends the tasks of `running` that worker `id` runs as the array
+ * "running" of `worker`, without their worker_pid. */
+static void
+append_running (const mt_admin_docs_t *running, const char *id, bson_t *worker)
+{
+   bson_t list;
+   char key[16];
+   uint32_t n = 0;
+
+   BSON_APPEND_ARRAY_BEGIN (worker, "running", &list);
+   for (size_t i = 0; i < running->len; i++) {
+      bson_iter_t iter;
+
+      if (bson_iter_init_find (&iter, running->items[i], "worker_pid") && BSON_ITER_HOLDS_UTF8 (&iter) &&
+          !strcmp (bson_iter_utf8 (&iter, NULL), id)) {
+         bson_t task = BSON_INITIALIZER;
+
+         bson_copy_to_excluding_noinit (running->items[i], &task, "worker_pid", NULL);
+         bson_append_document (&list, mt_admin_array_key (n++, key), -1, &task);
+         bson_destroy (&task);
+      }
+   }
+   bson_append_array_end (worker, &list);
 }
 
 bool
 mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
-   mt_admin_docs_t docs = {0};
+   mt_admin_docs_t docs = {0}, running = {0};
    int64_t now = 0, limit = 0;
    const mt_admin_opt_t spec[] = {
       {"limit", MT_ADMIN_OPT_COUNT, &limit},
@@ -178,6 +212,10 @@ mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, b
       more = true;
       bson_destroy (docs.items[--docs.len]);
    }
+   if (!running_read (client, db, &docs, &running, error)) {
+      mt_admin_fail (reply, MT_TASKS_COLLECTION, NULL);
+      goto cleanup;
+   }
    BSON_APPEND_ARRAY_BEGIN (reply, "workers", &list);
    for (size_t i = 0; i < docs.len; i++) {
       const bson_t *doc = docs.items[i];
@@ -185,7 +223,6 @@ mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, b
       const char *id = mt_admin_text (doc, "_id", id_buf, sizeof id_buf);
       int64_t age;
       const char *state = mt_admin_worker_state (doc, now, &age);
-      bson_iter_t iter;
 
       bson_append_document_begin (&list, mt_admin_array_key ((uint32_t) i, key), -1, &worker);
       bson_concat (&worker, doc);
@@ -193,13 +230,7 @@ mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, b
       if (age >= 0) {
          BSON_APPEND_INT64 (&worker, "heartbeat_age_ms", age);
       }
-      if (!append_running (client, db, id, &worker, error)) {
-         bson_append_document_end (&list, &worker);
-         bson_append_array_end (reply, &list);
-         bson_iter_init_find (&iter, doc, "_id");
-         mt_admin_fail (reply, MT_TASKS_COLLECTION, bson_iter_value (&iter));
-         goto cleanup;
-      }
+      append_running (&running, id, &worker);
       bson_append_document_end (&list, &worker);
    }
    bson_append_array_end (reply, &list);
@@ -207,6 +238,7 @@ mt_admin_workers (mongoc_client_t *client, const char *db, const bson_t *opts, b
    ok = true;
 
 cleanup:
+   mt_admin_docs_destroy (&running);
    mt_admin_docs_destroy (&docs);
    return ok;
 }
