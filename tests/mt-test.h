@@ -404,4 +404,11 @@ pid_t mt_test_worker_at (const char *uri, const char *const *extra);
 /* How many times `needle` occurs in the process's captured output. */
 int mt_test_output_count (pid_t pid, const char *needle);
 
+/* ---- a dev database of the test's own, with change streams ------------- */
+
+/* mt_test_own_db_open, and the server runs with --oplog, so that change
+ * streams work on it; _start_oplog starts it again so after a stop. */
+void mt_test_own_db_open_oplog (mt_test_own_db_t *db, const char *uri_options);
+void mt_test_own_db_start_oplog (mt_test_own_db_t *db);
+
 #endif

@@ -110,6 +110,13 @@ mt_dispatch_kick (mt_worker_t *worker)
    pthread_mutex_unlock (&worker->ctx.mutex);
 }
 
+/* mt_server_now, for a caller that holds ctx.mutex. */
+static int64_t
+server_now_locked (mt_worker_t *worker)
+{
+   return mt_now_ms () + worker->ctx.clock_offset_ms;
+}
+
 /* A reason to claim now (a runner came free, an event); under ctx.mutex. */
 static void
 claim_soon_locked (mt_worker_t *worker)
@@ -597,7 +604,7 @@ claimer_main (void *data)
          now = bson_get_monotonic_time ();
          want = claim_room_locked (worker, &free, &opens_ms);
          watching = worker->watching;
-         if (worker->next_delayed_ms && mt_server_now (&worker->ctx) >= worker->next_delayed_ms) {
+         if (worker->next_delayed_ms && server_now_locked (worker) >= worker->next_delayed_ms) {
             /* A delayed task's time has come. */
             worker->next_delayed_ms = 0;
             worker->claim_now = true;
@@ -625,7 +632,7 @@ claimer_main (void *data)
             wait_ms = opens_ms;
          }
          if (want > 0 && worker->next_delayed_ms) {
-            int64_t until = BSON_MAX (0, worker->next_delayed_ms - mt_server_now (&worker->ctx)) + 1;
+            int64_t until = BSON_MAX (0, worker->next_delayed_ms - server_now_locked (worker)) + 1;
 
             wait_ms = wait_ms < 0 ? until : BSON_MIN (wait_ms, until);
          }
@@ -674,6 +681,7 @@ claimer_main (void *data)
          pthread_mutex_unlock (&worker->ctx.mutex);
          continue;
       }
+      mt_log (&worker->ctx, MT_LOG_DEBUG, "claim: %zu task(s) for %d free thread(s)", got, free);
       backoff = 0;
       failing_since = 0;
       backlog = got == (size_t) (backlog ? want : 1) && got > 0;
@@ -828,8 +836,9 @@ watch_main (void *data)
             break;
          }
          if (r > 0) {
+            mt_log (&worker->ctx, MT_LOG_DEBUG, "change stream: a task may be due%s", delayed ? " (delayed)" : "");
             pthread_mutex_lock (&worker->ctx.mutex);
-            if (delayed > mt_server_now (&worker->ctx)) {
+            if (delayed > server_now_locked (worker)) {
                if (!worker->next_delayed_ms || delayed < worker->next_delayed_ms) {
                   worker->next_delayed_ms = delayed;
                   pthread_cond_signal (&worker->claimer_cond); /* a nearer timer */

@@ -25,6 +25,7 @@ import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
 
 import io.netty.channel.Channel;
 
@@ -45,6 +46,7 @@ public final class DevDb {
     private static CommandLog commandLog;
     private static FailCommand failCommand;
     private static Indexes indexes;
+    private static boolean oplogEnabled;
 
     /**
      * Runs one command: `backend` runs a command in the same database with
@@ -63,8 +65,27 @@ public final class DevDb {
         if (!command.equals("configureFailPoint")) {
             commandLog.add(channel, db, command, query);
         }
+        if (!oplogEnabled && isChangeStream(command, query)) {
+            // Without an oplog mongo-java-server fails a change stream with
+            // "Unknown error: null"; a MongoDB standalone, which has none
+            // either, answers 40573, which clients read to fall back.
+            return failCommand.handle(channel, db, command, query, () -> {
+                throw new MongoServerError(40573, "Location40573",
+                    "The $changeStream stage is only supported on replica sets");
+            });
+        }
         return failCommand.handle(channel, db, command, query,
             command.equals("createIndexes") ? () -> indexes.createIndexes(query, backend, run) : run);
+    }
+
+    /** Whether `query` is an aggregate whose first stage is $changeStream (a watch). */
+    private static boolean isChangeStream(String command, Document query) {
+        if (!command.equals("aggregate") || !(query.get("pipeline") instanceof List)) {
+            return false;
+        }
+        List<?> pipeline = (List<?>) query.get("pipeline");
+        return !pipeline.isEmpty() && pipeline.get(0) instanceof Document
+            && ((Document) pipeline.get(0)).containsKey("$changeStream");
     }
 
     private static void usageError(String message) {
@@ -219,6 +240,7 @@ public final class DevDb {
         if (oplog) {
             backend.enableOplog();
         }
+        oplogEnabled = oplog;
 
         MongoServer server = new MongoServer(backend);
         try {
