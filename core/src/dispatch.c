@@ -37,6 +37,10 @@
 #define MT_WATCH_RETRY_MAX_MS 60000
 #define MT_EWMA_WEIGHT 0.2         /* of the newest run in a type's estimate */
 #define MT_FOREVER 1e18
+/* The claimer looks at the stop flag at least this often: a stop raised
+ * where the dispatch's conditions are not known (the heartbeat finding the
+ * worker id taken over, lease.c) wakes only the context's waiters. */
+#define MT_CLAIMER_TICK_MS 250
 
 /* ---- flags and waits ----------------------------------------------------- */
 
@@ -115,6 +119,13 @@ static int64_t
 server_now_locked (mt_worker_t *worker)
 {
    return mt_now_ms () + worker->ctx.clock_offset_ms;
+}
+
+/* The claimer's wait on its condition, at most MT_CLAIMER_TICK_MS. */
+static void
+claimer_wait (mt_worker_t *worker, int64_t ms)
+{
+   cond_wait_ms (worker, &worker->claimer_cond, ms < 0 ? MT_CLAIMER_TICK_MS : BSON_MIN (ms, MT_CLAIMER_TICK_MS));
 }
 
 /* A reason to claim now (a runner came free, an event); under ctx.mutex. */
@@ -598,7 +609,7 @@ claimer_main (void *data)
                break;
             }
             /* Held tasks run; nothing new until stopped. */
-            cond_wait_ms (worker, &worker->claimer_cond, worker->poll_interval_ms);
+            claimer_wait (worker, worker->poll_interval_ms);
             continue;
          }
          now = bson_get_monotonic_time ();
@@ -636,7 +647,7 @@ claimer_main (void *data)
 
             wait_ms = wait_ms < 0 ? until : BSON_MIN (wait_ms, until);
          }
-         cond_wait_ms (worker, &worker->claimer_cond, wait_ms);
+         claimer_wait (worker, wait_ms);
       }
       if (worker->ctx.stopping || worker->failed || once_over) {
          pthread_mutex_unlock (&worker->ctx.mutex);
@@ -676,7 +687,7 @@ claimer_main (void *data)
          /* Not sooner for a runner coming free: the server needs a moment. */
          pthread_mutex_lock (&worker->ctx.mutex);
          while (!worker->ctx.stopping && bson_get_monotonic_time () < next_claim_us) {
-            cond_wait_ms (worker, &worker->claimer_cond, BSON_MAX (1, (next_claim_us - bson_get_monotonic_time ()) / 1000));
+            claimer_wait (worker, BSON_MAX (1, (next_claim_us - bson_get_monotonic_time ()) / 1000));
          }
          pthread_mutex_unlock (&worker->ctx.mutex);
          continue;
