@@ -67,22 +67,23 @@ finished_at (mongoc_client_t *client, const bson_oid_t *id)
 static void
 test_short_not_behind_long (void)
 {
-   bson_oid_t shorts[16], long_id;
+   bson_oid_t shorts[40], long_id;
    int n = 0;
    bson_t *long_doc;
    int64_t long_finished;
    pid_t worker;
 
-   for (int i = 0; i < 4; i++) {
+   /* Enough before it that claims come in batches by then. */
+   for (int i = 0; i < 20; i++) {
       shorts[n++] = mt_test_enqueue ("q", "echo", "{'i': 1}", NULL);
    }
    long_id = mt_test_enqueue ("q", "sleep", "{'seconds': 3}", NULL);
-   while (n < 16) {
+   while (n < 40) {
       shorts[n++] = mt_test_enqueue ("q", "echo", "{'i': 2}", NULL);
    }
    worker = mt_test_worker (W ("--queues", "q", "--concurrency", "2", "--poll-interval", "0.2"));
    WAIT_UNTIL (mt_test_status_is (&long_id, "FINISHED"), 30000);
-   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 17, 10000);
+   WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 41, 10000);
    mt_test_worker_stop (worker);
 
    long_doc = mt_test_task (&long_id);
