@@ -1690,3 +1690,32 @@ mt_test_web_start (const char *const *extra)
 {
    return mt_test_web_start_at (mt_test_uri (), extra);
 }
+
+/* ---- a dev database of the test's own, with change streams --------------- */
+
+void
+mt_test_own_db_start_oplog (mt_test_own_db_t *db)
+{
+   char *uri = mt_test_devdb_start (W ("--port", db->port[0] ? db->port : "0", "--data", db->file, "--oplog"), &db->pid);
+
+   if (!db->port[0]) {
+      const char *port = strrchr (uri, ':') + 1; /* mongodb://127.0.0.1:PORT/ */
+      size_t n = strspn (port, "0123456789");
+
+      ASSERT (n > 0 && n < sizeof db->port);
+      memcpy (db->port, port, n);
+      db->uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/%s%s", db->port, db->options[0] ? "?" : "", db->options);
+   }
+   bson_free (uri);
+   db->client = mongoc_client_new (db->uri);
+   ASSERT (db->client);
+   mongoc_client_set_error_api (db->client, MONGOC_ERROR_API_VERSION_2);
+}
+
+void
+mt_test_own_db_open_oplog (mt_test_own_db_t *db, const char *uri_options)
+{
+   mt_test_own_db_open (db, uri_options);
+   mt_test_own_db_stop (db);
+   mt_test_own_db_start_oplog (db);
+}

@@ -427,4 +427,11 @@ typedef struct {
 mt_test_web_t *mt_test_web_start (const char *const *extra);
 mt_test_web_t *mt_test_web_start_at (const char *uri, const char *const *extra);
 
+/* ---- a dev database of the test's own, with change streams ------------- */
+
+/* mt_test_own_db_open, and the server runs with --oplog, so that change
+ * streams work on it; _start_oplog starts it again so after a stop. */
+void mt_test_own_db_open_oplog (mt_test_own_db_t *db, const char *uri_options);
+void mt_test_own_db_start_oplog (mt_test_own_db_t *db);
+
 #endif

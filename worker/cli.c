@@ -48,8 +48,21 @@ mt_cli_usage (FILE *out)
             "  --types T [T...]       run only these task types (names separated by spaces or\n"
             "                         commas); each needs a plugin (default: every plugin's)\n"
             "  --concurrency N        tasks run at once, one thread each (default: 1)\n"
-            "  --poll-interval SECS   longest wait between claims when nothing is due; right\n"
-            "                         after work a thread looks again sooner (default: 1)\n"
+            "  --poll-interval SECS   longest wait between claims when nothing is due and no\n"
+            "                         change stream tells of new tasks; right after work the\n"
+            "                         worker looks again sooner (default: 1). One claimer\n"
+            "                         serves all the threads: an idle worker polls once per\n"
+            "                         interval, whatever its --concurrency\n"
+            "  --wake MODE            how an idle worker learns of new tasks: 'auto'\n"
+            "                         (default) watches the tasks collection with a change\n"
+            "                         stream (a replica set) and claims at once, and polls\n"
+            "                         where the server has none; 'change-stream' the same,\n"
+            "                         warning when it must poll; 'poll' only polls\n"
+            "  --safety-poll SECS     while the change stream is healthy, claim anyway this\n"
+            "                         often, for what no event tells (default: 30)\n"
+            "  --prefetch-ms MS       claim a task before a thread is free for it only when\n"
+            "                         the recent run times of its task types say it starts\n"
+            "                         within MS milliseconds (default: 50; 0: never)\n"
             "  --once                 process every task that is due, then exit\n"
             "\n"
             "Reliability:\n"
@@ -197,6 +210,9 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
    cli->port = 27017;
    cli->concurrency = 1;
    cli->poll_interval = 1.0;
+   cli->wake = MT_WAKE_AUTO;
+   cli->safety_poll = 30;
+   cli->prefetch_ms = 50;
    cli->log_format = MT_LOG_FORMAT_TEXT;
    cli->log_level = MT_LOG_INFO;
    cli->lease = 30;
@@ -277,6 +293,9 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
                                                 "--plugins",
                                                 "--concurrency",
                                                 "--poll-interval",
+                                                "--wake",
+                                                "--safety-poll",
+                                                "--prefetch-ms",
                                                 "--log-format",
                                                 "--log-level",
                                                 "--lease",
@@ -345,6 +364,32 @@ mt_cli_parse (mt_cli_t *cli, int argc, char *const *argv, bson_error_t *error)
             return fail (error, "--poll-interval: '%s' is not a number of seconds from 0.001 to 3600", value);
          }
          cli->poll_interval = secs;
+      } else if (!strcmp (flag, "--wake")) {
+         if (!strcmp (value, "auto")) {
+            cli->wake = MT_WAKE_AUTO;
+         } else if (!strcmp (value, "change-stream")) {
+            cli->wake = MT_WAKE_CHANGE_STREAM;
+         } else if (!strcmp (value, "poll")) {
+            cli->wake = MT_WAKE_POLL;
+         } else {
+            return fail (error, "--wake: '%s' is not 'auto', 'change-stream' or 'poll'", value);
+         }
+      } else if (!strcmp (flag, "--safety-poll")) {
+         char *end;
+         double secs = strtod (value, &end);
+
+         if (end == value || *end || !isfinite (secs) || secs < 1 || secs > 86400) {
+            return fail (error, "--safety-poll: '%s' is not a number of seconds from 1 to 86400", value);
+         }
+         cli->safety_poll = secs;
+      } else if (!strcmp (flag, "--prefetch-ms")) {
+         char *end;
+         double ms = strtod (value, &end);
+
+         if (end == value || *end || !isfinite (ms) || ms < 0 || ms > 60000) {
+            return fail (error, "--prefetch-ms: '%s' is not a number of milliseconds from 0 (off) to 60000", value);
+         }
+         cli->prefetch_ms = ms;
       } else if (!strcmp (flag, "--lease") || !strcmp (flag, "--grace") || !strcmp (flag, "--retry-backoff")) {
          double min = !strcmp (flag, "--lease") ? 1 : 0, max = !strcmp (flag, "--retry-backoff") ? 3600 : 86400;
          char *end;

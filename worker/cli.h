@@ -25,6 +25,9 @@ typedef struct {
    char **plugin_dirs; /* NULL-terminated; NULL when none was given */
    int concurrency;
    double poll_interval; /* seconds */
+   mt_wake_t wake;
+   double safety_poll;   /* seconds */
+   double prefetch_ms;
    bool once;
    bool archive;
    double lease;         /* seconds */

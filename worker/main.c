@@ -327,6 +327,9 @@ main (int argc, char **argv)
    config.max_attempts = cli.max_attempts;
    config.retry_backoff_ms = (int64_t) (cli.retry_backoff * 1000.0);
    config.isolate = cli.isolate;
+   config.wake = cli.wake;
+   config.safety_poll_ms = (int64_t) (cli.safety_poll * 1000.0 + 0.5);
+   config.prefetch_ms = (int64_t) (cli.prefetch_ms + 0.5);
    config.archive = cli.archive;
    config.log_level = cli.log_level;
    config.log_func = cli.log_format == MT_LOG_FORMAT_JSON ? log_json : log_text;

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The _ids of the tasks this worker holds: running, and claimed ahead
- * (held as much as running, leases included). */
+/* The _ids of the tasks this worker holds: running, and claimed and not
+ * running yet (dispatch.c; held as much as running, leases included). */
 static void
 append_held (mt_worker_t *worker, bson_t *array)
 {
@@ -29,10 +29,13 @@ append_held (mt_worker_t *worker, bson_t *array)
          bson_uint32_to_string (n++, &kp, k, sizeof k);
          BSON_APPEND_VALUE (array, kp, &worker->slots[i].id);
       }
-      for (int a = 0; a < worker->slots[i].n_ahead; a++) {
-         bson_uint32_to_string (n++, &kp, k, sizeof k);
-         BSON_APPEND_VALUE (array, kp, &worker->slots[i].ahead[a].id);
-      }
+   }
+   for (int a = 0; a < worker->n_held; a++) {
+      char k[16];
+      const char *kp;
+
+      bson_uint32_to_string (n++, &kp, k, sizeof k);
+      BSON_APPEND_VALUE (array, kp, &worker->held[a].id);
    }
    pthread_mutex_unlock (&worker->ctx.mutex);
 }

@@ -406,6 +406,31 @@ bool mt_archive_move (mongoc_client_t *client, const char *db, const bson_value_
 int64_t mt_archive_sweep (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, bson_error_t *error);
 int64_t mt_archive_sweep_until (mt_context_t *ctx, mongoc_client_t *client, const bson_t *queues, int64_t deadline_us, bson_error_t *error);
 
+/* ---- the watch on tasks (watch.c) ---------------------------------------- */
+
+/* The change stream's pipeline: the events that may make a task of
+ * `queues` and `types` due (watch.c says which, and why). Initializes
+ * `pipeline`. */
+void mt_watch_pipeline (const bson_t *queues, const bson_t *types, bson_t *pipeline);
+/* Opens the change stream on `tasks`, each getMore waiting up to
+ * `await_ms` for an event; NULL and `error` when the server refuses it. */
+mongoc_change_stream_t *
+mt_watch_open (mongoc_collection_t *tasks, const bson_t *queues, const bson_t *types, int64_t await_ms, bson_error_t *error);
+/* The next event: 1 (and the `delayed` it names, server time, or 0 when
+ * the task is due now), 0 when none came within the await time, -1 on an
+ * error the driver could not resume from: the stream is over. */
+int mt_watch_next (mongoc_change_stream_t *stream, int64_t *delayed_ms, bson_error_t *error);
+/* Whether the server has no change streams (a standalone: 40573). */
+bool mt_watch_unsupported (const bson_error_t *error);
+/* The earliest `delayed` after `now_ms` of a CREATED task of `queues` and
+ * `types`, in *when_ms (0: none), read on the primary. */
+bool mt_watch_next_delayed (mongoc_collection_t *tasks,
+                            const bson_t *queues,
+                            const bson_t *types,
+                            int64_t now_ms,
+                            int64_t *when_ms,
+                            bson_error_t *error);
+
 /* ---- leases (lease.c) ---------------------------------------------------- */
 
 /* Registers this worker's id in `workers` for this process (`host`, `pid`),

@@ -1,7 +1,8 @@
 /* The top layers of the core, from the bottom up: the run of one claimed
  * task (run.c, and host.c, the API it hands plugins); the upkeep tick
- * (upkeep.c); the worker (worker.c: threads, start, shutdown; heartbeat.c:
- * its heartbeat and upkeep threads). The layers under them are in
+ * (upkeep.c); the worker (worker.c: start, shutdown; dispatch.c: the
+ * claimer, the threads that run tasks, the change-stream watch;
+ * heartbeat.c: its heartbeat and upkeep threads). The layers under them are in
  * mtask-private.h. */
 #ifndef MTASK_WORKER_PRIVATE_H
 #define MTASK_WORKER_PRIVATE_H
@@ -16,7 +17,9 @@
 #define MT_SERVER_SELECTION_MS 5000
 #define MT_BUSY_DELAY_S 1.0 /* a task whose account is busy waits about this long */
 
-#define MT_CLAIM_BATCH_MAX 8 /* tasks one thread claims ahead in a backlog */
+#define MT_CLAIM_BATCH_MAX 8 /* tasks one claim round trip takes at most, beyond free threads */
+#define MT_HELD_MAX 64        /* tasks the worker holds ahead of its threads at most */
+#define MT_TYPE_STATS_MAX 64  /* task types whose run time the worker keeps an estimate of */
 
 /* What a worker did since its process started, written into its registry
  * document with each heartbeat (heartbeat.c) and read back by
@@ -33,11 +36,15 @@ typedef struct {
 
 #define MT_COUNT(worker, name) ((void) atomic_fetch_add_explicit (&(worker)->counters.name, 1, memory_order_relaxed))
 
-/* A task claimed ahead: held by the worker, not running yet. */
+/* A task claimed and not running yet: held by the worker (its lease is
+ * renewed, it is given back on stop), taken by the next free thread. */
 typedef struct {
+   bson_t doc; /* the claimed document, handed to the thread that runs it */
    bson_value_t id; /* a copy */
    char id_str[64];
    int32_t attempts;
+   char type[64];
+   bool ahead; /* claimed before a thread was free for it */
 } mt_held_t;
 
 /* What one thread is running, for heartbeats and for giving back. */
@@ -48,9 +55,15 @@ typedef struct {
    int32_t attempts;
    pid_t child; /* with MT_ISOLATE_FORK, while the child runs; else 0 */
    struct _mt_running_t *run; /* the running task, for slot callbacks */
-   mt_held_t ahead[MT_CLAIM_BATCH_MAX]; /* claimed ahead, in order */
-   int n_ahead;
+   char type[64];      /* dispatch.c: the type of what it runs, for the estimates */
+   int64_t since_us;   /* dispatch.c: when it took it (monotonic) */
 } mt_slot_t;
+
+/* The moving estimate of one task type's run time (dispatch.c). */
+typedef struct {
+   char type[64];
+   double mean_ms;
+} mt_type_stat_t;
 
 struct _mt_worker_t {
    mt_context_t ctx; /* db, worker id, log, clock, retry policy, the mutex, stopping */
@@ -91,6 +104,29 @@ struct _mt_worker_t {
    struct _mt_host_t *host; /* the host table its plugins get (host.c) */
 
    mt_counters_t counters; /* since the process started, for the registry */
+
+   /* Dispatch (dispatch.c): one claimer for the threads. */
+   mt_wake_t wake;
+   int64_t safety_poll_ms;
+   int64_t prefetch_ms;
+   pthread_cond_t runner_cond;  /* a held task for the runners, or stop */
+   pthread_cond_t claimer_cond; /* a reason to claim, or stop */
+   mt_held_t *held;             /* under ctx.mutex: claimed, not running, in claim order */
+   int n_held;                  /* under ctx.mutex */
+   int idle_runners;            /* under ctx.mutex: threads waiting for a task */
+   bool claim_now;              /* under ctx.mutex: a thread came free, an event, the stream opened */
+   bool claims_over;            /* under ctx.mutex: --once found nothing more, or the claimer ended */
+   bool watching;               /* under ctx.mutex: the change stream is open and healthy */
+   int64_t next_delayed_ms;     /* under ctx.mutex: earliest `delayed` known ahead (server time), or 0 */
+   mt_type_stat_t type_stats[MT_TYPE_STATS_MAX]; /* under ctx.mutex */
+   int n_type_stats;                              /* under ctx.mutex */
+   double mean_run_ms;          /* under ctx.mutex: over all types, < 0 before the first */
+   pthread_t *runners;          /* the runner threads, for the join */
+   int runners_started;
+   pthread_t claimer_thread;
+   bool claimer_running;
+   pthread_t watch_thread;
+   bool watch_running;
 
    /* Crash notes (crash.c), without isolation. */
    bool catch_crashes;
@@ -163,6 +199,33 @@ void mt_run_watch_slots (mt_worker_t *worker, mongoc_client_t *client);
  * behind another. */
 bool mt_upkeep_tick (mt_context_t *ctx, mongoc_client_t *client, bson_error_t *error);
 bool mt_upkeep_tick_until (mt_context_t *ctx, mongoc_client_t *client, int64_t deadline_us, bson_error_t *error);
+
+/* ---- dispatch: the claimer, the runner threads, the watch (dispatch.c) -- */
+
+/* The dispatch's part of mt_worker_new and mt_worker_destroy. */
+void mt_dispatch_init (mt_worker_t *worker);
+void mt_dispatch_cleanup (mt_worker_t *worker);
+/* Starts the runner threads (worker->concurrency), the claimer and, unless
+ * --once or --wake poll, the change-stream watch. On failure what started
+ * is stopped and joined. */
+bool mt_dispatch_start (mt_worker_t *worker, bson_error_t *error);
+/* Joins what mt_dispatch_start started, once ctx.stopping is raised or the
+ * runners have ended. */
+void mt_dispatch_join (mt_worker_t *worker);
+/* Wakes every thread of the dispatch to look at the flags again (stopping,
+ * quiet). */
+void mt_dispatch_kick (mt_worker_t *worker);
+/* Gives back one task this worker holds, as it was before the claim
+ * (attempt not counted), with the locks and slot it took. */
+void mt_dispatch_give_back (mt_worker_t *worker,
+                            mongoc_client_t *client,
+                            mongoc_collection_t *tasks,
+                            const bson_value_t *id,
+                            int32_t attempts,
+                            const char *id_str);
+/* Gives back every task held and not running (ctx.stopping is raised:
+ * no thread takes one any more). */
+void mt_dispatch_give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks);
 
 /* ---- the worker's heartbeat and upkeep threads (heartbeat.c) ------------ */
 

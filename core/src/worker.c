@@ -1,9 +1,10 @@
-/* The worker: threads that claim due tasks and run them through plugins.
+/* The worker: its configuration, its start, its shutdown.
  *
- * Each thread owns a client popped from one pool, claims with one atomic
- * findAndModify, runs process() and writes the outcome, fenced on the claim
- * it made. The thread that calls mt_worker_run() waits on a pipe: stop
- * requests (from signal handlers too) and the end of `once` arrive there. */
+ * Its threads (dispatch.c) are one claimer for the process and the runner
+ * threads that run what it claims, each owning a client popped from one
+ * pool; the outcome of a task is fenced on the claim that took it. The
+ * thread that calls mt_worker_run() waits on a pipe: stop requests (from
+ * signal handlers too) and the end of `once` arrive there. */
 #include "crash.h"
 #include "worker-private.h"
 
@@ -46,6 +47,9 @@ mt_worker_config_init (mt_worker_config_t *config)
    config->max_attempts = 3;
    config->retry_backoff_ms = 2000;
    config->isolate = MT_ISOLATE_NONE;
+   config->wake = MT_WAKE_AUTO;
+   config->safety_poll_ms = 30 * 1000;
+   config->prefetch_ms = 50;
 }
 
 /* Whether a caller's config struct (maybe from an older header) has `field`. */
@@ -110,6 +114,27 @@ config_check (const mt_worker_config_t *config, bson_error_t *error)
       }
       if (config->isolate != MT_ISOLATE_NONE && config->isolate != MT_ISOLATE_FORK) {
          return config_invalid (error, "worker config: isolate must be MT_ISOLATE_NONE or MT_ISOLATE_FORK");
+      }
+   }
+   if (CONFIG_HAS (config, prefetch_ms)) {
+      if (config->wake != MT_WAKE_AUTO && config->wake != MT_WAKE_CHANGE_STREAM && config->wake != MT_WAKE_POLL) {
+         return config_invalid (error, "worker config: wake must be MT_WAKE_AUTO, MT_WAKE_CHANGE_STREAM or MT_WAKE_POLL");
+      }
+      if (config->safety_poll_ms < 1000 || config->safety_poll_ms > 24 * 3600 * 1000) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_INVALID,
+                         "worker config: safety poll %" PRId64 " ms is out of range; give 1 s to 1 day",
+                         config->safety_poll_ms);
+         return false;
+      }
+      if (config->prefetch_ms < 0 || config->prefetch_ms > 60 * 1000) {
+         bson_set_error (error,
+                         MT_ERROR_CONFIG,
+                         MT_CONFIG_ERROR_INVALID,
+                         "worker config: prefetch %" PRId64 " ms is out of range; give 0 (off) to 60000 ms",
+                         config->prefetch_ms);
+         return false;
       }
    }
    if (config->poll_interval_ms < 1 || config->poll_interval_ms > 3600 * 1000) {
@@ -177,6 +202,15 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    if (CONFIG_HAS (config, replace)) {
       worker->replace = config->replace;
    }
+   worker->wake = MT_WAKE_AUTO;
+   worker->safety_poll_ms = 30 * 1000;
+   worker->prefetch_ms = 50;
+   if (CONFIG_HAS (config, prefetch_ms)) {
+      worker->wake = config->wake;
+      worker->safety_poll_ms = config->safety_poll_ms;
+      worker->prefetch_ms = config->prefetch_ms;
+   }
+   mt_dispatch_init (worker);
    worker->slots = bson_malloc0 ((size_t) worker->concurrency * sizeof *worker->slots);
    if (gethostname (worker->hostname, sizeof worker->hostname - 1) != 0) {
       bson_strncpy (worker->hostname, "unknown", sizeof worker->hostname);
@@ -266,8 +300,9 @@ mt_worker_new (const mt_worker_config_t *config, bson_error_t *error)
    }
    mongoc_client_pool_set_error_api (worker->pool, MONGOC_ERROR_API_VERSION_2);
    mongoc_client_pool_set_appname (worker->pool, "mtask-worker");
-   /* A client per thread, one each for the heartbeat and upkeep threads, one for run(). */
-   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 3);
+   /* A client per runner thread, one each for the claimer, the watch, the
+    * heartbeat and upkeep threads, one for run(). */
+   mongoc_client_pool_max_size (worker->pool, (uint32_t) worker->concurrency + 5);
 
    if (pipe (worker->wake_pipe) != 0) {
       bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "cannot create a pipe: %s", strerror (errno));
@@ -341,6 +376,7 @@ mt_worker_destroy (mt_worker_t *worker)
       }
    }
    bson_free (worker->slots);
+   mt_dispatch_cleanup (worker);
    mt_plugin_set_destroy (worker->plugins);
    mt_host_destroy (worker->host); /* after fini, which may log through it */
    mt_crash_disarm (worker->crash_fd, worker->ctx.db, worker->ctx.worker_id);
@@ -361,20 +397,7 @@ mt_worker_destroy (mt_worker_t *worker)
    bson_free (worker);
 }
 
-/* ---- running tasks ------------------------------------------------------ */
-
-static bool
-is_stopping (mt_worker_t *worker)
-{
-   return mt_context_get (&worker->ctx, &worker->ctx.stopping);
-}
-
-/* Whether a --once run gave up on the database: its threads stop. */
-static bool
-gave_up (mt_worker_t *worker)
-{
-   return mt_context_get (&worker->ctx, &worker->failed);
-}
+/* ---- flags ------------------------------------------------------------- */
 
 /* Quiet (mt_worker_quiet): no new claims. */
 static bool
@@ -383,395 +406,12 @@ is_quiet (mt_worker_t *worker)
    return mt_context_get (&worker->ctx, &worker->quiet);
 }
 
-/* Waits up to `ms`, or less when the worker is asked to stop. Returns false
- * when it is stopping. */
-static bool
-idle_wait (mt_worker_t *worker, int64_t ms)
-{
-   return !mt_context_wait (&worker->ctx, ms, &worker->ctx.stopping);
-}
-
-/* At most one thread sweeps per interval; `force` sweeps now. */
+/* Raises a flag the dispatch's threads wait on. */
 static void
-maybe_sweep (mt_worker_t *worker, mongoc_collection_t *tasks, bool force)
+raise_flag (mt_worker_t *worker, bool *flag)
 {
-   int64_t now = bson_get_monotonic_time ();
-   bson_error_t error;
-   int64_t marked;
-   bool due;
-
-   pthread_mutex_lock (&worker->ctx.mutex);
-   /* Once at the start and when a claim trips on a document; otherwise
-    * the upkeep tick's winner sweeps, for every worker (upkeep.c). */
-   due = force || worker->last_sweep_us == 0;
-   if (due) {
-      worker->last_sweep_us = now;
-   }
-   pthread_mutex_unlock (&worker->ctx.mutex);
-   if (!due) {
-      return;
-   }
-   marked = mt_store_sweep (tasks, &worker->queues_array, &error);
-   if (marked < 0) {
-      mt_log (&worker->ctx, MT_LOG_WARNING, "sweep of malformed tasks failed: %s", error.message);
-   } else if (marked > 0) {
-      mt_log (&worker->ctx, MT_LOG_WARNING, "marked %" PRId64 " malformed task(s) FAILED", marked);
-   }
-}
-
-/* Gives back one task this worker holds, as it was before the claim
- * (attempt not counted), with what the run took. */
-static void
-give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc_collection_t *tasks, const bson_value_t *id, int32_t attempts, const char *id_str)
-{
-   mt_lock_owner_t owner = {.task_id = id, .worker_id = worker->ctx.worker_id, .attempt = attempts};
-   bson_t filter = BSON_INITIALIZER, update;
-   bson_error_t error;
-   bool ok = false;
-
-   BSON_APPEND_VALUE (&filter, "_id", id);
-   BSON_APPEND_UTF8 (&filter, "status", MT_STATUS_WORK_IN_PROGRESS);
-   BSON_APPEND_UTF8 (&filter, "worker_pid", worker->ctx.worker_id);
-   BSON_APPEND_INT32 (&filter, "attempts", attempts);
-   mt_give_back_update (&update, 0);
-   /* A stepdown or a write concern not met is over in moments: a few
-    * tries (0.7 s at most) before the attempt is left to the lease. */
-   for (int i = 0;; i++) {
-      bson_t reply;
-      bool again;
-
-      ok = mongoc_collection_update_one (tasks, &filter, &update, NULL, &reply, &error);
-      again = !ok && i < 2 && mt_error_is_transient (&error, &reply);
-      bson_destroy (&reply);
-      if (!again) {
-         break;
-      }
-      usleep ((useconds_t) (200 << i) * 1000);
-   }
-   if (ok) {
-      MT_COUNT (worker, given_back);
-      mt_log (&worker->ctx, MT_LOG_WARNING, "task %s given back: the worker is stopping", id_str);
-      mt_locks_release_all (client, worker->ctx.db, &owner, &error);
-      mt_slot_release (client, worker->ctx.db, id, attempts, &error);
-   } else {
-      mt_log (&worker->ctx,
-              MT_LOG_ERROR,
-              "task %s: cannot give it back (%s); another worker takes it when this one's lease ends",
-              id_str,
-              error.message);
-   }
-   bson_destroy (&update);
-   bson_destroy (&filter);
-}
-
-/* Gives back what thread `slot` claimed ahead; under worker->ctx.mutex. */
-static void
-give_back_ahead_locked (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks)
-{
-   mt_slot_t *s = &worker->slots[slot];
-
-   for (int a = 0; a < s->n_ahead; a++) {
-      give_back_held (worker, client, tasks, &s->ahead[a].id, s->ahead[a].attempts, s->ahead[a].id_str);
-      bson_value_destroy (&s->ahead[a].id);
-   }
-   s->n_ahead = 0;
-}
-
-/* Records claimed-ahead documents on the thread's slot, for the heartbeat
- * (their leases) and for giving back. */
-static void
-hold_ahead (mt_worker_t *worker, int slot, const bson_t *docs, size_t n)
-{
-   mt_slot_t *s = &worker->slots[slot];
-
-   pthread_mutex_lock (&worker->ctx.mutex);
-   for (size_t i = 0; i < n && s->n_ahead < MT_CLAIM_BATCH_MAX; i++) {
-      mt_held_t *held = &s->ahead[s->n_ahead];
-      bson_iter_t iter;
-
-      /* Only what giving it back needs; the document is parsed when it runs. */
-      if (!bson_iter_init_find (&iter, &docs[i], "_id")) {
-         continue;
-      }
-      bson_value_copy (bson_iter_value (&iter), &held->id);
-      mt_task_id_string (&held->id, held->id_str, sizeof held->id_str);
-      held->attempts = bson_iter_init_find (&iter, &docs[i], "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
-      s->n_ahead++;
-   }
-   pthread_mutex_unlock (&worker->ctx.mutex);
-}
-
-static bool
-values_equal (const bson_value_t *a, const bson_value_t *b)
-{
-   bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
-   bool equal;
-
-   BSON_APPEND_VALUE (&x, "v", a);
-   BSON_APPEND_VALUE (&y, "v", b);
-   equal = bson_equal (&x, &y);
-   bson_destroy (&x);
-   bson_destroy (&y);
-   return equal;
-}
-
-/* Takes the next claimed-ahead document off the slot's list to run it:
- * false when it was given back meanwhile (the worker is stopping). */
-static bool
-take_ahead (mt_worker_t *worker, int slot, const bson_t *doc)
-{
-   mt_slot_t *s = &worker->slots[slot];
-   bson_iter_t iter;
-   bool found = false;
-
-   if (!bson_iter_init_find (&iter, doc, "_id")) {
-      return true; /* never held: mt_run_task fails it as malformed */
-   }
-   pthread_mutex_lock (&worker->ctx.mutex);
-   for (int a = 0; a < s->n_ahead && !found; a++) {
-      if (values_equal (bson_iter_value (&iter), &s->ahead[a].id)) {
-         found = true;
-         bson_value_destroy (&s->ahead[a].id);
-         memmove (&s->ahead[a], &s->ahead[a + 1], (size_t) (s->n_ahead - a - 1) * sizeof s->ahead[0]);
-         s->n_ahead--;
-      }
-   }
-   pthread_mutex_unlock (&worker->ctx.mutex);
-   return found;
-}
-
-/* mt_run_task, with what runs described for a crash (crash.c). */
-static void
-run_task (mt_worker_t *worker, int slot, mongoc_client_t *client, mongoc_collection_t *tasks, bson_t *doc, bool ahead)
-{
-   mt_crash_thread_t *crash = NULL;
-   bson_iter_t iter;
-   char id[25] = "?";
-   const char *type = "?";
-   int32_t attempt = 0;
-
-   if (worker->catch_crashes && worker->isolate == MT_ISOLATE_NONE) {
-      if (bson_iter_init_find (&iter, doc, "_id") && BSON_ITER_HOLDS_OID (&iter)) {
-         bson_oid_to_string (bson_iter_oid (&iter), id);
-      }
-      if (bson_iter_init_find (&iter, doc, "type") && BSON_ITER_HOLDS_UTF8 (&iter)) {
-         type = bson_iter_utf8 (&iter, NULL);
-      }
-      if (bson_iter_init_find (&iter, doc, "attempts") && BSON_ITER_HOLDS_NUMBER (&iter)) {
-         attempt = (int32_t) bson_iter_as_int64 (&iter);
-      }
-      crash = bson_malloc0 (sizeof *crash);
-      mt_crash_task_begin (crash, worker->crash_fd, worker->ctx.worker_id, worker->crash_json, id, type, attempt);
-   }
-   mt_run_task (worker, slot, client, tasks, doc, ahead); /* steals doc */
-   if (crash) {
-      mt_crash_task_end ();
-      bson_free (crash);
-   }
-}
-
-static void *
-thread_main (void *data)
-{
-   mt_worker_t *worker = data;
-   mongoc_client_t *client = mongoc_client_pool_pop (worker->pool);
-   int slot;
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
-   int64_t backoff = 0, failing_since = 0, idle_ms = 0;
-   bson_t ahead[MT_CLAIM_BATCH_MAX];
-   size_t n_ahead = 0, next_ahead = 0, batch = 1;
-   char unclaimed[300] = ""; /* the token of a claim that failed */
-
-   pthread_mutex_lock (&worker->ctx.mutex);
-   slot = worker->next_slot++;
-   pthread_mutex_unlock (&worker->ctx.mutex);
-
-   while (!is_stopping (worker) && !gave_up (worker)) {
-      bson_error_t error;
-      bson_t doc;
-      const char *what;
-      bool claimed, ok;
-
-      if (next_ahead < n_ahead) {
-         /* A task claimed ahead: run it (it is ours until then). */
-         bson_t *next = &ahead[next_ahead++];
-
-         if (take_ahead (worker, slot, next)) {
-            bson_copy_to (next, &doc);
-            run_task (worker, slot, client, tasks, &doc, next_ahead > 1);
-         }
-         bson_destroy (next);
-         continue;
-      }
-      n_ahead = next_ahead = 0;
-      if (is_quiet (worker)) {
-         /* Claimed ahead is run above; nothing new until stopped. */
-         if (worker->once || !idle_wait (worker, worker->poll_interval_ms)) {
-            break;
-         }
-         continue;
-      }
-
-      /* What a failed claim may have taken goes back first: its write may
-       * have been applied though the call failed (a lost reply, a write
-       * concern error, a read back that failed), and what carries its
-       * token is not held by anyone. No new claim until that is done, or
-       * the next failure would leave two tokens behind. */
-      what = "claim";
-      claimed = false;
-      bson_init (&doc);
-      ok = true;
-      if (unclaimed[0]) {
-         ok = mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &error) >= 0;
-         if (ok) {
-            unclaimed[0] = '\0';
-         } else {
-            what = "give back what a failed claim took";
-         }
-      }
-      if (ok) {
-         char token[300];
-
-         maybe_sweep (worker, tasks, false);
-         /* Unique to this claim: a token never names two holds. */
-         mt_store_claim_token (worker->ctx.worker_id, token, sizeof token);
-         if (batch > 1) {
-            /* A backlog: several tasks for one scan of the collection. */
-            MT_COUNT (worker, claims);
-            ok = mt_store_claim_batch (tasks,
-                                       worker->ctx.worker_id,
-                                       token,
-                                       &worker->queues_array,
-                                       &worker->types_array,
-                                       mt_server_now (&worker->ctx),
-                                       batch,
-                                       ahead,
-                                       &n_ahead,
-                                       &error);
-            claimed = n_ahead > 0;
-            if (ok) {
-               hold_ahead (worker, slot, ahead, n_ahead);
-               /* Grow while every claim comes back full; otherwise start over. */
-               batch = n_ahead == batch ? BSON_MIN (batch * 2, MT_CLAIM_BATCH_MAX) : 1;
-            }
-         } else {
-            MT_COUNT (worker, claims);
-            ok = mt_store_claim_ex (tasks,
-                                    worker->ctx.worker_id,
-                                    token,
-                                    &worker->queues_array,
-                                    &worker->types_array,
-                                    mt_server_now (&worker->ctx),
-                                    &doc,
-                                    &claimed,
-                                    &error);
-            batch = ok && claimed ? 2 : 1;
-         }
-         if (!ok) {
-            bson_strncpy (unclaimed, token, sizeof unclaimed);
-         }
-      }
-      if (!ok) {
-         bson_destroy (&doc);
-         batch = 1;
-         backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);
-         if (mt_error_is_transient (&error, NULL)) {
-            int64_t now = bson_get_monotonic_time ();
-
-            failing_since = failing_since ? failing_since : now;
-            if (worker->once && now - failing_since > (int64_t) MT_OUTCOME_RETRY_LIMIT_MS * 1000) {
-               /* A --once run (say, from cron) must end: give up. */
-               pthread_mutex_lock (&worker->ctx.mutex);
-               worker->failed = true;
-               worker->failure = error;
-               pthread_mutex_unlock (&worker->ctx.mutex);
-               break;
-            }
-            if (mt_error_is_network (&error)) {
-               mt_log (&worker->ctx, MT_LOG_WARNING, "cannot reach the database: %s; retrying in %" PRId64 " ms", error.message, backoff);
-            } else {
-               /* A failover, a shutdown, a write concern not met in time:
-                * the same again shortly. */
-               mt_log (&worker->ctx,
-                       MT_LOG_WARNING,
-                       "cannot %s now (%s); the database should serve it again shortly: retrying in %" PRId64 " ms",
-                       what,
-                       error.message,
-                       backoff);
-            }
-         } else if (strcmp (what, "claim")) {
-            /* Refused for good: no use trying again. */
-            mt_log (&worker->ctx,
-                    MT_LOG_ERROR,
-                    "cannot give back what a failed claim took (%s); it comes back when its lease ends",
-                    error.message);
-            unclaimed[0] = '\0';
-         } else {
-            /* A document the claim trips on (e.g. a mistyped field): the
-             * sweep takes it out of the way. */
-            mt_log (&worker->ctx, MT_LOG_ERROR, "claim failed: %s", error.message);
-            maybe_sweep (worker, tasks, true);
-         }
-         if (!idle_wait (worker, backoff)) {
-            break;
-         }
-         continue;
-      }
-      backoff = 0;
-      failing_since = 0;
-      if (claimed) {
-         idle_ms = 0;
-         if (n_ahead > 0) {
-            bson_destroy (&doc); /* the batch is in `ahead` */
-         } else {
-            run_task (worker, slot, client, tasks, &doc, false);
-         }
-         continue;
-      }
-      bson_destroy (&doc);
-      if (worker->once) {
-         break;
-      }
-      /* Right after work, look again soon (poll/64), then back off to the
-       * poll interval: a task arriving while this thread is idle waits a
-       * fraction of the interval, and an idle worker costs what it did. */
-      idle_ms = idle_ms ? BSON_MIN (idle_ms * 2, worker->poll_interval_ms) : BSON_MAX (1, worker->poll_interval_ms / 64);
-      if (!idle_wait (worker, idle_ms)) {
-         break;
-      }
-   }
-
-   /* Stopping: what was claimed ahead and not run goes back. */
-   pthread_mutex_lock (&worker->ctx.mutex);
-   give_back_ahead_locked (worker, slot, client, tasks);
-   pthread_mutex_unlock (&worker->ctx.mutex);
-   for (int i = 0; unclaimed[0]; i++) {
-      bson_error_t why;
-
-      if (mt_store_unclaim (tasks, worker->ctx.worker_id, unclaimed, &why) >= 0) {
-         unclaimed[0] = '\0';
-      } else if (i < 3 && mt_error_is_transient (&why, NULL)) {
-         usleep ((useconds_t) (100 << i) * 1000); /* a stepdown is over in moments */
-      } else {
-         mt_log (&worker->ctx, MT_LOG_WARNING, "cannot give back what a failed claim took (%s); its lease will", why.message);
-         break;
-      }
-   }
-   while (next_ahead < n_ahead) {
-      bson_destroy (&ahead[next_ahead++]);
-   }
-
-   mongoc_collection_destroy (tasks);
-   mongoc_client_pool_push (worker->pool, client);
-
-   pthread_mutex_lock (&worker->ctx.mutex);
-   if (--worker->running_threads == 0) {
-      /* The last one out tells the main thread (once mode ends here). */
-      ssize_t r = write (worker->wake_pipe[1], "d", 1);
-      (void) r;
-   }
-   pthread_mutex_unlock (&worker->ctx.mutex);
-   return NULL;
+   mt_context_raise (&worker->ctx, flag);
+   mt_dispatch_kick (worker);
 }
 
 /* The steps of a start, in order: refuse a sharded `tasks` or `slots`;
@@ -906,11 +546,11 @@ give_back_all (mt_worker_t *worker)
    mongoc_collection_t *tasks = mongoc_client_get_collection (client, worker->ctx.db, MT_TASKS_COLLECTION);
    bool threads_busy = false;
 
+   mt_dispatch_give_back_held (worker, client, tasks);
    pthread_mutex_lock (&worker->ctx.mutex);
    for (int i = 0; i < worker->concurrency; i++) {
       mt_slot_t *slot = &worker->slots[i];
 
-      give_back_ahead_locked (worker, i, client, tasks);
       if (!slot->busy) {
          continue;
       }
@@ -919,7 +559,7 @@ give_back_all (mt_worker_t *worker)
       } else {
          threads_busy = true;
       }
-      give_back_held (worker, client, tasks, &slot->id, slot->attempts, slot->id_str);
+      mt_dispatch_give_back (worker, client, tasks, &slot->id, slot->attempts, slot->id_str);
    }
    /* Isolated children are gone: their threads end at once. Threads still
     * inside process() cannot be stopped; the caller must end the process. */
@@ -936,7 +576,7 @@ shut_down (mt_worker_t *worker)
 {
    int64_t deadline = bson_get_monotonic_time () + worker->grace_ms * 1000;
 
-   mt_context_raise (&worker->ctx, &worker->ctx.stopping);
+   raise_flag (worker, &worker->ctx.stopping);
    if (threads_left (worker) > 0) {
       mt_log (&worker->ctx,
               MT_LOG_INFO,
@@ -971,8 +611,6 @@ mt_worker_abandoned (const mt_worker_t *worker)
 bool
 mt_worker_run (mt_worker_t *worker, bson_error_t *error)
 {
-   pthread_t *threads;
-   int started = 0;
    char names[1024] = "";
    const char *step = NULL;
    bool ok = true;
@@ -1026,25 +664,14 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
            names,
            worker->once ? "; --once" : "");
 
-   threads = bson_malloc0 ((size_t) worker->concurrency * sizeof *threads);
    pthread_mutex_lock (&worker->ctx.mutex);
    worker->ctx.stopping = false;
-   worker->running_threads = worker->concurrency;
    pthread_mutex_unlock (&worker->ctx.mutex);
-   for (int i = 0; i < worker->concurrency; i++) {
-      if (pthread_create (&threads[i], NULL, thread_main, worker) != 0) {
-         bson_set_error (error, MT_ERROR_CONFIG, MT_CONFIG_ERROR_INVALID, "cannot start thread %d: %s", i, strerror (errno));
-         pthread_mutex_lock (&worker->ctx.mutex);
-         worker->running_threads -= worker->concurrency - i;
-         pthread_mutex_unlock (&worker->ctx.mutex);
-         ok = false;
-         mt_worker_stop (worker);
-         break;
-      }
-      started++;
+   if (!mt_dispatch_start (worker, error)) {
+      return false;
    }
 
-   if (ok && !mt_heartbeat_start (worker, error)) {
+   if (!mt_heartbeat_start (worker, error)) {
       ok = false;
       mt_worker_stop (worker);
    }
@@ -1054,7 +681,7 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
    for (char c; (c = wait_byte (worker, -1));) {
       if (c == 'q') {
          if (!is_quiet (worker)) {
-            mt_context_raise (&worker->ctx, &worker->quiet);
+            raise_flag (worker, &worker->quiet);
             mt_log (&worker->ctx, MT_LOG_INFO, "quiet: no new claims; running tasks finish; stop the worker to end it");
          }
          continue;
@@ -1064,13 +691,10 @@ mt_worker_run (mt_worker_t *worker, bson_error_t *error)
       }
       break;
    }
-   mt_context_raise (&worker->ctx, &worker->ctx.stopping);
+   raise_flag (worker, &worker->ctx.stopping);
 
    if (!mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {
-      for (int i = 0; i < started; i++) {
-         pthread_join (threads[i], NULL);
-      }
-      bson_free (threads);
+      mt_dispatch_join (worker);
    }
    mt_heartbeat_stop (worker);
    if (mt_context_get (&worker->ctx, &worker->ctx.abandoned)) {

@@ -24,6 +24,7 @@ import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
 
 import io.netty.channel.Channel;
 
@@ -45,6 +46,7 @@ public final class DevDb {
     private static FailCommand failCommand;
     private static Indexes indexes;
     private static ChangeStreams changeStreams;
+    private static boolean oplogEnabled;
 
     /**
      * Runs one command: `backend` runs a command in the same database with
@@ -62,6 +64,15 @@ public final class DevDb {
         }
         if (!command.equals("configureFailPoint")) {
             commandLog.add(channel, db, command, query);
+        }
+        if (!oplogEnabled && ChangeStreams.opensStream(command, query)) {
+            // Without an oplog mongo-java-server fails a change stream with
+            // "Unknown error: null"; a MongoDB standalone, which has none
+            // either, answers 40573, which clients read to fall back.
+            return failCommand.handle(channel, db, command, query, () -> {
+                throw new MongoServerError(40573, "Location40573",
+                    "The $changeStream stage is only supported on replica sets");
+            });
         }
         Supplier<Document> act = run;
         if (command.equals("createIndexes")) {
@@ -235,6 +246,7 @@ public final class DevDb {
         if (oplog) {
             backend.enableOplog();
         }
+        oplogEnabled = oplog;
 
         // MongoServer's server, but a change stream's getMore may wait for
         // events as on a real server, on a thread of its own (DevServer).

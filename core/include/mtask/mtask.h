@@ -86,6 +86,13 @@ typedef enum {
    MT_ISOLATE_FORK = 1, /* in a child process per task: a crash or a timeout costs one attempt */
 } mt_isolate_t;
 
+/* How an idle worker learns of new work: mt_worker_config_t.wake. */
+typedef enum {
+   MT_WAKE_AUTO = 0,          /* a change stream where the server has them, else polling */
+   MT_WAKE_CHANGE_STREAM = 1, /* the same; polling only as a fallback, with a warning */
+   MT_WAKE_POLL = 2,          /* polling alone, at the poll interval */
+} mt_wake_t;
+
 /* Worker configuration. Always call mt_worker_config_init() first: it sets
  * struct_size and the defaults, so that fields added in later versions keep
  * their defaults in programs built against this one. */
@@ -160,6 +167,21 @@ typedef struct {
     * not used (not initialized, their tasks not claimed), and each type
     * named must have a plugin. NULL (default): every plugin found. */
    const char *const *types;
+
+   /* ---- added in 0.6: dispatch ---- */
+
+   /* How an idle worker learns of new work (docs/worker.md): MT_WAKE_AUTO
+    * (default) watches `tasks` with a change stream where the server has
+    * them and polls where it has not; MT_WAKE_CHANGE_STREAM the same, with
+    * a warning when it must poll; MT_WAKE_POLL only polls. */
+   mt_wake_t wake;
+   /* While the change stream is healthy, a claim runs anyway this often
+    * (a safety net for what no event announces). Default 30 s. */
+   int64_t safety_poll_ms;
+   /* A task is claimed ahead of a free thread only when the run times of
+    * the tasks before it say it starts within this horizon. Default 50 ms;
+    * 0 claims only for free threads. */
+   int64_t prefetch_ms;
 } mt_worker_config_t;
 
 typedef struct _mt_worker_t mt_worker_t;
