@@ -7,7 +7,10 @@ A small HTTP server of this script's own serves web/pages/ under the URL
 layout of mtask-web (the pages at /, /tasks, /task/ID..., the files at
 /static/NAME) with its Content-Security-Policy, and /api/NAME from the JSON
 files in tests/browser/fixtures/ (NAME.json; task/ID.json...), shaped as the
-admin calls of mtask.h reply. Chromium loads each screen with --dump-dom and
+admin calls of mtask.h reply; /api/tasks filters and pages the fixture's
+tasks as the server does (tasks_page). It keeps the query string of every
+API read, to check what a screen asks for, and can make every list say
+"more": true. Chromium loads each screen with --dump-dom and
 a virtual time budget; the checks read the DOM it prints, as a person would
 read the page. In "xss" mode every string and number of every reply, and
 every key under params, result and a stage's task counts, is replaced by
@@ -63,6 +66,27 @@ def hostile(doc, key=None):
     return doc
 
 
+def tasks_page(doc, query):
+    """/api/tasks as the server answers it: the fixture's tasks (in the
+    order the server gives, newest first) filtered by queue, status, type,
+    worker (worker_pid) and q (24 hex digits: the _id; else text in
+    status_message, ignoring case), then `skip` and `limit` (default 100),
+    with "more" when the list goes on past the page."""
+    one = {k: v[0] for k, v in query.items()}
+    rows = doc.get("tasks", [])
+    for key, field in (("queue", "queue"), ("status", "status"), ("type", "type"), ("worker", "worker_pid")):
+        if key in one:
+            rows = [t for t in rows if t.get(field) == one[key]]
+    if "q" in one:
+        q = one["q"]
+        if re.fullmatch(r"[0-9a-fA-F]{24}", q):
+            rows = [t for t in rows if t["_id"]["$oid"] == q.lower()]
+        else:
+            rows = [t for t in rows if q.lower() in str(t.get("status_message", "")).lower()]
+    skip, limit = int(one.get("skip", 0)), int(one.get("limit", 100))
+    return {"tasks": rows[skip:skip + limit], "more": len(rows) > skip + limit}
+
+
 class Fixtures(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -74,6 +98,7 @@ class Fixtures(http.server.ThreadingHTTPServer):
         self.fail_first = 0   # API requests to fail with 503 from now on...
         self.fail_after = -1  # ...or the ones after this many succeeded
         self.api_log = []
+        self.force_more = False  # every list reply says "more": true
         self.lock = threading.Lock()
 
     def api_fails(self):
@@ -118,6 +143,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send(404, "application/json", json.dumps({"error": "no fixture for " + name}))
             with open(file) as f:
                 doc = json.load(f)
+            if name == "tasks":
+                doc = tasks_page(doc, urllib.parse.parse_qs(url.query))
+            if srv.force_more and "more" in doc:
+                doc["more"] = True
             if srv.mode == "xss":
                 doc = hostile(doc)
             return self.send(200, "application/json", json.dumps(doc))
@@ -314,28 +343,9 @@ def screens(browser, base, srv):
     # The failed task's error in its own box.
     dom, *_ = load(browser, base, "/task/" + T_FAIL)
     check(dom.by_id("task-error") is not None, "task: a failed task's error is shown in the error box")
-    # Pagination, newest first: two tasks a page, the third on page 2;
-    # worker and text filters narrow the rows read.
-    srv.api_log.clear()
-    dom, *_ = load(browser, base, "/tasks?size=2")
-    links = [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
-    check(dom.row("65a1000000000000000000f5") and dom.row(T_RUN) and not dom.row(T_FAIL) and links == ["next"],
-          "tasks: page 1 of size 2 holds the two newest and links to older ones",
-          repr(links) + repr([r[:1] for r in dom.rows]))
-    check(any("limit=3" in p for p in srv.api_log), "tasks: page 1 of size 2 reads at most 3 tasks", repr(srv.api_log))
-    dom, *_ = load(browser, base, "/tasks?size=2&page=2")
-    links = [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
-    check(dom.row(T_FAIL) and dom.row(T_OK) and not dom.row(T_RUN) and links == ["prev", "next"],
-          "tasks: page 2 holds the next two, with links both ways", repr(links) + repr([r[:1] for r in dom.rows]))
-    dom, *_ = load(browser, base, "/tasks?worker=W-2")
-    check(dom.row(T_OK) and not dom.row(T_FAIL), "tasks: the worker filter keeps that worker's tasks",
-          repr([r[:1] for r in dom.rows]))
-    dom, *_ = load(browser, base, "/tasks?q=line+17")
-    check(dom.row(T_FAIL) is None and "No task matches." in dom.text(),
-          "tasks: the text filter matches the id or status_message, not the error", dom.text()[:1500])
-    dom, *_ = load(browser, base, "/tasks?q=240+lines")
-    check(dom.row(T_FAIL) and not dom.row(T_OK), "tasks: the text filter finds a status_message",
-          repr([r[:1] for r in dom.rows]))
+    tasks_screen(browser, base, srv)
+    stage_screen(browser, base, srv)
+    lists_cut(browser, base, srv)
     dom, *_ = load(browser, base, "/workers")
     check(("a", {"href": "/tasks?worker=W-1"}) in dom.elements, "workers: a worker links to its tasks",
           repr([e for e in dom.elements if e[0] == "a"]))
@@ -349,6 +359,129 @@ def screens(browser, base, srv):
     lines = [a for tag, a in dom.elements if tag == "polyline"]
     check(len(lines) == 2 and all(len(a.get("points", "").split()) == 60 for a in lines),
           "overview: throughput and failures per minute drawn as two SVG lines of 60 points", repr(lines)[:500])
+
+
+def api_reads(srv, name):
+    """The query strings of the page's reads of /api/NAME, each a dict."""
+    out = []
+    for p in list(srv.api_log):
+        u = urllib.parse.urlsplit(p)
+        if u.path == "/api/" + name:
+            out.append({k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()})
+    return out
+
+
+def pager(dom):
+    return [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
+
+
+def ids(dom):
+    return [r[0].strip() for r in dom.rows if r and re.fullmatch(r"[0-9a-f]{24}", r[0].strip())]
+
+
+def tasks_screen(browser, base, srv):
+    """The tasks screen asks the server for its filters and its page, and
+    offers an older page exactly when the reply says "more"."""
+    # The fixture's tasks, newest first: f5, f3, f1, f2, f4, f6.
+    pages = {
+        "/tasks?size=2": ({"skip": "0", "limit": "2"}, ["65a1000000000000000000f5", T_RUN], ["next"]),
+        "/tasks?size=2&page=2": ({"skip": "2", "limit": "2"}, [T_FAIL, T_OK], ["prev", "next"]),
+        # A full page the list ends with: no "older" link.
+        "/tasks?size=2&page=3": ({"skip": "4", "limit": "2"},
+                                 ["65a1000000000000000000f4", "65a1000000000000000000f6"], ["prev"]),
+        "/tasks": ({"skip": "0", "limit": "50"}, None, []),
+    }
+    for path, (want, rows, links) in pages.items():
+        srv.api_log.clear()
+        dom, *_ = load(browser, base, path)
+        reads = api_reads(srv, "tasks")
+        check(reads and all(r.get(k) == v for r in reads for k, v in want.items()),
+              "tasks %s: asks /api/tasks for %s" % (path, " ".join("%s=%s" % kv for kv in want.items())),
+              repr(srv.api_log))
+        if rows is not None:
+            check(ids(dom) == rows, "tasks %s: shows the page the server sent, newest first" % path,
+                  repr(ids(dom)))
+        check(pager(dom) == links, "tasks %s: the links %r (an older page only with \"more\")" % (path, links),
+              repr(pager(dom)))
+    # "older" follows the server's "more", not a count of the rows.
+    srv.force_more = True
+    try:
+        dom, *_ = load(browser, base, "/tasks?size=2&page=3")
+        check(pager(dom) == ["prev", "next"], "tasks: a reply saying \"more\" gets the older page's link",
+              repr(pager(dom)))
+        # Past the deepest skip the server takes, no link: narrow the filter.
+        srv.api_log.clear()
+        dom, *_ = load(browser, base, "/tasks?size=500&page=201")
+        check(api_reads(srv, "tasks")[:1] == [{"skip": "100000", "limit": "500"}] and pager(dom) == ["prev"]
+              and "narrow the filter" in dom.text(),
+              "tasks: no older page past skip 100000, the page says to narrow the filter",
+              repr(srv.api_log) + repr(pager(dom)) + dom.text()[:1000])
+    finally:
+        srv.force_more = False
+    # Worker and text go to the server; the rows are its reply.
+    srv.api_log.clear()
+    dom, *_ = load(browser, base, "/tasks?worker=W-2&q=Imported+240")
+    reads = api_reads(srv, "tasks")
+    check(reads and reads[0].get("worker") == "W-2" and reads[0].get("q") == "Imported 240",
+          "tasks: the worker and text filters go to /api/tasks", repr(srv.api_log))
+    check(ids(dom) == [T_OK], "tasks: the worker and text filters show the server's match", repr(ids(dom)))
+    srv.api_log.clear()
+    dom, *_ = load(browser, base, "/tasks?q=" + T_FAIL)
+    check(api_reads(srv, "tasks")[:1] and api_reads(srv, "tasks")[0].get("q") == T_FAIL and ids(dom) == [T_FAIL],
+          "tasks: an id in the text filter goes to /api/tasks and finds that task", repr(srv.api_log) + repr(ids(dom)))
+    dom, *_ = load(browser, base, "/tasks?q=nothing+like+this")
+    check(not ids(dom) and "No task matches." in dom.text() and pager(dom) == [],
+          "tasks: no match says so, with no page link", dom.text()[:1500])
+
+
+def stage_screen(browser, base, srv):
+    """A group's stage: its group's description linking back, its jobs, and
+    a note with a link when the server cut the jobs."""
+    dom, *_ = load(browser, base, "/stage/" + STAGE2)
+    row = dom.row("group")
+    back = [a.get("href") for t, a in dom.elements if t == "a" and a.get("href") == "/group/" + G1]
+    check(row and "Nightly import of partner files" in "".join(row) and back,
+          "stage: shows its group's description, linking back to the group", repr(dom.rows[:4]))
+    check(dom.row("group status") and "running" in "".join(dom.row("group status")),
+          "stage: shows its group's status", repr(dom.rows[:4]))
+    check("there are more" not in dom.text() and "rel" not in str([a for t, a in dom.elements if t == "a"]),
+          "stage: no \"more jobs\" note when the server sent them all", dom.text()[:1500])
+    srv.force_more = True
+    try:
+        dom, *_ = load(browser, base, "/stage/" + STAGE2)
+        wider = [a.get("href") for t, a in dom.elements if t == "a" and a.get("rel") == "next"]
+        check("Showing the first 3 jobs" in dom.text() and wider == ["/stage/" + STAGE2 + "?limit=1000"],
+              "stage: a cut list of jobs says so and links to up to 1000 of them", dom.text()[:1500] + repr(wider))
+        srv.api_log.clear()
+        dom, *_ = load(browser, base, "/stage/" + STAGE2 + "?limit=1000")
+        check(api_reads(srv, "stage/" + STAGE2)[:1] == [{"limit": "1000"}],
+              "stage: ?limit=1000 asks the server for 1000 jobs", repr(srv.api_log))
+    finally:
+        srv.force_more = False
+
+
+LISTS = {"/groups": "Showing the first 2 groups", "/syncs": "Showing the first 1 synchronizer",
+         "/workers": "Showing the first 2 workers", "/locks": "Showing the first 2 locks",
+         "/pools": "Showing the first 1 pool and 2 held slots",
+         "/schedules": "Showing the first 1 repeating task; there are more: filter by queue",
+         "/": "of the first 2 in the registry; there are more"}
+
+
+def lists_cut(browser, base, srv):
+    """A list the server cut at its limit ("more": true) says so; one it
+    did not cut says nothing."""
+    for force in (False, True):
+        srv.force_more = force
+        try:
+            for path, said in LISTS.items():
+                dom, *_ = load(browser, base, path)
+                if force:
+                    check(said in dom.text(), "%s: a list cut by the server says %r" % (path, said), dom.text()[:2000])
+                else:
+                    check("there are more" not in dom.text(), "%s: a whole list says nothing of more" % path,
+                          dom.text()[:2000])
+        finally:
+            srv.force_more = False
 
 
 def live(browser, base, srv):

@@ -14,9 +14,11 @@ mtask-web servers: one with --allow-actions, one read-only under
 --base-path /mtask.
 
 Chromium loads the screens with --dump-dom: the groups list shows the
-description and "2/3 stages", the stage its jobs' statuses, the failed task
-its error, and no screen holds an element the hostile strings would have
-made. The action buttons show on the server that allows actions and on no
+description and "2/3 stages", the stage its group's description (linking
+back) and its jobs' statuses, the failed task its error; the tasks screen's
+text filter finds a task by its status_message or id and its worker filter
+the task the worker runs, and its pages of 3 go through every task; no
+screen holds an element the hostile strings would have made. The action buttons show on the server that allows actions and on no
 screen of the read-only one. Through Chromium's DevTools protocol (a small
 WebSocket client below: Python has none) a person's clicks: Retry on the
 failed task, "Cancel all" on the tasks screen, whose confirm() must name the
@@ -48,13 +50,6 @@ _spec = importlib.util.spec_from_file_location("fixture_browser", os.path.join(H
 fb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fb)
 Dom, check, results = fb.Dom, fb.check, fb.results
-
-skips = []
-
-
-def skip(name, reason):
-    results.append((True, name + " # SKIP " + reason, ""))
-
 
 class Proc:
     """A process whose output goes to a file; its start line awaited."""
@@ -322,14 +317,19 @@ def content(browser, base, ids):
     text = dom.text()
     check("Nightly import of partner files" in text and "2 / 2" in text and "3 / 3" in text and "0 / 1" in text,
           "live group: its stages, done of total", text[:2000])
-    status, _ = get_json(base + "/api/stage/" + ids["stage"])
-    if status == 501:
-        skip("live stage: each job's row shows its status", "the server does not serve /api/stage/ID yet (501)")
-    else:
-        dom, *_ = fb.load(browser, base, "/stage/" + ids["stage"])
-        failed, finished = dom.row(ids["failed"]), dom.row(ids["finished"])
-        check(failed and finished and "FAILED" in failed and "FINISHED" in finished and "CANCELLED" in dom.text(),
-              "live stage: each job's row shows its status", repr(dom.rows))
+    status, reply = get_json(base + "/api/stage/" + ids["stage"])
+    check(status == 200 and (reply or {}).get("group", {}).get("_id", {}).get("$oid") == ids["group"],
+          "live /api/stage/ID: the server serves a group's stage with its group", "%r %r" % (status, reply))
+    dom, *_ = fb.load(browser, base, "/stage/" + ids["stage"])
+    failed, finished = dom.row(ids["failed"]), dom.row(ids["finished"])
+    check(failed and finished and "FAILED" in "".join(failed) and "FINISHED" in "".join(finished)
+          and "CANCELLED" in dom.text(),
+          "live stage: each job's row shows its status", repr(dom.rows))
+    row = dom.row("group")
+    back = [a.get("href") for t, a in dom.elements if t == "a" and a.get("href") == "/group/" + ids["group"]]
+    check(row and "Nightly import of partner files" in "".join(row) and back,
+          "live stage: shows its group's description, linking back to the group", repr(dom.rows[:4]))
+    tasks_filters(browser, base, ids)
     dom, *_ = fb.load(browser, base, "/task/" + ids["failed"])
     box = dom.by_id("task-error")
     text = dom.text()
@@ -341,6 +341,40 @@ def content(browser, base, ids):
     dom, *_ = fb.load(browser, base, "/locks")
     check("partner-a" in dom.text() and "held" in dom.text(), "live locks: the account lock, held",
           dom.text()[:2000])
+
+
+def task_ids(dom):
+    return [r[0].strip() for r in dom.rows if r and re.fullmatch(r"[0-9a-f]{24}", r[0].strip())]
+
+
+def tasks_filters(browser, base, ids):
+    """The tasks screen's text and worker filters and its pages, answered by
+    the server."""
+    # The failed job's status_message is "read 16 of 240 lines" (and markup):
+    # the text filter, in another case, finds it and only it, though six
+    # tasks are newer, on a page of one.
+    dom, *_ = fb.load(browser, base, "/tasks?" + urllib.parse.urlencode({"q": "READ 16 of", "size": 1}))
+    links = [a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")]
+    check(task_ids(dom) == [ids["failed"]] and links == [],
+          "live tasks: the text filter finds an older task by its status_message, on one page",
+          repr(task_ids(dom)) + repr(links) + dom.text()[:1500])
+    dom, *_ = fb.load(browser, base, "/tasks?" + urllib.parse.urlencode({"q": ids["single"]}))
+    check(task_ids(dom) == [ids["single"]], "live tasks: an id in the text filter finds that task",
+          repr(task_ids(dom)))
+    dom, *_ = fb.load(browser, base, "/tasks?" + urllib.parse.urlencode({"worker": ids["worker"]}))
+    check(task_ids(dom) == [ids["running"]], "live tasks: the worker filter finds the task the worker runs",
+          repr(task_ids(dom)) + dom.text()[:1500])
+    # Eight tasks, three a page: older pages while the server says more.
+    seen, links = [], []
+    for page in (1, 2, 3):
+        dom, *_ = fb.load(browser, base, "/tasks?size=3&page=%d" % page)
+        seen += task_ids(dom)
+        links.append([a.get("rel") for t, a in dom.elements if t == "a" and a.get("rel")])
+    _, reply = get_json(base + "/api/tasks?limit=100")
+    every = [t["_id"]["$oid"] for t in (reply or {}).get("tasks", [])]
+    check(len(every) == 8 and seen == every and links == [["next"], ["prev", "next"], ["prev"]],
+          "live tasks: pages of 3 go through all 8 tasks newest first, an older page only while there is one",
+          "%r\n%r\n%r" % (seen, every, links))
 
 
 def clicks(exe, build, base, ids):

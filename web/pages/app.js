@@ -138,6 +138,20 @@
       h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c) => h('td', { class: c[2] }, c[1](r)))))));
   }
 
+  // A list the server cut at its limit says so (`more: true` in its reply):
+  // a note under the table, "Showing the first 1000 workers; there are more."
+  function moreNote(reply, rows, what, hint) {
+    if (!reply || reply.more !== true) return null;
+    return h('p', { class: 'more muted' }, 'Showing the first ' + count((rows || []).length, what) +
+      '; there are more' + (hint ? ': ' + hint : '') + '.');
+  }
+
+  // "1 worker", "2 workers"; `what` is [one, many] or a word taking "s".
+  function count(n, what) {
+    const [one, many] = Array.isArray(what) ? what : [what, what + 's'];
+    return n + ' ' + (n === 1 ? one : many);
+  }
+
   // A two-column table of [name, content] pairs, skipping empty contents.
   function fields(pairs) {
     return h('table', { class: 'fields' }, h('tbody', {},
@@ -444,7 +458,8 @@
         const out = [
           h('div', { class: 'cards' },
             h('div', { class: 'card', id: 'workers-alive' }, h('div', { class: 'big' }, String(alive)), 'workers alive',
-              h('div', { class: 'muted' }, Object.keys(byState).sort().map((s) => s + ' ' + byState[s]).join(', '))),
+              h('div', { class: 'muted' }, Object.keys(byState).sort().map((s) => s + ' ' + byState[s]).join(', ')),
+              workers.more === true ? h('div', { class: 'muted more' }, 'of the first ' + ws.length + ' in the registry; there are more') : null),
             h('div', { class: 'card' }, h('div', { class: 'big' }, String(sum('due'))), 'due'),
             h('div', { class: 'card' }, h('div', { class: 'big' }, String(sum('running'))), 'running'),
             h('div', { class: 'card' }, h('div', { class: 'big' }, String(sum('retrying'))), 'retrying')),
@@ -487,22 +502,28 @@
   }
 
   const TASK_FILTERS = ['queue', 'status', 'type', 'worker', 'q'];
+  const TASKS_SKIP_MAX = 100000; // the deepest `skip` /api/tasks takes
   const STATUSES = ['', 'WAITING', 'CREATED', 'WORK_IN_PROGRESS', 'FINISHED', 'FAILED', 'CANCELLED'];
 
   function tasks() {
     const page = Math.max(1, parseInt(params.get('page') || '1', 10) || 1);
     const size = Math.min(500, Math.max(1, parseInt(params.get('size') || '50', 10) || 50));
     const archive = params.get('archive') === 'true' || params.get('archive') === '1';
-    const query = { archive: archive ? 'true' : null, limit: page * size + 1 };
-    for (const k of ['queue', 'status', 'type']) query[k] = params.get(k);
+    // The server filters and pages: newest first by _id, `skip` the pages
+    // before this one, `limit` one page; its `more` says whether there is a
+    // next page.
+    const skip = (page - 1) * size;
+    const query = { archive: archive ? 'true' : null, skip, limit: size };
+    for (const k of TASK_FILTERS) query[k] = params.get(k);
     const pageLink = (p) => {
       const q = new URLSearchParams(params);
       q.set('page', String(p));
       return BASE + '/tasks?' + q;
     };
     // Retry, cancel or delete every task the filter matches: queue, status
-    // and type, what the action calls take; not the page's own worker and
-    // text filters, which would make the count differ from the rows shown.
+    // and type, what the action calls take; not with the worker or text
+    // filter set, which the action calls do not take: the action would
+    // reach tasks the screen does not show.
     const bulkActions = () => {
       if (!actionsAllowed) return null;
       const filter = {};
@@ -535,14 +556,11 @@
         return [form, bulkActions()];
       },
       render({ tasks: reply }) {
-        const worker = params.get('worker'), q = (params.get('q') || '').toLowerCase();
-        let rows = reply.tasks || [];
-        // The API filters by queue, status and type; worker and text are
-        // matched here, on the rows read.
-        if (worker) rows = rows.filter((t) => text(t.worker_pid) === worker);
-        if (q) rows = rows.filter((t) => text(t._id).toLowerCase().includes(q) || text(t.status_message).toLowerCase().includes(q));
-        const more = rows.length > page * size;
-        rows = rows.slice((page - 1) * size, page * size);
+        const rows = reply.tasks || [];
+        const more = reply.more === true;
+        // The server pages at most TASKS_SKIP_MAX deep: past it, narrowing
+        // the filter is the way to older tasks.
+        const deeper = page * size <= TASKS_SKIP_MAX;
         return [
           table([
             ['id', (t) => link(text(t._id), 'task', t._id)],
@@ -554,11 +572,12 @@
             ['ran', (t) => fmtDur(between(t.started, t.finished)), 'num'],
             ['worker', (t) => text(t.worker_pid)],
             ['message', (t) => t.error ? text(t.error.message) : text(t.status_message)],
-          ], rows, 'No task matches.'),
+          ], rows, page > 1 ? 'No task on this page: the list ends before it.' : 'No task matches.'),
           h('div', { class: 'pager' },
             page > 1 ? h('a', { href: pageLink(page - 1), rel: 'prev' }, '← newer') : null,
             h('span', { class: 'muted' }, 'page ' + page + ', newest first'),
-            more ? h('a', { href: pageLink(page + 1), rel: 'next' }, 'older →') : null),
+            more && deeper ? h('a', { href: pageLink(page + 1), rel: 'next' }, 'older →') : null,
+            more && !deeper ? h('span', { class: 'muted more' }, 'older tasks are not paged this deep: narrow the filter') : null),
         ];
       },
     };
@@ -645,14 +664,14 @@
       title: 'Groups',
       reads: { groups: api('groups') },
       render({ groups: reply }) {
-        return table([
+        return [table([
           ['group', (g) => link(text(g._id), 'group', g._id)],
           ['description', (g) => text(g.description)],
           ['created', (g) => dateCell(g.created)],
           ['status', (g) => status(g.status)],
           ['stages', (g) => stagesDone(g) + '/' + text(g.stage_count) + ' stages'],
           ['current stage', (g) => g.current_stage == null ? '' : text(g.current_stage), 'num'],
-        ], reply.groups, 'No staged group.');
+        ], reply.groups, 'No staged group.'), moreNote(reply, reply.groups, 'group')];
       },
     };
   }
@@ -690,15 +709,21 @@
     };
   }
 
-  // /stage/ID: a staged group's stage and its tasks (jobs), or a
-  // synchronizer's stage.
+  // /stage/ID: a staged group's stage, its group and a page of its tasks
+  // (the jobs), or a synchronizer's stage (a reply without `group`).
+  // `?limit=N` (1 to 1000, the server's default 200) asks for more jobs.
+  const STAGE_JOBS_MAX = 1000;
+
   function stage(id) {
+    const asked = parseInt(params.get('limit') || '', 10);
+    const limit = asked > 0 ? Math.min(STAGE_JOBS_MAX, asked) : null;
     return {
       title: 'Stage ' + id,
-      reads: { stage: api('stage/' + encodeURIComponent(id)) },
+      reads: { stage: api('stage/' + encodeURIComponent(id), { limit }) },
       render({ stage: reply }) {
         const s = reply.stage || {};
-        if (s.group == null) {
+        const g = reply.group || (s.group != null ? { _id: s.group } : null);
+        if (g == null) {
           return fields([
             ['name', text(s.name)],
             ['queue', text(s.queue)],
@@ -708,14 +733,24 @@
             ['params', s.params == null ? '' : json(s.params)],
           ]);
         }
+        const jobs = reply.tasks || [];
+        const counts = s.tasks && typeof s.tasks === 'object' ? s.tasks : {};
+        const total = Object.values(counts).reduce((a, n) => a + (Number(val(n)) || 0), 0);
+        const shown = jobs.length;
+        const more = reply.more === true;
+        const wider = new URLSearchParams(params);
+        wider.set('limit', String(STAGE_JOBS_MAX));
         return [
           fields([
-            ['group', link(text(s.group), 'group', s.group)],
+            ['group', [link(text(g.description) || text(g._id), 'group', g._id),
+              text(g.description) ? h('span', { class: 'muted' }, ' (' + text(g._id) + ')') : null]],
+            ['group status', g.missing ? 'the group is gone' : (g.status != null ? status(g.status) : '')],
             ['number', text(s.number)],
             ['status', status(s.status)],
             ['done', text(s.done) + ' of ' + text(s.total)],
             ['started', s.started ? whenCell(s.started) : ''],
             ['completed', s.completed ? whenCell(s.completed) : ''],
+            ['tasks', Object.keys(counts).map((k) => text(k) + ' ' + text(counts[k])).join(', ')],
           ]),
           h('h2', {}, 'Jobs'),
           table([
@@ -727,7 +762,11 @@
             ['started', (t) => dateCell(t.started)],
             ['finished', (t) => dateCell(t.finished)],
             ['ran', (t) => fmtDur(between(t.started, t.finished)), 'num'],
-          ], reply.tasks, 'No task in this stage.'),
+          ], jobs, 'No task in this stage.'),
+          more ? h('p', { class: 'more muted' }, 'Showing the first ' + count(shown, 'job') +
+            (total > shown ? ' of ' + total : '') + ', oldest first; there are more. ',
+          shown < STAGE_JOBS_MAX ? h('a', { href: BASE + '/stage/' + encodeURIComponent(id) + '?' + wider, rel: 'next' },
+            'Show up to ' + STAGE_JOBS_MAX + ' jobs') : null) : null,
         ];
       },
     };
@@ -738,7 +777,7 @@
       title: 'Synchronizers',
       reads: { syncs: api('syncs') },
       render({ syncs: reply }) {
-        return table([
+        return [table([
           ['name', (s) => text(s.name ?? s._id)],
           ['status', (s) => status(s.status)],
           ['current stage', (s) => s.actual_stage ? link(text(s.actual_stage_name) || text(s.actual_stage), 'stage', s.actual_stage) : ''],
@@ -749,7 +788,7 @@
           const name = text(s.name ?? s._id);
           await post('sync-start', { id: name });
           return "Synchronizer '" + name + "': the workers begin it at their next upkeep tick.";
-        }))]] : []), reply.synchronizers, 'No synchronizer.');
+        }))]] : []), reply.synchronizers, 'No synchronizer.'), moreNote(reply, reply.synchronizers, 'synchronizer')];
       },
     };
   }
@@ -777,7 +816,7 @@
       title: 'Workers',
       reads: { workers: api('workers') },
       render({ workers: reply }) {
-        return table([
+        return [table([
           ['worker', (w) => h('a', { href: BASE + '/tasks?' + new URLSearchParams({ worker: text(w._id) }) }, text(w._id))],
           ['state', (w) => status(w.state)],
           ['host', (w) => text(w.host)],
@@ -788,7 +827,8 @@
           ['running now', (w) => (w.running || []).map((t, i) => [i ? h('br') : null,
             link(text(t.type) + ' ' + text(t._id), 'task', t._id), ' ',
             h('span', { class: 'muted' }, '(' + text(t.queue) + (t.started ? ', started ' + ago(t.started) : '') + ')')])],
-        ].concat(actionsAllowed ? [['', (w) => workerActions(w)]] : []), reply.workers, 'No worker in the registry.');
+        ].concat(actionsAllowed ? [['', (w) => workerActions(w)]] : []), reply.workers, 'No worker in the registry.'),
+        moreNote(reply, reply.workers, 'worker')];
       },
     };
   }
@@ -798,14 +838,14 @@
       title: 'Locks',
       reads: { locks: api('locks') },
       render({ locks: reply }) {
-        return table([
+        return [table([
           ['account', (l) => text(l._id)],
           ['state', (l) => status(l.state)],
           ['task', (l) => l.task ? link(text(l.task), 'task', l.task) : ''],
           ['worker', (l) => text(l.worker_pid)],
           ['attempt', (l) => text(l.attempt), 'num'],
           ['since', (l) => whenCell(l.acquired)],
-        ], reply.locks, 'No account is locked.');
+        ], reply.locks, 'No account is locked.'), moreNote(reply, reply.locks, 'lock')];
       },
     };
   }
@@ -838,6 +878,11 @@
           slotTable(p.slots));
         }
         if (!out.length) out.push(empty('No pool.'));
+        if (reply.more === true) {
+          const held = (reply.pools || []).reduce((a, p) => a + (p.slots || []).length, 0) + (reply.undeclared || []).length;
+          out.push(h('p', { class: 'more muted' }, 'Showing the first ' + count((reply.pools || []).length, 'pool') + ' and ' +
+            count(held, 'held slot') + '; there are more.'));
+        }
         if ((reply.undeclared || []).length) {
           out.push(h('h2', {}, 'Slots of undeclared pools'), table([
             ['pool', (s) => text(s.pool)], ['slot', (s) => text(s.index ?? s._id)],
@@ -854,7 +899,7 @@
       title: 'Schedules',
       reads: { schedules: api('schedules', { queue: params.get('queue') }) },
       render({ schedules: reply }) {
-        return table([
+        return [table([
           ['task', (t) => link(text(t.verbose_name) || text(t._id), 'task', t._id)],
           ['queue', (t) => text(t.queue)],
           ['type', (t) => text(t.type)],
@@ -863,7 +908,7 @@
           ['status', (t) => status(t.status)],
           ['series', (t) => t.series ? link(text(t.series), 'task', t.series) : ''],
           ['last outcome', (t) => t.error ? 'failed: ' + text(t.error.message) : (Number(val(t.attempts)) > 0 && text(t.status) === 'CREATED' ? 'retrying' : '')],
-        ], reply.schedules, 'No repeating task.');
+        ], reply.schedules, 'No repeating task.'), moreNote(reply, reply.schedules, 'repeating task', 'filter by queue')];
       },
     };
   }
