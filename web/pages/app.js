@@ -72,7 +72,9 @@
   function between(a, b) {
     const x = val(a), y = val(b);
     if (!(x instanceof Date) || !(y instanceof Date)) return null;
-    return y - x;
+    // Two clocks may have written the times (an enqueuing client's, the
+    // server's): a few ms the wrong way round is no negative wait.
+    return Math.max(0, y - x);
   }
 
   function ago(v) {
