@@ -1,4 +1,4 @@
-/* Dispatch (issue 18): one claimer per worker process serves all its
+/* Dispatch: one claimer per worker process serves all its
  * threads.
  *
  * - The runner threads (--concurrency of them) each own a client popped
