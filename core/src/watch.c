@@ -1,4 +1,4 @@
-/* The watch on `tasks` (issue 18): a change stream of the events that may
+/* The watch on `tasks`: a change stream of the events that may
  * make a task of the worker's queues due, so that an idle worker claims at
  * once instead of at its next poll; and the earliest `delayed` ahead, for
  * the timer that claims a delayed task when its time comes.
