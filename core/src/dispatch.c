@@ -95,7 +95,7 @@ void
 mt_dispatch_cleanup (mt_worker_t *worker)
 {
    for (int i = 0; i < worker->n_held; i++) {
-      bson_destroy (&worker->held[i].doc);
+      bson_destroy (worker->held[i].doc);
       bson_value_destroy (&worker->held[i].id);
    }
    worker->n_held = 0;
@@ -312,7 +312,7 @@ mt_dispatch_give_back_held (mt_worker_t *worker, mongoc_client_t *client, mongoc
    for (int i = 0; i < n; i++) {
       mt_dispatch_give_back (worker, client, tasks, &held[i].id, held[i].attempts, held[i].id_str);
       bson_value_destroy (&held[i].id);
-      bson_destroy (&held[i].doc);
+      bson_destroy (held[i].doc);
    }
    bson_free (held);
 }
@@ -398,7 +398,7 @@ runner_main (void *data)
       pthread_mutex_unlock (&worker->ctx.mutex);
 
       bson_value_destroy (&next.id);
-      run_task (worker, slot, client, tasks, &next.doc, next.ahead); /* steals the document */
+      run_task (worker, slot, client, tasks, next.doc, next.ahead); /* steals the document */
       type_record (worker, next.type, (double) (bson_get_monotonic_time () - began) / 1000.0);
 
       pthread_mutex_lock (&worker->ctx.mutex);
@@ -451,9 +451,12 @@ hold_locked (mt_worker_t *worker, bson_t *doc, bool ahead)
    bson_iter_t iter;
 
    memset (held, 0, sizeof *held);
-   bson_steal (&held->doc, doc);
+   /* On the heap: a bson_t that owns its buffer points into itself, and
+    * held entries move (taken from the front, copied to be given back). */
+   held->doc = bson_copy (doc);
+   bson_destroy (doc);
    held->ahead = ahead;
-   if (bson_iter_init_find (&iter, &held->doc, "_id")) {
+   if (bson_iter_init_find (&iter, held->doc, "_id")) {
       bson_value_copy (bson_iter_value (&iter), &held->id);
       mt_task_id_string (&held->id, held->id_str, sizeof held->id_str);
    } else {
@@ -461,8 +464,8 @@ hold_locked (mt_worker_t *worker, bson_t *doc, bool ahead)
       held->id.value_type = BSON_TYPE_NULL;
       bson_strncpy (held->id_str, "?", sizeof held->id_str);
    }
-   held->attempts = bson_iter_init_find (&iter, &held->doc, "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
-   if (bson_iter_init_find (&iter, &held->doc, "type") && BSON_ITER_HOLDS_UTF8 (&iter)) {
+   held->attempts = bson_iter_init_find (&iter, held->doc, "attempts") ? (int32_t) bson_iter_as_int64 (&iter) : 0;
+   if (bson_iter_init_find (&iter, held->doc, "type") && BSON_ITER_HOLDS_UTF8 (&iter)) {
       bson_strncpy (held->type, bson_iter_utf8 (&iter, NULL), sizeof held->type);
    }
    worker->n_held++;

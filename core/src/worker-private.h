@@ -39,7 +39,7 @@ typedef struct {
 /* A task claimed and not running yet: held by the worker (its lease is
  * renewed, it is given back on stop), taken by the next free thread. */
 typedef struct {
-   bson_t doc; /* the claimed document, handed to the thread that runs it */
+   bson_t *doc; /* the claimed document (on the heap: entries move), handed to the thread that runs it */
    bson_value_t id; /* a copy */
    char id_str[64];
    int32_t attempts;

@@ -321,12 +321,13 @@ test_sigterm_grace_lets_finish (void)
 static void
 test_claimed_ahead_given_back (void)
 {
-   /* A backlog: the worker claims several tasks per round trip. Those it
-    * has not started when it stops go back as they were. */
+   /* A backlog: the worker claims several tasks per round trip, those a
+    * horizon of 2 s says its one thread starts soon. Those it has not
+    * started when it stops go back as they were. */
    pid_t pid;
 
    insert_many ("sleep", "{'seconds': 0.1}", 40, NULL);
-   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05"));
+   pid = mt_test_worker_ready (W ("--queues", "q", "--poll-interval", "0.05", "--prefetch-ms", "2000"));
    /* One thread, yet more than one task held: claimed ahead. */
    WAIT_UNTIL (mt_test_count ("{'status': 'WORK_IN_PROGRESS'}") >= 2, 20000);
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") >= 4, 20000);
@@ -342,14 +343,14 @@ test_claimed_ahead_given_back (void)
 static void
 test_claimed_ahead_keeps_its_lease (void)
 {
-   /* Eight tasks of 0.5 s claimed at once outlast a 2 s lease: the
-    * heartbeat renews those waiting their turn, so no other worker takes
-    * them back and nothing runs twice. */
+   /* Eight tasks of 0.5 s claimed at once (a horizon of 5 s) outlast a
+    * 2 s lease: the heartbeat renews those waiting their turn, so no other
+    * worker takes them back and nothing runs twice. */
    pid_t pids[2];
 
    insert_many ("record", "{'ms': 500}", 24, NULL);
    for (int i = 0; i < 2; i++) {
-      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05"));
+      pids[i] = mt_test_worker_ready (W ("--queues", "q", "--lease", "2", "--poll-interval", "0.05", "--prefetch-ms", "5000"));
    }
    WAIT_UNTIL (mt_test_count ("{'status': 'FINISHED'}") == 24, 60000);
    for (int i = 0; i < 2; i++) {
