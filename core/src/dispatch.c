@@ -659,6 +659,7 @@ claimer_main (void *data)
          break;
       }
       worker->claim_now = false;
+      worker->claiming = true;
       pthread_mutex_unlock (&worker->ctx.mutex);
 
       /* What a failed claim may have taken goes back first: its write may
@@ -681,6 +682,10 @@ claimer_main (void *data)
          want = BSON_MIN (want, MT_CLAIM_BATCH_MAX);
          ok = claim (worker, tasks, backlog ? (size_t) want : 1, free, docs, &got, unclaimed, sizeof unclaimed, &error);
       }
+      pthread_mutex_lock (&worker->ctx.mutex);
+      worker->claiming = false;
+      pthread_cond_broadcast (&worker->runner_cond); /* a runner may wait to fork */
+      pthread_mutex_unlock (&worker->ctx.mutex);
       now = bson_get_monotonic_time ();
       if (!ok) {
          backoff = backoff ? BSON_MIN (backoff * 2, MT_RETRY_MAX_MS) : BSON_MIN (100, worker->poll_interval_ms);

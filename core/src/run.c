@@ -635,7 +635,19 @@ run_in_child (mt_worker_t *worker, int slot, mt_running_t *run, const mt_plugin_
    int status = 0;
    pid_t pid;
 
+   /* The child has this thread alone: a lock another thread held at the
+    * fork stays held there for good. The worker's mutex, which the child's
+    * outcome and log take, is taken across the fork so that it is free on
+    * both sides (the claimer holds it often); and the fork waits for the
+    * claimer to be between claims, not inside the driver and the
+    * allocator, whose locks a child would find held too (AddressSanitizer's
+    * allocator, in the tests, does not reset them at a fork). */
+   pthread_mutex_lock (&worker->ctx.mutex);
+   while (worker->claiming) {
+      pthread_cond_wait (&worker->runner_cond, &worker->ctx.mutex);
+   }
    pid = fork ();
+   pthread_mutex_unlock (&worker->ctx.mutex);
    if (pid < 0) {
       bson_set_error (failure, MT_ERROR_TASK, MT_TASK_ERROR_CRASHED, "cannot fork a process for the task: %s", strerror (errno));
       return false;

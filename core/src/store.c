@@ -1044,6 +1044,28 @@ cleanup:
 static pthread_mutex_t unique_memo_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char *unique_memo[MT_UNIQUE_MEMO_MAX];
 static size_t unique_memo_n;
+static pthread_once_t unique_memo_once = PTHREAD_ONCE_INIT;
+
+/* A task run in a child (--isolate fork) may enqueue: the memo's mutex is
+ * held across a fork, so the child never inherits it held by a thread it
+ * does not have. */
+static void
+unique_memo_lock (void)
+{
+   pthread_mutex_lock (&unique_memo_mutex);
+}
+
+static void
+unique_memo_unlock (void)
+{
+   pthread_mutex_unlock (&unique_memo_mutex);
+}
+
+static void
+unique_memo_at_fork (void)
+{
+   pthread_atfork (unique_memo_lock, unique_memo_unlock, unique_memo_unlock);
+}
 
 static char *
 unique_memo_key (mongoc_client_t *client, const char *db)
@@ -1059,6 +1081,7 @@ unique_memo_has (mongoc_client_t *client, const char *db)
    char *key = unique_memo_key (client, db);
    bool found = false;
 
+   pthread_once (&unique_memo_once, unique_memo_at_fork);
    pthread_mutex_lock (&unique_memo_mutex);
    for (size_t i = 0; i < unique_memo_n && !found; i++) {
       found = !strcmp (unique_memo[i], key);
@@ -1073,6 +1096,7 @@ unique_memo_add (mongoc_client_t *client, const char *db)
 {
    char *key = unique_memo_key (client, db);
 
+   pthread_once (&unique_memo_once, unique_memo_at_fork);
    pthread_mutex_lock (&unique_memo_mutex);
    for (size_t i = 0; i < unique_memo_n && key; i++) {
       if (!strcmp (unique_memo[i], key)) {

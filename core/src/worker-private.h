@@ -115,6 +115,7 @@ struct _mt_worker_t {
    int n_held;                  /* under ctx.mutex */
    int idle_runners;            /* under ctx.mutex: threads waiting for a task */
    bool claim_now;              /* under ctx.mutex: a thread came free, an event, the stream opened */
+   bool claiming;               /* under ctx.mutex: the claimer is in a claim's round trips (run.c forks after) */
    bool claims_over;            /* under ctx.mutex: --once found nothing more, or the claimer ended */
    bool watching;               /* under ctx.mutex: the change stream is open and healthy */
    int64_t next_delayed_ms;     /* under ctx.mutex: earliest `delayed` known ahead (server time), or 0 */
