@@ -129,7 +129,12 @@ stepdown_in_batch_claim (const char *command, const char *mode, const char *step
    pid_t pid;
 
    /* Ready: its indexes are built (mt_test_worker_ready says why). */
-   pid = mt_test_worker_ready (W ("--queues", "q", "--isolate", "fork", "--lease", LONG_LEASE, "--poll-interval", "0.05"));
+   /* A prefetch horizon far beyond a record's run: once the probe has
+    * run, the claim after it is for several tasks, a batch claim (with the
+    * default 50 ms it may take them one at a time, never meeting the
+    * failpoint). */
+   pid = mt_test_worker_ready (
+      W ("--queues", "q", "--isolate", "fork", "--lease", LONG_LEASE, "--poll-interval", "0.05", "--prefetch-ms", "60000"));
    while (!mt_test_output_contains (pid, step)) {
       char gate[16];
       int64_t before;
@@ -354,7 +359,10 @@ test_tokens (void)
       ahead[i] = enqueue_gated ("ahead", "", NULL);
    }
 
-   pid = mt_test_worker (W ("--queues", "q", "--pid", "W-TOKENS", "--lease", "3", "--grace", "30", "--poll-interval", "0.05"));
+   /* A horizon far beyond the probe's run time: once the first probe has
+    * run, the next claim takes both others in one batch. */
+   pid = mt_test_worker (
+      W ("--queues", "q", "--pid", "W-TOKENS", "--lease", "3", "--grace", "30", "--poll-interval", "0.05", "--prefetch-ms", "60000"));
    /* The lost worker's task is taken back, its token with it. */
    WAIT_UNTIL (mt_test_status_is (&lost, "CREATED"), 30000);
    doc = mt_test_task (&lost);
