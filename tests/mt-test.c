@@ -430,6 +430,22 @@ mt_test_task (const bson_oid_t *id)
    return doc;
 }
 
+bson_t *
+mt_test_task_find_at (mongoc_client_t *through, const bson_t *filter)
+{
+   mongoc_collection_t *tasks = mongoc_client_get_collection (through, mt_test_db (), "tasks");
+   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
+   const bson_t *doc;
+   bson_t *copy = NULL;
+
+   if (mongoc_cursor_next (cursor, &doc)) {
+      copy = bson_copy (doc);
+   }
+   mongoc_cursor_destroy (cursor);
+   mongoc_collection_destroy (tasks);
+   return copy;
+}
+
 void
 mt_test_insert (const char *collection, const bson_t *doc)
 {
@@ -1527,7 +1543,9 @@ own_db_forget_at_end (void *data)
 void
 mt_test_own_db_start (mt_test_own_db_t *db)
 {
-   char *uri = mt_test_devdb_start (W ("--port", db->port[0] ? db->port : "0", "--data", db->file), &db->pid);
+   const char *port_arg = db->port[0] ? db->port : "0";
+   char *uri = db->oplog ? mt_test_devdb_start (W ("--port", port_arg, "--data", db->file, "--oplog"), &db->pid)
+                         : mt_test_devdb_start (W ("--port", port_arg, "--data", db->file), &db->pid);
 
    if (!db->port[0]) {
       const char *port = strrchr (uri, ':') + 1; /* mongodb://127.0.0.1:PORT/ */
@@ -1694,28 +1712,10 @@ mt_test_web_start (const char *const *extra)
 /* ---- a dev database of the test's own, with change streams --------------- */
 
 void
-mt_test_own_db_start_oplog (mt_test_own_db_t *db)
-{
-   char *uri = mt_test_devdb_start (W ("--port", db->port[0] ? db->port : "0", "--data", db->file, "--oplog"), &db->pid);
-
-   if (!db->port[0]) {
-      const char *port = strrchr (uri, ':') + 1; /* mongodb://127.0.0.1:PORT/ */
-      size_t n = strspn (port, "0123456789");
-
-      ASSERT (n > 0 && n < sizeof db->port);
-      memcpy (db->port, port, n);
-      db->uri = bson_strdup_printf ("mongodb://127.0.0.1:%s/%s%s", db->port, db->options[0] ? "?" : "", db->options);
-   }
-   bson_free (uri);
-   db->client = mongoc_client_new (db->uri);
-   ASSERT (db->client);
-   mongoc_client_set_error_api (db->client, MONGOC_ERROR_API_VERSION_2);
-}
-
-void
 mt_test_own_db_open_oplog (mt_test_own_db_t *db, const char *uri_options)
 {
    mt_test_own_db_open (db, uri_options);
    mt_test_own_db_stop (db);
-   mt_test_own_db_start_oplog (db);
+   db->oplog = true;
+   mt_test_own_db_start (db);
 }

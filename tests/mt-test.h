@@ -186,6 +186,9 @@ int64_t mt_test_count_at (mongoc_client_t *client, const char *db, const char *c
 bson_t *mt_test_find_one (const char *collection, const char *format, ...) BSON_GNUC_PRINTF (2, 3);
 /* The task's document, or fails the test. Free with bson_destroy. */
 bson_t *mt_test_task (const bson_oid_t *id);
+/* The first task `filter` matches in the test's database through `client`
+ * (another server's, say), or NULL; bson_destroy it. */
+bson_t *mt_test_task_find_at (mongoc_client_t *client, const bson_t *filter);
 /* Inserts `doc` into `collection` as any client would; fails the test on
  * an error. */
 void mt_test_insert (const char *collection, const bson_t *doc);
@@ -254,6 +257,7 @@ typedef struct {
    char options[256];       /* the URI's options, from mt_test_own_db_open */
    pid_t pid;               /* the server, 0 while it is stopped */
    mongoc_client_t *client; /* the test's, NULL while it is stopped */
+   bool oplog;              /* started with --oplog (change streams) */
 } mt_test_own_db_t;
 
 /* A new data file and a server on a free port; `uri_options` (e.g.
@@ -429,9 +433,8 @@ mt_test_web_t *mt_test_web_start_at (const char *uri, const char *const *extra);
 
 /* ---- a dev database of the test's own, with change streams ------------- */
 
-/* mt_test_own_db_open, and the server runs with --oplog, so that change
- * streams work on it; _start_oplog starts it again so after a stop. */
+/* mt_test_own_db_open, and the server runs with --oplog (so after each
+ * mt_test_own_db_start too), so that change streams work on it. */
 void mt_test_own_db_open_oplog (mt_test_own_db_t *db, const char *uri_options);
-void mt_test_own_db_start_oplog (mt_test_own_db_t *db);
 
 #endif

@@ -34,18 +34,10 @@ enqueue_at (mongoc_client_t *client, const char *type, const char *params_json, 
 static bson_t *
 task_at (mongoc_client_t *client, const bson_oid_t *id)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, mt_test_db (), "tasks");
    bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
-   const bson_t *doc;
-   bson_t *copy = NULL;
+   bson_t *copy = mt_test_task_find_at (client, filter);
 
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   mongoc_cursor_destroy (cursor);
    bson_destroy (filter);
-   mongoc_collection_destroy (tasks);
    ASSERT (copy);
    return copy;
 }
@@ -198,7 +190,7 @@ test_stream_broken_falls_back (void)
 
    mt_test_own_db_stop (&db);
    WAIT_UNTIL (mt_test_output_contains (worker, "the change stream on '"), 20000);
-   mt_test_own_db_start_oplog (&db);
+   mt_test_own_db_start (&db);
    /* Enqueued while it may not watch yet: polling finds them. */
    for (int i = 1; i < 4; i++) {
       ids[i] = enqueue_at (db.client, "echo", "{}", NULL);

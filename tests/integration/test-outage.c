@@ -87,18 +87,10 @@ own_enqueue (const char *type, const char *params_json, const char *opts_json)
 static bson_t *
 own_task (const bson_oid_t *id)
 {
-   mongoc_collection_t *tasks = mongoc_client_get_collection (db.client, mt_test_db (), "tasks");
    bson_t *filter = BCON_NEW ("_id", BCON_OID (id));
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
-   const bson_t *doc;
-   bson_t *copy = NULL;
+   bson_t *copy = mt_test_task_find_at (db.client, filter);
 
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   mongoc_cursor_destroy (cursor);
    bson_destroy (filter);
-   mongoc_collection_destroy (tasks);
    return copy;
 }
 

@@ -72,22 +72,6 @@ worker_start (soak_worker_t *w)
 }
 
 /* The task matching `filter` in the soak's database, or NULL. */
-static bson_t *
-task_find (mongoc_client_t *client, const bson_t *filter)
-{
-   mongoc_collection_t *tasks = mongoc_client_get_collection (client, mt_test_db (), "tasks");
-   mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (tasks, filter, NULL, NULL);
-   const bson_t *doc;
-   bson_t *copy = NULL;
-
-   if (mongoc_cursor_next (cursor, &doc)) {
-      copy = bson_copy (doc);
-   }
-   mongoc_cursor_destroy (cursor);
-   mongoc_collection_destroy (tasks);
-   return copy;
-}
-
 static int64_t
 count (const char *collection, const char *json)
 {
@@ -179,7 +163,7 @@ print_executions (const char *task)
 
       bson_oid_init_from_string (&oid, task);
       filter = BCON_NEW ("_id", BCON_OID (&oid));
-      doc2 = task_find (db.client, filter);
+      doc2 = mt_test_task_find_at (db.client, filter);
       json = doc2 ? bson_as_relaxed_extended_json (doc2, NULL) : NULL;
       printf ("# task: %s\n", json ? json : "(not found)");
       bson_free (json);
