@@ -858,6 +858,70 @@ cleanup:
    return ok;
 }
 
+/* The run of `task`'s series just before it (the latest `scheduled`
+ * before its own, in `tasks` or the archive) as "previous": {_id,
+ * scheduled, status, finished}, or null for the series' first run; nothing
+ * for a task of no series. The mtask_series index serves the query. */
+static bool
+append_previous_run (mongoc_client_t *client, const char *db, const bson_t *task, bson_t *reply, const char **where, bson_error_t *error)
+{
+   bson_iter_t series, scheduled, iter;
+   bson_t filter = BSON_INITIALIZER, cmp, found_doc[2];
+   bson_t *opts;
+   bool found[2] = {false, false}, ok = true;
+   int64_t at[2] = {0, 0};
+   int best = -1;
+
+   if (!bson_iter_init_find (&series, task, "series") || !bson_iter_init_find (&scheduled, task, "scheduled") ||
+       !BSON_ITER_HOLDS_DATE_TIME (&scheduled)) {
+      bson_destroy (&filter);
+      return true;
+   }
+   BSON_APPEND_VALUE (&filter, "series", bson_iter_value (&series));
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, "scheduled", &cmp);
+   BSON_APPEND_DATE_TIME (&cmp, "$lt", bson_iter_date_time (&scheduled));
+   bson_append_document_end (&filter, &cmp);
+   opts = BCON_NEW ("sort",
+                    "{",
+                    "scheduled",
+                    BCON_INT32 (-1),
+                    "}",
+                    "projection",
+                    "{",
+                    "scheduled",
+                    BCON_INT32 (1),
+                    "status",
+                    BCON_INT32 (1),
+                    "finished",
+                    BCON_INT32 (1),
+                    "}");
+   /* Both collections: the archive takes a series' runs as they age. */
+   for (int c = 0; c < 2; c++) {
+      *where = c ? MT_COMPLETED_COLLECTION : MT_TASKS_COLLECTION;
+      ok = ok && mt_admin_find_one (client, db, *where, &filter, opts, &found_doc[c], &found[c], error);
+      if (!ok) {
+         if (c == 0) {
+            bson_init (&found_doc[1]);
+         }
+         break;
+      }
+      if (found[c] && bson_iter_init_find (&iter, &found_doc[c], "scheduled") && BSON_ITER_HOLDS_DATE_TIME (&iter)) {
+         at[c] = bson_iter_date_time (&iter);
+         best = best < 0 || at[c] > at[best] ? c : best;
+      }
+   }
+   if (ok && best >= 0) {
+      BSON_APPEND_DOCUMENT (reply, "previous", &found_doc[best]);
+   } else if (ok) {
+      BSON_APPEND_NULL (reply, "previous");
+   }
+   bson_destroy (&found_doc[0]);
+   bson_destroy (&found_doc[1]);
+   bson_destroy (opts);
+   bson_destroy (&filter);
+   return ok;
+}
+
 bool
 mt_admin_task (mongoc_client_t *client, const char *db, const bson_oid_t *id, const bson_t *opts, bson_t *reply, bson_error_t *error)
 {
@@ -894,6 +958,10 @@ mt_admin_task (mongoc_client_t *client, const char *db, const bson_oid_t *id, co
    }
    BSON_APPEND_DOCUMENT (reply, "task", &task);
    BSON_APPEND_UTF8 (reply, "collection", coll);
+   if (!append_previous_run (client, db, &task, reply, &coll, error)) {
+      mt_admin_fail (reply, coll, NULL);
+      goto cleanup;
+   }
    ok = true;
 
 cleanup:

@@ -681,6 +681,15 @@ static const mt_index_spec_t mt_index_specs[] = {
     "{\"next.created\": false}",
     false,
     "finishing successors a crash left half made"},
+   /* A run's previous run in its series (the dashboard's task screen):
+    * only tasks of a series are in it. */
+   {MT_TASKS_COLLECTION,
+    "mtask_series",
+    "{\"series\": 1, \"scheduled\": -1}",
+    false,
+    "{\"series\": {\"$exists\": true}}",
+    false,
+    "finding a run's previous run"},
    {MT_TASKS_COLLECTION,
     "mtask_repeat_unplanned",
     "{\"status\": 1, \"next\": 1, \"repeat\": 1}",

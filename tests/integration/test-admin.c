@@ -250,6 +250,46 @@ test_task_found (void)
    bson_destroy (&reply);
 }
 
+/* A run of a series names the run before it (by `scheduled`), found in
+ * the live tasks or in the archive; the series' first run has none
+ * (null), a task of no series no `previous` at all. */
+static void
+test_task_previous_run (void)
+{
+   const char *series = "65b000000000000000000001";
+   bson_oid_t first = oid (series), second = oid ("65b000000000000000000002"), third = oid ("65b000000000000000000003");
+   bson_oid_t other = oid ("65b000000000000000000009");
+   bson_error_t error;
+   bson_t reply;
+
+   seed ("completed_tasks",
+         "[{'_id': {'$oid': '65b000000000000000000001'}, 'queue': 'q', 'type': 'echo', 'status': 'FINISHED', "
+         "  'series': {'$oid': '65b000000000000000000001'}, 'scheduled': {'$date': 1000000}}]");
+   seed ("tasks",
+         "[{'_id': {'$oid': '65b000000000000000000002'}, 'queue': 'q', 'type': 'echo', 'status': 'FAILED', "
+         "  'series': {'$oid': '65b000000000000000000001'}, 'scheduled': {'$date': 2000000}},"
+         " {'_id': {'$oid': '65b000000000000000000003'}, 'queue': 'q', 'type': 'echo', 'status': 'CREATED', "
+         "  'series': {'$oid': '65b000000000000000000001'}, 'scheduled': {'$date': 3000000}},"
+         " {'_id': {'$oid': '65b000000000000000000009'}, 'queue': 'q', 'type': 'echo', 'status': 'CREATED'}]");
+
+   ASSERT_OR_PRINT (mt_admin_task (mt_test_client (), mt_test_db (), &third, NULL, &reply, &error), error);
+   ASSERT_CMPSTR (mt_test_str (&reply, "previous.status"), "FAILED");
+   ASSERT (mt_test_has (&reply, "previous.scheduled"));
+   bson_destroy (&reply);
+   /* The one before is archived. */
+   ASSERT_OR_PRINT (mt_admin_task (mt_test_client (), mt_test_db (), &second, NULL, &reply, &error), error);
+   ASSERT_CMPSTR (mt_test_str (&reply, "previous.status"), "FINISHED");
+   bson_destroy (&reply);
+   ASSERT_OR_PRINT (mt_admin_task (mt_test_client (), mt_test_db (), &first, NULL, &reply, &error), error);
+   ASSERT_CMPSTR (mt_test_str (&reply, "collection"), "completed_tasks");
+   ASSERT (mt_test_has (&reply, "previous"));
+   ASSERT (!mt_test_has (&reply, "previous.status"));
+   bson_destroy (&reply);
+   ASSERT_OR_PRINT (mt_admin_task (mt_test_client (), mt_test_db (), &other, NULL, &reply, &error), error);
+   ASSERT (!mt_test_has (&reply, "previous"));
+   bson_destroy (&reply);
+}
+
 static void
 test_task_not_found (void)
 {
@@ -759,6 +799,7 @@ main (int argc, char **argv)
    mt_test_add ("/admin/tasks/filters", test_tasks_filters);
    mt_test_add ("/admin/task/found", test_task_found);
    mt_test_add ("/admin/task/not_found", test_task_not_found);
+   mt_test_add ("/admin/task/previous_run", test_task_previous_run);
    mt_test_add ("/admin/unique_holder/live_only", test_unique_holder);
    mt_test_add ("/admin/locks/state", test_locks_state);
    mt_test_add ("/admin/groups/current_stage", test_groups_current_stage);

@@ -588,7 +588,7 @@
   // The fields the task screen shows in its own places; the rest are
   // listed under "Other fields".
   const TASK_SHOWN = new Set(['_id', 'status', 'queue', 'type', 'priority', 'attempts', 'failures', 'max_attempts',
-    'worker_pid', 'created', 'delayed', 'started', 'finished', 'heartbeat', 'status_message', 'params', 'result',
+    'worker_pid', 'last_worker', 'created', 'delayed', 'started', 'finished', 'heartbeat', 'status_message', 'params', 'result',
     'error', 'errors', 'series', 'next', 'group', 'stage', 'accounts', 'pool', 'slot', 'repeat', 'cron', 'timezone',
     'scheduled', 'unique_key', 'verbose_name', 'creator']);
 
@@ -611,7 +611,8 @@
             ['status message', text(t.status_message)],
             ['attempts', text(t.attempts) + (t.max_attempts != null ? ' (failures ' + text(t.failures ?? 0) + ' of ' + text(t.max_attempts) + ')' : '')],
             ['priority', text(t.priority)],
-            ['worker', text(t.worker_pid) ? link(text(t.worker_pid), 'workers') : ''],
+            ['worker', text(t.worker_pid) ? link(text(t.worker_pid), 'workers')
+              : (text(t.last_worker) ? ['ran on ', h('a', { href: BASE + '/tasks?' + new URLSearchParams({ worker: text(t.last_worker) }) }, text(t.last_worker))] : '')],
             ['created', t.created ? whenCell(t.created) : ''],
             ['delayed', t.delayed ? whenCell(t.delayed) : ''],
             ['started', t.started ? [whenCell(t.started), waited != null ? ' · waited ' + fmtDur(waited) : ''] : ''],
@@ -620,6 +621,8 @@
             ['repeats', t.repeat != null ? 'every ' + text(t.repeat) + ' s' : (t.cron ? "cron '" + text(t.cron) + "' (" + (text(t.timezone) || 'UTC') + ')' : '')],
             ['scheduled', t.scheduled ? whenCell(t.scheduled) : ''],
             ['series', t.series ? link(text(t.series), 'task', t.series) : ''],
+            ['previous run', reply.previous ? [link(text(reply.previous._id), 'task', reply.previous._id), ' · ' + text(reply.previous.status)]
+              : (reply.previous === null ? 'none: the first of its series' : '')],
             ['next run', t.next ? link(text(t.next._id), 'task', t.next._id) : (t.next === null ? 'none: the series ended' : '')],
             ['group', t.group ? [link(text(t.group), 'group', t.group), t.stage != null ? ', stage ' + text(t.stage) : ''] : ''],
             ['account locks', Array.isArray(t.accounts) ? t.accounts.map(text).join(', ') : ''],

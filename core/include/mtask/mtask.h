@@ -603,7 +603,9 @@ MT_EXPORT bool mt_admin_tasks (mongoc_client_t *client, const char *db, const bs
 
 /* One task, its whole document: {"task": TASK, "collection": C}, from
  * `tasks` or, when it is not there, from the archive (`completed_tasks`).
- * No options. */
+ * A run of a series also gets "previous": the run before it ({_id,
+ * scheduled, status, finished}, from either collection), or null for the
+ * series' first run. No options. */
 MT_EXPORT bool mt_admin_task (mongoc_client_t *client,
                               const char *db,
                               const bson_oid_t *id,
