@@ -107,6 +107,16 @@ mt_admin_find_one (mongoc_client_t *client,
    return ok;
 }
 
+void
+mt_admin_docs_push (mt_admin_docs_t *docs, bson_t *doc)
+{
+   if (docs->len == docs->cap) {
+      docs->cap = docs->cap ? 2 * docs->cap : 16;
+      docs->items = bson_realloc (docs->items, docs->cap * sizeof *docs->items);
+   }
+   docs->items[docs->len++] = doc;
+}
+
 bool
 mt_admin_docs_read (mongoc_client_t *client,
                     const char *db,
@@ -123,11 +133,7 @@ mt_admin_docs_read (mongoc_client_t *client,
    bool ok;
 
    while (mongoc_cursor_next (cursor, &doc)) {
-      if (docs->len == docs->cap) {
-         docs->cap = docs->cap ? 2 * docs->cap : 16;
-         docs->items = bson_realloc (docs->items, docs->cap * sizeof *docs->items);
-      }
-      docs->items[docs->len++] = bson_copy (doc);
+      mt_admin_docs_push (docs, bson_copy (doc));
    }
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);

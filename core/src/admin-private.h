@@ -86,6 +86,8 @@ bool mt_admin_docs_read (mongoc_client_t *client,
                          mt_admin_docs_t *docs,
                          bson_error_t *error);
 void mt_admin_docs_destroy (mt_admin_docs_t *docs);
+/* Appends `doc` (taken) to `docs`. */
+void mt_admin_docs_push (mt_admin_docs_t *docs, bson_t *doc);
 
 /* mt_admin_docs_read of at most `limit` documents (> 0): reads one more
  * and drops it, setting `*more` when there was one. `opts` may be NULL; a

@@ -99,11 +99,7 @@ mt_admin_worker_docs (mongoc_client_t *client, const char *db, const char *id, i
          *now_ms = bson_iter_date_time (&iter);
       }
       bson_copy_to_excluding_noinit (doc, copy, "mt_now", NULL);
-      if (docs->len == docs->cap) {
-         docs->cap = docs->cap ? 2 * docs->cap : 16;
-         docs->items = bson_realloc (docs->items, docs->cap * sizeof *docs->items);
-      }
-      docs->items[docs->len++] = copy;
+      mt_admin_docs_push (docs, copy);
    }
    ok = !mongoc_cursor_error (cursor, error);
    mongoc_cursor_destroy (cursor);
